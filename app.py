@@ -1,0 +1,45 @@
+"""Mailwright's Streamlit entry: sign-in gate and navigation over pages/."""
+
+import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
+
+from ui.auth import authenticate, sign_out
+
+# Navigation is st.navigation only: never run a pages/ file directly (Streamlit's v1
+# multipage mode), which would skip the sign-in gate below.
+PagesManager.uses_pages_directory = False
+
+st.set_page_config(page_title="Mailwright", page_icon="✉️", layout="wide")
+
+actor = authenticate()
+
+if actor is None:
+    navigation = st.navigation(
+        [
+            st.Page("pages/login.py", title="Sign in", icon="🔑", default=True),
+            st.Page("pages/forgot_password.py", title="Forgot password", url_path="forgot"),
+            st.Page("pages/reset_password.py", title="Reset password", url_path="reset"),
+            st.Page("pages/register.py", title="Register", url_path="register"),
+        ],
+        position="hidden",
+    )
+else:
+    navigation = st.navigation(
+        [
+            st.Page("pages/dashboard.py", title="Dashboard", icon="📊", default=True),
+            st.Page("pages/contacts.py", title="Contacts", icon="👥"),
+            st.Page("pages/segments.py", title="Segments", icon="🧩"),
+            st.Page("pages/templates.py", title="Templates", icon="📝"),
+            st.Page("pages/campaigns.py", title="Campaigns", icon="📨"),
+            st.Page("pages/reports.py", title="Reports", icon="📈"),
+            st.Page("pages/data.py", title="Data", icon="🦆"),
+            st.Page("pages/settings.py", title="Settings", icon="⚙️"),
+        ]
+    )
+    with st.sidebar:
+        st.caption(f"Signed in as **{actor.email}** ({actor.role})")
+        if st.button("Sign out", key="sign_out"):
+            sign_out()
+            st.rerun()
+
+navigation.run()

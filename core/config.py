@@ -1,0 +1,124 @@
+"""One settings object for the app, the worker and the webhook."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = {
+    "",
+    "changeme",
+    "change-me",
+    "secret",
+    "dev",
+    "development",
+    "please-change",
+}
+
+
+class Settings(BaseSettings):
+    """Read from the environment and an optional `.env`; every default serves a laptop."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    environment: Literal["development", "production", "test"] = "development"
+    data_dir: Path = Path("data")
+    database_url: str = ""
+    broker_url: str = ""
+    result_backend: str = ""
+    secret_key: str = ""
+    public_base_url: str = "http://127.0.0.1:8000"
+    app_base_url: str = "http://127.0.0.1:8501"
+    allow_signup: bool = False
+    demo_password: str = ""
+
+    email_transport: Literal["outbox", "smtp", "ses"] = "outbox"
+    outbox_dir: Path | None = None
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = False
+    smtp_timeout: float = 30.0
+    aws_region: str = "us-east-1"
+    ses_configuration_set: str = ""
+    system_from_email: str = "no-reply@mailwright.local"
+
+    openai_api_key: str = ""
+    openai_base_url: str = ""
+    openai_model: str = "gpt-4o-mini"
+    openai_timeout: float = 60.0
+
+    rollup_path: Path | None = None
+    rollup_interval_seconds: int = 300
+
+    sns_topic_arns: str = ""
+    sns_cert_dir: Path | None = None
+
+    send_batch_size: int = 200
+    login_lockout_attempts: int = 5
+    login_lockout_minutes: int = 15
+    reset_token_minutes: int = 60
+    session_cookie_days: float = 7.0
+
+    rate_limit_backend: Literal["database", "redis"] = "database"
+    redis_url: str = Field(default="", description="used by the Redis rate limiter")
+
+    @model_validator(mode="after")
+    def _fill_defaults(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir / 'mailwright.db'}"
+        if not self.broker_url:
+            self.broker_url = f"sqla+sqlite:///{self.data_dir / 'broker.db'}"
+        if not self.result_backend:
+            self.result_backend = f"db+sqlite:///{self.data_dir / 'celery-results.db'}"
+        if self.outbox_dir is None:
+            self.outbox_dir = self.data_dir / "outbox"
+        if self.rollup_path is None:
+            self.rollup_path = self.data_dir / "rollups.duckdb"
+        if not self.secret_key:
+            if self.environment == "production":
+                raise ValueError("SECRET_KEY must be set in production")
+            self.secret_key = _generated_secret(self.data_dir)
+        elif self.environment == "production" and (
+            self.secret_key.lower() in PLACEHOLDER_SECRETS or len(self.secret_key) < 32
+        ):
+            raise ValueError("SECRET_KEY is a placeholder or shorter than 32 characters")
+        return self
+
+    @property
+    def topic_arns(self) -> set[str]:
+        return {arn.strip() for arn in self.sns_topic_arns.split(",") if arn.strip()}
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def _generated_secret(data_dir: Path) -> str:
+    """A per-installation key kept in `data/secret_key`, created on first run."""
+    path = data_dir / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        # "x" makes creation exclusive: two processes starting together agree on one key.
+        with open(path, "x") as fh:
+            path.chmod(0o600)
+            fh.write(secrets.token_urlsafe(48))
+    except FileExistsError:
+        pass
+    for _ in range(50):
+        key = path.read_text().strip()
+        if key:
+            return key
+        time.sleep(0.01)
+    raise RuntimeError(f"{path} is empty")
+
+
+settings = Settings()

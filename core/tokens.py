@@ -1,0 +1,56 @@
+"""Signed, URL-safe tokens for links in mail (tracking, unsubscribe) and sessions.
+
+A token is `base64url(payload) "." base64url(hmac)[:22]`; the HMAC covers a purpose so
+a token made for one use (an open pixel) is worthless for another (an unsubscribe).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+
+from core.config import settings
+from core.errors import InvalidToken
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _mac(purpose: str, payload: bytes, key: str | None = None) -> bytes:
+    secret = (key or settings.secret_key).encode()
+    return hmac.new(secret, purpose.encode() + b"\x00" + payload, hashlib.sha256).digest()[:16]
+
+
+def sign(purpose: str, *parts: int | str, key: str | None = None) -> str:
+    """A token carrying `parts` (no dots inside str parts) for `purpose`."""
+    payload = ".".join(str(p) for p in parts).encode()
+    return f"{_b64(payload)}.{_b64(_mac(purpose, payload, key))}"
+
+
+def unsign(purpose: str, token: str, key: str | None = None) -> list[str]:
+    """The parts of a valid token; InvalidToken if forged, altered or malformed."""
+    try:
+        body, mac = token.split(".", 1)
+        payload = _unb64(body)
+        given = _unb64(mac)
+    except (ValueError, TypeError) as exc:
+        raise InvalidToken("malformed token") from exc
+    if not hmac.compare_digest(given, _mac(purpose, payload, key)):
+        raise InvalidToken("bad token signature")
+    return payload.decode().split(".")
+
+
+def random_token() -> str:
+    """A secret for one-time links (reset, invitation); store only its hash."""
+    return secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()

@@ -1,0 +1,56 @@
+"""The workspace's sending identity and settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from core.auth import normalize_email
+from core.errors import NotFound, ValidationFailed
+from core.models import AuditLog, Workspace
+from core.permissions import Actor
+
+
+@dataclass
+class SendingIdentity:
+    name: str
+    from_name: str
+    from_email: str
+    reply_to: str
+    postal_address: str
+    max_send_rate: float
+    ses_configuration_set: str
+    tracking_source: str
+
+
+def get_workspace(session: Session, actor: Actor) -> Workspace:
+    actor.require("read")
+    workspace = session.get(Workspace, actor.workspace_id)
+    if workspace is None:
+        raise NotFound("This workspace no longer exists.")
+    return workspace
+
+
+def update_sending_identity(session: Session, actor: Actor, identity: SendingIdentity) -> Workspace:
+    """Admins change the name, sender, footer address, send rate and tracking source."""
+    actor.require("admin")
+    workspace = get_workspace(session, actor)
+    if not identity.name.strip():
+        raise ValidationFailed("The workspace needs a name.")
+    if not 0.1 <= identity.max_send_rate <= 10_000:
+        raise ValidationFailed("The max send rate is between 0.1 and 10,000 messages a second.")
+    if identity.tracking_source not in ("own", "ses"):
+        raise ValidationFailed("Opens and clicks are counted from 'own' or 'ses'.")
+    workspace.name = identity.name.strip()
+    workspace.from_name = identity.from_name.strip()
+    workspace.from_email = normalize_email(identity.from_email) if identity.from_email else ""
+    workspace.reply_to = normalize_email(identity.reply_to) if identity.reply_to else ""
+    workspace.postal_address = identity.postal_address.strip()
+    workspace.max_send_rate = float(identity.max_send_rate)
+    workspace.ses_configuration_set = identity.ses_configuration_set.strip()
+    workspace.tracking_source = identity.tracking_source
+    session.add(
+        AuditLog(workspace_id=workspace.id, user_id=actor.user_id, action="settings_changed")
+    )
+    return workspace

@@ -1,0 +1,19 @@
+"""Ask for a password-reset link by email."""
+
+import streamlit as st
+
+from core.auth import request_password_reset
+from ui.state import db
+
+st.title("Forgot password")
+with st.form("forgot"):
+    email = st.text_input("Your email")
+    submitted = st.form_submit_button("Send me a reset link")
+if submitted:
+    with db() as session:
+        request_password_reset(session, email)
+    # The same answer whether or not the address has an account.
+    st.success(
+        "If an account uses that address, a reset link is on its way. It works for one hour."
+    )
+st.page_link("pages/login.py", label="Back to sign in")

@@ -1,0 +1,170 @@
+"""Test setup: an isolated data dir, migrated databases (SQLite and, when
+TEST_DATABASE_URL is set, PostgreSQL), and a session per test rolled back at the end."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+# Settings are read at import: point everything at a private folder first.
+_DATA = Path(tempfile.mkdtemp(prefix="mailwright-test-"))
+os.environ.update(
+    {
+        "ENVIRONMENT": "test",
+        "DATA_DIR": str(_DATA),
+        "SECRET_KEY": "test-secret-key-with-enough-length-0123456789",
+        "EMAIL_TRANSPORT": "outbox",
+        "APP_BASE_URL": "http://app.example.com",
+        "PUBLIC_BASE_URL": "http://track.example.com",
+    }
+)
+for _var in ("DATABASE_URL", "BROKER_URL", "OUTBOX_DIR", "ROLLUP_PATH", "OPENAI_API_KEY"):
+    os.environ.pop(_var, None)
+
+import pytest  # noqa: E402
+from sqlalchemy import create_engine, text  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy.orm import Session  # noqa: E402
+
+from core import clock, jobs  # noqa: E402
+from core.config import settings  # noqa: E402
+from core.db import create_db_engine, dispose_all  # noqa: E402
+from core.schema import migrate  # noqa: E402
+
+PG_ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
+CHROMIUM = "/usr/bin/chromium"
+BACKENDS = ["sqlite", "postgresql"]
+
+
+def pytest_collection_modifyitems(config, items) -> None:  # noqa: ANN001
+    for item in items:
+        if "browser" in item.keywords and not Path(CHROMIUM).exists():
+            item.add_marker(pytest.mark.skip(reason=f"{CHROMIUM} is not installed"))
+        if "redis" in item.keywords and not REDIS_URL:
+            item.add_marker(pytest.mark.skip(reason="TEST_REDIS_URL is not set"))
+        if "postgres" in item.keywords and not PG_ADMIN_URL:
+            item.add_marker(pytest.mark.skip(reason="TEST_DATABASE_URL is not set"))
+
+
+def _pg_url(dbname: str) -> str:
+    return make_url(PG_ADMIN_URL).set(database=dbname).render_as_string(hide_password=False)
+
+
+def _pg_admin(sql: str) -> None:
+    engine = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(sql))
+    engine.dispose()
+
+
+class Databases:
+    """Migrated template databases, copied cheaply for tests that need a fresh one."""
+
+    def __init__(self) -> None:
+        self.sqlite_template = _DATA / "template.db"
+        migrate(f"sqlite:///{self.sqlite_template}")
+        self.pg_template = ""
+        self.created: list[str] = []
+        if PG_ADMIN_URL:
+            self.pg_template = f"mw_tpl_{uuid.uuid4().hex[:10]}"
+            _pg_admin(f'CREATE DATABASE "{self.pg_template}"')
+            self.created.append(self.pg_template)
+            migrate(_pg_url(self.pg_template))
+            dispose_all()
+
+    def fresh(self, backend: str) -> str:
+        """A new migrated database of `backend`, as a URL."""
+        if backend == "sqlite":
+            path = _DATA / f"db-{uuid.uuid4().hex[:10]}.db"
+            shutil.copy(self.sqlite_template, path)
+            return f"sqlite:///{path}"
+        if not PG_ADMIN_URL:
+            pytest.skip("TEST_DATABASE_URL is not set")
+        name = f"mw_t_{uuid.uuid4().hex[:10]}"
+        _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{self.pg_template}"')
+        self.created.append(name)
+        return _pg_url(name)
+
+    def drop_all(self) -> None:
+        dispose_all()
+        for name in reversed(self.created):
+            _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def databases() -> Iterator[Databases]:
+    dbs = Databases()
+    yield dbs
+    dbs.drop_all()
+
+
+@pytest.fixture(scope="session")
+def shared_urls(databases: Databases) -> dict[str, str]:
+    """One database per backend shared by all rolled-back tests."""
+    urls = {"sqlite": databases.fresh("sqlite")}
+    if PG_ADMIN_URL:
+        urls["postgresql"] = databases.fresh("postgresql")
+    return urls
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    if request.param == "postgresql" and not PG_ADMIN_URL:
+        pytest.skip("TEST_DATABASE_URL is not set")
+    return request.param
+
+
+@pytest.fixture
+def session(backend: str, shared_urls: dict[str, str]) -> Iterator[Session]:
+    """A session inside a transaction that is rolled back after the test.
+
+    Services may flush and even commit (commits become savepoint releases)."""
+    engine = create_db_engine(shared_urls[backend])
+    connection = engine.connect()
+    trans = connection.begin()
+    sess = Session(bind=connection, join_transaction_mode="create_savepoint")
+    try:
+        yield sess
+    finally:
+        sess.close()
+        trans.rollback()
+        connection.close()
+        engine.dispose()
+
+
+@pytest.fixture
+def live_db(backend: str, databases: Databases, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh migrated database that the code under test commits to (AppTest, processes).
+
+    settings.database_url points at it for the test."""
+    url = databases.fresh(backend)
+    monkeypatch.setattr(settings, "database_url", url)
+    return url
+
+
+@pytest.fixture(autouse=True)
+def _isolation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[list]:
+    """Each test gets its own outbox, a reset clock, and a recorder instead of Celery."""
+    monkeypatch.setattr(settings, "outbox_dir", tmp_path / "outbox")
+    sent: list = []
+    jobs.set_dispatcher(lambda name, args, kwargs: sent.append((name, args, kwargs)))
+    clock.reset()
+    yield sent
+    jobs.set_dispatcher(None)
+    clock.reset()
+
+
+@pytest.fixture
+def enqueued(_isolation: list) -> list:
+    """The tasks that code under test sent, as (name, args, kwargs)."""
+    return _isolation
+
+
+@pytest.fixture
+def outbox(tmp_path: Path) -> Path:
+    return tmp_path / "outbox"

@@ -1,0 +1,143 @@
+"""Sign-in lockout, password reset, invitations, roles and workspace isolation."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+
+from core import auth, clock
+from core.errors import InvalidToken, NotFound, PermissionDenied, ValidationFailed, WeakPassword
+from core.models import User
+from tests.helpers import (
+    PASSWORD,
+    actor_of,
+    make_user,
+    make_workspace,
+    message_text,
+    outbox_messages,
+)
+
+
+def test_lockout_after_five_failures_and_unlock_after_fifteen_minutes(session):
+    ws = make_workspace(session)
+    user = make_user(session, ws)
+    for _ in range(4):
+        assert auth.authenticate(session, user.email, "wrong-password-1") is None
+    assert not auth.is_locked(user)
+    assert auth.authenticate(session, user.email, "wrong-password-1") is None
+    assert auth.is_locked(user)
+    # Locked: even the right password fails, exactly like a wrong one.
+    assert auth.authenticate(session, user.email, PASSWORD) is None
+    assert auth.login_entries(session)[user.email].password_hash != user.password_hash
+
+    clock.advance(timedelta(minutes=14))
+    assert auth.authenticate(session, user.email, PASSWORD) is None
+    clock.advance(timedelta(minutes=2))
+    assert auth.authenticate(session, user.email, PASSWORD) is user
+    assert user.failed_logins == 0
+
+
+def test_unknown_user_is_indistinguishable(session):
+    assert auth.authenticate(session, "nobody@example.com", "whatever-123") is None
+    auth.record_login_failure(session, "nobody@example.com")  # no error, nothing stored
+
+
+def test_reset_flow_single_use_and_sessions_end(session, outbox):
+    ws = make_workspace(session)
+    user = make_user(session, ws)
+    before = clock.now().timestamp()
+    auth.request_password_reset(session, user.email.upper())
+    (mail,) = outbox_messages(outbox)
+    assert mail["To"] == user.email
+    token = re.search(r"/reset\?token=([\w-]+)", message_text(mail)).group(1)
+    assert auth.check_reset_token(session, token) == user.email
+
+    with pytest.raises(WeakPassword):
+        auth.reset_password(session, token, "short")
+    clock.advance(timedelta(seconds=1))
+    auth.reset_password(session, token, "a-brand-new-pass-9")
+    assert auth.authenticate(session, user.email, "a-brand-new-pass-9") is user
+    assert not auth.session_is_current(user, before)
+    with pytest.raises(InvalidToken):
+        auth.reset_password(session, token, "another-new-pass-9")
+
+
+def test_reset_token_expires_after_an_hour(session, outbox):
+    user = make_user(session, make_workspace(session))
+    auth.request_password_reset(session, user.email)
+    token = re.search(r"token=([\w-]+)", message_text(outbox_messages(outbox)[0])).group(1)
+    clock.advance(timedelta(minutes=61))
+    with pytest.raises(InvalidToken, match="expired"):
+        auth.check_reset_token(session, token)
+
+
+def test_reset_request_for_unknown_address_sends_nothing(session, outbox):
+    auth.request_password_reset(session, "ghost@example.com")
+    auth.request_password_reset(session, "not an address")
+    assert not outbox.exists() or outbox_messages(outbox) == []
+
+
+def test_invitation_joins_the_inviters_workspace(session, outbox):
+    ws = make_workspace(session)
+    admin = make_user(session, ws, role="admin")
+    auth.invite_user(session, actor_of(admin), "new.editor@example.com", "editor")
+    token = re.search(r"invite=([\w-]+)", message_text(outbox_messages(outbox)[0])).group(1)
+    assert auth.describe_invitation(session, token)[:2] == ("new.editor@example.com", "editor")
+    user = auth.accept_invitation(session, token, "New Editor", "editor-password-1")
+    assert (user.workspace_id, user.role) == (ws.id, "editor")
+    with pytest.raises(InvalidToken):
+        auth.accept_invitation(session, token, "Again", "editor-password-1")
+
+
+def test_roles_are_enforced_in_core(session):
+    ws = make_workspace(session)
+    owner = make_user(session, ws, role="owner")
+    editor = make_user(session, ws, role="editor")
+    viewer = make_user(session, ws, role="viewer")
+    with pytest.raises(PermissionDenied):
+        auth.invite_user(session, actor_of(editor), "x@example.com", "viewer")
+    with pytest.raises(PermissionDenied):
+        auth.change_role(session, actor_of(viewer), editor.id, "admin")
+    admin = make_user(session, ws, role="admin")
+    with pytest.raises(PermissionDenied):
+        auth.change_role(session, actor_of(admin), editor.id, "owner")
+    with pytest.raises(ValidationFailed, match="at least one owner"):
+        auth.change_role(session, actor_of(owner), owner.id, "admin")
+    auth.change_role(session, actor_of(owner), editor.id, "admin")
+    assert editor.role == "admin"
+
+
+def test_a_user_cannot_touch_another_workspace(session):
+    ws_a, ws_b = make_workspace(session), make_workspace(session)
+    owner_a = make_user(session, ws_a)
+    user_b = make_user(session, ws_b, role="editor")
+    assert [u.email for u in auth.list_users(session, actor_of(owner_a))] == [owner_a.email]
+    with pytest.raises(NotFound):
+        auth.change_role(session, actor_of(owner_a), user_b.id, "viewer")
+    with pytest.raises(NotFound):
+        auth.remove_user(session, actor_of(owner_a), user_b.id)
+    assert session.get(User, user_b.id).role == "editor"
+
+
+def test_registration_is_open_only_when_empty_or_allowed(session, monkeypatch):
+    from core.config import settings
+
+    if not auth.installation_is_empty(session):
+        pytest.skip("shared database already has users")
+    user = auth.register_workspace(
+        session, "Acme", "acme", "boss@example.com", "Boss", "first-owner-pass-1"
+    )
+    assert user.role == "owner"
+    with pytest.raises(PermissionDenied):
+        auth.register_workspace(session, "Other", "other", "o@example.com", "O", "x-password-12")
+    monkeypatch.setattr(settings, "allow_signup", True)
+    auth.register_workspace(session, "Other", "other", "o@example.com", "O", "x-password-12")
+
+
+def test_password_policy():
+    for bad in ["short1!", "onlyletterslong", "x" * 129]:
+        with pytest.raises(WeakPassword):
+            auth.check_password_policy(bad)
+    auth.check_password_policy("letters-and-1")

@@ -1,0 +1,61 @@
+"""Small builders for test data (no factory framework) and outbox readers."""
+
+from __future__ import annotations
+
+import email
+import itertools
+from email.message import Message
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from core.auth import create_user, ensure_workspace
+from core.models import Contact, User, Workspace
+from core.permissions import Actor
+
+PASSWORD = "correct-horse-42"
+_seq = itertools.count(1)
+
+
+def make_workspace(session: Session, slug: str | None = None, **fields) -> Workspace:  # noqa: ANN003
+    workspace = ensure_workspace(session, slug or f"ws-{next(_seq)}")
+    for key, value in fields.items():
+        setattr(workspace, key, value)
+    session.flush()
+    return workspace
+
+
+def make_user(
+    session: Session,
+    workspace: Workspace,
+    role: str = "owner",
+    email: str | None = None,
+    password: str = PASSWORD,
+) -> User:
+    return create_user(session, workspace, email or f"user{next(_seq)}@example.com", password, role)
+
+
+def actor_of(user: User) -> Actor:
+    return Actor(workspace_id=user.workspace_id, role=user.role, user_id=user.id, email=user.email)
+
+
+def make_contact(session: Session, workspace: Workspace, **fields) -> Contact:  # noqa: ANN003
+    fields.setdefault("email", f"contact{next(_seq)}@example.com")
+    contact = Contact(workspace_id=workspace.id, **fields)
+    session.add(contact)
+    session.flush()
+    return contact
+
+
+def outbox_messages(outbox: Path) -> list[Message]:
+    """Every message in the outbox Maildir, oldest first."""
+    files = sorted((outbox / "new").glob("*.eml"), key=lambda p: p.stat().st_mtime)
+    return [email.message_from_bytes(p.read_bytes()) for p in files]
+
+
+def message_text(message: Message) -> str:
+    """The text/plain part of a message, decoded."""
+    for part in message.walk():
+        if part.get_content_type() == "text/plain":
+            return part.get_payload(decode=True).decode(part.get_content_charset() or "utf-8")
+    return ""

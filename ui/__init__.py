@@ -1,0 +1,1 @@
+"""Streamlit glue shared by app.py and pages/: sessions, sign-in and small widgets."""

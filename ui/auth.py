@@ -1,0 +1,112 @@
+"""Sign-in through streamlit-authenticator, fed from and written back to the user rows."""
+
+from __future__ import annotations
+
+import streamlit as st
+import streamlit_authenticator as stauth
+
+from core import auth, clock
+from core.config import settings
+from core.permissions import Actor
+from ui.state import db
+
+COOKIE_NAME = "mailwright_session"
+GENERIC_FAILURE = (
+    "Wrong email or password. After five failed attempts an account is locked for 15 minutes."
+)
+
+
+def _build_authenticator() -> stauth.Authenticate:
+    with db() as session:
+        entries = auth.login_entries(session)
+    credentials = {
+        "usernames": {
+            email: {
+                "email": entry.email,
+                "name": entry.name,
+                "password": entry.password_hash,
+                "failed_login_attempts": entry.failed_logins,
+                "logged_in": False,
+                "roles": [entry.role],
+            }
+            for email, entry in entries.items()
+        }
+    }
+    st.session_state["mw_failed_before"] = {e: x.failed_logins for e, x in entries.items()}
+    authenticator = stauth.Authenticate(
+        credentials,
+        COOKIE_NAME,
+        settings.secret_key,
+        settings.session_cookie_days,
+        auto_hash=False,
+        login_sleep_time=0.1,
+    )
+    st.session_state["mw_credentials"] = credentials
+    return authenticator
+
+
+def authenticate() -> Actor | None:
+    """Run once per script run from app.py: the signed-in actor, or None."""
+    authenticator = _build_authenticator()
+    st.session_state["mw_authenticator"] = authenticator
+    authenticator.login(location="unrendered")  # restores a session from the cookie
+    if not st.session_state.get("authentication_status"):
+        st.session_state.pop("mw_actor", None)
+        return None
+    email = st.session_state["username"]
+    signed_in_at = st.session_state.get("mw_signed_in_at")
+    if signed_in_at is None:
+        token = authenticator.cookie_controller.cookie_model.token or {}
+        exp = token.get("exp_date") if isinstance(token, dict) else None
+        signed_in_at = (exp - settings.session_cookie_days * 86400) if exp else 0.0
+        st.session_state["mw_signed_in_at"] = signed_in_at
+    with db() as session:
+        user = auth.get_user_by_email(session, email)
+        current = user is not None and auth.session_is_current(user, signed_in_at)
+        actor = auth.actor_for(user) if current else None
+    if actor is None:
+        sign_out(reason="Your session has ended (the password was changed). Please sign in again.")
+        return None
+    st.session_state["mw_actor"] = actor
+    return actor
+
+
+def login_form() -> None:
+    """The sign-in form; records failures and successes in the database."""
+    authenticator: stauth.Authenticate = st.session_state["mw_authenticator"]
+    notice = st.session_state.pop("mw_notice", None)
+    if notice:
+        st.info(notice)
+    authenticator.login(
+        location="main",
+        fields={
+            "Form name": "Sign in",
+            "Username": "Email",
+            "Password": "Password",
+            "Login": "Sign in",
+        },
+    )
+    status = st.session_state.get("authentication_status")
+    credentials = st.session_state["mw_credentials"]["usernames"]
+    before = st.session_state.get("mw_failed_before", {})
+    if status:
+        with db() as session:
+            auth.record_login_success(session, st.session_state["username"])
+        st.session_state["mw_signed_in_at"] = clock.now().timestamp()
+        st.rerun()
+    elif status is False:
+        with db() as session:
+            for email, data in credentials.items():
+                if data.get("failed_login_attempts", 0) > before.get(email, 0):
+                    auth.record_login_failure(session, email)
+        st.error(GENERIC_FAILURE)
+
+
+def sign_out(reason: str | None = None) -> None:
+    authenticator: stauth.Authenticate = st.session_state["mw_authenticator"]
+    if st.session_state.get("authentication_status"):
+        authenticator.logout(location="unrendered")
+    for key in ("mw_actor", "mw_signed_in_at"):
+        st.session_state.pop(key, None)
+    if reason:
+        st.session_state["mw_notice"] = reason

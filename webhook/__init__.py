@@ -1,0 +1,1 @@
+"""The FastAPI service: SNS notifications from SES, tracking and unsubscribe."""
