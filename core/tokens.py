@@ -28,9 +28,14 @@ def _mac(purpose: str, payload: bytes, key: str | None = None) -> bytes:
     return hmac.new(secret, purpose.encode() + b"\x00" + payload, hashlib.sha256).digest()[:16]
 
 
+SEP = "\n"  # cannot occur in ids or in URLs
+
+
 def sign(purpose: str, *parts: int | str, key: str | None = None) -> str:
-    """A token carrying `parts` (no dots inside str parts) for `purpose`."""
-    payload = ".".join(str(p) for p in parts).encode()
+    """A token carrying `parts` (strings without newlines) for `purpose`."""
+    if any(SEP in str(p) for p in parts):
+        raise ValueError("token parts cannot contain newlines")
+    payload = SEP.join(str(p) for p in parts).encode()
     return f"{_b64(payload)}.{_b64(_mac(purpose, payload, key))}"
 
 
@@ -40,11 +45,11 @@ def unsign(purpose: str, token: str, key: str | None = None) -> list[str]:
         body, mac = token.split(".", 1)
         payload = _unb64(body)
         given = _unb64(mac)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError) as exc:  # binascii.Error is a ValueError
         raise InvalidToken("malformed token") from exc
     if not hmac.compare_digest(given, _mac(purpose, payload, key)):
         raise InvalidToken("bad token signature")
-    return payload.decode().split(".")
+    return payload.decode().split(SEP)
 
 
 def random_token() -> str:

@@ -1,14 +1,21 @@
-"""The Celery application: broker settings from core.jobs, tasks from worker.tasks."""
+"""The Celery application: broker settings from core.jobs, tasks from worker/tasks*.py."""
 
 from __future__ import annotations
 
+import pkgutil
+
 from celery import Celery
 
+import worker
 from core.config import settings
 from core.jobs import celery_config
 
-app = Celery("mailwright", include=["worker.tasks"])
+TASK_MODULES = sorted(
+    f"worker.{m.name}" for m in pkgutil.iter_modules(worker.__path__) if m.name.startswith("tasks")
+)
+
+app = Celery("mailwright", include=TASK_MODULES)
 app.conf.update(celery_config())
 app.conf.beat_schedule_filename = str(settings.data_dir / "celerybeat-schedule")
-# Each periodic job is added next to the task it runs (worker/tasks.py).
+# Periodic work, by task name. Each area adds its entry here.
 app.conf.beat_schedule = {}
