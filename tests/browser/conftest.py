@@ -1,0 +1,109 @@
+"""The real app in a real browser: Streamlit (and, when asked, the webhook and a worker)
+started on free ports against a fresh database, and headless Debian Chromium."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.apptest_db import seed_user
+from tests.helpers import PASSWORD
+from tests.processes import Proc, process_env, start_streamlit, start_webhook, start_worker
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+    "--disable-component-update",
+]
+
+
+@dataclass
+class LiveApp:
+    url: str
+    email: str
+    password: str
+    data_dir: Path
+    database_url: str
+    env: dict[str, str]
+    webhook_url: str = ""
+    procs: list[Proc] = field(default_factory=list)
+
+    @property
+    def outbox(self) -> Path:
+        return self.data_dir / "outbox"
+
+
+def _start(tmp_path: Path, database_url: str, webhook: bool, worker: bool) -> LiveApp:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    extra = {}
+    app = LiveApp("", seed_user(), PASSWORD, data_dir, database_url, {})
+    if webhook:
+        from tests.processes import free_port
+
+        port = free_port()
+        extra["PUBLIC_BASE_URL"] = f"http://127.0.0.1:{port}"
+    app.env = process_env(data_dir, database_url, **extra)
+    if webhook:
+        proc, app.webhook_url = start_webhook(app.env, tmp_path / "webhook.log")
+        app.procs.append(proc)
+    if worker:
+        app.procs.append(start_worker(app.env, tmp_path / "worker.log", beat=True))
+    proc, app.url = start_streamlit(app.env, tmp_path / "streamlit.log")
+    app.procs.append(proc)
+    return app
+
+
+@pytest.fixture(params=["sqlite"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Browser tests run on SQLite: they test the UI, the data layer is tested elsewhere."""
+    return request.param
+
+
+@pytest.fixture
+def live_app(live_db: str, tmp_path: Path) -> Iterator[LiveApp]:
+    """Streamlit alone, with a signed-up owner (live_app.email / live_app.password)."""
+    app = _start(tmp_path, live_db, webhook=False, worker=False)
+    yield app
+    for proc in reversed(app.procs):
+        proc.stop()
+
+
+@pytest.fixture
+def live_stack(live_db: str, tmp_path: Path) -> Iterator[LiveApp]:
+    """Streamlit, the webhook and a Celery worker with beat, sharing one database."""
+    app = _start(tmp_path, live_db, webhook=True, worker=True)
+    yield app
+    for proc in reversed(app.procs):
+        proc.stop()
+
+
+@pytest.fixture
+def page(tmp_path: Path):  # noqa: ANN201
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
+        )
+        context = browser.new_context(viewport={"width": 1400, "height": 900})
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        yield page
+        context.close()
+        browser.close()
+
+
+def sign_in(page, app: LiveApp) -> None:  # noqa: ANN001
+    """Sign in through the real form and wait for the dashboard."""
+    page.goto(app.url)
+    page.get_by_label("Email", exact=True).fill(app.email)
+    page.get_by_label("Password", exact=True).fill(app.password)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("heading", name="Dashboard").first.wait_for()

@@ -1,0 +1,26 @@
+"""A person signs in through the real form in headless Chromium and sees the dashboard."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.browser.conftest import sign_in
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def test_sign_in_shows_the_dashboard(live_app, page, tmp_path):
+    sign_in(page, live_app)
+    assert page.get_by_text(f"Signed in as {live_app.email}").is_visible()
+    page.screenshot(path=str(tmp_path / "dashboard.png"))
+
+    page.get_by_role("button", name="Sign out").click()
+    page.get_by_role("button", name="Sign in").wait_for()
+
+
+def test_wrong_password_in_the_browser(live_app, page):
+    page.goto(live_app.url)
+    page.get_by_label("Email", exact=True).fill(live_app.email)
+    page.get_by_label("Password", exact=True).fill("not-the-password-1")
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_text("Wrong email or password").wait_for()

@@ -1,0 +1,164 @@
+"""Starting the real processes (Streamlit, uvicorn, Celery) for end-to-end tests."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(check: Callable[[], bool], timeout: float = 60, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"timed out waiting for {what}")
+
+
+def http_ok(url: str) -> bool:
+    with urllib.request.urlopen(url, timeout=2) as response:
+        return response.status == 200
+
+
+def process_env(data_dir: Path, database_url: str, **extra: str) -> dict[str, str]:
+    """The environment a Mailwright process needs to share one database and broker."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "STREAMLIT_"))}
+    env.update(
+        {
+            "PYTHONPATH": str(ROOT),
+            "ENVIRONMENT": "test",
+            "DATA_DIR": str(data_dir),
+            "DATABASE_URL": database_url,
+            "BROKER_URL": f"sqla+sqlite:///{data_dir / 'broker.db'}",
+            "RESULT_BACKEND": f"db+sqlite:///{data_dir / 'results.db'}",
+            "OUTBOX_DIR": str(data_dir / "outbox"),
+            "SECRET_KEY": os.environ.get("SECRET_KEY", "test-secret-key-with-enough-length-0123"),
+            "EMAIL_TRANSPORT": "outbox",
+        }
+    )
+    env.update(extra)
+    return env
+
+
+class Proc:
+    """A child process with its log in a file; stopped (whole group) on exit."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+        self.log_path = log
+        self._log = open(log, "wb")  # noqa: SIM115 - closed in stop()
+        self.popen = subprocess.Popen(
+            args,
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, sig)
+
+    def stop(self, timeout: float = 15) -> None:
+        if self.popen.poll() is None:
+            self.kill(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill(signal.SIGKILL)
+                self.popen.wait(5)
+        self._log.close()
+
+
+def start_streamlit(env: dict[str, str], log: Path) -> tuple[Proc, str]:
+    port = free_port()
+    proc = Proc(
+        [
+            str(BIN / "streamlit"),
+            "run",
+            "app.py",
+            "--server.address",
+            "127.0.0.1",
+            "--server.port",
+            str(port),
+            "--server.headless",
+            "true",
+        ],
+        env,
+        log,
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_until(lambda: http_ok(f"{url}/_stcore/health"), 90, f"streamlit ({log})")
+    return proc, url
+
+
+def start_webhook(env: dict[str, str], log: Path, workers: int = 1) -> tuple[Proc, str]:
+    port = free_port()
+    proc = Proc(
+        [
+            str(BIN / "uvicorn"),
+            "webhook.main:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+        ],
+        env,
+        log,
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_until(lambda: http_ok(f"{url}/healthz"), 60, f"webhook ({log})")
+    return proc, url
+
+
+def start_worker(
+    env: dict[str, str], log: Path, concurrency: int = 1, beat: bool = False, name: str = "w1"
+) -> Proc:
+    args = [
+        str(BIN / "celery"),
+        "-A",
+        "worker.celery_app",
+        "worker",
+        "--loglevel",
+        "INFO",
+        "--concurrency",
+        str(concurrency),
+        "-n",
+        f"{name}@%h",
+        "--without-gossip",
+        "--without-mingle",
+    ]
+    if beat:
+        args.append("--beat")
+    proc = Proc(args, env, log)
+    wait_until(lambda: "ready." in proc.log() or proc.popen.poll() is not None, 90, "worker")
+    if proc.popen.poll() is not None:
+        raise RuntimeError(f"worker died:\n{proc.log()}")
+    return proc
