@@ -9,14 +9,14 @@ from ui.auth import authenticate, sign_out
 # multipage mode), which would skip the sign-in gate below.
 PagesManager.uses_pages_directory = False
 
-st.set_page_config(page_title="Mailwright", page_icon="✉️", layout="wide")
+st.set_page_config(page_title="Mailwright", page_icon=":material/mail:", layout="wide")
 
 actor = authenticate()
 
 if actor is None:
     navigation = st.navigation(
         [
-            st.Page("pages/login.py", title="Sign in", icon="🔑", default=True),
+            st.Page("pages/login.py", title="Sign in", default=True),
             st.Page("pages/forgot_password.py", title="Forgot password", url_path="forgot"),
             st.Page("pages/reset_password.py", title="Reset password", url_path="reset"),
             st.Page("pages/register.py", title="Register", url_path="register"),
@@ -26,14 +26,16 @@ if actor is None:
 else:
     navigation = st.navigation(
         [
-            st.Page("pages/dashboard.py", title="Dashboard", icon="📊", default=True),
-            st.Page("pages/contacts.py", title="Contacts", icon="👥"),
-            st.Page("pages/segments.py", title="Segments", icon="🧩"),
-            st.Page("pages/templates.py", title="Templates", icon="📝"),
-            st.Page("pages/campaigns.py", title="Campaigns", icon="📨"),
-            st.Page("pages/reports.py", title="Reports", icon="📈"),
-            st.Page("pages/data.py", title="Data", icon="🦆"),
-            st.Page("pages/settings.py", title="Settings", icon="⚙️"),
+            st.Page(
+                "pages/dashboard.py", title="Dashboard", icon=":material/dashboard:", default=True
+            ),
+            st.Page("pages/contacts.py", title="Contacts", icon=":material/group:"),
+            st.Page("pages/segments.py", title="Segments", icon=":material/filter_alt:"),
+            st.Page("pages/templates.py", title="Templates", icon=":material/edit_note:"),
+            st.Page("pages/campaigns.py", title="Campaigns", icon=":material/send:"),
+            st.Page("pages/reports.py", title="Reports", icon=":material/monitoring:"),
+            st.Page("pages/data.py", title="Data", icon=":material/database:"),
+            st.Page("pages/settings.py", title="Settings", icon=":material/settings:"),
         ]
     )
     with st.sidebar:

@@ -68,6 +68,8 @@ def authenticate() -> Actor | None:
         sign_out(reason="Your session has ended (the password was changed). Please sign in again.")
         return None
     st.session_state["mw_actor"] = actor
+    if st.session_state.pop("mw_pending_cookie", False):
+        authenticator.cookie_controller.set_cookie()
     return actor
 
 
@@ -93,6 +95,9 @@ def login_form() -> None:
         with db() as session:
             auth.record_login_success(session, st.session_state["username"])
         st.session_state["mw_signed_in_at"] = clock.now().timestamp()
+        # The cookie component set during this run would be torn down by the rerun before
+        # the browser stores the cookie: set it again on the first signed-in run.
+        st.session_state["mw_pending_cookie"] = True
         st.rerun()
     elif status is False:
         with db() as session:
