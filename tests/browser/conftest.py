@@ -107,3 +107,10 @@ def sign_in(page, app: LiveApp) -> None:  # noqa: ANN001
     page.get_by_label("Password", exact=True).fill(app.password)
     page.get_by_role("button", name="Sign in").click()
     page.get_by_role("heading", name="Dashboard").first.wait_for()
+    # The session cookie is set by a component after the first signed-in render; a full
+    # page load before it lands would (rightly) ask to sign in again.
+    for _ in range(150):
+        if any(c["name"] == "mailwright_session" for c in page.context.cookies()):
+            return
+        page.wait_for_timeout(200)
+    raise AssertionError("the session cookie was never set")

@@ -24,3 +24,24 @@ def test_wrong_password_in_the_browser(live_app, page):
     page.get_by_label("Password", exact=True).fill("not-the-password-1")
     page.get_by_role("button", name="Sign in").click()
     page.get_by_text("Wrong email or password").wait_for()
+
+
+def test_session_survives_a_reload_and_ends_after_a_password_reset(live_app, page, outbox):
+    import re
+
+    from core.auth import request_password_reset, reset_password
+    from core.db import session_scope
+    from tests.helpers import message_text, outbox_messages
+
+    sign_in(page, live_app)
+    page.goto(f"{live_app.url}/settings")
+    page.get_by_role("heading", name="Settings").wait_for()
+
+    # Elsewhere, the password is reset: this browser's session must end.
+    with session_scope() as session:
+        request_password_reset(session, live_app.email)
+    token = re.search(r"token=([\w-]+)", message_text(outbox_messages(outbox)[-1])).group(1)
+    with session_scope() as session:
+        reset_password(session, token, "a-new-password-99")
+    page.goto(f"{live_app.url}/settings")
+    page.get_by_role("button", name="Sign in").wait_for()
