@@ -687,7 +687,7 @@ def import_contacts(
     """Import a CSV or .xlsx file into the actor's workspace.
 
     Commits once per chunk (a million rows are never one transaction), so the caller hands
-    over a session it lets this function commit. Raises UnreadableFile, changing nothing,
+    over a plain session (not one inside `Session.begin()`) that this function may commit. Raises UnreadableFile, changing nothing,
     when the file cannot be read or mapped."""
     actor.require("edit")
     options = options or ImportOptions()

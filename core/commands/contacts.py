@@ -9,7 +9,7 @@ import sys
 from sqlalchemy import select
 
 from core.commands import fail_cleanly, out
-from core.db import session_scope
+from core.db import get_sessionmaker
 from core.errors import NotFound
 
 
@@ -37,7 +37,8 @@ def cmd_import_contacts(args: argparse.Namespace) -> int:
         if not args.quiet:
             sys.stderr.write(f"{done:,} / ~{total:,} rows\n")
 
-    with session_scope() as session:
+    # A plain session: the import commits once per chunk itself.
+    with get_sessionmaker()() as session:
         workspace = session.scalar(select(Workspace).where(Workspace.slug == args.workspace))
         if workspace is None:
             raise NotFound(f"There is no workspace {args.workspace!r}.")
@@ -47,5 +48,6 @@ def cmd_import_contacts(args: argparse.Namespace) -> int:
         result = import_contacts(
             session, Actor.system(workspace.id), args.file, options, progress=progress
         )
+        session.commit()
     out(json.dumps(result.summary()))
     return 0
