@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import re
+import threading
 import time
 import uuid
 import zipfile
@@ -20,6 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
+from queue import Full, Queue
 from typing import Any
 
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
@@ -372,8 +374,8 @@ def check_email(raw: str) -> tuple[str, str]:
     if (
         len(email) <= 254
         and _FAST_EMAIL.fullmatch(email)
-        and email.index("@") <= 64
-        and max(len(label) for label in email[email.index("@") + 1 :].split(".")) <= 63
+        and (at := email.index("@")) <= 64
+        and (len(email) - at <= 64 or max(map(len, email[at + 1 :].split("."))) <= 63)
         and email.rsplit(".", 1)[1] not in _SPECIAL
     ):
         return email, ""
@@ -382,6 +384,31 @@ def check_email(raw: str) -> tuple[str, str]:
     except EmailNotValidError as exc:
         return "", f"invalid email address: {exc}"
     return result.normalized.lower(), ""
+
+
+def _fast_coercer(field_type: str) -> Callable[[str], Any]:
+    """coerce_value for one type, with a quick path for the common spellings."""
+    if field_type == "number":
+
+        def number(value: str) -> Any:
+            if value.isdigit():
+                return int(value)
+            return coerce_value("number", value)
+
+        return number
+    if field_type == "date":
+        fromisoformat = date.fromisoformat
+
+        def day(value: str) -> Any:
+            if len(value) == 10 and value[4] == "-":
+                try:
+                    return fromisoformat(value).isoformat()
+                except ValueError:
+                    pass
+            return coerce_value("date", value)
+
+        return day
+    return lambda value: coerce_value(field_type, value)
 
 
 # --- importing -------------------------------------------------------------------------------
@@ -465,8 +492,13 @@ class _ErrorReport:
         self._fh = None
         self._writer = None
         self.preview: list[tuple[int, str, str]] = []
+        self._lock = threading.Lock()
 
     def add(self, line: int, email: str, reason: str, cells: list[str]) -> None:
+        with self._lock:
+            self._add(line, email, reason, cells)
+
+    def _add(self, line: int, email: str, reason: str, cells: list[str]) -> None:
         if self._writer is None:
             folder = settings.data_dir / "imports"
             folder.mkdir(parents=True, exist_ok=True)
@@ -720,14 +752,20 @@ def import_contacts(
 
         seen: dict[str, int] = {}
         width = len(source.header)
-        for chunk in _chunks(all_rows(), chunk_rows):
-            staged = _validate_chunk(chunk, plan, width, seen, report, result)
-            cells_of = {line: cells for line, cells in chunk} if staged else {}
-            _write_chunk(session, stager, staged, cells_of, report, result, options)
-            del cells_of
-            session.commit()
-            if progress is not None:
-                progress(result.rows, max(total, result.rows))
+        writer = _ChunkWriter(session, stager, report, options)
+        try:
+            for chunk in _chunks(all_rows(), chunk_rows):
+                staged = _validate_chunk(chunk, plan, width, seen, report, result)
+                cells_of = {line: cells for line, cells in chunk} if staged else {}
+                writer.submit(staged, cells_of, result.rows)
+                del chunk, staged, cells_of
+                writer.report_progress(progress, total)
+        finally:
+            writer.finish()
+        writer.report_progress(progress, total)
+        result.created += writer.created
+        result.updated += writer.updated
+        result.skipped += writer.skipped
     finally:
         source.close()
         report.close()
@@ -760,7 +798,7 @@ def _validate_chunk(
     staged: list[tuple] = []
     email_index = plan.email_index
     standard = plan.standard
-    custom = plan.custom
+    custom = [(index, key, type_, _fast_coercer(type_)) for index, key, type_ in plan.custom]
     blank = [""] * 9
     dumps = json.dumps
     for line, cells in chunk:
@@ -812,7 +850,7 @@ def _validate_chunk(
             row[position] = cells[index].strip()
         values: dict[str, Any] = {}
         bad = ""
-        for index, key, type_ in custom:
+        for index, key, type_, coerce in custom:
             value = cells[index]
             if value == "" or value.isspace():
                 continue
@@ -820,7 +858,7 @@ def _validate_chunk(
                 values[key] = value.strip()
                 continue
             try:
-                values[key] = coerce_value(type_, value)
+                values[key] = coerce(value)
             except ValidationFailed as exc:
                 bad = f"{key}: {exc}"
                 break
@@ -834,30 +872,84 @@ def _validate_chunk(
     return staged
 
 
-def _write_chunk(
-    session: Session,
-    stager: _Stager,
-    staged: list[tuple],
-    cells_of: dict[int, list[str]],
-    report: _ErrorReport,
-    result: ImportResult,
-    options: ImportOptions,
-) -> None:
-    if not staged:
-        return
-    moment = now()
-    stager.prepare()
-    stager.stage(staged)
-    existing = stager.existing()
-    if options.update_existing:
-        if existing:
-            result.updated += stager.update(moment)
-    elif existing:
-        result.skipped += len(existing)
-        for line, email in sorted(existing):
-            report.add(line, email, "already a contact; not updated", cells_of[line])
-    result.created += stager.insert(moment, options.source)
-    stager.add_to_list(moment)
+class _ChunkWriter:
+    """Writes validated chunks on a second thread while the next chunk is validated.
+
+    The database works (and the driver waits with the GIL released) while Python parses;
+    at most two chunks are in flight, so memory stays bounded. Only this thread touches
+    the session once it runs. Progress is reported from the caller's thread (Streamlit
+    widgets cannot be updated from another thread)."""
+
+    def __init__(
+        self, session: Session, stager: _Stager, report: _ErrorReport, options: ImportOptions
+    ) -> None:
+        self.session = session
+        self.stager = stager
+        self.report = report
+        self.options = options
+        self.created = self.updated = self.skipped = 0
+        self.done_rows = 0
+        self.error: BaseException | None = None
+        self._queue: Queue = Queue(maxsize=1)
+        self._thread = threading.Thread(target=self._run, name="import-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, staged: list[tuple], cells_of: dict[int, list[str]], rows: int) -> None:
+        while True:
+            self._raise_if_failed()
+            try:
+                self._queue.put((staged, cells_of, rows), timeout=0.5)
+                return
+            except Full:
+                continue
+
+    def finish(self) -> None:
+        if self._thread.is_alive():
+            while self._thread.is_alive():
+                try:
+                    self._queue.put(None, timeout=0.5)
+                    break
+                except Full:
+                    continue
+            self._thread.join()
+        self._raise_if_failed()
+
+    def report_progress(self, progress: ProgressFn | None, total: int) -> None:
+        if progress is not None and self.done_rows:
+            progress(self.done_rows, max(total, self.done_rows))
+
+    def _raise_if_failed(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def _run(self) -> None:
+        try:
+            while (item := self._queue.get()) is not None:
+                staged, cells_of, rows = item
+                self._write(staged, cells_of)
+                self.session.commit()
+                self.done_rows = rows
+        except BaseException as exc:  # handed to the caller's thread
+            self.error = exc
+            self.session.rollback()
+
+    def _write(self, staged: list[tuple], cells_of: dict[int, list[str]]) -> None:
+        if not staged:
+            return
+        stager = self.stager
+        moment = now()
+        stager.prepare()
+        stager.stage(staged)
+        existing = stager.existing()
+        if self.options.update_existing:
+            if existing:
+                self.updated += stager.update(moment)
+        elif existing:
+            self.skipped += len(existing)
+            for line, email in sorted(existing):
+                self.report.add(line, email, "already a contact; not updated", cells_of[line])
+        self.created += stager.insert(moment, self.options.source)
+        stager.add_to_list(moment)
 
 
 __all__ = [
