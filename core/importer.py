@@ -889,6 +889,7 @@ class _ChunkWriter:
         self.options = options
         self.created = self.updated = self.skipped = 0
         self.done_rows = 0
+        self._reported = 0
         self.error: BaseException | None = None
         self._queue: Queue = Queue(maxsize=1)
         self._thread = threading.Thread(target=self._run, name="import-writer", daemon=True)
@@ -915,8 +916,10 @@ class _ChunkWriter:
         self._raise_if_failed()
 
     def report_progress(self, progress: ProgressFn | None, total: int) -> None:
-        if progress is not None and self.done_rows:
-            progress(self.done_rows, max(total, self.done_rows))
+        done = self.done_rows
+        if progress is not None and done and done != self._reported:
+            self._reported = done
+            progress(done, max(total, done))
 
     def _raise_if_failed(self) -> None:
         if self.error is not None:

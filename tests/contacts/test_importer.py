@@ -227,7 +227,7 @@ def test_chunks_give_the_same_result(session, owner, tmp_path):
         session, owner, path, chunk_rows=50, progress=lambda done, total: seen.append(done)
     )
     assert (result.created, result.duplicates, result.invalid, result.rows) == (230, 1, 1, 232)
-    assert seen == sorted(seen) and seen[-1] == 232 and len(seen) == 5
+    assert seen == sorted(set(seen)) and seen[-1] == 232 and len(seen) >= 2
     assert len(contacts(session, owner)) == 230
 
 
