@@ -25,12 +25,13 @@ from queue import Full, Queue
 from typing import Any
 
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
-from sqlalchemy import DateTime, bindparam, text
+from sqlalchemy import DateTime, bindparam, select, text, update
 from sqlalchemy.orm import Session
 
 from core.clock import now
 from core.config import settings
-from core.errors import ValidationFailed
+from core.db import get_sessionmaker, session_scope
+from core.errors import MailwrightError, ValidationFailed
 from core.fields import (
     check_key,
     coerce_value,
@@ -39,7 +40,9 @@ from core.fields import (
     infer_type,
     key_from_label,
 )
+from core.jobs import enqueue
 from core.lists import ensure_list, get_list
+from core.models import Job
 from core.permissions import Actor
 
 STANDARD_TARGETS = ("email", "first_name", "last_name", "company", "city", "country", "phone")
@@ -966,3 +969,110 @@ __all__ = [
     "inspect_file",
     "open_table",
 ]
+
+
+# --- background imports ----------------------------------------------------------------------
+
+JOB_KIND = "contacts_import"
+IMPORT_TASK = "worker.tasks_contacts.import_contacts"
+
+
+def upload_dir() -> Path:
+    folder = settings.data_dir / "imports" / "uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def save_upload(name: str, data: bytes) -> Path:
+    """Keep an uploaded file where the worker can read it."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).name)[-80:] or "upload.csv"
+    path = upload_dir() / f"{uuid.uuid4().hex[:12]}-{safe}"
+    path.write_bytes(data)
+    return path
+
+
+def start_import_job(
+    session: Session, actor: Actor, path: str | Path, options: ImportOptions, estimated_rows: int
+) -> Job:
+    """Queue the import for the worker (after the caller commits); returns the job to follow."""
+    actor.require("edit")
+    open_table(path, options.sheet).close()  # unreadable files fail here, not in the worker
+    job = Job(
+        workspace_id=actor.workspace_id,
+        kind=JOB_KIND,
+        status="pending",
+        total=estimated_rows,
+        params={"path": str(path), "options": options.to_dict(), "role": actor.role},
+        created_by_id=actor.user_id,
+    )
+    session.add(job)
+    session.flush()
+    enqueue(session, IMPORT_TASK, job.id)
+    return job
+
+
+def import_jobs(session: Session, actor: Actor, limit: int = 5) -> list[Job]:
+    """The workspace's latest import jobs, newest first."""
+    actor.require("read")
+    return list(
+        session.scalars(
+            select(Job)
+            .where(Job.workspace_id == actor.workspace_id, Job.kind == JOB_KIND)
+            .order_by(Job.created_at.desc(), Job.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def run_import_job(job_id: int) -> str:
+    """Run a queued import (the worker task). Safe to repeat: a finished job is left alone,
+    and running an import again merges into the contacts it created."""
+    with session_scope() as session:
+        job = session.get(Job, job_id)
+        if job is None or job.kind != JOB_KIND:
+            return "missing"
+        if job.status in ("done", "failed"):
+            return job.status
+        job.status = "running"
+        params = dict(job.params)
+        actor = Actor(
+            workspace_id=job.workspace_id,
+            role=params.get("role", "editor"),
+            user_id=job.created_by_id,
+        )
+    last = [0.0]
+
+    def progress(done: int, total: int) -> None:
+        if time.monotonic() - last[0] < 1.0:
+            return
+        last[0] = time.monotonic()
+        with session_scope() as s:
+            s.execute(
+                update(Job)
+                .where(Job.id == job_id)
+                .values(progress=done, total=total, updated_at=now())
+            )
+
+    options = ImportOptions.from_dict(params["options"])
+    try:
+        with get_sessionmaker()() as session:
+            result = import_contacts(session, actor, params["path"], options, progress=progress)
+            session.commit()
+    except MailwrightError as exc:
+        _finish_job(job_id, "failed", error=str(exc))
+        return "failed"
+    except Exception as exc:
+        _finish_job(job_id, "failed", error=f"The import stopped unexpectedly: {exc}")
+        raise
+    _finish_job(job_id, "done", result=result.to_dict(), progress=result.rows)
+    return "done"
+
+
+def _finish_job(job_id: int, status: str, **values: Any) -> None:
+    with session_scope() as session:
+        job = session.get(Job, job_id)
+        job.status = status
+        for key, value in values.items():
+            setattr(job, key, value)
+        if "progress" in values:
+            job.total = max(job.total, values["progress"])
