@@ -104,3 +104,42 @@ def test_lists_and_viewer_cannot_change(live_db):
     assert "Your role (viewer) does not allow this" in texts(viewer)
     with session_scope() as session:
         assert session.scalar(select(CustomField.id)) is None
+
+
+def test_import_in_the_page_inline_and_as_a_job(live_db, monkeypatch, enqueued):
+    from core.config import settings
+    from core.importer import run_import_job
+    from core.models import Job
+
+    at = _open_contacts(contacts=1)
+    data = "E-mail;Vorname;Punkte\nivy@example.com;Ivy;5\nbroken;X;1\nc000@example.com;Old;2\n"
+    at.file_uploader[0].set_value(("leads.csv", data.encode(), "text/csv")).run()
+    assert not at.exception, at.exception
+    assert "delimiter ';'" in texts(at)
+    assert at.selectbox(key="imp_map_E-mail").value == "email"
+    assert at.selectbox(key="imp_map_Vorname").value == "first_name"
+    assert at.selectbox(key="imp_type_Punkte").value == "number"
+    by_label(at.button, "Import contacts").click().run()
+    assert "Import finished." in texts(at)
+    assert [m.value for m in at.metric][-4:] == ["1", "0", "1", "1"]
+    with session_scope() as session:
+        assert session.scalar(
+            select(Contact.custom_fields).where(Contact.email == "ivy@example.com")
+        ) == {"punkte": 5}
+        assert (
+            session.scalar(select(CustomField.type).where(CustomField.key == "punkte")) == "number"
+        )
+
+    monkeypatch.setattr(settings, "import_inline_max_rows", 1)
+    at.file_uploader[0].set_value(
+        ("more.csv", b"email\nj1@example.com\nj2@example.com\n", "text/csv")
+    )
+    at.run()
+    by_label(at.button, "Import contacts").click().run()
+    assert "runs in the background" in texts(at)
+    assert [name for name, _, _ in enqueued] == ["worker.tasks_contacts.import_contacts"]
+    run_import_job(enqueued[0][1][0])
+    by_label(at.text_input, "Search email or name").input("j").run()
+    assert "Import" in texts(at) and "done" in texts(at)
+    with session_scope() as session:
+        assert session.scalar(select(Job.status)) == "done"
