@@ -148,7 +148,7 @@ def page_contacts(
     if page_size not in PAGE_SIZES:
         raise ValidationFailed(f"A page has {' or '.join(map(str, PAGE_SIZES))} rows.")
     query = filtered_query(actor, flt)
-    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    total = session.scalar(query.with_only_columns(func.count(), maintain_column_froms=True))
     pages = max(1, -(-total // page_size))
     page = min(max(1, page), pages)
     column = SORTABLE[sort]
