@@ -105,15 +105,20 @@ def filtered_query(actor: Actor, flt: ContactFilter) -> Select:
     query = select(Contact).where(Contact.workspace_id == actor.workspace_id)
     text = (flt.search or "").strip().lower()
     if text:
-        pattern = f"%{_like_escape(text)}%"
-        query = query.where(
-            or_(
-                Contact.email.like(pattern, escape="\\"),
-                Contact.first_name.ilike(pattern, escape="\\"),
-                Contact.last_name.ilike(pattern, escape="\\"),
-                (Contact.first_name + " " + Contact.last_name).ilike(pattern, escape="\\"),
+        escaped = _like_escape(text)
+        if " " in text:
+            # "Ann Smith": the full name.
+            full_name = Contact.first_name + " " + Contact.last_name
+            query = query.where(full_name.ilike(f"%{escaped}%", escape="\\"))
+        else:
+            # Part of the address, or the start of a first or last name; one cheap pass.
+            query = query.where(
+                or_(
+                    Contact.email.like(f"%{escaped}%", escape="\\"),
+                    Contact.first_name.ilike(f"{escaped}%", escape="\\"),
+                    Contact.last_name.ilike(f"{escaped}%", escape="\\"),
+                )
             )
-        )
     if flt.statuses:
         query = query.where(Contact.status.in_(flt.statuses))
     if flt.list_id is not None:
