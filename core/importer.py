@@ -769,6 +769,12 @@ def import_contacts(
         result.created += writer.created
         result.updated += writer.updated
         result.skipped += writer.skipped
+        if result.created > 10_000 and not stager.pg:
+            # SQLite plans with table statistics only once they exist; without them it reads
+            # a million-row workspace through an index row by row. A sampled ANALYZE is cheap.
+            session.execute(text("PRAGMA analysis_limit=1000"))
+            session.execute(text("ANALYZE contact"))
+            session.commit()
     finally:
         source.close()
         report.close()
