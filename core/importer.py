@@ -42,7 +42,7 @@ from core.fields import (
 )
 from core.jobs import enqueue
 from core.lists import ensure_list, get_list
-from core.models import Job
+from core.models import Contact, Job
 from core.permissions import Actor
 
 STANDARD_TARGETS = ("email", "first_name", "last_name", "company", "city", "country", "phone")
@@ -92,16 +92,19 @@ class TableSource:
     close: Callable[[], None] = lambda: None
 
 
-def _scan_text(path: Path) -> tuple[str, int]:
-    """The encoding (UTF-8 with or without BOM, else Latin-1) and the number of lines."""
+def _scan_text(path: Path) -> tuple[str, int, bool]:
+    """The encoding (UTF-8 with or without BOM, else Latin-1), the number of lines, and
+    whether the file holds NUL characters (which no database text column accepts)."""
     utf8 = True
     lines = 0
+    nul = False
     decoder = codecs.getincrementaldecoder("utf-8")()
     with open(path, "rb") as fh:
         bom = fh.read(3) == codecs.BOM_UTF8
         fh.seek(0)
         while block := fh.read(1 << 20):
             lines += block.count(b"\n")
+            nul = nul or b"\x00" in block
             if utf8:
                 try:
                     decoder.decode(block)
@@ -113,8 +116,8 @@ def _scan_text(path: Path) -> tuple[str, int]:
             except UnicodeDecodeError:
                 utf8 = False
     if not utf8:
-        return "latin-1", lines
-    return ("utf-8-sig" if bom else "utf-8"), lines
+        return "latin-1", lines, nul
+    return ("utf-8-sig" if bom else "utf-8"), lines, nul
 
 
 def _sniff_delimiter(sample: str) -> str:
@@ -150,7 +153,7 @@ def _unique_headers(raw: list[Any]) -> list[str]:
 
 
 def _open_csv(path: Path) -> TableSource:
-    encoding, lines = _scan_text(path)
+    encoding, lines, nul = _scan_text(path)
     fh = open(path, encoding=encoding, newline="")  # noqa: SIM115 - closed by TableSource.close
     sample = fh.read(65536)
     fh.seek(0)
@@ -186,6 +189,8 @@ def _open_csv(path: Path) -> TableSource:
                 yield start, [f"\x00{exc}"]
                 continue
             last_line = reader.line_num
+            if nul:
+                record = [cell.replace("\x00", "") for cell in record]
             yield start, record
 
     return TableSource(
@@ -297,6 +302,24 @@ def guess_target(header: str) -> str | None:
     return None
 
 
+def guess_mapping(header: list[str]) -> dict[str, str]:
+    """column -> standard field where the header says so, else "custom:KEY" (keys unique)."""
+    mapping: dict[str, str] = {}
+    used: set[str] = set()
+    for column in header:
+        target = guess_target(column)
+        if target and target not in used:
+            mapping[column] = target
+            used.add(target)
+            continue
+        key = base = key_from_label(column)
+        n = 2
+        while f"custom:{key}" in mapping.values():
+            key, n = f"{base[:36]}_{n}", n + 1
+        mapping[column] = f"custom:{key}"
+    return mapping
+
+
 @dataclass
 class Preview:
     """What the mapping step shows: columns, the first rows, guesses and inferred types."""
@@ -329,22 +352,15 @@ def inspect_file(
     finally:
         source.close()
     existing = field_types(session, actor)
-    mapping: dict[str, str] = {}
+    mapping = guess_mapping(source.header)
     new_fields: dict[str, tuple[str, str]] = {}
     inferred: dict[str, str] = {}
-    used: set[str] = set()
     for index, column in enumerate(source.header):
         values = [row[index] if index < len(row) else "" for row in sample]
         inferred[column] = infer_type(values)
-        target = guess_target(column)
-        if target and target not in used:
-            mapping[column] = target
-            used.add(target)
-            continue
-        key = key_from_label(column)
-        if key not in existing and key not in new_fields:
+        key = mapping[column].removeprefix("custom:")
+        if mapping[column].startswith("custom:") and key not in existing:
             new_fields[key] = (column, inferred[column])
-        mapping[column] = f"custom:{key}"
     return Preview(
         columns=source.header,
         rows=sample[:10],
@@ -629,10 +645,16 @@ class _Stager:
         )
 
 
+# Lengths of the contact's text columns (core/models.py).
+MAX_LENGTHS = {
+    name: Contact.__table__.c[name].type.length for name in STANDARD_TARGETS if name != "email"
+}
+
+
 @dataclass
 class _Plan:
     email_index: int
-    standard: list[tuple[int, int]]  # (column index, position in the staged row)
+    standard: list[tuple[int, int, str, int]]  # (column index, staged position, name, max)
     custom: list[tuple[int, str, str]]  # (column index, key, type)
 
 
@@ -643,18 +665,11 @@ def _plan(
     mapping = options.mapping
     new_fields = dict(options.new_fields)
     if mapping is None:
-        mapping, existing = {}, field_types(session, actor)
-        used: set[str] = set()
-        for column in header:
-            target = guess_target(column)
-            if target and target not in used:
-                mapping[column] = target
-                used.add(target)
-            else:
-                key = key_from_label(column)
-                mapping[column] = f"custom:{key}"
-                if key not in existing:
-                    new_fields.setdefault(key, (column, ""))
+        mapping, existing = guess_mapping(header), field_types(session, actor)
+        for column, target in mapping.items():
+            key = target.removeprefix("custom:")
+            if target.startswith("custom:") and key not in existing:
+                new_fields.setdefault(key, (column, ""))
     unknown = [c for c in mapping if c not in header]
     if unknown:
         raise UnreadableFile(f"The file has no column {unknown[0]!r}.")
@@ -674,7 +689,7 @@ def _plan(
         if not target or target == "email":
             continue
         if target in STANDARD_TARGETS:
-            standard.append((index, _STAGE_COLUMNS.index(target)))
+            standard.append((index, _STAGE_COLUMNS.index(target), target, MAX_LENGTHS[target]))
         elif target.startswith("custom:"):
             key = check_key(target[len("custom:") :])
             if key not in types:
@@ -855,11 +870,16 @@ def _validate_chunk(
         row = blank.copy()
         row[0] = line
         row[1] = email
-        for index, position in standard:
-            row[position] = cells[index].strip()
-        values: dict[str, Any] = {}
         bad = ""
+        for index, position, name, limit in standard:
+            value = cells[index].strip()
+            if len(value) > limit:
+                bad = f"{name} is longer than {limit} characters"
+            row[position] = value
+        values: dict[str, Any] = {}
         for index, key, type_, coerce in custom:
+            if bad:
+                break
             value = cells[index]
             if value == "" or value.isspace():
                 continue

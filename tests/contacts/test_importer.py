@@ -269,3 +269,16 @@ def test_fast_email_path_agrees_with_email_validator():
             assert reason and not ours, raw
         else:
             assert ours == expected.normalized.lower() and not reason, raw
+
+
+def test_nul_bytes_overlong_fields_and_clashing_headers(session, owner, tmp_path):
+    long_name = "x" * 201
+    data = (
+        f"email,first_name,Plan,plan\nn\x00ul@example.com,Nu\x00ll,a,b\nlong@example.com,{long_name},c,d\n"
+    ).encode()
+    result = import_contacts(session, owner, write(tmp_path, "odd.csv", data))
+    assert (result.created, result.invalid) == (1, 1)
+    assert "first_name is longer than 200" in error_rows(result)[0]["reason"]
+    contact = contacts(session, owner)["nul@example.com"]
+    assert contact.first_name == "Null"
+    assert contact.custom_fields == {"plan": "a", "plan_2": "b"}
