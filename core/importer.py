@@ -581,16 +581,6 @@ class _Stager:
             marks = ", ".join("?" for _ in _STAGE_COLUMNS)
             connection.exec_driver_sql(f"INSERT INTO mw_import_stage VALUES ({marks})", rows)
 
-    def existing(self) -> list[tuple[int, str]]:
-        """(line, email) of staged rows whose address is already a contact."""
-        return list(
-            self._exec(
-                "SELECT t.line, t.email FROM mw_import_stage t JOIN contact c "
-                "ON c.workspace_id = :ws AND c.email = t.email",
-                ws=self.ws,
-            )
-        )
-
     def update(self, moment: datetime) -> int:
         keep = ", ".join(
             f"{c} = CASE WHEN t.{c} <> '' THEN t.{c} ELSE contact.{c} END"
@@ -609,27 +599,30 @@ class _Stager:
             now=moment,
         ).rowcount
 
-    def insert(self, moment: datetime, source: str) -> int:
+    def insert(self, moment: datetime, source: str) -> set[str]:
+        """Create the staged addresses that are not contacts yet; returns those created."""
         columns = ", ".join(STANDARD_TARGETS[1:])
         picked = ", ".join(f"t.{c}" for c in STANDARD_TARGETS[1:])
         cf = "t.cf::jsonb" if self.pg else "t.cf"
         # Suppressed addresses come in with the status that matches why they are suppressed.
-        return self._exec(
-            f"INSERT INTO contact (workspace_id, email, {columns}, custom_fields, status, "
-            "source, created_at, updated_at) "
-            f"SELECT :ws, t.email, {picked}, {cf}, "
-            "CASE WHEN s.reason IS NULL THEN 'subscribed' WHEN s.reason = 'bounce' THEN 'bounced' "
-            "WHEN s.reason = 'complaint' THEN 'complained' ELSE 'unsubscribed' END, "
-            ":source, :now, :now "
-            "FROM mw_import_stage t LEFT JOIN suppression s "
-            "ON s.workspace_id = :ws AND s.email = t.email "
-            "WHERE NOT EXISTS (SELECT 1 FROM contact c WHERE c.workspace_id = :ws "
-            "AND c.email = t.email) "
-            "ON CONFLICT (workspace_id, email) DO NOTHING",
-            ws=self.ws,
-            now=moment,
-            source=source,
-        ).rowcount
+        return set(
+            self._exec(
+                f"INSERT INTO contact (workspace_id, email, {columns}, custom_fields, status, "
+                "source, created_at, updated_at) "
+                f"SELECT :ws, t.email, {picked}, {cf}, "
+                "CASE WHEN s.reason IS NULL THEN 'subscribed' WHEN s.reason = 'bounce' THEN 'bounced' "
+                "WHEN s.reason = 'complaint' THEN 'complained' ELSE 'unsubscribed' END, "
+                ":source, :now, :now "
+                "FROM mw_import_stage t LEFT JOIN suppression s "
+                "ON s.workspace_id = :ws AND s.email = t.email "
+                "WHERE NOT EXISTS (SELECT 1 FROM contact c WHERE c.workspace_id = :ws "
+                "AND c.email = t.email) "
+                "ON CONFLICT (workspace_id, email) DO NOTHING RETURNING email",
+                ws=self.ws,
+                now=moment,
+                source=source,
+            ).scalars()
+        )
 
     def add_to_list(self, moment: datetime) -> None:
         if self.list_id is None:
@@ -972,15 +965,19 @@ class _ChunkWriter:
         moment = now()
         stager.prepare()
         stager.stage(staged)
-        existing = stager.existing()
         if self.options.update_existing:
-            if existing:
-                self.updated += stager.update(moment)
-        elif existing:
-            self.skipped += len(existing)
-            for line, email in sorted(existing):
-                self.report.add(line, email, "already a contact; not updated", cells_of[line])
-        self.created += stager.insert(moment, self.options.source)
+            # Existing contacts are updated first; the insert then skips them.
+            self.updated += stager.update(moment)
+            self.created += len(stager.insert(moment, self.options.source))
+        else:
+            created = stager.insert(moment, self.options.source)
+            self.created += len(created)
+            for row in staged:
+                if row[1] not in created:
+                    self.skipped += 1
+                    self.report.add(
+                        row[0], row[1], "already a contact; not updated", cells_of[row[0]]
+                    )
         stager.add_to_list(moment)
 
 
