@@ -730,8 +730,8 @@ def import_contacts(
     """Import a CSV or .xlsx file into the actor's workspace.
 
     Commits once per chunk (a million rows are never one transaction), so the caller hands
-    over a plain session (not one inside `Session.begin()`) that this function may commit. Raises UnreadableFile, changing nothing,
-    when the file cannot be read or mapped."""
+    over a plain session (not one inside `Session.begin()`) that this function may commit.
+    Raises UnreadableFile, changing nothing, when the file cannot be read or mapped."""
     actor.require("edit")
     options = options or ImportOptions()
     started = time.perf_counter()
