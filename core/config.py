@@ -69,6 +69,11 @@ class Settings(BaseSettings):
     rate_limit_backend: Literal["database", "redis"] = "database"
     redis_url: str = Field(default="", description="used by the Redis rate limiter")
 
+    # Contacts import: files with more rows than this import in the Celery worker (the page
+    # shows the job's progress); smaller ones import while the page waits. Uploads are kept
+    # under DATA_DIR/imports, which the worker must see too (same host or a shared volume).
+    import_inline_max_rows: int = 50_000
+
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:
         if not self.database_url:
