@@ -202,7 +202,10 @@ def _parse(env: _Sandbox, source: str, part: str) -> nodes.Template:
     try:
         ast = env.parse(source)
     except TemplateSyntaxError as exc:
-        raise TemplateProblem(_readable(exc), exc.lineno, part) from exc
+        line = exc.lineno
+        if "Unexpected end of template" in (exc.message or ""):
+            line = source.rstrip("\n").count("\n") + 1  # Jinja names the last token's line
+        raise TemplateProblem(_readable(exc), line, part) from exc
     problem = _forbidden(ast)
     if problem:
         raise TemplateProblem(problem[0], problem[1], part)
@@ -312,7 +315,10 @@ class CompiledTemplate:
             html = self._html.render(variables)
             text = self._text.render(variables)
         except SecurityError as exc:
-            raise TemplateProblem(f"not allowed in a template ({exc})") from exc
+            reason = str(exc)
+            if "safely callable" in reason:
+                reason = "only range() and a few text methods (title, upper, …) may be called"
+            raise TemplateProblem(f"not allowed in a template ({reason})") from exc
         except UndefinedError as exc:
             raise TemplateProblem(str(exc)) from exc
         except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError) as exc:
