@@ -188,7 +188,7 @@ def parse_subjects(answer: str) -> list[str]:
 def dropped_variables(before: str, after: str) -> list[str]:
     """Personalisation the rewrite lost: variables read by `before` but not by `after`,
     and tags (e.g. `{% if %}`) that are gone, so the page can warn."""
-    lost = referenced_names(before) - referenced_names(after)
+    lost = referenced_names(before) - referenced_names(after) - {"custom_fields"}
     after_tags = {" ".join(t.split()) for t in _TAG_RE.findall(after)}
     for tag in _TAG_RE.findall(before):
         normal = " ".join(tag.split())
