@@ -128,6 +128,12 @@ def validate_draft(session: Session, actor: Actor, draft: TemplateDraft) -> list
         raise ValidationFailed("The template needs a name.")
     if len(draft.name.strip()) > 200:
         raise ValidationFailed("The name is longer than 200 characters.")
+    return check_content(session, actor, draft)
+
+
+def check_content(session: Session, actor: Actor, draft: TemplateDraft) -> list[str]:
+    """Subject, HTML and text: raise on errors, return warnings (the name is not checked)."""
+    actor.require("read")
     if len(draft.subject) > 998 or "\n" in draft.subject:
         raise ValidationFailed("The subject is one line of at most 998 characters.")
     if _DATA_IMAGE_RE.search(draft.html):
@@ -283,7 +289,7 @@ def preview(
 ) -> Preview:
     """The draft rendered for a contact of the workspace, or for sample data."""
     actor.require("read")
-    warnings = validate_draft(session, actor, draft)
+    warnings = check_content(session, actor, draft)
     compiled, _ = check_template(draft.subject, draft.html, draft.text, ())
     if contact_id is None:
         keys = [f.key for f in list_custom_fields(session, actor)]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import html as html_lib
 
 import streamlit as st
-import streamlit.components.v1 as components
 
 from core import ai
 from core.contacts import search_contacts
@@ -14,6 +13,7 @@ from core.errors import MailwrightError
 from core.rendering import TemplateProblem
 from core.templates import (
     TemplateDraft,
+    check_content,
     delete_template,
     duplicate_template,
     get_template,
@@ -23,7 +23,6 @@ from core.templates import (
     preview,
     send_test,
     update_template,
-    validate_draft,
 )
 from core.templates import create_template as create_template_row
 from ui.preview import WIDTHS, preview_frame
@@ -255,11 +254,9 @@ def preview_tab(draft: TemplateDraft) -> None:
     query = cols[0].text_input("Find a contact", placeholder="email or name", key="tpl_find")
     with db() as session:
         found = [(c.id, c.email) for c in search_contacts(session, me, query, limit=20)]
-    options = [None, *[cid for cid, _ in found]]
-    labels = {None: "Sample data", **dict(found)}
-    contact_id = cols[1].selectbox(
-        "Preview with", options, format_func=labels.get, key="tpl_preview_contact"
-    )
+    choices = {"Sample data": None, **{email: cid for cid, email in found}}
+    chosen = cols[1].selectbox("Preview with", list(choices), key="tpl_preview_contact")
+    contact_id = choices.get(chosen)
     state.tpl_preview_contact_id = contact_id
     width = st.radio("Width", list(WIDTHS), horizontal=True, key="tpl_width")
     try:
@@ -272,7 +269,7 @@ def preview_tab(draft: TemplateDraft) -> None:
     st.caption(f"Rendered for {result.recipient}")
     left, right = st.columns([3, 2])
     with left:
-        components.html(preview_frame(result.rendered.html, WIDTHS[width]), height=660)
+        st.iframe(preview_frame(result.rendered.html, WIDTHS[width]), height=660)
     with right:
         st.markdown("**Plain-text part**")
         st.code(result.rendered.text, language=None, wrap_lines=True)
@@ -379,7 +376,7 @@ def editor() -> None:
     problem = None
     try:
         with db() as session:
-            warnings = validate_draft(session, me, draft) if draft.name.strip() else []
+            warnings = check_content(session, me, draft)
     except MailwrightError as exc:
         problem, warnings = exc, []
         show_problem(exc)
