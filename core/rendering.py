@@ -52,6 +52,7 @@ from jinja2 import ChainableUndefined, TemplateSyntaxError, meta, nodes
 from jinja2.exceptions import SecurityError, TemplateError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from core import tracking
 from core.errors import ValidationFailed
 
 STANDARD_VARIABLES = ("email", "first_name", "last_name", "company", "city", "country", "phone")
@@ -297,6 +298,7 @@ class CompiledTemplate:
             else:
                 html = inlined
         self.compiled_html_source = html
+        self.compiled_text_source = text_source
         self._subject = _compile(TEXT_ENV, subject, "subject")
         self._html = _compile(HTML_ENV, html, "html")
         self._text = _compile(TEXT_ENV, text_source, "text")
@@ -403,8 +405,6 @@ def render_for_contact(
     `contact` is a Contact row or a mapping (sample data); its `id` (0 when absent) and
     `message_id` go into the signed unsubscribe URL unless `unsubscribe_url` is given.
     Tracking needs a `message_id` (the ledger row) and is skipped without one."""
-    from core import tracking
-
     get = contact.get if isinstance(contact, Mapping) else lambda k: getattr(contact, k, None)
     if unsubscribe_url is None:
         unsubscribe_url = tracking.unsubscribe_url(
