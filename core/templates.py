@@ -3,6 +3,7 @@ editor can insert, preview with a real or sample contact, and test sends."""
 
 from __future__ import annotations
 
+import html as html_lib
 import json
 import re
 from dataclasses import dataclass
@@ -261,6 +262,19 @@ def delete_template(session: Session, actor: Actor, template_id: int) -> None:
     )
     session.delete(template)
     session.flush()
+
+
+_TAG_RE = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.DOTALL)
+
+
+def tidy_editor_html(html: str) -> str:
+    """Undo what a rich-text editor does to template tags typed into it: it stores
+    `{% if n > 1 %}` as `{% if n &gt; 1 %}` and spaces as non-breaking ones."""
+
+    def fix(match: re.Match[str]) -> str:
+        return html_lib.unescape(match.group(0)).replace("\xa0", " ")
+
+    return _TAG_RE.sub(fix, html)
 
 
 def plain_text(html: str) -> str:

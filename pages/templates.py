@@ -22,6 +22,7 @@ from core.templates import (
     plain_text,
     preview,
     send_test,
+    tidy_editor_html,
     update_template,
 )
 from core.templates import create_template as create_template_row
@@ -210,8 +211,8 @@ def body_editor() -> None:
                 "Editing it here will simplify it; use HTML source to keep it."
             )
         value = editor_quill(state.tpl_html, key=f"tpl_quill_{state.tpl_version}")
-        if value is not None and value != state.tpl_html:
-            state.tpl_html = value
+        if value is not None:
+            state.tpl_html = tidy_editor_html(value)
     else:
         value = st.text_area(
             "HTML",

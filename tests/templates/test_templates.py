@@ -156,3 +156,16 @@ def test_send_test_goes_through_the_transport(session, owner, outbox):
     assert message_text(message).startswith("Plain for Ann")
     with pytest.raises(ValidationFailed):
         send_test(session, owner, draft(), "not-an-address")
+
+
+def test_tags_typed_into_the_visual_editor_are_tidied():
+    from core.templates import tidy_editor_html
+
+    quill = (
+        "<p>{% if custom_fields.visits &gt; 1 %}Welcome back{% endif %}"
+        ' &amp; {{\xa0first_name | default("a &lt; b") }} &lt;3</p>'
+    )
+    assert tidy_editor_html(quill) == (
+        "<p>{% if custom_fields.visits > 1 %}Welcome back{% endif %}"
+        ' &amp; {{ first_name | default("a < b") }} &lt;3</p>'
+    )
