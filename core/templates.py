@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from core import tracking
 from core.config import settings
 from core.errors import NotFound, ValidationFailed
 from core.fields import list_custom_fields
@@ -314,7 +315,11 @@ def preview(
 
         contact = get_contact(session, actor, contact_id)
         recipient = contact.email
-    rendered = render_for_contact(compiled, contact, _context(session, actor, campaign_name))
+    # A preview or test mail may be forwarded or clicked by a colleague: its unsubscribe
+    # link names no contact (id 0), so it can never unsubscribe the previewed person.
+    ctx = _context(session, actor, campaign_name)
+    unsubscribe = tracking.unsubscribe_url(ctx.workspace_id, 0)
+    rendered = render_for_contact(compiled, contact, ctx, unsubscribe_url=unsubscribe)
     return Preview(rendered=rendered, warnings=warnings, recipient=recipient)
 
 

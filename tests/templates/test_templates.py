@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
+from core import tracking
 from core.errors import NotFound, PermissionDenied, ValidationFailed
 from core.models import Campaign, CustomField, Template, Variant, Workspace
 from core.rendering import TemplateProblem
@@ -137,6 +140,9 @@ def test_preview_with_a_contact_and_with_sample_data(session, owner):
     assert "1 Main St" in result.rendered.html and "Unsubscribe" in result.rendered.html
     assert "Hi Ann, your plan is Pro." in result.rendered.text
     assert result.recipient == "ann@example.com"
+    # The preview's unsubscribe link cannot unsubscribe Ann.
+    token = re.search(r'/u/([^"]+)"', result.rendered.html).group(1)
+    assert tracking.parse_unsubscribe(token).contact_id == 0
     sample = preview(session, owner, draft(), None)
     assert "Hi Alex, your plan is sample plan." in sample.rendered.html
     stranger = make_contact(session, make_workspace(session))
