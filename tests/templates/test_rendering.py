@@ -225,3 +225,26 @@ def test_unknown_variables_are_listed():
     ]
     known = {"first_name", "custom_fields.plan"}
     assert unknown_variables(sources, known) == ["custom_fields.tier", "frist_name", "items"]
+
+
+def test_the_one_pass_render_equals_rendering_each_part():
+    html = "<p>{{ first_name | default('x') }}</p>\n{% for i in range(2) %}{{ i }}\n{% endfor %}\n"
+    text = "Hi {{ first_name }}\r\n{% if company %}{{ company }}{% endif %}\n"
+    compiled = compile_template("{{ first_name }} <&> ", html, text)
+    for contact in ({"first_name": "A&B <x>", "company": "C\n"}, {}):
+        variables = contact_variables(contact, unsubscribe_url="https://u.example/x")
+        subject, html_out, text_out = compiled._render_parts(variables)
+        out = compiled.render(variables)
+        assert out.subject == " ".join(subject.split())
+        assert (out.html, out.text) == (html_out, text_out)
+
+
+def test_render_errors_name_the_part():
+    compiled = compile_template("{{ custom_fields.n + 1 }}", "<p>{{ custom_fields.n + 1 }}</p>")
+    with pytest.raises(TemplateProblem) as err:
+        compiled.render(contact_variables({"custom_fields": {"n": "seven"}}))
+    assert err.value.part == "subject" and "TypeError" in str(err.value)
+    compiled = compile_template("ok", "<p>ok</p>", "{{ email.zfill(3) }}")
+    with pytest.raises(TemplateProblem) as err:
+        compiled.render(contact_variables({"email": "a@b.c"}))
+    assert err.value.part == "text" and "not allowed" in str(err.value)
