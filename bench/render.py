@@ -4,7 +4,9 @@ bare (unsandboxed) Jinja2 render of the same compiled sources in the same run.
 
     python bench/render.py [--scale 1.0]      # scale 1.0 = 100,000 contacts
 
-Methods run interleaved in chunks so that load from other processes hits them alike:
+The bare baseline renders the three parts as three plain Jinja2 templates (unsandboxed,
+same sources after footer and CSS inlining); core.rendering renders them in one sandboxed
+pass. Methods run interleaved in chunks so that load from other processes hits them alike:
 bare (unsandboxed Jinja2), sandboxed (CompiledTemplate.render), full (render_for_contact:
 variables, signed unsubscribe URL, render) and tracked (full plus click rewriting and the
 open pixel, on a fifth of the contacts).
