@@ -329,6 +329,7 @@ def assistant_tab() -> None:
         pick = st.radio("Subject lines", subjects, key="tpl_ai_subject")
         if st.button("Use this subject") and pick:
             state.tpl_subject = pick
+            state.tpl_version += 1  # remount the subject field with the new value
             state.tpl_ai_result = None
             st.rerun()
         return

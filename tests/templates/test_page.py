@@ -142,7 +142,22 @@ def test_ai_assistant_streams_a_draft_into_the_editor(live_db, fake_openai):
     assert not at.exception
     by_label(at.button, "Replace the body").click()
     at.run()
-    assert by_label(at.text_area, "HTML").value == fake_openai.behaviour.answer
+    body = by_label(at.text_area, "HTML").value
+    assert body == fake_openai.behaviour.answer
+
+    # Five subject lines; the chosen one becomes the default subject.
+    fake_openai.behaviour.answer = "One\nTwo for {{ first_name }}\nThree\nFour\nFive"
+    by_label(at.selectbox, "What should it do?").select("subjects")
+    at.run()
+    by_label(at.button, "Ask the assistant").click()
+    at.run()
+    by_label(at.radio, "Subject lines").set_value("Two for {{ first_name }}")
+    at.run()
+    by_label(at.button, "Use this subject").click()
+    at.run()
+    assert by_label(at.text_input, "Default subject").value == "Two for {{ first_name }}"
+    by_label(at.selectbox, "What should it do?").select("draft")
+    at.run()
 
     # A failing server shows the reason and leaves the body alone.
     fake_openai.behaviour.status = 500
@@ -150,4 +165,4 @@ def test_ai_assistant_streams_a_draft_into_the_editor(live_db, fake_openai):
     by_label(at.button, "Ask the assistant").click()
     at.run()
     assert any("answered with an error (500)" in e.value for e in at.error)
-    assert by_label(at.text_area, "HTML").value == fake_openai.behaviour.answer
+    assert by_label(at.text_area, "HTML").value == body
