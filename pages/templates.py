@@ -116,6 +116,7 @@ def library() -> None:
     if top[2].button("New template", type="primary", disabled=not me.can("edit")):
         open_editor(None)
         st.rerun()
+    rows = []
     with shows_errors(), db() as session:
         rows = [
             (t.id, t.name, t.subject, t.updated_at)
