@@ -166,3 +166,13 @@ def test_ai_assistant_streams_a_draft_into_the_editor(live_db, fake_openai):
     at.run()
     assert any("answered with an error (500)" in e.value for e in at.error)
     assert by_label(at.text_area, "HTML").value == body
+
+
+def test_preview_frame_is_sandboxed_and_cannot_be_broken_out_of():
+    from ui.preview import preview_frame
+
+    email = '<p onclick="x()">Hi</p>"></iframe><script>alert(1)</script>'
+    frame = preview_frame(email, 375)
+    assert frame.count("<iframe") == 1 and frame.count("</iframe>") == 1
+    assert 'sandbox=""' in frame and "width:375px" in frame
+    assert "<script>" not in frame and "&lt;script&gt;" in frame
