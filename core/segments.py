@@ -565,9 +565,10 @@ class _Compiler:
 
     def activity(self, rule: ActivityRule) -> ColumnElement[bool]:
         types = ACTIVITY_EVENTS[rule.activity]
+        # No event.workspace_id test: the contact is already the workspace's, and that test
+        # would steer SQLite to the (workspace, type, time) index, a scan per contact.
         conditions = [
             Event.contact_id == Contact.id,
-            Event.workspace_id == self.scope.workspace_id,
             Event.type == types[0] if len(types) == 1 else Event.type.in_(types),
         ]
         if rule.campaign_id is not None:
