@@ -453,7 +453,7 @@ class _Compiler:
             return case(
                 (and_(fits, raw.like("____-__-__%")), func.substr(raw, 1, 10)), else_=None
             )
-        return case((fits, text), else_=None)
+        return case((fits, raw), else_=None)
 
     # Leaves -------------------------------------------------------------------------
     def field(self, rule: FieldRule) -> ColumnElement[bool]:
