@@ -296,10 +296,12 @@ def _best(fn, repeats: int) -> tuple[float, int]:  # noqa: ANN001
     return statistics.median(times), result
 
 
-def run_backend(url: str, pg: bool, contacts: int, repeats: int) -> dict:
-    migrate(url)
+def run_backend(url: str, pg: bool, contacts: int, repeats: int, reuse: bool = False) -> dict:
     engine = create_db_engine(url)
-    timings = load(engine, pg, contacts)
+    timings = {}
+    if not reuse:
+        migrate(url)
+        timings = load(engine, pg, contacts)
     with engine.connect() as conn:
         events = conn.execute(text("SELECT count(*) FROM event")).scalar_one()
     actor = Actor.system(1)
@@ -308,8 +310,9 @@ def run_backend(url: str, pg: bool, contacts: int, repeats: int) -> dict:
     for name, rules, hand in trees(pg):
         hand_sql = text(f"SELECT count(*) FROM contact c WHERE c.workspace_id = 1 AND ({hand})")
         with Session(engine) as session:
-            if pg:  # count_matching turns JIT off; the hand-written query runs the same way
+            if pg:  # count_matching's settings; the hand-written query runs the same way
                 session.execute(text("SET jit = off"))
+                session.execute(text("SET work_mem = '64MB'"))
             compiled_s, compiled_n = _best(
                 lambda rules=rules, session=session: (
                     count_matching(session, actor, rules, at=NOW).count
@@ -370,6 +373,7 @@ def main() -> int:
     parser.add_argument("--skip-sqlite", action="store_true")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--keep", action="store_true", help="keep the bench databases")
+    parser.add_argument("--reuse-pg", default="", help="a kept PostgreSQL bench database to reuse")
     args = parser.parse_args()
 
     summary: dict = {"scale": args.scale, "loadavg_before": [round(x, 2) for x in os.getloadavg()]}
@@ -382,10 +386,11 @@ def main() -> int:
                 file.unlink()
             folder.rmdir()
     if not args.skip_pg:
-        name = f"mw_bench_seg_{uuid.uuid4().hex[:8]}"
+        name = args.reuse_pg or f"mw_bench_seg_{uuid.uuid4().hex[:8]}"
         admin = create_engine(args.pg_url, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        if not args.reuse_pg:
+            with admin.connect() as conn:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
         url = make_url(args.pg_url).set(database=name).render_as_string(hide_password=False)
         try:
             summary["postgresql"] = run_backend(
@@ -395,7 +400,7 @@ def main() -> int:
             from core.db import dispose_all
 
             dispose_all()
-            if not args.keep:
+            if not args.keep and not args.reuse_pg:
                 with admin.connect() as conn:
                     conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             admin.dispose()

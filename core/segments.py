@@ -450,9 +450,7 @@ class _Compiler:
                 return case((jtype.in_(("true", "false")), jtype), else_=None)
             fits = jtype == "text"
         if type_ == "date":
-            return case(
-                (and_(fits, raw.like("____-__-__%")), func.substr(raw, 1, 10)), else_=None
-            )
+            return case((and_(fits, raw.like("____-__-__%")), func.substr(raw, 1, 10)), else_=None)
         return case((fits, raw), else_=None)
 
     # Leaves -------------------------------------------------------------------------
@@ -483,7 +481,9 @@ class _Compiler:
             return and_(col.is_not(None), col != "") if nullable else col != ""
         # Values are never empty (validated), so "" cannot pass a positive test and needs no
         # guard; a NULL (missing custom value) makes the test NULL, settled below.
-        low = func.lower(col)
+        # Emails and statuses are stored lower-case: compare them as they are, so the
+        # (workspace, status) index and plain comparisons serve.
+        low = col if col in (Contact.email, Contact.status) else func.lower(col)
         if op in ("in", "not_in"):
             test = low.in_([func.lower(literal(v, String)) for v in value])
         elif op in ("eq", "neq"):
@@ -612,12 +612,14 @@ def _dialect(session: Session) -> str:
     return session.get_bind().dialect.name
 
 
-def _without_jit(session: Session) -> None:
+def _tune_for_counting(session: Session) -> None:
     """PostgreSQL's JIT compiles these short scans for longer than they run (0.5-1.7 s for a
     query that takes 0.1 s; the planner's cost of per-row subplans sets it off): turn it off
     for the rest of this transaction."""
     if _dialect(session) == "postgresql":
         session.execute(text("SET LOCAL jit = off"))
+        # Room for the hashed subplans of activity conditions under "any" groups.
+        session.execute(text("SET LOCAL work_mem = '64MB'"))
 
 
 def compile_rules(
@@ -666,7 +668,7 @@ def count_matching(
     """How many of the workspace's contacts (any status) match, and how long the query took."""
     actor.require("read")
     condition = compile_rules(session, actor.workspace_id, rules, at)
-    _without_jit(session)
+    _tune_for_counting(session)
     started = time.perf_counter()
     count = session.scalar(
         select(func.count())
@@ -682,7 +684,7 @@ def sample_matching(
     """The first matching contacts by email, for a preview."""
     actor.require("read")
     condition = compile_rules(session, actor.workspace_id, rules, at)
-    _without_jit(session)
+    _tune_for_counting(session)
     return list(
         session.scalars(
             select(Contact)
