@@ -46,7 +46,7 @@ from sqlalchemy.orm import Session
 
 from core.clock import now
 from core.errors import NotFound, ValidationFailed
-from core.fields import CUSTOM_KEY_RE, STANDARD_FIELDS
+from core.fields import CUSTOM_KEY_RE, STANDARD_FIELDS, FieldInfo, all_fields
 from core.models import (
     Campaign,
     Contact,
@@ -699,6 +699,38 @@ def count_segment(session: Session, actor: Actor, segment_id: int) -> CountResul
     return count_matching(session, actor, get_segment(session, actor, segment_id).rules)
 
 
+# --- What the builder offers ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BuilderOptions:
+    """The fields (with types), lists and campaigns a rule may name, for pickers."""
+
+    fields: list[FieldInfo]
+    lists: list[tuple[int, str]]
+    campaigns: list[tuple[int, str]]
+
+
+def builder_options(session: Session, actor: Actor) -> BuilderOptions:
+    actor.require("read")
+    ws = actor.workspace_id
+    lists = session.execute(
+        select(ContactList.id, ContactList.name)
+        .where(ContactList.workspace_id == ws)
+        .order_by(ContactList.name)
+    ).all()
+    campaigns = session.execute(
+        select(Campaign.id, Campaign.name)
+        .where(Campaign.workspace_id == ws)
+        .order_by(Campaign.created_at.desc(), Campaign.id.desc())
+    ).all()
+    return BuilderOptions(
+        fields=all_fields(session, actor),
+        lists=[(i, n) for i, n in lists],
+        campaigns=[(i, n) for i, n in campaigns],
+    )
+
+
 # --- CRUD -------------------------------------------------------------------------------
 
 
@@ -809,6 +841,8 @@ __all__ = [
     "ACTIVITIES",
     "OPERATORS",
     "ActivityRule",
+    "BuilderOptions",
+    "builder_options",
     "CountResult",
     "FieldRule",
     "Group",
