@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -289,13 +288,16 @@ def trees(pg: bool) -> list[tuple[str, dict, str]]:
     ]
 
 
-def _best(fn, repeats: int) -> tuple[float, int]:  # noqa: ANN001
-    times, result = [], 0
+def _best_pair(first, second, repeats: int) -> tuple[float, int, float, int]:  # noqa: ANN001
+    """Best-of-N wall time of two callables, run alternately so both see the same load."""
+    times: tuple[list[float], list[float]] = ([], [])
+    results = [0, 0]
     for _ in range(repeats):
-        started = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times), result
+        for i, fn in enumerate((first, second)):
+            started = time.perf_counter()
+            results[i] = fn()
+            times[i].append(time.perf_counter() - started)
+    return min(times[0]), results[0], min(times[1]), results[1]
 
 
 def run_backend(url: str, pg: bool, contacts: int, repeats: int, reuse: bool = False) -> dict:
@@ -315,13 +317,10 @@ def run_backend(url: str, pg: bool, contacts: int, repeats: int, reuse: bool = F
             if pg:  # count_matching's settings; the hand-written query runs the same way
                 session.execute(text("SET jit = off"))
                 session.execute(text("SET work_mem = '64MB'"))
-            compiled_s, compiled_n = _best(
+            compiled_s, compiled_n, hand_s, hand_n = _best_pair(
                 lambda rules=rules, session=session: (
                     count_matching(session, actor, rules, at=NOW).count
                 ),
-                repeats,
-            )
-            hand_s, hand_n = _best(
                 lambda session=session, hand_sql=hand_sql: session.execute(hand_sql).scalar_one(),
                 repeats,
             )
@@ -373,7 +372,7 @@ def main() -> int:
     )
     parser.add_argument("--skip-pg", action="store_true")
     parser.add_argument("--skip-sqlite", action="store_true")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5, help="best of N")
     parser.add_argument("--keep", action="store_true", help="keep the bench databases")
     parser.add_argument("--reuse-pg", default="", help="a kept PostgreSQL bench database to reuse")
     args = parser.parse_args()
@@ -396,7 +395,7 @@ def main() -> int:
         url = make_url(args.pg_url).set(database=name).render_as_string(hide_password=False)
         try:
             summary["postgresql"] = run_backend(
-                url, True, int(1_000_000 * args.scale), args.repeats
+                url, True, int(1_000_000 * args.scale), args.repeats, bool(args.reuse_pg)
             )
         finally:
             from core.db import dispose_all
