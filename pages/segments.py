@@ -11,6 +11,7 @@ import streamlit as st
 from core import segments
 from core.config import settings
 from core.errors import MailwrightError
+from core.permissions import Actor
 from core.segments import ACTIVITIES, MAX_DEPTH, OPERATOR_LABELS, OPERATORS
 from ui.state import actor as current_actor
 from ui.state import db, shows_errors
@@ -284,10 +285,10 @@ def _group(
 def _saved_count(url: str, workspace_id: int, segment_id: int, version: str) -> str:
     """A saved segment's count, cached for a minute per version (its updated_at)."""
     del url, version  # cache keys
-    actor = current_actor()
+    reader = Actor(workspace_id=workspace_id, role="viewer")
     try:
         with db() as session:
-            return f"{segments.count_segment(session, actor, segment_id).count:,}"
+            return f"{segments.count_segment(session, reader, segment_id).count:,}"
     except MailwrightError as exc:
         return f"error: {exc}"
 
