@@ -462,6 +462,8 @@ class _Compiler:
         else:
             column = getattr(Contact, rule.field)
         op, value = rule.op, rule.value
+        if custom and self.pg and type_ in ("text", "boolean"):
+            return self._pg_custom(rule.field.removeprefix("custom_fields."), type_, op, value)
         if type_ == "text":
             test = self._text(column, op, value, nullable=custom)
         elif type_ == "number":
@@ -473,6 +475,28 @@ class _Compiler:
         # A missing custom value makes a comparison NULL; keep every leaf two-valued so a
         # caller may negate the whole condition.
         return func.coalesce(test, false()) if custom else test
+
+    def _pg_custom(self, key: str, type_: str, op: str, value: Any) -> ColumnElement[bool]:
+        """Custom text and boolean fields on PostgreSQL, with one JSON lookup for most rows.
+
+        Same meaning as the CASE form: the comparison runs on `->>` first and the JSON type
+        is checked only for rows that pass it, so a row pays for the second lookup rarely."""
+        node = Contact.custom_fields.op("->")(literal_column(f"'{key}'"))
+        jtype = func.jsonb_typeof(node)
+        if type_ == "boolean":
+            if op == "is_empty":
+                return func.coalesce(jtype != "boolean", true())
+            wanted = "true" if op == "is_true" else "false"
+            return func.coalesce(node == literal_column(f"'{wanted}'::jsonb"), false())
+        raw = Contact.custom_fields.op("->>", return_type=String)(literal_column(f"'{key}'"))
+        if op in ("is_empty", "is_not_empty"):
+            present = func.coalesce(and_(raw != "", jtype == "string"), false())
+            return present if op == "is_not_empty" else not_(present)
+        positive = {"neq": "eq", "not_contains": "contains", "not_in": "in"}.get(op, op)
+        hit = func.coalesce(
+            and_(self._text(raw, positive, value, True), jtype == "string"), false()
+        )
+        return not_(hit) if positive != op else hit
 
     def _text(self, col: Any, op: str, value: Any, nullable: bool) -> ColumnElement[bool]:
         if op == "is_empty":
@@ -590,9 +614,21 @@ class _Compiler:
         )
         return not_(found) if rule.negate else found
 
+    @staticmethod
+    def _cost(rule: Any) -> int:
+        """A rough per-row price: AND and OR stop at the first decisive term, so cheap
+        column tests go first, then index lookups, then JSON, then nested groups."""
+        if isinstance(rule, FieldRule):
+            return 3 if rule.field.startswith("custom_fields.") else 0
+        if isinstance(rule, ListRule):
+            return 1
+        if isinstance(rule, ActivityRule):
+            return 2
+        return 4
+
     def group(self, node: Group) -> ColumnElement[bool]:
         parts: list[ColumnElement[bool]] = []
-        for rule in node.rules:
+        for rule in sorted(node.rules, key=self._cost):
             if isinstance(rule, Group):
                 parts.append(self.group(rule))
             elif isinstance(rule, FieldRule):
