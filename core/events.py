@@ -511,8 +511,9 @@ def store_sns_notifications(session: Session, items: Sequence[SnsItem]) -> list[
             if event is not None:
                 events.append(event)
                 matched += 1
-        if recs and not matched and outcomes[i] == "stored":
-            log.warning("SES event for unknown message %s; acknowledged", recs[0].provider_id)
+        if not matched and outcomes[i] == "stored":
+            if recs:
+                log.warning("SES event for unknown message %s; acknowledged", recs[0].provider_id)
             outcomes[i] = "ignored"
     store_events(session, events)
     return outcomes

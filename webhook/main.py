@@ -62,8 +62,8 @@ def _store(items: Sequence[events.SnsItem]) -> list[str]:
 notifications: GroupCommitter[events.SnsItem, str] = GroupCommitter(_store)
 
 
-def _json(status: int, **body: str) -> Response:
-    return JSONResponse(body, status_code=status)
+def _json(code: int, **body: str) -> Response:
+    return JSONResponse(body, status_code=code)
 
 
 def _handle_subscription(envelope: sns.SnsEnvelope) -> str:
