@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, or_, select, update
+from sqlalchemy import ColumnElement, Table, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -114,6 +114,26 @@ def _insert(session: Session, table: Table):  # noqa: ANN202 - dialect-specific 
     return (postgresql if dialect == "postgresql" else sqlite).insert(table)
 
 
+def _insert_ignore(
+    session: Session,
+    table: Table,
+    rows: list[dict[str, Any]],
+    conflict: list[str],
+    returning: str | None = None,
+) -> list[Any]:
+    """INSERT ... ON CONFLICT DO NOTHING for many rows at once; the `returning` column of
+    the rows that went in. One cached statement run as executemany ("insertmanyvalues"):
+    building a literal multi-row VALUES clause costs milliseconds per row to compile."""
+    if not rows:
+        return []
+    stmt = _insert(session, table).on_conflict_do_nothing(index_elements=conflict)
+    if returning is None:
+        session.connection().execute(stmt, rows)
+        return []
+    result = session.connection().execute(stmt.returning(table.c[returning]), rows)
+    return list(result.scalars())
+
+
 def _key(*parts: Any) -> str:
     return hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()[:48]
 
@@ -153,7 +173,7 @@ class NewEvent:
     dedupe_key: str
     occurred_at: datetime
     source: str
-    message: Message | None = None
+    message: Message | LedgerRow | None = None
     contact_id: int | None = None
     email: str | None = None  # the address the consequences apply to
     url: str | None = None
@@ -191,17 +211,12 @@ def store_events(session: Session, events: Sequence[NewEvent]) -> list[NewEvent]
         unique.setdefault(item.dedupe_key, item)
     if not unique:
         return []
-    inserted: set[str] = set()
     items = list(unique.values())
-    for start in range(0, len(items), 500):
-        chunk = items[start : start + 500]
-        stmt = (
-            _insert(session, Event.__table__)
-            .values([e.row() for e in chunk])
-            .on_conflict_do_nothing(index_elements=["dedupe_key"])
-            .returning(Event.__table__.c.dedupe_key)
+    inserted = set(
+        _insert_ignore(
+            session, Event.__table__, [e.row() for e in items], ["dedupe_key"], "dedupe_key"
         )
-        inserted.update(session.execute(stmt).scalars())
+    )
     new = [e for e in items if e.dedupe_key in inserted]
     _apply_consequences(session, new)
     return new
@@ -212,6 +227,8 @@ def _apply_consequences(session: Session, events: list[NewEvent]) -> None:
     # Contacts: the strongest new status per contact.
     targets: dict[int, str] = {}
     suppress: dict[tuple[int, str], tuple[str, str]] = {}
+    settled: dict[int, datetime] = {}
+    failed: dict[int, str] = {}
     for e in events:
         status = reason = None
         if e.type == "bounce" and e.bounce_type == "hard":
@@ -235,13 +252,22 @@ def _apply_consequences(session: Session, events: list[NewEvent]) -> None:
         message = e.message
         if message is not None:
             if e.type in SETTLES_SENT and message.status in ("sending", "uncertain"):
-                message.status = "sent"
-                message.sent_at = message.sent_at or e.occurred_at
-                message.updated_at = at
+                settled.setdefault(message.id, e.occurred_at)
             elif e.type in FAILS_MESSAGE and message.status != "failed":
-                message.status = "failed"
-                message.error = e.error or e.type
-                message.updated_at = at
+                failed.setdefault(message.id, e.error or e.type)
+    # Messages: conditional updates, so a concurrent sender's final word is never undone.
+    for message_id, sent_at in settled.items():
+        session.execute(
+            update(Message)
+            .where(Message.id == message_id, Message.status.in_(("sending", "uncertain")))
+            .values(status="sent", sent_at=func.coalesce(Message.sent_at, sent_at), updated_at=at)
+        )
+    for message_id, error in failed.items():
+        session.execute(
+            update(Message)
+            .where(Message.id == message_id, Message.status != "failed")
+            .values(status="failed", error=error, updated_at=at)
+        )
     by_status: dict[str, list[int]] = {}
     for contact_id, status in targets.items():
         by_status.setdefault(status, []).append(contact_id)
@@ -263,12 +289,7 @@ def _apply_consequences(session: Session, events: list[NewEvent]) -> None:
             }
             for (ws, email), (reason, detail) in suppress.items()
         ]
-        session.execute(
-            _insert(session, Suppression.__table__)
-            .values(rows)
-            .on_conflict_do_nothing(index_elements=["workspace_id", "email"])
-        )
-    session.flush()
+        _insert_ignore(session, Suppression.__table__, rows, ["workspace_id", "email"])
 
 
 # ---------------------------------------------------------------- SES through SNS
@@ -286,13 +307,8 @@ class SnsItem:
 
 def remember_sns_message(session: Session, message_id: str, type_: str, topic_arn: str) -> bool:
     """Note an SNS MessageId as handled; False when it was seen before (a replay)."""
-    stmt = (
-        _insert(session, SnsMessage.__table__)
-        .values(message_id=message_id, type=type_, topic_arn=topic_arn, received_at=now())
-        .on_conflict_do_nothing(index_elements=["message_id"])
-        .returning(SnsMessage.__table__.c.message_id)
-    )
-    return session.execute(stmt).scalar() is not None
+    row = {"message_id": message_id, "type": type_, "topic_arn": topic_arn, "received_at": now()}
+    return bool(_insert_ignore(session, SnsMessage.__table__, [row], ["message_id"], "message_id"))
 
 
 @dataclass
@@ -478,16 +494,11 @@ def store_sns_notifications(session: Session, items: Sequence[SnsItem]) -> list[
                 "received_at": at,
             },
         )
-    fresh: set[str] = set()
-    values = list(rows.values())
-    for start in range(0, len(values), 500):
-        stmt = (
-            _insert(session, SnsMessage.__table__)
-            .values(values[start : start + 500])
-            .on_conflict_do_nothing(index_elements=["message_id"])
-            .returning(SnsMessage.__table__.c.message_id)
+    fresh = set(
+        _insert_ignore(
+            session, SnsMessage.__table__, list(rows.values()), ["message_id"], "message_id"
         )
-        fresh.update(session.execute(stmt).scalars())
+    )
 
     outcomes: list[str] = []
     records_per_item: list[list[SesRecord]] = []
@@ -519,10 +530,27 @@ def store_sns_notifications(session: Session, items: Sequence[SnsItem]) -> list[
     return outcomes
 
 
+@dataclass(frozen=True)
+class LedgerRow:
+    """The columns of a Message row that events need (lighter than an ORM object)."""
+
+    id: int
+    workspace_id: int
+    campaign_id: int
+    contact_id: int
+    email: str
+    status: str
+    sent_at: datetime | None
+    provider_message_id: str | None
+
+
+LEDGER_COLUMNS = [getattr(Message, name) for name in LedgerRow.__dataclass_fields__]
+
+
 @dataclass
 class _Ledger:
-    by_provider: dict[str, list[Message]]
-    by_id: dict[int, Message]
+    by_provider: dict[str, list[LedgerRow]]
+    by_id: dict[int, LedgerRow]
 
 
 def _ledger_rows(session: Session, records: list[SesRecord]) -> _Ledger:
@@ -530,7 +558,9 @@ def _ledger_rows(session: Session, records: list[SesRecord]) -> _Ledger:
     provider_ids = sorted({r.provider_id for r in records})
     for start in range(0, len(provider_ids), 500):
         chunk = provider_ids[start : start + 500]
-        for m in session.scalars(select(Message).where(Message.provider_message_id.in_(chunk))):
+        query = select(*LEDGER_COLUMNS).where(Message.provider_message_id.in_(chunk))
+        for row in session.execute(query):
+            m = LedgerRow(*row)
             ledger.by_provider.setdefault(m.provider_message_id or "", []).append(m)
             ledger.by_id[m.id] = m
     tagged = {
@@ -539,8 +569,9 @@ def _ledger_rows(session: Session, records: list[SesRecord]) -> _Ledger:
         if r.provider_id not in ledger.by_provider and (t := _tag(r.tags, TAG_MESSAGE)) is not None
     }
     if tagged:
-        for m in session.scalars(select(Message).where(Message.id.in_(sorted(tagged)))):
-            ledger.by_id[m.id] = m
+        query = select(*LEDGER_COLUMNS).where(Message.id.in_(sorted(tagged)))
+        for row in session.execute(query):
+            ledger.by_id[row.id] = LedgerRow(*row)
     return ledger
 
 
