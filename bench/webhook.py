@@ -335,11 +335,53 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0, help="1.0 = 12,000 notifications")
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--database-url", default="", help="default: a new SQLite file")
+    parser.add_argument(
+        "--database-url",
+        default="",
+        help="a PostgreSQL server URL to bench on a new database there (dropped after); "
+        "default: a new SQLite file",
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="mw-bench-webhook-"))
-    url = args.database_url or f"sqlite:///{work / 'bench.db'}"
+    url = f"sqlite:///{work / 'bench.db'}"
+    if args.database_url:
+        url = create_pg_database(args.database_url)
+    try:
+        run(args, work, url)
+    finally:
+        if args.database_url:
+            drop_pg_database(args.database_url, url)
+
+
+def _pg_admin(server_url: str, sql: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(sql))
+    engine.dispose()
+
+
+def create_pg_database(server_url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    name = f"mw_bench_{uuid.uuid4().hex[:10]}"
+    _pg_admin(server_url, f'CREATE DATABASE "{name}"')
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_pg_database(server_url: str, url: str) -> None:
+    from sqlalchemy.engine import make_url
+
+    from core.db import dispose_all
+
+    dispose_all()
+    name = make_url(url).database
+    _pg_admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def run(args: argparse.Namespace, work: Path, url: str) -> None:
     os.environ.update(
         {
             "DATA_DIR": str(work),
