@@ -69,6 +69,13 @@ class Settings(BaseSettings):
     rate_limit_backend: Literal["database", "redis"] = "database"
     redis_url: str = Field(default="", description="used by the Redis rate limiter")
 
+    # Webhook group commit: SNS notifications arriving together share one transaction.
+    # Writers per webhook process (0 = automatic: 1 on SQLite, whose writes are serial
+    # anyway, 4 on PostgreSQL, where overlapping commits raise throughput), and the
+    # largest batch one transaction takes.
+    webhook_writers: int = 0
+    webhook_batch_size: int = 500
+
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:
         if not self.database_url:

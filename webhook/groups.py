@@ -10,8 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Generic, TypeVar
+
+from sqlalchemy import Connection
+from sqlalchemy.orm import Session
+
+from core.config import settings
+from core.db import get_engine
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +42,8 @@ class GroupCommitter(Generic[T, R]):
         self.handler = handler
         self.max_batch = max_batch
         self.writers = writers
+        # Our own threads (not the default pool): each writer keeps its connection.
+        self._executor = ThreadPoolExecutor(writers, thread_name_prefix="group-commit")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queue: asyncio.Queue[tuple[T, asyncio.Future[R]]] | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -62,15 +72,18 @@ class GroupCommitter(Generic[T, R]):
                 batch.append(queue.get_nowait())
             await self._write(batch)
 
+    async def _call(self, items: list[T]) -> list[R]:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self.handler, items)
+
     async def _write(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         items = [item for item, _ in batch]
         try:
-            outcomes = await asyncio.to_thread(self.handler, items)
+            outcomes = await self._call(items)
         except Exception:  # noqa: BLE001 - retried one by one below, each failure reported
             log.exception("group of %d failed; retrying one by one", len(items))
             for item, future in batch:
                 try:
-                    outcome = (await asyncio.to_thread(self.handler, [item]))[0]
+                    outcome = (await self._call([item]))[0]
                 except Exception as exc:  # noqa: BLE001 - handed to the waiting request
                     if not future.done():
                         future.set_exception(exc)
@@ -83,3 +96,40 @@ class GroupCommitter(Generic[T, R]):
         for (_, future), outcome in zip(batch, outcomes, strict=True):
             if not future.done():
                 future.set_result(outcome)
+
+
+_local = threading.local()
+
+
+def connection() -> Connection:
+    """This thread's own database connection, kept between batches.
+
+    Checking one out of the pool for each batch costs a ping round trip on PostgreSQL;
+    a kept connection is replaced only after it failed (see `transaction`)."""
+    url = settings.database_url
+    conn: Connection | None = getattr(_local, "conn", None)
+    if conn is None or conn.closed or getattr(_local, "url", None) != url:
+        if conn is not None:
+            conn.close()
+        conn = get_engine(url).connect()
+        _local.conn, _local.url = conn, url
+    return conn
+
+
+def run_in_transaction(work: Callable[[Session], R]) -> R:
+    """`work(session)` in one transaction on this thread's kept connection."""
+    conn = connection()
+    try:
+        with Session(bind=conn, expire_on_commit=False) as session, session.begin():
+            return work(session)
+    except Exception:
+        # The connection may be broken: start the next batch on a new one.
+        _local.conn = None
+        conn.invalidate()
+        raise
+
+
+def default_writers() -> int:
+    if settings.webhook_writers > 0:
+        return settings.webhook_writers
+    return 1 if settings.is_sqlite else 4

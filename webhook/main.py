@@ -18,12 +18,13 @@ from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
 from core import events, sns
+from core.config import settings
 from core.db import get_engine, session_scope
 from core.errors import InvalidToken, NotFound
 from core.models import SnsMessage
 from core.permissions import Actor
 from core.tracking import parse_click, parse_open, parse_unsubscribe
-from webhook.groups import GroupCommitter
+from webhook.groups import GroupCommitter, default_writers, run_in_transaction
 
 log = logging.getLogger("webhook")
 
@@ -55,11 +56,12 @@ def healthz() -> JSONResponse:
 
 
 def _store(items: Sequence[events.SnsItem]) -> list[str]:
-    with session_scope() as session:
-        return events.store_sns_notifications(session, items)
+    return run_in_transaction(lambda session: events.store_sns_notifications(session, items))
 
 
-notifications: GroupCommitter[events.SnsItem, str] = GroupCommitter(_store)
+notifications: GroupCommitter[events.SnsItem, str] = GroupCommitter(
+    _store, max_batch=settings.webhook_batch_size, writers=default_writers()
+)
 
 
 def _json(code: int, **body: str) -> Response:
