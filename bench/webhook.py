@@ -300,6 +300,30 @@ def seed(url: str, count: int) -> list[tuple[str, str]]:
     return [(r["provider_message_id"], r["email"]) for r in rows]
 
 
+def group_cpu_seconds(pgid: int) -> float:
+    """CPU time (user + system) of the live processes in process group `pgid` (Linux)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # fields after the name: state, ppid, pgrp, ...
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
+def measured_load(proc, port: int, path: Path, concurrency: int) -> dict:
+    """The load against `proc`, with the server's CPU time per request."""
+    before = group_cpu_seconds(proc.popen.pid)
+    result = run_load(path, port, concurrency)
+    result["server_cpu_us"] = (
+        (group_cpu_seconds(proc.popen.pid) - before) / result["requests"] * 1e6
+    )
+    return result
+
+
 def start_server(app: str, env: dict, log: Path, workers: int, app_dir: Path | None = None):
     from tests.processes import Proc, free_port, http_ok, wait_until
 
@@ -420,15 +444,18 @@ def run(args: argparse.Namespace, work: Path, url: str) -> None:
     bare_proc, port = start_server("bench_bare:app", env, work / "bare.log", args.workers, work)
     try:
         run_load(warm_path, port, args.concurrency)
-        bare = run_load(main_path, port, args.concurrency)
+        bare = measured_load(bare_proc, port, main_path, args.concurrency)
     finally:
         bare_proc.stop()
-    print(f"bare endpoint: {bare['per_second']:.0f} req/s, p99 {bare['p99_ms']:.1f} ms")
+    print(
+        f"bare endpoint: {bare['per_second']:.0f} req/s, p99 {bare['p99_ms']:.1f} ms, "
+        f"server CPU {bare['server_cpu_us']:.0f} us/request"
+    )
 
     proc, port = start_server("webhook.main:app", env, work / "webhook.log", args.workers)
     try:
         run_load(warm_path, port, args.concurrency)
-        real = run_load(main_path, port, args.concurrency)
+        real = measured_load(proc, port, main_path, args.concurrency)
     finally:
         proc.stop()
     with session_scope(url) as session:
@@ -436,7 +463,8 @@ def run(args: argparse.Namespace, work: Path, url: str) -> None:
     expected = total + warmup
     print(
         f"webhook: {real['per_second']:.0f} events/s stored, p50 {real['p50_ms']:.1f} ms, "
-        f"p99 {real['p99_ms']:.1f} ms, statuses {real['statuses']}, outcomes {real['outcomes']}"
+        f"p99 {real['p99_ms']:.1f} ms, server CPU {real['server_cpu_us']:.0f} us/event, "
+        f"statuses {real['statuses']}, outcomes {real['outcomes']}"
     )
     print(f"events in the database: {stored} of {expected} notifications")
     if stored != expected or real["statuses"] != {"200": total}:
@@ -453,6 +481,8 @@ def run(args: argparse.Namespace, work: Path, url: str) -> None:
         "bare_req_per_s": round(bare["per_second"]),
         "bare_p99_ms": round(bare["p99_ms"], 1),
         "ratio_to_bare": round(real["per_second"] / bare["per_second"], 3),
+        "server_cpu_us_per_event": round(real["server_cpu_us"]),
+        "bare_server_cpu_us_per_request": round(bare["server_cpu_us"]),
         "all_stored": stored == expected,
         "goal_events_per_s": 1500,
         "goal_p99_ms": 100,

@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, func, or_, select, update
+from sqlalchemy import ColumnElement, Table, bindparam, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -545,6 +545,11 @@ class LedgerRow:
 
 
 LEDGER_COLUMNS = [getattr(Message, name) for name in LedgerRow.__dataclass_fields__]
+# Built once with an expanding parameter: `in_(list)` would coerce every value per call.
+LEDGER_BY_PROVIDER = select(*LEDGER_COLUMNS).where(
+    Message.provider_message_id.in_(bindparam("ids", expanding=True))
+)
+LEDGER_BY_ID = select(*LEDGER_COLUMNS).where(Message.id.in_(bindparam("ids", expanding=True)))
 
 
 @dataclass
@@ -558,8 +563,7 @@ def _ledger_rows(session: Session, records: list[SesRecord]) -> _Ledger:
     provider_ids = sorted({r.provider_id for r in records})
     for start in range(0, len(provider_ids), 500):
         chunk = provider_ids[start : start + 500]
-        query = select(*LEDGER_COLUMNS).where(Message.provider_message_id.in_(chunk))
-        for row in session.execute(query):
+        for row in session.execute(LEDGER_BY_PROVIDER, {"ids": chunk}):
             m = LedgerRow(*row)
             ledger.by_provider.setdefault(m.provider_message_id or "", []).append(m)
             ledger.by_id[m.id] = m
@@ -569,8 +573,7 @@ def _ledger_rows(session: Session, records: list[SesRecord]) -> _Ledger:
         if r.provider_id not in ledger.by_provider and (t := _tag(r.tags, TAG_MESSAGE)) is not None
     }
     if tagged:
-        query = select(*LEDGER_COLUMNS).where(Message.id.in_(sorted(tagged)))
-        for row in session.execute(query):
+        for row in session.execute(LEDGER_BY_ID, {"ids": sorted(tagged)}):
             ledger.by_id[row.id] = LedgerRow(*row)
     return ledger
 
