@@ -1,6 +1,7 @@
 """`uvicorn webhook.main:app`: a separate process from the Streamlit app.
 
-Routes: SES events through SNS (`POST /sns/ses`), the open pixel (`GET /t/o/{token}.gif`),
+Routes: SES events through SNS (`POST /sns/ses`, a plain ASGI handler in front of
+FastAPI's router for speed: see WebhookApp), the open pixel (`GET /t/o/{token}.gif`),
 the click redirect (`GET /t/c/{token}`) and unsubscribe (`GET`/`POST /u/{token}`, the
 POST being RFC 8058 one-click). Each route is thin: it checks the request, calls `core`,
 and maps domain errors to status codes (403 forged, 400 malformed, 404 unknown token).
@@ -9,6 +10,7 @@ and maps domain errors to status codes (403 forged, 400 malformed, 404 unknown t
 from __future__ import annotations
 
 import html
+import json
 import logging
 from collections.abc import Sequence
 
@@ -16,6 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
+from starlette.types import Receive, Scope, Send
 
 from core import events, sns
 from core.config import settings
@@ -28,7 +31,27 @@ from webhook.groups import GroupCommitter, default_writers, run_in_transaction
 
 log = logging.getLogger("webhook")
 
-app = FastAPI(title="Mailwright webhook", docs_url=None, redoc_url=None)
+SNS_PATH = "/sns/ses"
+MAX_SNS_BODY = 512 * 1024  # SNS messages are at most 256 KB
+
+
+class WebhookApp(FastAPI):
+    """FastAPI, with `POST /sns/ses` answered before FastAPI's per-request machinery.
+
+    SES can publish thousands of events a second. Measured on this stack, routing a
+    request through FastAPI costs about 100 us of CPU against 30 us for a plain ASGI
+    handler: a fifth of the whole budget of a verified, stored event. The handler does
+    its own body reading and error mapping (`handle_sns`); every other route is FastAPI's.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == SNS_PATH and scope["method"] == "POST":
+            await sns_endpoint(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
+app = WebhookApp(title="Mailwright webhook", docs_url=None, redoc_url=None)
 
 # 1x1 transparent GIF.
 PIXEL = bytes.fromhex(
@@ -64,10 +87,6 @@ notifications: GroupCommitter[events.SnsItem, str] = GroupCommitter(
 )
 
 
-def _json(code: int, **body: str) -> Response:
-    return JSONResponse(body, status_code=code)
-
-
 def _handle_subscription(envelope: sns.SnsEnvelope) -> str:
     with session_scope() as session:
         if session.get(SnsMessage, envelope.message_id) is not None:
@@ -82,18 +101,17 @@ def _handle_subscription(envelope: sns.SnsEnvelope) -> str:
     return "confirmed" if envelope.type == "SubscriptionConfirmation" else "logged"
 
 
-@app.post("/sns/ses")
-async def sns_ses(request: Request) -> Response:
-    """An SES event, a subscription confirmation or an unsubscribe notice from SNS."""
-    body = await request.body()
+async def handle_sns(body: bytes, message_type: str | None) -> tuple[int, dict[str, str]]:
+    """An SES event, a subscription confirmation or an unsubscribe notice from SNS:
+    (status code, JSON body). 403 forged, 400 malformed, 200 stored, 503 our fault."""
     try:
-        message = sns.parse_body(body, request.headers.get("x-amz-sns-message-type"))
+        message = sns.parse_body(body, message_type)
         envelope = sns.verify(message)
     except sns.MalformedMessage as exc:
-        return _json(400, error=str(exc))
+        return 400, {"error": str(exc)}
     except sns.InvalidSignature as exc:
         log.warning("refused an SNS message: %s", exc)
-        return _json(403, error=str(exc))
+        return 403, {"error": str(exc)}
     try:
         if envelope.type == "Notification":
             item = events.SnsItem(
@@ -103,11 +121,39 @@ async def sns_ses(request: Request) -> Response:
         else:
             outcome = await run_in_threadpool(_handle_subscription, envelope)
     except sns.InvalidSignature as exc:  # a SubscribeURL off the SNS hosts
-        return _json(403, error=str(exc))
+        return 403, {"error": str(exc)}
     except Exception:  # noqa: BLE001 - our fault: 503 makes SNS retry later
         log.exception("could not handle SNS message %s", envelope.message_id)
-        return _json(503, error="could not store the message; retry later")
-    return _json(200, status=outcome)
+        return 503, {"error": "could not store the message; retry later"}
+    return 200, {"status": outcome}
+
+
+async def sns_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
+    """POST /sns/ses as a plain ASGI handler (see WebhookApp)."""
+    body = bytearray()
+    more = True
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+        body += message.get("body", b"")
+        more = message.get("more_body", False)
+        if len(body) > MAX_SNS_BODY:
+            await _send_json(send, 413, {"error": "body too large for an SNS message"})
+            return
+    message_type = None
+    for name, value in scope["headers"]:
+        if name == b"x-amz-sns-message-type":
+            message_type = value.decode("latin-1")
+    status, payload = await handle_sns(bytes(body), message_type)
+    await _send_json(send, status, payload)
+
+
+async def _send_json(send: Send, status: int, payload: dict[str, str]) -> None:
+    data = json.dumps(payload, separators=(",", ":")).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(data))]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": data})
 
 
 # ---------------------------------------------------------------- tracking

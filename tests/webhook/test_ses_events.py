@@ -148,6 +148,10 @@ def test_forged_and_malformed_requests_get_clear_4xx(fake_sns, ledger):
         client.post("/sns/ses", content=b"{]", headers={"x-amz-sns-message-type": "x"}).status_code
         == 400
     )
+    huge = client.post(
+        "/sns/ses", content=b"x" * (600 * 1024), headers={"x-amz-sns-message-type": "x"}
+    )
+    assert huge.status_code == 413
     with session_scope() as session:
         assert session.scalar(select(func.count()).select_from(Event)) == 0
         assert session.get(Contact, message.contact_id).status == "subscribed"
