@@ -252,7 +252,7 @@ def unsubscribe_page(token: str) -> HTMLResponse:
         f'<form method="post" action="/u/{html.escape(token)}">'
         '<input type="hidden" name="List-Unsubscribe" value="One-Click">'
         '<button type="submit">Unsubscribe</button></form>'
-        '<p class="muted">One click is enough; you will not be asked again.</p>',
+        '<p class="muted">It takes effect at once.</p>',
     )
 
 
