@@ -182,3 +182,73 @@ def test_malformed_bodies():
     del missing["TopicArn"]
     with pytest.raises(sns.MalformedMessage):
         sns.verify(missing)
+
+
+def test_expired_certificate_is_refused(fake_sns):
+    from tests.webhook.snsutil import make_key_and_cert
+
+    key, pem = make_key_and_cert(days=0)  # valid until yesterday
+    url = "https://sns.us-west-2.amazonaws.com/SimpleNotificationService-old.pem"
+    fake_sns.documents[url] = pem
+    with pytest.raises(sns.InvalidSignature, match="not valid at this time"):
+        sns.verify(notification(BODY, cert_url=url, key=key))
+
+
+def test_certificates_are_fetched_with_tls_verification(tmp_path):
+    """https_get against a local HTTPS server: refused with the default trust store,
+    read once the server's certificate is trusted."""
+    import http.server
+    import ssl
+    import threading
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    start = datetime.now(UTC) - timedelta(days=1)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(start + timedelta(days=2))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), False)
+        .sign(key, hashes.SHA256())
+    )
+    (tmp_path / "server.pem").write_bytes(
+        cert.public_bytes(serialization.Encoding.PEM)
+        + key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(CERT_PEM)
+
+        def log_message(self, *args):  # noqa: ANN002
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "server.pem")
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"https://localhost:{server.server_address[1]}/SimpleNotificationService-x.pem"
+        with pytest.raises(OSError):  # self-signed: not trusted by the default context
+            sns.https_get(url, timeout=5)
+        trusting = ssl.create_default_context(cafile=str(tmp_path / "server.pem"))
+        assert sns.https_get(url, timeout=5, context=trusting) == CERT_PEM
+    finally:
+        server.shutdown()
