@@ -211,6 +211,7 @@ def store_events(session: Session, events: Sequence[NewEvent]) -> list[NewEvent]
         unique.setdefault(item.dedupe_key, item)
     if not unique:
         return []
+    session.flush()  # the statements below go to the connection directly
     items = list(unique.values())
     inserted = set(
         _insert_ignore(
@@ -256,16 +257,20 @@ def _apply_consequences(session: Session, events: list[NewEvent]) -> None:
             elif e.type in FAILS_MESSAGE and message.status != "failed":
                 failed.setdefault(message.id, e.error or e.type)
     # Messages: conditional updates, so a concurrent sender's final word is never undone.
+    # Core statements on the session's connection: the ORM's bulk-update bookkeeping
+    # costs more than the update itself here.
+    conn = session.connection()
+    messages, contacts = Message.__table__.c, Contact.__table__.c
     for message_id, sent_at in settled.items():
-        session.execute(
-            update(Message)
-            .where(Message.id == message_id, Message.status.in_(("sending", "uncertain")))
-            .values(status="sent", sent_at=func.coalesce(Message.sent_at, sent_at), updated_at=at)
+        conn.execute(
+            update(Message.__table__)
+            .where(messages.id == message_id, messages.status.in_(("sending", "uncertain")))
+            .values(status="sent", sent_at=func.coalesce(messages.sent_at, sent_at), updated_at=at)
         )
     for message_id, error in failed.items():
-        session.execute(
-            update(Message)
-            .where(Message.id == message_id, Message.status != "failed")
+        conn.execute(
+            update(Message.__table__)
+            .where(messages.id == message_id, messages.status != "failed")
             .values(status="failed", error=error, updated_at=at)
         )
     by_status: dict[str, list[int]] = {}
@@ -273,9 +278,9 @@ def _apply_consequences(session: Session, events: list[NewEvent]) -> None:
         by_status.setdefault(status, []).append(contact_id)
     for status, ids in by_status.items():
         weaker = [s for s, rank in STATUS_RANK.items() if rank < STATUS_RANK[status]]
-        session.execute(
-            update(Contact)
-            .where(Contact.id.in_(ids), Contact.status.in_(weaker))
+        conn.execute(
+            update(Contact.__table__)
+            .where(contacts.id.in_(ids), contacts.status.in_(weaker))
             .values(status=status, updated_at=at)
         )
     if suppress:
@@ -546,12 +551,13 @@ class LedgerRow:
     provider_message_id: str | None
 
 
-LEDGER_COLUMNS = [getattr(Message, name) for name in LedgerRow.__dataclass_fields__]
+_MESSAGE = Message.__table__.c
+LEDGER_COLUMNS = [_MESSAGE[name] for name in LedgerRow.__dataclass_fields__]
 # Built once with an expanding parameter: `in_(list)` would coerce every value per call.
 LEDGER_BY_PROVIDER = select(*LEDGER_COLUMNS).where(
-    Message.provider_message_id.in_(bindparam("ids", expanding=True))
+    _MESSAGE.provider_message_id.in_(bindparam("ids", expanding=True))
 )
-LEDGER_BY_ID = select(*LEDGER_COLUMNS).where(Message.id.in_(bindparam("ids", expanding=True)))
+LEDGER_BY_ID = select(*LEDGER_COLUMNS).where(_MESSAGE.id.in_(bindparam("ids", expanding=True)))
 
 
 @dataclass
@@ -565,7 +571,7 @@ def _ledger_rows(session: Session, records: list[SesRecord]) -> _Ledger:
     provider_ids = sorted({r.provider_id for r in records})
     for start in range(0, len(provider_ids), 500):
         chunk = provider_ids[start : start + 500]
-        for row in session.execute(LEDGER_BY_PROVIDER, {"ids": chunk}):
+        for row in session.connection().execute(LEDGER_BY_PROVIDER, {"ids": chunk}):
             m = LedgerRow(*row)
             ledger.by_provider.setdefault(m.provider_message_id or "", []).append(m)
             ledger.by_id[m.id] = m
@@ -575,7 +581,7 @@ def _ledger_rows(session: Session, records: list[SesRecord]) -> _Ledger:
         if r.provider_id not in ledger.by_provider and (t := _tag(r.tags, TAG_MESSAGE)) is not None
     }
     if tagged:
-        for row in session.execute(LEDGER_BY_ID, {"ids": sorted(tagged)}):
+        for row in session.connection().execute(LEDGER_BY_ID, {"ids": sorted(tagged)}):
             ledger.by_id[row.id] = LedgerRow(*row)
     return ledger
 
