@@ -9,10 +9,13 @@ per-commit cost (fsync on SQLite, a round trip on PostgreSQL) is paid once per b
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
+import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Generic, TypeVar
 
 from sqlalchemy import Connection
@@ -116,11 +119,39 @@ def connection() -> Connection:
     return conn
 
 
+@contextmanager
+def _sqlite_writer_lock(conn: Connection) -> Iterator[None]:
+    """On SQLite, queue the webhook processes' writers on a file lock.
+
+    SQLite's own busy handler polls with sleeps of up to 100 ms, so a writer that finds
+    the database locked often sleeps long after the lock came free; `flock` wakes the
+    next writer the moment the previous one commits. Other writers (the worker, the app)
+    still meet on SQLite's lock as before."""
+    database = conn.engine.url.database
+    if conn.dialect.name != "sqlite" or not database or database == ":memory:":
+        yield
+        return
+    path = f"{database}.webhook-lock"
+    fd = _local.__dict__.get(("lock", path))
+    if fd is None:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        _local.__dict__[("lock", path)] = fd
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+
+
 def run_in_transaction(work: Callable[[Session], R]) -> R:
     """`work(session)` in one transaction on this thread's kept connection."""
     conn = connection()
     try:
-        with Session(bind=conn, expire_on_commit=False) as session, session.begin():
+        with (
+            _sqlite_writer_lock(conn),
+            Session(bind=conn, expire_on_commit=False) as session,
+            session.begin(),
+        ):
             return work(session)
     except Exception:
         # The connection may be broken: start the next batch on a new one.
