@@ -74,6 +74,13 @@ class Settings(BaseSettings):
     # under DATA_DIR/imports, which the worker must see too (same host or a shared volume).
     import_inline_max_rows: int = 50_000
 
+    # Webhook group commit: SNS notifications arriving together share one transaction.
+    # Writers per webhook process (0 = automatic: 1 on SQLite, whose writes are serial
+    # anyway, 4 on PostgreSQL, where overlapping commits raise throughput), and the
+    # largest batch one transaction takes.
+    webhook_writers: int = 0
+    webhook_batch_size: int = 500
+
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:
         if not self.database_url:
