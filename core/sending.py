@@ -22,6 +22,7 @@ import base64
 import functools
 import html as html_lib
 import logging
+import os
 import re
 import threading
 import time
@@ -195,7 +196,13 @@ _local = threading.local()
 
 def get_transport_cached() -> Transport:
     """One transport per thread and configuration (SMTP connections and boto3 clients are reused)."""
-    key = (settings.email_transport, str(settings.outbox_dir))
+    key = (
+        settings.email_transport,
+        str(settings.outbox_dir),
+        settings.smtp_host,
+        settings.smtp_port,
+        os.environ.get("AWS_ENDPOINT_URL", ""),
+    )
     if getattr(_local, "key", None) != key:
         _local.transport = get_transport()
         _local.key = key

@@ -29,9 +29,7 @@ def test_snapshot_excludes_unsubscribed_suppressed_and_duplicates(session):
     # A second snapshot (a start task delivered twice) adds nobody.
     assert audience.snapshot(session, campaign) == 0
     rows = session.execute(
-        select(Message.email, Message.status, Message.variant_id).where(
-            Message.campaign_id == cid
-        )
+        select(Message.email, Message.status, Message.variant_id).where(Message.campaign_id == cid)
     ).all()
     emails = sorted(r.email for r in rows)
     assert emails == sorted(f"r{i}@example.com" for i in range(6))
