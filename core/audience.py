@@ -143,15 +143,18 @@ def snapshot(session: Session, campaign: Campaign) -> int:
     select_rows = select(
         sub.c.workspace_id, sub.c.campaign_id, sub.c.id, sub.c.variant_id, sub.c.email, sub.c.status
     )
-    if session.scalar(select(func.count()).where(Message.campaign_id == campaign.id)):
+    before = session.scalar(select(func.count()).where(Message.campaign_id == campaign.id)) or 0
+    if before:
         # A re-run (a start task delivered twice): add only contacts not in the ledger yet.
         select_rows = select_rows.where(
             ~exists().where(Message.campaign_id == campaign.id, Message.contact_id == sub.c.id)
         )
-    result = session.execute(
+    session.execute(
         insert(Message).from_select(
             ["workspace_id", "campaign_id", "contact_id", "variant_id", "email", "status"],
             select_rows,
         )
     )
-    return int(result.rowcount or 0)
+    # rowcount is not reliable for INSERT … SELECT through every driver: count instead.
+    after = session.scalar(select(func.count()).where(Message.campaign_id == campaign.id)) or 0
+    return int(after - before)

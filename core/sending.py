@@ -81,7 +81,7 @@ def _header(value: str) -> str:
 
 
 def _b64(text: str) -> str:
-    return base64.encodebytes(text.encode("utf-8")).decode("ascii")
+    return base64.encodebytes(text.encode("utf-8")).decode("ascii").replace("\n", "\r\n")
 
 
 class Composer:
@@ -167,16 +167,17 @@ class Composer:
             'Content-Type: text/plain; charset="utf-8"',
             "Content-Transfer-Encoding: base64",
             "",
-            _b64(rendered.text),
+            _b64(rendered.text).rstrip("\r\n"),
             f"--{boundary}",
             'Content-Type: text/html; charset="utf-8"',
             "Content-Transfer-Encoding: base64",
             "",
-            _b64(rendered.html),
+            _b64(rendered.html).rstrip("\r\n"),
             f"--{boundary}--",
             "",
         ]
-        return "\n".join(lines).encode("ascii")
+        # CRLF throughout (RFC 5322): smtplib sends bytes as they are.
+        return "\r\n".join(lines).encode("ascii")
 
     def outgoing(self, raw: bytes, message_id: int, to: str) -> Outgoing:
         return Outgoing(
@@ -624,6 +625,12 @@ def recover(session: Session) -> dict[str, int]:
     stats = {"reclaimed": 0, "redispatched": 0, "finished": 0}
     campaign_ids = session.scalars(select(Campaign.id).where(Campaign.status == "sending")).all()
     for cid in campaign_ids:
+        # Last sign of life, before the reclaim below touches anything.
+        started = session.scalar(select(Campaign.started_at).where(Campaign.id == cid))
+        last = session.scalar(
+            select(func.max(Message.updated_at)).where(Message.campaign_id == cid)
+        )
+        activity = max(t for t in (clock.as_utc(last), clock.as_utc(started), cutoff) if t)
         stats["reclaimed"] += int(
             session.execute(
                 update(Message)
@@ -640,11 +647,6 @@ def recover(session: Session) -> dict[str, int]:
         if finish_if_done(session, cid):
             stats["finished"] += 1
             continue
-        started = session.scalar(select(Campaign.started_at).where(Campaign.id == cid))
-        last = session.scalar(
-            select(func.max(Message.updated_at)).where(Message.campaign_id == cid)
-        )
-        activity = max(t for t in (clock.as_utc(last), clock.as_utc(started), cutoff) if t)
         pending = session.scalar(
             select(Message.id)
             .where(Message.campaign_id == cid, Message.status.in_(PENDING))

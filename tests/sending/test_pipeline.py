@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import email
 import re
 from email.message import Message as MimeMessage
 
@@ -12,7 +11,7 @@ from sqlalchemy import func, select
 from core import campaigns, sending, tracking
 from core.db import get_sessionmaker, session_scope
 from core.errors import PermanentSendError, ThrottledSendError, TransportMisconfigured
-from core.models import Campaign, Event, Message
+from core.models import Event, Message
 from core.transports import OutboxTransport
 from tests.helpers import message_text, outbox_messages
 from tests.sending.builders import add_excluded, make_campaign, make_setup
