@@ -346,9 +346,14 @@ def sample_variables(session: Session, campaign: Campaign, contact: Contact | No
 
 
 def preview(
-    session: Session, actor: Actor, campaign_id: int, contact_id: int | None = None
+    session: Session,
+    actor: Actor,
+    campaign_id: int,
+    contact_id: int | None = None,
+    template_id: int | None = None,
 ) -> Rendered:
-    """The campaign rendered for one contact (or a placeholder recipient)."""
+    """The campaign rendered for one contact (or a placeholder), optionally with another
+    template (the wizard previews a choice before it is saved)."""
     campaign = get_campaign(session, actor, campaign_id)
     contact = None
     if contact_id is not None:
@@ -356,6 +361,11 @@ def preview(
         if contact is None or contact.workspace_id != actor.workspace_id:
             raise NotFound("No such contact in this workspace.")
     subject, html, text = _content(session, campaign.variants[0])
+    if template_id is not None:
+        template = session.get(Template, template_id)
+        if template is None or template.workspace_id != actor.workspace_id:
+            raise NotFound("No such template in this workspace.")
+        subject, html, text = subject or template.subject, template.html, template.text
     return compile_template(subject, html, text).render(
         sample_variables(session, campaign, contact)
     )
