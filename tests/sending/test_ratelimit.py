@@ -19,6 +19,8 @@ def _sender(url: str, backend: str, redis_url: str, begin, out) -> None:  # noqa
     from core.db import get_sessionmaker
 
     settings.rate_limit_backend = backend
+    # More headroom than the default: 2 cores shared by many processes delay wake-ups.
+    settings.send_rate_headroom = 0.9
     settings.redis_url = redis_url
     limiter = ratelimit.get_limiter(get_sessionmaker(url))
     stamps = []
@@ -57,7 +59,7 @@ def _check(stamps: list[float]) -> None:
     assert worst <= RATE, worst
     # The processes that started late still get their share: the total is near the rate.
     span = stamps[-1] - stamps[0]
-    assert len(stamps) / span >= 0.9 * RATE, (len(stamps), span)
+    assert len(stamps) / span >= 0.8 * RATE, (len(stamps), span)
 
 
 def test_rate_limit_across_processes_on_the_database(live_db):
