@@ -519,33 +519,39 @@ def send_batch(
     else:
         chunk = 1
     session.commit()
-    cursor = first_id - 1
-    while True:
+
+    def pending_after(cursor: int) -> list[int]:
+        return list(
+            session.scalars(
+                select(Message.id)
+                .where(
+                    Message.campaign_id == campaign_id,
+                    Message.id > cursor,
+                    Message.id <= last_id,
+                    Message.status.in_(PENDING),
+                )
+                .order_by(Message.id)
+                .limit(chunk)
+            )
+        )
+
+    # Three transactions per chunk: book slots; check status + claim + load; record + peek.
+    ids = pending_after(first_id - 1)
+    session.commit()
+    while ids:
+        acquire(lim, rate_key, len(ids), rate)
         status = session.scalar(select(Campaign.status).where(Campaign.id == campaign_id))
         if status != "sending":
             result.stopped = status or "deleted"
             session.commit()
             return result
-        ids = session.scalars(
-            select(Message.id)
-            .where(
-                Message.campaign_id == campaign_id,
-                Message.id > cursor,
-                Message.id <= last_id,
-                Message.status.in_(PENDING),
-            )
-            .order_by(Message.id)
-            .limit(chunk)
-        ).all()
-        session.commit()
-        if not ids:
-            break
-        cursor = ids[-1]
-        acquire(lim, rate_key, len(ids), rate)
-        claimed, uncertain = _claim(session, list(ids))
+        claimed, uncertain = _claim(session, ids)
         rows = _rows(session, claimed) if claimed else []
         session.commit()
+        cursor = ids[-1]
         if not rows:
+            ids = pending_after(cursor)
+            session.commit()
             continue
         sent, failed, requeue, misconfigured = _deliver(
             transport, composer, rows, result, lim, rate_key
@@ -569,6 +575,7 @@ def send_batch(
             session.commit()
             result.stopped = "throttled"
             return result
+        ids = pending_after(cursor)
         session.commit()
     finish_if_done(session, campaign_id)
     return result
