@@ -357,7 +357,10 @@ def review_step(campaign_id: int, state: dict) -> None:
             st.session_state["cw_notice"] = f"“{state['name']}” is on its way."
             st.rerun()
     st.subheader("Or schedule it")
-    default_zone = st.session_state.get("mw_timezone", "UTC")
+    browser_zone = getattr(st.context, "timezone", None)
+    default_zone = st.session_state.get("mw_timezone") or browser_zone or "UTC"
+    if default_zone not in ZONES:
+        default_zone = "UTC"
     cols = st.columns(3)
     day = cols[0].date_input("Date", date.today() + timedelta(days=1))
     at = cols[1].time_input("Time", time(9, 0))
