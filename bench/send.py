@@ -188,7 +188,7 @@ def end_to_end(recipients: int, workers: int) -> dict:
     return {
         "recipients": sent,
         "files": files,
-        "snapshot_s": round(snapshot_s, 2),
+        "start_s_snapshot_and_publish": round(snapshot_s, 2),
         "seconds": round(elapsed, 2),
         "msgs_per_s": round(sent / elapsed, 1),
         "compose_per_core_per_s": round(per_core, 1),

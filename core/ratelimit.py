@@ -119,7 +119,7 @@ def acquire(limiter: RateLimiter, key: str, n: int, rate: float) -> None:
     others; it lets its slots go and books new ones instead.
     """
     rate = rate * settings.send_rate_headroom
-    tolerance = max(0.005, min(0.05, 1.0 / rate))
+    tolerance = max(0.005, min(0.05, n / rate))
     for _ in range(5):
         wait = limiter.reserve(key, n, rate)
         due = time.monotonic() + wait

@@ -515,7 +515,7 @@ def send_batch(
     rate_key = f"workspace:{workspace.id}"
     if transport.name in IDEMPOTENT_TRANSPORTS:
         # Small chunks at low rates keep every second under the limit; big ones are cheap.
-        chunk = max(1, min(settings.send_batch_size, int(rate / 50)))
+        chunk = max(1, min(settings.send_batch_size, int(rate / 25)))
     else:
         chunk = 1
     session.commit()
