@@ -60,7 +60,7 @@ class Settings(BaseSettings):
     sns_topic_arns: str = ""
     sns_cert_dir: Path | None = None
 
-    send_batch_size: int = 200
+    send_batch_size: int = 500
     login_lockout_attempts: int = 5
     login_lockout_minutes: int = 15
     reset_token_minutes: int = 60
@@ -80,6 +80,18 @@ class Settings(BaseSettings):
     # largest batch one transaction takes.
     webhook_writers: int = 0
     webhook_batch_size: int = 500
+
+    # Sending (issue 5); SEND_BATCH_SIZE above is the ledger rows one batch task owns.
+    # A message left in "sending" longer than this belongs to a lost worker: recovered.
+    send_lease_seconds: float = 120.0
+    # How often beat starts due scheduled campaigns and recovers stalled ones.
+    send_tick_seconds: float = 15.0
+    # Transient errors (not throttling) are retried this many times before a message fails.
+    send_max_attempts: int = 5
+    # Longest back-off after a throttling reply, in seconds.
+    send_max_backoff: float = 30.0
+    # Fraction of the max send rate actually used, so clock jitter never exceeds the limit.
+    send_rate_headroom: float = 0.95
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:

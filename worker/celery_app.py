@@ -19,3 +19,7 @@ app.conf.update(celery_config())
 app.conf.beat_schedule_filename = str(settings.data_dir / "celerybeat-schedule")
 # Periodic work, by task name. Each area adds its entry here.
 app.conf.beat_schedule = {}
+app.conf.beat_schedule["sending-tick"] = {
+    "task": "worker.tasks_sending.tick",
+    "schedule": settings.send_tick_seconds,
+}
