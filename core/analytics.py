@@ -265,10 +265,7 @@ def campaign_timeline(session: Session, actor: Actor, campaign_id: int) -> list[
     cutoff = start + timedelta(hours=48)
     points: dict[tuple[datetime, str], TimelinePoint] = {}
     for hour, type_, n in hours:
-        if hour < cutoff:
-            key = (hour, "hour")
-        else:
-            key = (hour.replace(hour=0), "day")
+        key = (hour, "hour") if hour < cutoff else (hour.replace(hour=0), "day")
         point = points.setdefault(key, TimelinePoint(key[0], key[1]))
         if type_ == "open":
             point.opens += n
@@ -486,7 +483,7 @@ class Threshold:
 
     @property
     def level(self) -> str:
-        """"ok", "close" (within 80 % of the limit) or "over"."""
+        """ "ok", "close" (within 80 % of the limit) or "over"."""
         if self.value is None:
             return "ok"
         if self.value >= self.limit:
@@ -623,9 +620,7 @@ def dashboard(
         recent=recent,
         upcoming=upcoming,
         growth=trends.get("growth", []),
-        health=deliverability(
-            trends["sent_30d"], trends["bounces_30d"], trends["complaints_30d"]
-        )
+        health=deliverability(trends["sent_30d"], trends["bounces_30d"], trends["complaints_30d"])
         if trends.get("built_at")
         else None,
         rollup_built_at=trends.get("built_at"),
