@@ -220,7 +220,7 @@ def _stream(
     workdir: Path,
 ) -> int:
     """Copy the rows of `query` into DuckDB `table`; returns how many."""
-    before = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    before = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
     if dialect == "postgresql":
         fd, name = tempfile.mkstemp(suffix=".csv", dir=workdir)
         try:
@@ -259,14 +259,14 @@ def _stream(
                 con.unregister("_chunk")
         finally:
             cur.close()
-    return con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] - before
+    return con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0] - before
 
 
 _ARROW = {
     "BIGINT": pa.int64(),
     "INTEGER": pa.int32(),
     "VARCHAR": pa.string(),
-    "BOOLEAN": pa.bool_(),
+    "BOOLEAN": pa.int8(),  # SQLite hands back 0 and 1; DuckDB casts on insert
 }
 
 
@@ -520,8 +520,8 @@ def _build(url: str | None, path: Path, full: bool, lag: int, started: float) ->
     try:
         _create(con, "event_fact", EVENT_COLUMNS, temp=False)
         con.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value BIGINT)")
-        row = con.execute("SELECT value FROM meta WHERE key = 'event_safe_id'").fetchone()
-        safe = int(row[0]) if row else 0
+        rows = con.execute("SELECT value FROM meta WHERE key = 'event_safe_id'").fetchall()
+        safe = int(rows[0][0]) if rows else 0
         read_at = int(time.time())
         raw = engine.raw_connection()
         try:
@@ -533,8 +533,8 @@ def _build(url: str | None, path: Path, full: bool, lag: int, started: float) ->
             young = con.execute(
                 "SELECT min(id) FROM event_fact WHERE id > ? AND created > ?",
                 [safe, read_at - lag],
-            ).fetchone()[0]
-            top = con.execute("SELECT max(id) FROM event_fact").fetchone()[0] or 0
+            ).fetchall()[0][0]
+            top = con.execute("SELECT max(id) FROM event_fact").fetchall()[0][0] or 0
             new_safe = int(young) - 1 if young is not None else int(top)
             con.execute(
                 "INSERT OR REPLACE INTO meta VALUES ('event_safe_id', ?)", [max(new_safe, safe)]
@@ -556,14 +556,15 @@ def _build(url: str | None, path: Path, full: bool, lag: int, started: float) ->
         for sql in AGGREGATES:
             con.execute(sql)
         built_at = datetime.now(UTC).replace(microsecond=0)
-        total = con.execute("SELECT count(*) FROM event_fact").fetchone()[0]
+        total = con.execute("SELECT count(*) FROM event_fact").fetchall()[0][0]
         con.execute(
             "CREATE TABLE out.rollup_info AS SELECT ?::TIMESTAMP AS built_at, "
             "?::BIGINT AS events_through_id, ?::BIGINT AS events, ? AS source_database",
             [built_at.replace(tzinfo=None), new_safe, total, dialect],
         )
         tables = {
-            name: con.execute(f"SELECT count(*) FROM out.{name}").fetchone()[0] for name in TABLES
+            name: con.execute(f"SELECT count(*) FROM out.{name}").fetchall()[0][0]
+            for name in TABLES
         }
         con.execute("CHECKPOINT out")
         con.execute("DETACH out")
@@ -623,26 +624,26 @@ def dashboard_trends(
         today = now.astimezone(UTC).date()
         d30, d90 = today - timedelta(days=29), today - timedelta(days=89)
         ws = [workspace_id]
-        built_at = con.execute("SELECT built_at FROM r.rollup_info").fetchone()[0]
+        built_at = con.execute("SELECT built_at FROM r.rollup_info").fetchall()[0][0]
         sent_all, sent_30, bounces_30, complaints_30 = con.execute(
             "SELECT coalesce(sum(sent), 0), coalesce(sum(sent) FILTER (WHERE day >= ?), 0), "
             "coalesce(sum(bounces) FILTER (WHERE day >= ?), 0), "
             "coalesce(sum(complaints) FILTER (WHERE day >= ?), 0) "
             "FROM r.workspace_daily WHERE workspace_id = ?",
             [d30, d30, d30, workspace_id],
-        ).fetchone()
+        ).fetchall()[0]
         added, lost = con.execute(
             "SELECT coalesce(sum(new_contacts), 0), coalesce(sum(lost_contacts), 0) "
             "FROM r.contact_growth_daily WHERE workspace_id = ? AND day >= ?",
             [workspace_id, d30],
-        ).fetchone()
+        ).fetchall()[0]
         avg_open, avg_click, n = con.execute(
             "SELECT avg(open_rate), avg(click_rate), count(*) FROM ("
             " SELECT open_rate, click_rate FROM r.campaigns"
             " WHERE workspace_id = ? AND delivered > 0 AND status IN ('sent', 'sending')"
             " ORDER BY started_at DESC NULLS LAST LIMIT ?)",
             [workspace_id, last_campaigns],
-        ).fetchone()
+        ).fetchall()[0]
         growth = con.execute(
             "SELECT day, new_contacts, lost_contacts, cumulative_contacts "
             "FROM r.contact_growth_daily WHERE workspace_id = ? AND day >= ? ORDER BY day",
@@ -673,7 +674,7 @@ def rollup_status(path: Path | None = None) -> dict[str, Any] | None:
         with open_rollups(path) as con:
             built_at, through, events = con.execute(
                 "SELECT built_at, events_through_id, events FROM r.rollup_info"
-            ).fetchone()
+            ).fetchall()[0]
     except RollupsMissing:
         return None
     p = rollup_path(path)

@@ -19,3 +19,8 @@ app.conf.update(celery_config())
 app.conf.beat_schedule_filename = str(settings.data_dir / "celerybeat-schedule")
 # Periodic work, by task name. Each area adds its entry here.
 app.conf.beat_schedule = {}
+app.conf.beat_schedule["analytics-rollups"] = {
+    "task": "worker.tasks_analytics.build_rollups",
+    "schedule": float(settings.rollup_interval_seconds),
+    "options": {"expires": float(settings.rollup_interval_seconds)},
+}
