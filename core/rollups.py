@@ -761,3 +761,22 @@ def workspace_query(
     return QueryResult(
         columns, rows[:row_limit], len(rows) > row_limit, round(time.monotonic() - started, 3)
     )
+
+
+def campaign_domains(
+    workspace_id: int, campaign_id: int, path: Path | None = None, limit: int = 20
+) -> list[dict[str, Any]]:
+    """Per recipient domain figures of one campaign from the rollups ([] before the first)."""
+    try:
+        with open_rollups(path) as con:
+            cursor = con.execute(
+                "SELECT domain, recipients, sent, delivered, bounces, complaints, unique_opens, "
+                "unique_clicks, unique_opens / nullif(delivered, 0) AS open_rate, "
+                "bounces / nullif(sent, 0) AS bounce_rate FROM r.campaign_domains "
+                "WHERE workspace_id = ? AND campaign_id = ? ORDER BY recipients DESC LIMIT ?",
+                [workspace_id, campaign_id, limit],
+            )
+            columns = [d[0] for d in cursor.description]
+            return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+    except RollupsMissing:
+        return []
