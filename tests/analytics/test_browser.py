@@ -13,7 +13,7 @@ from tests.browser.conftest import backend, live_app, page, sign_in  # noqa: F40
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
-def test_report_with_charts(live_app, page, tmp_path):
+def test_report_with_charts(live_app, page, tmp_path):  # noqa: F811
     with session_scope() as session:
         ws = session.scalar(select(Workspace).where(Workspace.slug == "acme"))
         known = build_known(session, ws.id)
