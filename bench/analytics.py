@@ -34,13 +34,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("DATA_DIR", tempfile.mkdtemp(prefix="mw-bench-analytics-"))
 
-from sqlalchemy import create_engine, select, text  # noqa: E402
+from sqlalchemy import create_engine, func, select, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from core import analytics, rollups  # noqa: E402
 from core.config import settings  # noqa: E402
 from core.db import dispose_all, get_engine, session_scope  # noqa: E402
-from core.models import Base, Campaign, Workspace  # noqa: E402
+from core.models import Base, Campaign, Contact, Event, Message, Workspace  # noqa: E402
 from core.permissions import Actor  # noqa: E402
 from core.schema import migrate  # noqa: E402
 
@@ -98,6 +98,7 @@ def generate(url: str, scale: float) -> dict:
     with engine.begin() as conn:
         if sql.pg:
             conn.execute(text("SET maintenance_work_mem = '512MB'"))
+            conn.execute(text("ALTER TABLE event DROP CONSTRAINT uq_event_dedupe_key"))
             for table in event_tables:
                 for index in table.indexes:
                     index.drop(conn)
@@ -212,6 +213,9 @@ def generate(url: str, scale: float) -> dict:
                 {"f": False, "t": True},
             )
         if sql.pg:
+            conn.execute(
+                text("ALTER TABLE event ADD CONSTRAINT uq_event_dedupe_key UNIQUE (dedupe_key)")
+            )
             for table in event_tables:
                 for index in table.indexes:
                     index.create(conn)
@@ -228,6 +232,19 @@ def generate(url: str, scale: float) -> dict:
         "messages": messages,
         "events": events,
     }
+
+
+def existing(url: str) -> dict:
+    with session_scope(url) as s:
+        ws = s.scalar(select(Workspace.id).where(Workspace.slug == "bench"))
+        big = s.scalar(select(func.min(Campaign.id)).where(Campaign.workspace_id == ws))
+        return {
+            "workspace_id": ws,
+            "big_campaign": big,
+            "contacts": s.scalar(select(func.count()).select_from(Contact)),
+            "messages": s.scalar(select(func.count()).select_from(Message)),
+            "events": s.scalar(select(func.count()).select_from(Event)),
+        }
 
 
 def add_events(url: str, ws_id: int, campaign_id: int, n: int) -> None:
@@ -281,16 +298,22 @@ def main() -> None:
         url = f"sqlite:///{settings.data_dir / 'bench.db'}"
     settings.rollup_path = Path(settings.data_dir) / "rollups.duckdb"
     try:
-        migrate(url)
         t = time.perf_counter()
-        info = generate(url, args.scale)
+        if args.url:
+            info = existing(url)
+        else:
+            migrate(url)
+            info = generate(url, args.scale)
         gen_s = time.perf_counter() - t
         print(f"generated {info} in {gen_s:.1f} s", flush=True)
 
         t = time.perf_counter()
         full = rollups.build_rollups(url=url, lag_seconds=0)
         rollup_full = time.perf_counter() - t
-        print(f"rollup (full): {rollup_full:.2f} s, tables {full.tables}", flush=True)
+        print(
+            f"rollup (full): {rollup_full:.2f} s, tables {full.tables}, stages {full.stages}",
+            flush=True,
+        )
         add_events(url, info["workspace_id"], info["big_campaign"], 10_000)
         t = time.perf_counter()
         inc = rollups.build_rollups(url=url, lag_seconds=0)
@@ -354,7 +377,9 @@ def main() -> None:
         )
     finally:
         dispose_all()
-        if scratch:
+        if args.keep and scratch:
+            print(f"kept {url}")
+        elif scratch:
             with admin.connect() as conn:
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)'))
 

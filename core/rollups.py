@@ -84,6 +84,7 @@ EXAMPLE_QUERIES: dict[str, str] = {
 }
 
 CHUNK_ROWS = 200_000
+STAGES: dict[str, float] = {}  # seconds per stage of the last build in this process
 
 
 class RollupBusy(MailwrightError):
@@ -104,6 +105,7 @@ class RollupResult:
     seconds: float
     full: bool
     tables: dict[str, int] = field(default_factory=dict)
+    stages: dict[str, float] = field(default_factory=dict)
 
 
 def rollup_path(path: Path | None = None) -> Path:
@@ -221,6 +223,7 @@ def _stream(
 ) -> int:
     """Copy the rows of `query` into DuckDB `table`; returns how many."""
     before = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
+    mark = time.monotonic()
     if dialect == "postgresql":
         fd, name = tempfile.mkstemp(suffix=".csv", dir=workdir)
         try:
@@ -259,6 +262,7 @@ def _stream(
                 con.unregister("_chunk")
         finally:
             cur.close()
+    STAGES[table] = round(time.monotonic() - mark, 3)
     return con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0] - before
 
 
@@ -507,6 +511,7 @@ def build_rollups(
 
 
 def _build(url: str | None, path: Path, full: bool, lag: int, started: float) -> RollupResult:
+    STAGES.clear()
     engine = get_engine(url)
     dialect = engine.dialect.name
     state = _state_path(path)
@@ -554,7 +559,9 @@ def _build(url: str | None, path: Path, full: bool, lag: int, started: float) ->
             raw.close()
         con.execute(f"ATTACH '{tmp}' AS out")
         for sql in AGGREGATES:
+            mark = time.monotonic()
             con.execute(sql)
+            STAGES[" ".join(sql.split()[:4])] = round(time.monotonic() - mark, 3)
         built_at = datetime.now(UTC).replace(microsecond=0)
         total = con.execute("SELECT count(*) FROM event_fact").fetchall()[0][0]
         con.execute(
@@ -582,6 +589,7 @@ def _build(url: str | None, path: Path, full: bool, lag: int, started: float) ->
         round(time.monotonic() - started, 3),
         full,
         tables,
+        dict(STAGES),
     )
     log.info("rollups built: %s", result)
     return result
