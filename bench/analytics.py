@@ -285,10 +285,14 @@ def main() -> None:
     parser.add_argument(
         "--pg", default="", help="PostgreSQL admin URL: bench in a scratch database"
     )
+    parser.add_argument("--url", default="", help="reuse a database generated with --keep")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     args = parser.parse_args()
 
     scratch = ""
-    if args.pg:
+    if args.url:
+        url = args.url
+    elif args.pg:
         scratch = f"mw_bench_{uuid.uuid4().hex[:8]}"
         admin = create_engine(args.pg, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
