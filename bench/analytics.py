@@ -333,8 +333,8 @@ def main() -> None:
 
         def report() -> None:
             with session_scope(url) as s:
-                analytics.campaign_report(s, me, big)
-                analytics.recipients_page(s, me, big)
+                report = analytics.campaign_report(s, me, big)
+                analytics.recipients_page(s, me, big, known_total=report.figures.recipients)
 
         def figures() -> None:
             with session_scope(url) as s:

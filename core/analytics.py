@@ -171,7 +171,15 @@ def campaign_figures(session: Session, actor: Actor, campaign_id: int) -> Campai
             Event.message_id,
             func.count().label("n"),
         )
-        .where(Event.campaign_id == campaign.id)
+        .where(
+            Event.campaign_id == campaign.id,
+            # Only what the figures use: "sent" events (the ledger counts sends) and
+            # the other source's opens and clicks would only be read to be skipped.
+            or_(
+                Event.type.in_(("delivered", "complaint", "unsubscribe")),
+                and_(Event.type.in_(("open", "click")), Event.source == source),
+            ),
+        )
         .group_by(Event.type, Event.source, Event.is_machine, Event.message_id)
         .subquery()
     )
@@ -410,11 +418,17 @@ def recipients_page(
     status: str | None = None,
     limit: int = 50,
     offset: int = 0,
+    known_total: int | None = None,
 ) -> tuple[list[RecipientRow], int]:
-    """One page of recipients with their activity, and how many match in all."""
+    """One page of recipients with their activity, and how many match in all.
+
+    `known_total` (the report's recipient count) saves counting again when nothing filters."""
     campaign = _campaign(session, actor, campaign_id)
     conds = _recipient_filter(campaign.id, search, status)
-    total = session.scalar(select(func.count()).select_from(Message).where(*conds)) or 0
+    if known_total is not None and not search.strip() and not status:
+        total = known_total
+    else:
+        total = session.scalar(select(func.count()).select_from(Message).where(*conds)) or 0
     messages = session.execute(
         select(Message.id, Message.email, Message.status, Message.sent_at, Message.error)
         .where(*conds)

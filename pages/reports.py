@@ -33,15 +33,14 @@ with report_tab:
     )
     st.query_params["campaign"] = str(campaign_id)
 
-    with db() as session:
-        status = analytics.campaign_figures(session, me, campaign_id).status
-    live = status in ("sending", "scheduled")
+    live = next(c.status for c in choices if c.id == campaign_id) in ("sending", "scheduled")
 
     @st.fragment(run_every=5 if live else None)
     def figures_and_charts() -> None:
         with db() as session, shows_errors():
             report = analytics.campaign_report(session, me, campaign_id)
             f = report.figures
+            st.session_state["report_recipients"] = (campaign_id, f.recipients)
             if f.is_live:
                 st.caption(":material/autorenew: Sending: this report refreshes every 5 seconds.")
             row = st.columns(6)
@@ -109,6 +108,7 @@ with report_tab:
         "Message status", ["all", "sent", "failed", "uncertain", "queued", "held", "cancelled"]
     )
     page_no = cols[2].number_input("Page", min_value=1, value=1, step=1)
+    known = st.session_state.get("report_recipients")
     with db() as session, shows_errors():
         rows, total = analytics.recipients_page(
             session,
@@ -118,6 +118,7 @@ with report_tab:
             status=None if status_filter == "all" else status_filter,
             limit=50,
             offset=(int(page_no) - 1) * 50,
+            known_total=known[1] if known and known[0] == campaign_id else None,
         )
         st.caption(
             f"{total:,} recipients match; showing page {page_no} of {max(1, -(-total // 50))}."
