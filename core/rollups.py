@@ -212,58 +212,90 @@ def _create(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, str],
     con.execute(f"CREATE {kind} {table} ({cols})")
 
 
-def _stream(
-    con: duckdb.DuckDBPyConnection,
-    dbapi: Any,
-    dialect: str,
-    table: str,
-    columns: dict[str, str],
-    query: str,
-    workdir: Path,
-) -> int:
-    """Copy the rows of `query` into DuckDB `table`; returns how many."""
-    before = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
+def _copy_out(engine: Any, query: str, workdir: Path) -> Path:
+    """PostgreSQL: `COPY (query) TO STDOUT` as CSV into a temporary file (own connection)."""
+    fd, name = tempfile.mkstemp(suffix=".csv", dir=workdir)
+    raw = engine.raw_connection()
+    try:
+        with (
+            os.fdopen(fd, "wb") as out,
+            raw.driver_connection.cursor() as cur,
+            cur.copy(f"COPY ({query}) TO STDOUT (FORMAT csv)") as copy,
+        ):
+            for block in copy:
+                out.write(block)
+        raw.rollback()
+    finally:
+        raw.close()
+    return Path(name)
+
+
+def _copy_all_pg(engine: Any, queries: dict[str, str], workdir: Path) -> dict[str, Path]:
+    """Run the COPYs side by side: PostgreSQL does the work in one backend per source."""
+    results: dict[str, Path] = {}
+    errors: list[BaseException] = []
+
+    def run(table: str, query: str) -> None:
+        mark = time.monotonic()
+        try:
+            results[table] = _copy_out(engine, query, workdir)
+        except BaseException as exc:  # noqa: BLE001 - re-raised below in the caller
+            errors.append(exc)
+        STAGES[f"copy {table}"] = round(time.monotonic() - mark, 3)
+
+    threads = [threading.Thread(target=run, args=item) for item in queries.items()]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        for path in results.values():
+            path.unlink(missing_ok=True)
+        raise errors[0]
+    return results
+
+
+def _load_csv(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, str], path: Path):
     mark = time.monotonic()
-    if dialect == "postgresql":
-        fd, name = tempfile.mkstemp(suffix=".csv", dir=workdir)
-        try:
-            with (
-                os.fdopen(fd, "wb") as out,
-                dbapi.cursor() as cur,
-                cur.copy(f"COPY ({query}) TO STDOUT (FORMAT csv)") as copy,
-            ):
-                for block in copy:
-                    out.write(block)
-            spec = "{" + ", ".join(f"'{c}': '{t}'" for c, t in columns.items()) + "}"
-            con.execute(
-                f"INSERT INTO {table} SELECT * FROM read_csv(?, header = false, "
-                f"columns = {spec}, auto_detect = false, quote = '\"', escape = '\"')",
-                [name],
+    spec = "{" + ", ".join(f"'{c}': '{t}'" for c, t in columns.items()) + "}"
+    try:
+        con.execute(
+            f"INSERT INTO {table} SELECT * FROM read_csv(?, header = false, "
+            f"columns = {spec}, auto_detect = false, quote = '\"', escape = '\"')",
+            [str(path)],
+        )
+    finally:
+        path.unlink(missing_ok=True)
+    STAGES[f"load {table}"] = round(time.monotonic() - mark, 3)
+
+
+def _load_sqlite(
+    con: duckdb.DuckDBPyConnection, engine: Any, table: str, columns: dict[str, str], query: str
+) -> None:
+    """SQLite: `fetchmany` batches handed to DuckDB as Arrow tables."""
+    mark = time.monotonic()
+    raw = engine.raw_connection()
+    cur = raw.driver_connection.cursor()
+    try:
+        cur.execute(query)
+        schema = pa.schema([(c, _ARROW[t]) for c, t in columns.items()])
+        while True:
+            rows = cur.fetchmany(CHUNK_ROWS)
+            if not rows:
+                break
+            cols = list(zip(*rows, strict=True))
+            batch = pa.table(
+                [pa.array(cols[i], type=schema.field(i).type) for i in range(len(columns))],
+                schema=schema,
             )
-        finally:
-            os.unlink(name)
-    else:
-        cur = dbapi.cursor()
-        try:
-            cur.execute(query)
-            names = list(columns)
-            schema = pa.schema([(c, _ARROW[t]) for c, t in columns.items()])
-            while True:
-                rows = cur.fetchmany(CHUNK_ROWS)
-                if not rows:
-                    break
-                cols = list(zip(*rows, strict=True))
-                batch = pa.table(
-                    [pa.array(cols[i], type=schema.field(i).type) for i in range(len(names))],
-                    schema=schema,
-                )
-                con.register("_chunk", batch)
-                con.execute(f"INSERT INTO {table} SELECT * FROM _chunk")
-                con.unregister("_chunk")
-        finally:
-            cur.close()
-    STAGES[table] = round(time.monotonic() - mark, 3)
-    return con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0] - before
+            con.register("_chunk", batch)
+            con.execute(f"INSERT INTO {table} SELECT * FROM _chunk")
+            con.unregister("_chunk")
+    finally:
+        cur.close()
+        raw.rollback()
+        raw.close()
+    STAGES[f"load {table}"] = round(time.monotonic() - mark, 3)
 
 
 _ARROW = {
@@ -528,13 +560,29 @@ def _build(url: str | None, path: Path, full: bool, lag: int, started: float) ->
         rows = con.execute("SELECT value FROM meta WHERE key = 'event_safe_id'").fetchall()
         safe = int(rows[0][0]) if rows else 0
         read_at = int(time.time())
-        raw = engine.raw_connection()
+        pg = dialect == "postgresql"
+        sources = {
+            "event_fact": (EVENT_COLUMNS, (EVENT_PG if pg else EVENT_SQLITE).format(hw=safe)),
+            "message_fact": (MESSAGE_COLUMNS, MESSAGE_PG if pg else MESSAGE_SQLITE),
+            "contact_fact": (CONTACT_COLUMNS, CONTACT_PG if pg else CONTACT_SQLITE),
+            "campaign_src": (CAMPAIGN_COLUMNS, CAMPAIGN_PG if pg else CAMPAIGN_SQLITE),
+            "workspace_src": (WORKSPACE_COLUMNS, WORKSPACE_SQL),
+        }
+        files = _copy_all_pg(engine, {t: q for t, (_, q) in sources.items()}, workdir) if pg else {}
         try:
-            dbapi = raw.driver_connection
+            for table, (columns, _) in sources.items():
+                if table != "event_fact":
+                    _create(con, table, columns, temp=True)
             con.execute("BEGIN")
             con.execute("DELETE FROM event_fact WHERE id > ?", [safe])
-            query = (EVENT_PG if dialect == "postgresql" else EVENT_SQLITE).format(hw=safe)
-            events_read = _stream(con, dbapi, dialect, "event_fact", EVENT_COLUMNS, query, workdir)
+            for table, (columns, query) in sources.items():
+                if pg:
+                    _load_csv(con, table, columns, files.pop(table))
+                else:
+                    _load_sqlite(con, engine, table, columns, query)
+            events_read = con.execute(
+                "SELECT count(*) FROM event_fact WHERE id > ?", [safe]
+            ).fetchall()[0][0]
             young = con.execute(
                 "SELECT min(id) FROM event_fact WHERE id > ? AND created > ?",
                 [safe, read_at - lag],
@@ -545,18 +593,9 @@ def _build(url: str | None, path: Path, full: bool, lag: int, started: float) ->
                 "INSERT OR REPLACE INTO meta VALUES ('event_safe_id', ?)", [max(new_safe, safe)]
             )
             con.execute("COMMIT")
-            for table, columns, pg, lite in (
-                ("message_fact", MESSAGE_COLUMNS, MESSAGE_PG, MESSAGE_SQLITE),
-                ("contact_fact", CONTACT_COLUMNS, CONTACT_PG, CONTACT_SQLITE),
-                ("campaign_src", CAMPAIGN_COLUMNS, CAMPAIGN_PG, CAMPAIGN_SQLITE),
-                ("workspace_src", WORKSPACE_COLUMNS, WORKSPACE_SQL, WORKSPACE_SQL),
-            ):
-                _create(con, table, columns, temp=True)
-                sql = pg if dialect == "postgresql" else lite
-                _stream(con, dbapi, dialect, table, columns, sql, workdir)
-            raw.rollback()
         finally:
-            raw.close()
+            for leftover in files.values():
+                leftover.unlink(missing_ok=True)
         con.execute(f"ATTACH '{tmp}' AS out")
         for sql in AGGREGATES:
             mark = time.monotonic()
