@@ -243,3 +243,24 @@ def test_dashboard_trends_read_the_rollups(world, rollup_file):
     assert data.health.bounce_rate == pytest.approx(3 / 11)  # 3 bounce events over 11 sent
     assert any("SES pause" in w for w in data.health.warnings)
     assert [c.id for c in data.recent][0] == known.smtp_campaign_id
+
+
+def test_cli_and_beat_task(world, live_db, rollup_file, tmp_path):
+    import json
+
+    from tests.test_cli import run_cli
+
+    done = run_cli(tmp_path, live_db, "rollup")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.splitlines()[-1])
+    assert report["tables"]["campaigns"] == 6 and (tmp_path / "rollups.duckdb").exists()
+
+    from worker.celery_app import app
+    from worker.tasks_analytics import build_rollups_task
+
+    entry = app.conf.beat_schedule["analytics-rollups"]
+    assert entry["task"] == build_rollups_task.name
+    assert entry["schedule"] == 300.0
+    # Same file as the CLI built (DATA_DIR is tmp_path): its state already holds every event.
+    assert build_rollups_task.run()["events_read"] == 0
+    assert rollup_file.exists()
