@@ -827,3 +827,25 @@ def campaign_domains(
             return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
     except RollupsMissing:
         return []
+
+
+def export_workspace(workspace_id: int, path: Path | None = None) -> bytes:
+    """A DuckDB file holding only `workspace_id`'s rows of every rollup table (download)."""
+    source = rollup_path(path)
+    if not source.exists():
+        raise RollupsMissing("The rollups have not been built yet (python -m core rollup).")
+    with tempfile.TemporaryDirectory(dir=source.parent) as tmp:
+        dest = Path(tmp) / "export.duckdb"
+        con = duckdb.connect(":memory:")
+        try:
+            con.execute(f"ATTACH '{source}' AS r (READ_ONLY)")
+            con.execute(f"ATTACH '{dest}' AS x")
+            for name in TABLES:
+                where = "" if name == "rollup_info" else " WHERE workspace_id = ?"
+                params = [] if name == "rollup_info" else [workspace_id]
+                con.execute(f"CREATE TABLE x.{name} AS SELECT * FROM r.{name}{where}", params)
+            con.execute("CHECKPOINT x")
+            con.execute("DETACH x")
+        finally:
+            con.close()
+        return dest.read_bytes()

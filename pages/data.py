@@ -63,3 +63,15 @@ con.sql("SELECT * FROM campaigns WHERE workspace_id = {me.workspace_id}").df()""
     language="python",
 )
 st.code(f"duckdb -readonly {path}", language="sh")
+
+st.write("Or take this workspace's tables home as a DuckDB file of their own:")
+if st.button("Prepare download"):
+    with shows_errors():
+        st.session_state["data_export"] = rollups.export_workspace(me.workspace_id)
+if st.session_state.get("data_export"):
+    st.download_button(
+        "Download rollups.duckdb",
+        st.session_state["data_export"],
+        file_name="rollups.duckdb",
+        mime="application/octet-stream",
+    )

@@ -224,6 +224,12 @@ def test_data_queries_are_read_only_and_scoped(world, rollup_file, tmp_path):
     examples = [rollups.workspace_query(ws, sql) for sql in rollups.EXAMPLE_QUERIES.values()]
     assert examples[2].rows[0][0] == LINK_A
 
+    exported = tmp_path / "mine.duckdb"
+    exported.write_bytes(rollups.export_workspace(ws))
+    with duckdb.connect(str(exported), read_only=True) as con:
+        assert con.execute("SELECT DISTINCT workspace_id FROM campaigns").fetchall() == [(ws,)]
+        assert con.execute("SELECT count(*) FROM link_clicks").fetchall() == [(2,)]
+
 
 def test_dashboard_trends_read_the_rollups(world, rollup_file):
     known, _ = world
