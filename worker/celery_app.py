@@ -23,3 +23,8 @@ app.conf.beat_schedule["sending-tick"] = {
     "task": "worker.tasks_sending.tick",
     "schedule": settings.send_tick_seconds,
 }
+app.conf.beat_schedule["analytics-rollups"] = {
+    "task": "worker.tasks_analytics.build_rollups",
+    "schedule": float(settings.rollup_interval_seconds),
+    "options": {"expires": float(settings.rollup_interval_seconds)},
+}
