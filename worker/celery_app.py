@@ -18,4 +18,6 @@ app = Celery("mailwright", include=TASK_MODULES)
 app.conf.update(celery_config())
 app.conf.beat_schedule_filename = str(settings.data_dir / "celerybeat-schedule")
 # Periodic work, by task name. Each area adds its entry here.
-app.conf.beat_schedule = {}
+app.conf.beat_schedule = {
+    "evaluate-ab-tests": {"task": "worker.tasks_abtest.evaluate_ab_tests", "schedule": 60.0},
+}
