@@ -129,7 +129,9 @@ def add_events(
         return
     tag = next(_seq)
     contacts = dict(
-        session.execute(select(Message.id, Message.contact_id).where(Message.id.in_(message_ids)))
+        session.execute(
+            select(Message.id, Message.contact_id).where(Message.id.in_(message_ids))
+        ).all()
     )
     session.execute(
         insert(Event),
