@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 
 import pytest
@@ -176,3 +177,11 @@ def test_compare_only_single_variant_and_too_small_audiences(session, team):
     snapshot(session, tiny, contacts[:40])
     with pytest.raises(ValidationFailed, match="too small for 5 variants"):
         abtest.assign_variants(session, tiny.id)
+
+
+def test_subject_suggestions_need_the_ai_assistant(session, team, monkeypatch):
+    # core.ai comes from the templates area; without it (or unconfigured) the wizard says so.
+    monkeypatch.setitem(sys.modules, "core.ai", None)
+    _workspace, actor = team
+    with pytest.raises(abtest.AIUnavailable, match="not available"):
+        abtest.suggest_subject_variants(session, actor, "Spring sale", 3)
