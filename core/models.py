@@ -336,6 +336,8 @@ class Message(Base):
     queued_at: Mapped[datetime] = _ts()
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # A/B testing: this recipient was held out of the test and gets the winner (the "rest").
+    ab_rest: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Event(Base):
