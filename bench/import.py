@@ -17,6 +17,7 @@ import json
 import os
 import random
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -228,9 +229,7 @@ def main() -> None:
         figures["goal_pg_50k"] = figures["pg_rows_per_s"] >= 50_000
     figures["goal_sqlite_30k"] = figures["sqlite_rows_per_s"] >= 30_000
     figures["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
-    for path in tmp.iterdir():
-        if path.is_file():
-            path.unlink()
+    shutil.rmtree(tmp, ignore_errors=True)
     print(json.dumps(figures))
 
 

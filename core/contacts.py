@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -38,6 +39,7 @@ SORTABLE = {
     "status": Contact.status,
 }
 PAGE_SIZES = (50, 100)
+EMAIL_LIKE = re.compile(r"[^@\s]+@[^@\s]+\.[a-z]{2,}")
 _BULK = 5000
 
 
@@ -106,7 +108,10 @@ def filtered_query(actor: Actor, flt: ContactFilter) -> Select:
     text = (flt.search or "").strip().lower()
     if text:
         escaped = _like_escape(text)
-        if " " in text:
+        if EMAIL_LIKE.fullmatch(text):
+            # A whole address: the unique index answers at once, even with a million rows.
+            query = query.where(Contact.email == text)
+        elif " " in text:
             # "Ann Smith": the full name.
             full_name = Contact.first_name + " " + Contact.last_name
             query = query.where(full_name.ilike(f"%{escaped}%", escape="\\"))

@@ -78,6 +78,9 @@ def test_paging_search_filters_and_sort(session, ws, owner):
     full_name = page_contacts(session, owner, ContactFilter(search="zed last100"))
     assert [c.email for c in full_name.rows] == ["p100@example.com"]
     assert page_contacts(session, owner, ContactFilter(search="p00%")).total == 0
+    exact = page_contacts(session, owner, ContactFilter(search=" P042@Example.com "))
+    assert [c.email for c in exact.rows] == ["p042@example.com"]
+    assert page_contacts(session, owner, ContactFilter(search="p04")).total == 10
 
     unsub = page_contacts(session, owner, ContactFilter(statuses=("unsubscribed",)))
     assert unsub.total == 44
