@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, bindparam, func, or_, select, update
+from sqlalchemy import JSON, ColumnElement, Connection, Table, bindparam, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -126,12 +126,61 @@ def _insert_ignore(
     building a literal multi-row VALUES clause costs milliseconds per row to compile."""
     if not rows:
         return []
+    conn = session.connection()
+    if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg":
+        return _pg_unnest_insert(conn, table, rows, conflict, returning)
     stmt = _insert(session, table).on_conflict_do_nothing(index_elements=conflict)
     if returning is None:
         session.connection().execute(stmt, rows)
         return []
     result = session.connection().execute(stmt.returning(table.c[returning]), rows)
     return list(result.scalars())
+
+
+_UNNEST_SQL: dict[tuple[str, tuple[str, ...], tuple[str, ...], str | None], str] = {}
+
+
+def _pg_unnest_insert(
+    conn: Connection,
+    table: Table,
+    rows: list[dict[str, Any]],
+    conflict: list[str],
+    returning: str | None,
+) -> list[Any]:
+    """PostgreSQL: one INSERT ... SELECT FROM unnest(arrays) whatever the number of rows.
+
+    Its text never changes, so psycopg prepares it once and the server plans it once;
+    a multi-row VALUES list is a new statement for every batch size."""
+    columns = tuple(rows[0])
+    key = (table.name, columns, tuple(conflict), returning)
+    sql = _UNNEST_SQL.get(key)
+    if sql is None:
+        dialect = conn.dialect
+        arrays, selects = [], []
+        for name in columns:
+            column = table.c[name]
+            if isinstance(column.type, JSON):
+                arrays.append(f"%({name})s::text[]")
+                selects.append(f"{name}::jsonb")
+            else:
+                arrays.append(f"%({name})s::{column.type.compile(dialect=dialect)}[]")
+                selects.append(name)
+        sql = (
+            f"INSERT INTO {table.name} ({', '.join(columns)}) "
+            f"SELECT {', '.join(selects)} FROM unnest({', '.join(arrays)}) "
+            f"AS x({', '.join(columns)}) "
+            f"ON CONFLICT ({', '.join(conflict)}) DO NOTHING"
+            + (f" RETURNING {returning}" if returning else "")
+        )
+        _UNNEST_SQL[key] = sql
+    params: dict[str, list[Any]] = {}
+    for name in columns:
+        values = [row[name] for row in rows]
+        if isinstance(table.c[name].type, JSON):
+            values = [json.dumps(v) for v in values]
+        params[name] = values
+    result = conn.exec_driver_sql(sql, params)
+    return list(result.scalars()) if returning else []
 
 
 def _key(*parts: Any) -> str:
