@@ -48,7 +48,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, ColumnElement, Connection, Table, bindparam, func, or_, select, update
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    Connection,
+    String,
+    Table,
+    any_,
+    bindparam,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -607,6 +619,10 @@ LEDGER_BY_PROVIDER = select(*LEDGER_COLUMNS).where(
     _MESSAGE.provider_message_id.in_(bindparam("ids", expanding=True))
 )
 LEDGER_BY_ID = select(*LEDGER_COLUMNS).where(_MESSAGE.id.in_(bindparam("ids", expanding=True)))
+# PostgreSQL: `= ANY(array)` keeps one statement text for any number of ids.
+PG_LEDGER_BY_PROVIDER = select(*LEDGER_COLUMNS).where(
+    _MESSAGE.provider_message_id == any_(bindparam("ids", type_=postgresql.ARRAY(String)))
+)
 
 
 @dataclass
@@ -620,7 +636,9 @@ def _ledger_rows(session: Session, records: list[SesRecord]) -> _Ledger:
     provider_ids = sorted({r.provider_id for r in records})
     for start in range(0, len(provider_ids), 500):
         chunk = provider_ids[start : start + 500]
-        for row in session.connection().execute(LEDGER_BY_PROVIDER, {"ids": chunk}):
+        conn = session.connection()
+        query = PG_LEDGER_BY_PROVIDER if conn.dialect.name == "postgresql" else LEDGER_BY_PROVIDER
+        for row in conn.execute(query, {"ids": chunk}):
             m = LedgerRow(*row)
             ledger.by_provider.setdefault(m.provider_message_id or "", []).append(m)
             ledger.by_id[m.id] = m
