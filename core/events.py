@@ -34,8 +34,9 @@ or click of a message still `sending` or `uncertain` settles it as `sent`; a rej
 rendering failure marks it `failed` with the reason.
 
 SES messages are matched to the ledger by `mail.messageId` (Message.provider_message_id)
-and, failing that, by the message tag the sender sets (see TAG_MESSAGE); an unknown
-message is logged and acknowledged.
+and, failing that, by the message tags the sender sets (`message_id`, checked against
+`campaign_id` and, if present, the workspace: see TAG_MESSAGE); an unknown message is
+logged and acknowledged.
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ log = logging.getLogger(__name__)
 # Message tags the sender may set (SES EmailTags), by what they carry.
 TAG_MESSAGE = ("mw_message_id", "message_id", "mw_message")
 TAG_WORKSPACE = ("mw_workspace_id", "workspace_id", "mw_workspace")
+TAG_CAMPAIGN = ("campaign_id", "mw_campaign_id")
 
 MACHINE_OPEN_SECONDS = 10
 # Substrings of user agents that fetch images without a person looking.
@@ -659,7 +661,12 @@ def _match(session: Session, ledger: _Ledger, r: SesRecord) -> NewEvent | None:
         tagged = _tag(r.tags, TAG_MESSAGE)
         row = ledger.by_id.get(tagged) if tagged is not None else None
         workspace_tag = _tag(r.tags, TAG_WORKSPACE)
-        if row is None or (workspace_tag is not None and workspace_tag != row.workspace_id):
+        campaign_tag = _tag(r.tags, TAG_CAMPAIGN)
+        if (
+            row is None
+            or (workspace_tag is not None and workspace_tag != row.workspace_id)
+            or (campaign_tag is not None and campaign_tag != row.campaign_id)
+        ):
             return None
         rows = [row]
     message = next((m for m in rows if m.email.lower() == r.recipient), None)
