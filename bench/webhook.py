@@ -16,6 +16,7 @@ import base64
 import json
 import os
 import pickle
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -376,6 +377,7 @@ def main() -> None:
     finally:
         if args.database_url:
             drop_pg_database(args.database_url, url)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def _pg_admin(server_url: str, sql: str) -> None:

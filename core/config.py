@@ -76,7 +76,7 @@ class Settings(BaseSettings):
 
     # Webhook group commit: SNS notifications arriving together share one transaction.
     # Writers per webhook process (0 = automatic: 1 on SQLite, whose writes are serial
-    # anyway, 4 on PostgreSQL, where overlapping commits raise throughput), and the
+    # anyway, 2 on PostgreSQL, where overlapping commits raise throughput), and the
     # largest batch one transaction takes.
     webhook_writers: int = 0
     webhook_batch_size: int = 500

@@ -34,8 +34,9 @@ or click of a message still `sending` or `uncertain` settles it as `sent`; a rej
 rendering failure marks it `failed` with the reason.
 
 SES messages are matched to the ledger by `mail.messageId` (Message.provider_message_id)
-and, failing that, by the message tag the sender sets (see TAG_MESSAGE); an unknown
-message is logged and acknowledged.
+and, failing that, by the message tags the sender sets (`message_id`, checked against
+`campaign_id` and, if present, the workspace: see TAG_MESSAGE); an unknown message is
+logged and acknowledged.
 """
 
 from __future__ import annotations
@@ -48,7 +49,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, bindparam, func, or_, select, update
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    Connection,
+    String,
+    Table,
+    any_,
+    bindparam,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -62,6 +75,7 @@ log = logging.getLogger(__name__)
 # Message tags the sender may set (SES EmailTags), by what they carry.
 TAG_MESSAGE = ("mw_message_id", "message_id", "mw_message")
 TAG_WORKSPACE = ("mw_workspace_id", "workspace_id", "mw_workspace")
+TAG_CAMPAIGN = ("campaign_id", "mw_campaign_id")
 
 MACHINE_OPEN_SECONDS = 10
 # Substrings of user agents that fetch images without a person looking.
@@ -126,12 +140,61 @@ def _insert_ignore(
     building a literal multi-row VALUES clause costs milliseconds per row to compile."""
     if not rows:
         return []
+    conn = session.connection()
+    if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg":
+        return _pg_unnest_insert(conn, table, rows, conflict, returning)
     stmt = _insert(session, table).on_conflict_do_nothing(index_elements=conflict)
     if returning is None:
         session.connection().execute(stmt, rows)
         return []
     result = session.connection().execute(stmt.returning(table.c[returning]), rows)
     return list(result.scalars())
+
+
+_UNNEST_SQL: dict[tuple[str, tuple[str, ...], tuple[str, ...], str | None], str] = {}
+
+
+def _pg_unnest_insert(
+    conn: Connection,
+    table: Table,
+    rows: list[dict[str, Any]],
+    conflict: list[str],
+    returning: str | None,
+) -> list[Any]:
+    """PostgreSQL: one INSERT ... SELECT FROM unnest(arrays) whatever the number of rows.
+
+    Its text never changes, so psycopg prepares it once and the server plans it once;
+    a multi-row VALUES list is a new statement for every batch size."""
+    columns = tuple(rows[0])
+    key = (table.name, columns, tuple(conflict), returning)
+    sql = _UNNEST_SQL.get(key)
+    if sql is None:
+        dialect = conn.dialect
+        arrays, selects = [], []
+        for name in columns:
+            column = table.c[name]
+            if isinstance(column.type, JSON):
+                arrays.append(f"%({name})s::text[]")
+                selects.append(f"{name}::jsonb")
+            else:
+                arrays.append(f"%({name})s::{column.type.compile(dialect=dialect)}[]")
+                selects.append(name)
+        sql = (
+            f"INSERT INTO {table.name} ({', '.join(columns)}) "
+            f"SELECT {', '.join(selects)} FROM unnest({', '.join(arrays)}) "
+            f"AS x({', '.join(columns)}) "
+            f"ON CONFLICT ({', '.join(conflict)}) DO NOTHING"
+            + (f" RETURNING {returning}" if returning else "")
+        )
+        _UNNEST_SQL[key] = sql
+    params: dict[str, list[Any]] = {}
+    for name in columns:
+        values = [row[name] for row in rows]
+        if isinstance(table.c[name].type, JSON):
+            values = [json.dumps(v) for v in values]
+        params[name] = values
+    result = conn.exec_driver_sql(sql, params)
+    return list(result.scalars()) if returning else []
 
 
 def _key(*parts: Any) -> str:
@@ -558,6 +621,10 @@ LEDGER_BY_PROVIDER = select(*LEDGER_COLUMNS).where(
     _MESSAGE.provider_message_id.in_(bindparam("ids", expanding=True))
 )
 LEDGER_BY_ID = select(*LEDGER_COLUMNS).where(_MESSAGE.id.in_(bindparam("ids", expanding=True)))
+# PostgreSQL: `= ANY(array)` keeps one statement text for any number of ids.
+PG_LEDGER_BY_PROVIDER = select(*LEDGER_COLUMNS).where(
+    _MESSAGE.provider_message_id == any_(bindparam("ids", type_=postgresql.ARRAY(String)))
+)
 
 
 @dataclass
@@ -571,7 +638,9 @@ def _ledger_rows(session: Session, records: list[SesRecord]) -> _Ledger:
     provider_ids = sorted({r.provider_id for r in records})
     for start in range(0, len(provider_ids), 500):
         chunk = provider_ids[start : start + 500]
-        for row in session.connection().execute(LEDGER_BY_PROVIDER, {"ids": chunk}):
+        conn = session.connection()
+        query = PG_LEDGER_BY_PROVIDER if conn.dialect.name == "postgresql" else LEDGER_BY_PROVIDER
+        for row in conn.execute(query, {"ids": chunk}):
             m = LedgerRow(*row)
             ledger.by_provider.setdefault(m.provider_message_id or "", []).append(m)
             ledger.by_id[m.id] = m
@@ -592,7 +661,12 @@ def _match(session: Session, ledger: _Ledger, r: SesRecord) -> NewEvent | None:
         tagged = _tag(r.tags, TAG_MESSAGE)
         row = ledger.by_id.get(tagged) if tagged is not None else None
         workspace_tag = _tag(r.tags, TAG_WORKSPACE)
-        if row is None or (workspace_tag is not None and workspace_tag != row.workspace_id):
+        campaign_tag = _tag(r.tags, TAG_CAMPAIGN)
+        if (
+            row is None
+            or (workspace_tag is not None and workspace_tag != row.workspace_id)
+            or (campaign_tag is not None and campaign_tag != row.campaign_id)
+        ):
             return None
         rows = [row]
     message = next((m for m in rows if m.email.lower() == r.recipient), None)

@@ -163,4 +163,4 @@ def run_in_transaction(work: Callable[[Session], R]) -> R:
 def default_writers() -> int:
     if settings.webhook_writers > 0:
         return settings.webhook_writers
-    return 1 if settings.is_sqlite else 4
+    return 1 if settings.is_sqlite else 2

@@ -178,9 +178,17 @@ def test_unknown_messages_are_acknowledged(fake_sns, ledger):
         tags={"mw_message_id": [str(message.id)], "mw_workspace_id": ["999999"]},
     )
     assert post(client, notification(wrong_ws)).json() == {"status": "ignored"}
+    # The tags the sender sets: message and campaign; a campaign that disagrees is no match.
+    sender_tags = {"message_id": [str(message.id)], "campaign_id": [str(ledger.campaign.id + 1)]}
+    other = ses_event("Open", "id-not-recorded-3", [message.email], tags=sender_tags)
+    assert post(client, notification(other)).json() == {"status": "ignored"}
+    third = ledger.messages[2]
+    sender_tags = {"message_id": [str(third.id)], "campaign_id": [str(ledger.campaign.id)]}
+    matching = ses_event("Send", "id-not-recorded-4", [third.email], tags=sender_tags)
+    assert post(client, notification(matching)).json() == {"status": "stored"}
     with session_scope() as session:
-        (event,) = session.scalars(select(Event)).all()
-        assert (event.message_id, event.type) == (message.id, "delivered")
+        stored = session.execute(select(Event.message_id, Event.type).order_by(Event.id)).all()
+        assert [tuple(row) for row in stored] == [(message.id, "delivered"), (third.id, "sent")]
 
 
 def test_subscription_confirmation_visits_subscribe_url_once(fake_sns, live_db):
