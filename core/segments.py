@@ -462,7 +462,7 @@ class _Compiler:
         else:
             column = getattr(Contact, rule.field)
         op, value = rule.op, rule.value
-        if custom and self.pg and type_ in ("text", "boolean"):
+        if custom and self.pg:
             return self._pg_custom(rule.field.removeprefix("custom_fields."), type_, op, value)
         if type_ == "text":
             test = self._text(column, op, value, nullable=custom)
@@ -477,7 +477,7 @@ class _Compiler:
         return func.coalesce(test, false()) if custom else test
 
     def _pg_custom(self, key: str, type_: str, op: str, value: Any) -> ColumnElement[bool]:
-        """Custom text and boolean fields on PostgreSQL, with one JSON lookup for most rows.
+        """Custom fields on PostgreSQL, with one JSON lookup for most rows.
 
         Same meaning as the CASE form: the comparison runs on `->>` first and the JSON type
         is checked only for rows that pass it, so a row pays for the second lookup rarely."""
@@ -489,6 +489,19 @@ class _Compiler:
             wanted = "true" if op == "is_true" else "false"
             return func.coalesce(node == literal_column(f"'{wanted}'::jsonb"), false())
         raw = Contact.custom_fields.op("->>", return_type=String)(literal_column(f"'{key}'"))
+        if type_ == "number":
+            # The cast must stay behind the type test: only CASE guarantees that order.
+            number = case((jtype == "number", cast(raw, Float)), else_=None)
+            return func.coalesce(self._number(number, op, value), false())
+        if type_ == "date":
+            # Only a JSON string can read as YYYY-MM-DD... through ->>, so the pattern is
+            # the type test.
+            dated = raw.like("____-__-__%")
+            if op in ("is_empty", "is_not_empty"):
+                present = func.coalesce(dated, false())
+                return present if op == "is_not_empty" else not_(present)
+            test = self._custom_date(func.substr(raw, 1, 10), op, value)
+            return func.coalesce(and_(test, dated), false())
         if op in ("is_empty", "is_not_empty"):
             present = func.coalesce(and_(raw != "", jtype == "string"), false())
             return present if op == "is_not_empty" else not_(present)
