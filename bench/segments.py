@@ -1,11 +1,13 @@
 """Segment counts at scale: compiled rule trees against hand-written SQL for the same rules.
 
-    python bench/segments.py [--scale 0.1] [--pg-url URL] [--skip-sqlite] [--skip-pg]
+    python bench/segments.py [--scale 0.05] [--pg-url URL] [--skip-sqlite] [--skip-pg]
 
 At --scale 1: PostgreSQL with 1,000,000 contacts and ~10,000,000 events, SQLite with 100,000
 contacts and ~1,000,000 events (the issue's goals: every tree counts within 1 s, within 1.5x of
 the hand-written query). Data is generated inside the database (deterministic), indexes are
-built after the load, then ANALYZE. Prints one line per tree and, last, a JSON object.
+built after the load, then ANALYZE. The hand-written SQL keeps the rules' meaning (text is
+compared case-insensitively with lower(); emails and statuses are stored lower-case) but skips
+the JSON type guards, as someone who knows the data would write it. Prints one line per tree and, last, a JSON object.
 """
 
 from __future__ import annotations
@@ -210,7 +212,7 @@ def trees(pg: bool) -> list[tuple[str, dict, str]]:
                     {"list": 1},
                 ],
             },
-            f"c.country = 'FR' AND {cf('score', 'number')} >= 40 "
+            f"lower(c.country) = 'fr' AND {cf('score', 'number')} >= 40 "
             f"AND {ev('open', f' AND e.occurred_at >= {ts(30)}')} "
             f"AND {ev('click', ' AND e.campaign_id = 3')} "
             f"AND c.created_at >= {ts(365)} "
@@ -229,10 +231,10 @@ def trees(pg: bool) -> list[tuple[str, dict, str]]:
                     {"field": "custom_fields.renewal", "op": "before", "value": "2026-03-01"},
                 ],
             },
-            f"{cf('plan')} = 'pro' OR {vip} "
+            f"lower({cf('plan')}) = 'pro' OR {vip} "
             f"OR {ev('open', ' AND e.campaign_id = 1')} "
             f"OR {ev('click', f' AND e.occurred_at >= {ts(14)}')} "
-            f"OR c.city LIKE 'City 1%' OR {cf('renewal')} < '2026-03-01'",
+            f"OR lower(c.city) LIKE 'city 1%' OR {cf('renewal')} < '2026-03-01'",
         ),
         (
             "nested_6",
@@ -265,7 +267,7 @@ def trees(pg: bool) -> list[tuple[str, dict, str]]:
             f"c.status = 'subscribed' "
             f"AND ({ev('open', f' AND e.occurred_at >= {ts(7)}')} OR {ev('click', ' AND e.campaign_id = 2')}) "
             "AND NOT EXISTS (SELECT 1 FROM list_membership m WHERE m.contact_id = c.id AND m.list_id = 2) "
-            f"AND ({cf('plan')} IN ('pro', 'enterprise') OR {cf('score', 'number')} BETWEEN 10 AND 30) "
+            f"AND (lower({cf('plan')}) IN ('pro', 'enterprise') OR {cf('score', 'number')} BETWEEN 10 AND 30) "
             "AND c.email LIKE '%.com'",
         ),
         (
@@ -281,8 +283,8 @@ def trees(pg: bool) -> list[tuple[str, dict, str]]:
                     {"field": "created_at", "op": "before", "value": "2026-09-01"},
                 ],
             },
-            f"NOT {ev('open')} AND NOT {ev('bounce')} AND c.company LIKE '%7%' "
-            f"AND c.country <> 'US' AND ({cf('plan')} IS NULL OR {cf('plan')} <> 'free') "
+            f"NOT {ev('open')} AND NOT {ev('bounce')} AND lower(c.company) LIKE '%7%' "
+            f"AND lower(c.country) <> 'us' AND ({cf('plan')} IS NULL OR lower({cf('plan')}) <> 'free') "
             f"AND c.created_at < {midnight('2026-09-01')}",
         ),
     ]
@@ -362,7 +364,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("--scale", type=float, default=0.1, help="1 = the issue's sizes")
+    parser.add_argument("--scale", type=float, default=0.05, help="1 = the issue's sizes")
     parser.add_argument(
         "--pg-url",
         default=os.environ.get(

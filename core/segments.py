@@ -427,43 +427,42 @@ class _Compiler:
         value = datetime(d.year, d.month, d.day, tzinfo=UTC)
         return value if self.pg else value.replace(tzinfo=None)
 
-    def _custom(self, key: str, type_: str) -> ColumnElement[Any]:
-        """The custom field's value when its JSON type fits `type_`, else NULL."""
+    @staticmethod
+    def _key(name: str) -> str:
+        """The custom field key of `custom_fields.KEY`; it is inlined into SQL, so checked."""
+        key = name.removeprefix("custom_fields.")
         if not CUSTOM_KEY_RE.match(key):
             raise InvalidRule(f"Invalid custom field key {key!r}.")
+        return key
+
+    def _sqlite_custom(self, key: str, type_: str) -> ColumnElement[Any]:
+        """SQLite: the custom field's value when its JSON type fits `type_`, else NULL."""
         cf = Contact.custom_fields
-        if self.pg:
-            # Keys are inlined (validated above) so expression indexes can match.
-            jtype = func.jsonb_typeof(cf.op("->")(literal_column(f"'{key}'")))
-            raw = cf.op("->>", return_type=String)(literal_column(f"'{key}'"))
-            kinds = {"number": "number", "boolean": "boolean", "text": "string", "date": "string"}
-            fits = jtype == kinds[type_]
-            if type_ == "number":
-                return case((fits, cast(raw, Float)), else_=None)
-        else:
-            path = literal_column(f"'$.{key}'")
-            jtype = func.json_type(cf, path)
-            raw = func.json_extract(cf, path, type_=String)
-            if type_ == "number":
-                return case((jtype.in_(("integer", "real")), cast(raw, Float)), else_=None)
-            if type_ == "boolean":
-                return case((jtype.in_(("true", "false")), jtype), else_=None)
-            fits = jtype == "text"
+        path = literal_column(f"'$.{key}'")
+        jtype = func.json_type(cf, path)
+        raw = func.json_extract(cf, path, type_=String)
+        if type_ == "number":
+            return case((jtype.in_(("integer", "real")), cast(raw, Float)), else_=None)
+        if type_ == "boolean":
+            return case((jtype.in_(("true", "false")), jtype), else_=None)
         if type_ == "date":
-            return case((and_(fits, raw.like("____-__-__%")), func.substr(raw, 1, 10)), else_=None)
-        return case((fits, raw), else_=None)
+            return case(
+                (and_(jtype == "text", raw.like("____-__-__%")), func.substr(raw, 1, 10)),
+                else_=None,
+            )
+        return case((jtype == "text", raw), else_=None)
 
     # Leaves -------------------------------------------------------------------------
     def field(self, rule: FieldRule) -> ColumnElement[bool]:
         type_ = field_type(self.scope, rule.field)
         custom = rule.field.startswith("custom_fields.")
+        op, value = rule.op, rule.value
+        if custom and self.pg:
+            return self._pg_custom(self._key(rule.field), type_, op, value)
         if custom:
-            column = self._custom(rule.field.removeprefix("custom_fields."), type_)
+            column = self._sqlite_custom(self._key(rule.field), type_)
         else:
             column = getattr(Contact, rule.field)
-        op, value = rule.op, rule.value
-        if custom and self.pg and type_ in ("text", "boolean"):
-            return self._pg_custom(rule.field.removeprefix("custom_fields."), type_, op, value)
         if type_ == "text":
             test = self._text(column, op, value, nullable=custom)
         elif type_ == "number":
@@ -477,7 +476,7 @@ class _Compiler:
         return func.coalesce(test, false()) if custom else test
 
     def _pg_custom(self, key: str, type_: str, op: str, value: Any) -> ColumnElement[bool]:
-        """Custom text and boolean fields on PostgreSQL, with one JSON lookup for most rows.
+        """Custom fields on PostgreSQL, with one JSON lookup for most rows.
 
         Same meaning as the CASE form: the comparison runs on `->>` first and the JSON type
         is checked only for rows that pass it, so a row pays for the second lookup rarely."""
@@ -489,6 +488,19 @@ class _Compiler:
             wanted = "true" if op == "is_true" else "false"
             return func.coalesce(node == literal_column(f"'{wanted}'::jsonb"), false())
         raw = Contact.custom_fields.op("->>", return_type=String)(literal_column(f"'{key}'"))
+        if type_ == "number":
+            # The cast must stay behind the type test: only CASE guarantees that order.
+            number = case((jtype == "number", cast(raw, Float)), else_=None)
+            return func.coalesce(self._number(number, op, value), false())
+        if type_ == "date":
+            # Only a JSON string can read as YYYY-MM-DD... through ->>, so the pattern is
+            # the type test.
+            dated = raw.like("____-__-__%")
+            if op in ("is_empty", "is_not_empty"):
+                present = func.coalesce(dated, false())
+                return present if op == "is_not_empty" else not_(present)
+            test = self._custom_date(func.substr(raw, 1, 10), op, value)
+            return func.coalesce(and_(test, dated), false())
         if op in ("is_empty", "is_not_empty"):
             present = func.coalesce(and_(raw != "", jtype == "string"), false())
             return present if op == "is_not_empty" else not_(present)
