@@ -7,14 +7,14 @@ from sqlalchemy import select
 
 from core.db import session_scope
 from core.models import ContactList, ListMembership, Template, Workspace
-from tests.browser.conftest import sign_in
+from tests.browser.conftest import backend, live_stack, page, sign_in  # noqa: F401
 from tests.helpers import outbox_messages
 from tests.processes import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
-def test_create_and_send_a_campaign_in_the_browser(live_stack, page):
+def test_create_and_send_a_campaign_in_the_browser(live_stack, page):  # noqa: F811
     with session_scope() as s:
         ws = s.scalars(select(Workspace)).one()
         ws.from_email, ws.from_name = "news@acme.io", "Acme"
