@@ -188,7 +188,7 @@ def setup_step(campaign_id: int, state: dict) -> None:
         reply_to = st.text_input("Reply-to", state["reply_to"])
         opens = st.toggle("Track opens", state["track_opens"])
         clicks = st.toggle("Track clicks", state["track_clicks"])
-        saved = st.form_submit_button("Save and continue", type="primary")
+        saved = st.form_submit_button("Save, next: recipients", type="primary")
     if saved:
         done = False
         with shows_errors(), db() as session:
@@ -271,7 +271,7 @@ def recipients_step(campaign_id: int, state: dict) -> None:
     back, save = st.columns(2)
     if back.button("Back"):
         next_step(0)
-    if save.button("Save and continue", type="primary"):
+    if save.button("Save, next: template", type="primary"):
         done = False
         with shows_errors(), db() as session:
             campaigns.update_audience(session, me, campaign_id, chosen)
@@ -302,7 +302,7 @@ def template_step(campaign_id: int, state: dict) -> None:
     back, save = st.columns(2)
     if back.button("Back"):
         next_step(1)
-    if save.button("Save and continue", type="primary"):
+    if save.button("Save, next: review", type="primary"):
         done = False
         with shows_errors(), db() as session:
             campaigns.update_template(session, me, campaign_id, picked)

@@ -31,7 +31,7 @@ def test_wizard_creates_and_sends_a_campaign(live_db, enqueued):
     # Step 1: setup (the sender comes from the workspace).
     assert by_label(at.text_input, "From address").value == "news@acme.io"
     by_label(at.text_input, "Subject").input("News for {{ first_name }}")
-    by_label(at.button, "Save and continue").click()
+    by_label(at.button, "Save, next: recipients").click()
     at.run()
     assert "2. Recipients" in texts(at)
 
@@ -41,12 +41,12 @@ def test_wizard_creates_and_sends_a_campaign(live_db, enqueued):
     by_label(at.multiselect, "Lists").set_value([setup.list_id])
     at.run()
     assert by_label(at.metric, "Will receive it").value == "4"
-    by_label(at.button, "Save and continue").click()
+    by_label(at.button, "Save, next: template").click()
     at.run()
 
     # Step 3: the template.
     assert by_label(at.selectbox, "Template").value == setup.template_id
-    by_label(at.button, "Save and continue").click()
+    by_label(at.button, "Save, next: review").click()
     at.run()
     assert "4. Review" in texts(at)
     assert "Cannot send" not in texts(at)
