@@ -15,7 +15,6 @@ from sqlalchemy import (
     ColumnElement,
     Select,
     and_,
-    case,
     exists,
     false,
     func,
@@ -23,6 +22,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    update,
 )
 from sqlalchemy.orm import Session
 
@@ -105,34 +105,26 @@ def count_recipients(session: Session, actor: Actor, audience: dict[str, Any]) -
     return {"chosen": int(total or 0), "recipients": int(receiving or 0)}
 
 
-def _bucket() -> ColumnElement[int]:
-    # A stable pseudo-random bucket 0..9999 per contact (the same on SQLite and PG).
-    return (Contact.id * 7919 + 104729) % 10000
-
-
 def snapshot(session: Session, campaign: Campaign) -> int:
     """Write the campaign's ledger rows (idempotent: existing rows stay); returns the count.
 
-    One variant: every row gets it. Several (A/B): the test share is split among the
-    variants by their shares, the rest is "held" without a variant until a winner is known.
+    One variant: every row gets it. Several (A/B): rows are written without a variant and
+    `core.abtest.assign_variants` splits them by the campaign's seeded shuffle (exact
+    shares, the rest "held" for the winner) in the same transaction.
     """
     variants = list(campaign.variants)
     if not variants:
         raise ValidationFailed("The campaign has no content yet.")
     base = recipients_query(session, campaign.workspace_id, campaign.audience)
-    if len(variants) == 1:
+    before = session.scalar(select(func.count()).where(Message.campaign_id == campaign.id)) or 0
+    ab = len(variants) > 1
+    if not ab:
         variant: Any = literal(variants[0].id)
         status: Any = literal("queued")
     else:
-        total = sum(v.share for v in variants) or 1.0
-        test_buckets = int(10000 * max(0, min(100, campaign.ab_test_share)) / 100)
-        whens = []
-        edge = 0.0
-        for v in variants:
-            edge += test_buckets * v.share / total
-            whens.append((_bucket() < int(round(edge)), literal(v.id)))
-        variant = case(*whens, else_=literal(None))
-        status = case((_bucket() < test_buckets, literal("queued")), else_=literal("held"))
+        variant = literal(None)
+        # A re-run after the split was made: late rows wait with the rest for the winner.
+        status = literal("held" if before else "queued")
     rows = base.add_columns(
         literal(campaign.workspace_id).label("workspace_id"),
         literal(campaign.id).label("campaign_id"),
@@ -144,7 +136,6 @@ def snapshot(session: Session, campaign: Campaign) -> int:
     select_rows = select(
         sub.c.workspace_id, sub.c.campaign_id, sub.c.id, sub.c.variant_id, sub.c.email, sub.c.status
     ).order_by(sub.c.id)
-    before = session.scalar(select(func.count()).where(Message.campaign_id == campaign.id)) or 0
     if before:
         # A re-run (a start task delivered twice): add only contacts not in the ledger yet.
         select_rows = select_rows.where(
@@ -156,6 +147,21 @@ def snapshot(session: Session, campaign: Campaign) -> int:
             select_rows,
         )
     )
+    if ab:
+        from core.abtest import assign_variants
+
+        if before:
+            session.execute(
+                update(Message)
+                .where(
+                    Message.campaign_id == campaign.id,
+                    Message.status == "held",
+                    Message.variant_id.is_(None),
+                )
+                .values(ab_rest=True)
+                .execution_options(synchronize_session=False)
+            )
+        assign_variants(session, campaign.id)
     # rowcount is not reliable for INSERT … SELECT through every driver: count instead.
     after = session.scalar(select(func.count()).where(Message.campaign_id == campaign.id)) or 0
     return int(after - before)

@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     # Fraction of the max send rate actually used, so clock jitter never exceeds the limit.
     send_rate_headroom: float = 0.95
 
+    # A/B tests (issue 9): how often beat decides due tests and releases the held rest.
+    ab_tick_seconds: float = 60.0
+
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:
         if not self.database_url:

@@ -96,6 +96,8 @@ class Composer:
         self.domain = self.sender.rpartition("@")[2] or "mailwright.local"
         name = campaign.from_name or workspace.from_name
         self.from_header = formataddr((name, self.sender)) if name else self.sender
+        # An A/B variant may try another From name (same address): its header, by variant.
+        self.variant_from: dict[int | None, str] = {}
         self.reply_to = campaign.reply_to or workspace.reply_to
         self.track_opens = campaign.track_opens
         self.track_clicks = campaign.track_clicks
@@ -110,6 +112,8 @@ class Composer:
     def compile_variants(self, session: Session, variants: Iterable[Variant]) -> None:
         for v in variants:
             self.compiled[v.id] = compile_template(v.subject, v.html, v.text)
+            if v.from_name:
+                self.variant_from[v.id] = formataddr((v.from_name, self.sender))
 
     def render(self, row: dict[str, Any], unsubscribe: str) -> Rendered:
         compiled = self.compiled.get(row["variant_id"]) or next(iter(self.compiled.values()))
@@ -144,12 +148,19 @@ class Composer:
         return Rendered(rendered.subject, html, rendered.text)
 
     def build(
-        self, *, message_id: int, to: str, rendered: Rendered, unsubscribe: str, date: str = ""
+        self,
+        *,
+        message_id: int,
+        to: str,
+        rendered: Rendered,
+        unsubscribe: str,
+        date: str = "",
+        variant_id: int | None = None,
     ) -> bytes:
         """RFC 5322 bytes, assembled directly: several times faster than `email.message`."""
         boundary = f"=_mw{message_id}_{self.campaign_id}"
         lines = [
-            f"From: {self.from_header}",
+            f"From: {self.variant_from.get(variant_id, self.from_header)}",
             f"To: {to}",
             f"Subject: {_header(rendered.subject)}",
             f"Date: {date or formatdate(usegmt=True)}",
@@ -455,7 +466,12 @@ def _deliver(
             failed.append((mid, str(exc)))
             continue
         raw = composer.build(
-            message_id=mid, to=row["email"], rendered=rendered, unsubscribe=unsubscribe, date=date
+            message_id=mid,
+            to=row["email"],
+            rendered=rendered,
+            unsubscribe=unsubscribe,
+            date=date,
+            variant_id=row["variant_id"],
         )
         outgoing = composer.outgoing(raw, mid, row["email"])
         backoff = 0.5

@@ -30,5 +30,5 @@ app.conf.beat_schedule["analytics-rollups"] = {
 }
 app.conf.beat_schedule["evaluate-ab-tests"] = {
     "task": "worker.tasks_abtest.evaluate_ab_tests",
-    "schedule": 60.0,
+    "schedule": settings.ab_tick_seconds,
 }
