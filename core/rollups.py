@@ -21,6 +21,7 @@ Days and hours are UTC. Every table carries `workspace_id`.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import logging
 import os
 import tempfile
@@ -35,6 +36,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+from sqlalchemy.engine import make_url
 
 from core.config import settings
 from core.db import get_engine
@@ -630,8 +632,9 @@ def _build(url: str | None, path: Path, full: bool, lag: int, started: float) ->
         total = con.execute("SELECT count(*) FROM event_fact").fetchall()[0][0]
         con.execute(
             "CREATE TABLE out.rollup_info AS SELECT ?::TIMESTAMP AS built_at, "
-            "?::BIGINT AS events_through_id, ?::BIGINT AS events, ? AS source_database",
-            [built_at.replace(tzinfo=None), new_safe, total, dialect],
+            "?::BIGINT AS events_through_id, ?::BIGINT AS events_max_id, ?::BIGINT AS events, "
+            "? AS source_database, ? AS source_key",
+            [built_at.replace(tzinfo=None), new_safe, top, total, dialect, source_key(engine.url)],
         )
         tables = {
             name: con.execute(f"SELECT count(*) FROM out.{name}").fetchall()[0][0]
@@ -657,6 +660,14 @@ def _build(url: str | None, path: Path, full: bool, lag: int, started: float) ->
     )
     log.info("rollups built: %s", result)
     return result
+
+
+def source_key(url: Any) -> str:
+    """Names the SQL database a rollup was built from (no password), so a report never
+    mixes one database's snapshot with another's events."""
+    rendered = make_url(str(url)) if not hasattr(url, "render_as_string") else url
+    text = rendered.render_as_string(hide_password=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 # --- Reading ------------------------------------------------------------------------------
@@ -874,3 +885,55 @@ def export_workspace(workspace_id: int, path: Path | None = None) -> bytes:
         finally:
             con.close()
         return dest.read_bytes()
+
+
+@dataclass
+class CampaignSnapshot:
+    """A campaign's event counts in the rollups, up to event id `through` (inclusive)."""
+
+    through: int
+    delivered_events: int
+    unique_opens: int
+    total_opens: int
+    machine_opens: int
+    unique_clicks: int
+    total_clicks: int
+    hours: dict[datetime, tuple[int, int]]  # UTC hour -> (opens, clicks)
+    links: dict[str, tuple[int, int]]  # url -> (unique, total)
+
+
+def campaign_snapshot(
+    workspace_id: int, campaign_id: int, key: str, path: Path | None = None
+) -> CampaignSnapshot | None:
+    """The rollups' counts of one campaign, or None (no file, another database, no row)."""
+    try:
+        with open_rollups(path) as con:
+            info = con.execute("SELECT events_max_id, source_key FROM r.rollup_info").fetchall()
+            if not info or info[0][1] != key:
+                return None
+            row = con.execute(
+                "SELECT CASE WHEN delivered_estimated THEN 0 ELSE delivered END, unique_opens, "
+                "total_opens, machine_opens, unique_clicks, total_clicks FROM r.campaigns "
+                "WHERE workspace_id = ? AND campaign_id = ?",
+                [workspace_id, campaign_id],
+            ).fetchall()
+            if not row:
+                return None
+            hours = con.execute(
+                "SELECT hour, opens, clicks FROM r.campaign_hourly "
+                "WHERE workspace_id = ? AND campaign_id = ? AND opens + clicks > 0",
+                [workspace_id, campaign_id],
+            ).fetchall()
+            links = con.execute(
+                "SELECT url, unique_clicks, total_clicks FROM r.link_clicks "
+                "WHERE workspace_id = ? AND campaign_id = ?",
+                [workspace_id, campaign_id],
+            ).fetchall()
+    except (RollupsMissing, duckdb.Error):
+        return None
+    return CampaignSnapshot(
+        int(info[0][0] or 0),
+        *(int(v) for v in row[0]),
+        {h.replace(tzinfo=UTC): (int(o), int(c)) for h, o, c in hours},
+        {u: (int(a), int(b)) for u, a, b in links},
+    )
