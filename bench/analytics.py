@@ -258,7 +258,7 @@ def add_events(url: str, ws_id: int, campaign_id: int, n: int) -> None:
                 "INSERT INTO event (workspace_id, campaign_id, message_id, contact_id, type, "
                 "occurred_at, created_at, source, is_machine, dedupe_key) "
                 f"SELECT workspace_id, campaign_id, id, contact_id, 'open', "
-                f"{sql.ago('0', '600')}, {sql.ago('0', '600')}, 'own', :f, 'late:' || id "
+                f"{sql.ago('0', '600')}, {sql.ago('0', '600')}, 'own', :f, '{uuid.uuid4().hex[:8]}:' || id "
                 f"FROM message WHERE campaign_id = {campaign_id} AND id % 7 = 3 "
                 f"ORDER BY id LIMIT {n}"
             ),
