@@ -359,7 +359,7 @@ def main() -> None:
         print(
             json.dumps(
                 {
-                    "database": "postgresql" if args.pg else "sqlite",
+                    "database": make_url(url).get_backend_name(),
                     "scale": args.scale,
                     "contacts": info["contacts"],
                     "messages": info["messages"],

@@ -86,6 +86,7 @@ EXAMPLE_QUERIES: dict[str, str] = {
 }
 
 CHUNK_ROWS = 200_000
+FINAL_CAMPAIGN_STATUSES = ("sent", "failed", "cancelled")
 STAGES: dict[str, float] = {}  # seconds per stage of the last build in this process
 
 
@@ -108,6 +109,7 @@ class RollupResult:
     full: bool
     tables: dict[str, int] = field(default_factory=dict)
     stages: dict[str, float] = field(default_factory=dict)
+    messages_read: int = 0
 
 
 def rollup_path(path: Path | None = None) -> Path:
@@ -579,19 +581,41 @@ def _build(url: str | None, path: Path, full: bool, lag: int, started: float) ->
             ).fetchall()
         ]
         if have and have != list(EVENT_COLUMNS):  # state from an older layout: start over
-            con.execute("DROP TABLE event_fact")
-            con.execute("DROP TABLE IF EXISTS meta")
+            for table in ("event_fact", "message_fact", "message_loaded", "meta"):
+                con.execute(f"DROP TABLE IF EXISTS {table}")
         _create(con, "event_fact", EVENT_COLUMNS, temp=False)
+        _create(con, "message_fact", MESSAGE_COLUMNS, temp=False)
+        con.execute("CREATE TABLE IF NOT EXISTS message_loaded (campaign_id INTEGER, sig VARCHAR)")
         con.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value BIGINT)")
         rows = con.execute("SELECT value FROM meta WHERE key = 'event_safe_id'").fetchall()
         safe = int(rows[0][0]) if rows else 0
         pg = dialect == "postgresql"
+        # Messages are kept per campaign: a finished campaign whose row has not changed
+        # since its messages were read (same status and updated_at) is not read again.
+        # A raw connection: on SQLite a SQLAlchemy one would BEGIN IMMEDIATE (a write lock).
+        raw = engine.raw_connection()
+        try:
+            cur = raw.driver_connection.cursor()
+            cur.execute("SELECT id, status, updated_at FROM campaign")
+            current = {cid: (st, f"{st}|{updated}") for cid, st, updated in cur.fetchall()}
+            cur.close()
+            raw.rollback()
+        finally:
+            raw.close()
+        loaded = dict(con.execute("SELECT campaign_id, sig FROM message_loaded").fetchall())
+        keep = {cid for cid, sig in loaded.items() if cid in current and current[cid][1] == sig}
+        reread = sorted(cid for cid in current if cid not in keep)
+        message_sql = MESSAGE_PG if pg else MESSAGE_SQLITE
+        if reread:
+            message_sql += f" WHERE campaign_id IN ({', '.join(str(c) for c in reread)})"
+        else:
+            message_sql += " WHERE false"
         sources = {
             "event_fact": (
                 EVENT_COLUMNS,
                 (EVENT_PG if pg else EVENT_SQLITE).format(hw=safe, lag=int(lag)),
             ),
-            "message_fact": (MESSAGE_COLUMNS, MESSAGE_PG if pg else MESSAGE_SQLITE),
+            "message_fact": (MESSAGE_COLUMNS, message_sql),
             "contact_fact": (CONTACT_COLUMNS, CONTACT_PG if pg else CONTACT_SQLITE),
             "campaign_src": (CAMPAIGN_COLUMNS, CAMPAIGN_PG if pg else CAMPAIGN_SQLITE),
             "workspace_src": (WORKSPACE_COLUMNS, WORKSPACE_SQL),
@@ -599,15 +623,30 @@ def _build(url: str | None, path: Path, full: bool, lag: int, started: float) ->
         files = _copy_all_pg(engine, {t: q for t, (_, q) in sources.items()}, workdir) if pg else {}
         try:
             for table, (columns, _) in sources.items():
-                if table != "event_fact":
+                if table not in ("event_fact", "message_fact"):
                     _create(con, table, columns, temp=True)
             con.execute("BEGIN")
             con.execute("DELETE FROM event_fact WHERE id > ?", [safe])
+            con.execute("CREATE TEMP TABLE kept (campaign_id INTEGER)")
+            if keep:
+                con.executemany("INSERT INTO kept VALUES (?)", [[c] for c in sorted(keep)])
+            con.execute("DELETE FROM message_fact WHERE campaign_id NOT IN (SELECT * FROM kept)")
+            con.execute("DELETE FROM message_loaded")
+            final = [
+                [cid, sig]
+                for cid, (status, sig) in current.items()
+                if cid in keep or status in FINAL_CAMPAIGN_STATUSES
+            ]
+            if final:
+                con.executemany("INSERT INTO message_loaded VALUES (?, ?)", final)
             for table, (columns, query) in sources.items():
                 if pg:
                     _load_csv(con, table, columns, files.pop(table))
                 else:
                     _load_sqlite(con, engine, table, columns, query)
+            messages_read = con.execute(
+                "SELECT count(*) FROM message_fact WHERE campaign_id NOT IN (SELECT * FROM kept)"
+            ).fetchall()[0][0]
             events_read = con.execute(
                 "SELECT count(*) FROM event_fact WHERE id > ?", [safe]
             ).fetchall()[0][0]
@@ -657,6 +696,7 @@ def _build(url: str | None, path: Path, full: bool, lag: int, started: float) ->
         full,
         tables,
         dict(STAGES),
+        messages_read,
     )
     log.info("rollups built: %s", result)
     return result
