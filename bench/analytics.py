@@ -324,7 +324,10 @@ def main() -> None:
         t = time.perf_counter()
         inc = rollups.build_rollups(url=url, lag_seconds=0)
         rollup_inc = time.perf_counter() - t
-        print(f"rollup (incremental, {inc.events_read} new events): {rollup_inc:.2f} s")
+        print(
+            f"rollup (incremental, {inc.events_read} new events, {inc.messages_read} messages "
+            f"re-read): {rollup_inc:.2f} s, stages {inc.stages}"
+        )
 
         me = Actor.system(info["workspace_id"])
         big = info["big_campaign"]
@@ -360,7 +363,7 @@ def main() -> None:
             json.dumps(
                 {
                     "database": make_url(url).get_backend_name(),
-                    "scale": args.scale,
+                    "scale": round(info["contacts"] / 1_000_000, 3),
                     "contacts": info["contacts"],
                     "messages": info["messages"],
                     "events": info["events"],
