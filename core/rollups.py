@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import pyarrow as pa
 from sqlalchemy.engine import make_url
 
 from core.config import settings
@@ -284,12 +283,14 @@ def _load_sqlite(
     con: duckdb.DuckDBPyConnection, engine: Any, table: str, columns: dict[str, str], query: str
 ) -> None:
     """SQLite: `fetchmany` batches handed to DuckDB as Arrow tables."""
+    import pyarrow as pa
+
     mark = time.monotonic()
     raw = engine.raw_connection()
     cur = raw.driver_connection.cursor()
     try:
         cur.execute(query)
-        schema = pa.schema([(c, _ARROW[t]) for c, t in columns.items()])
+        schema = pa.schema([(c, getattr(pa, _ARROW[t])()) for c, t in columns.items()])
         while True:
             rows = cur.fetchmany(CHUNK_ROWS)
             if not rows:
@@ -309,11 +310,11 @@ def _load_sqlite(
     STAGES[f"load {table}"] = round(time.monotonic() - mark, 3)
 
 
-_ARROW = {
-    "BIGINT": pa.int64(),
-    "INTEGER": pa.int32(),
-    "VARCHAR": pa.string(),
-    "BOOLEAN": pa.int8(),  # SQLite hands back 0 and 1; DuckDB casts on insert
+_ARROW = {  # DuckDB type -> pyarrow type name (SQLite hands back 0 and 1 for booleans)
+    "BIGINT": "int64",
+    "INTEGER": "int32",
+    "VARCHAR": "string",
+    "BOOLEAN": "int8",
 }
 
 
