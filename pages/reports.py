@@ -96,6 +96,27 @@ with report_tab:
 
     figures_and_charts()
 
+    def ab_section() -> None:
+        """The A/B test's part (issue 9: core.abtest and ui.abtest), when both exist."""
+        try:
+            from ui.abtest import ab_report_section
+
+            from core import abtest
+        except ImportError:
+            return
+        with db() as session, shows_errors():
+            ab = abtest.ab_report(session, me, campaign_id)
+        if not ab.get("is_ab"):
+            return
+        st.subheader("A/B test")
+        picked = ab_report_section(ab, key=f"abr_{campaign_id}")
+        if picked is not None:
+            with db() as session, shows_errors():
+                abtest.choose_winner_manually(session, me, campaign_id, picked)
+                st.success("Winner chosen: the rest of the audience gets it.")
+
+    ab_section()
+
     domains = rollups.campaign_domains(me.workspace_id, campaign_id)
     if domains:
         with st.expander("By recipient domain (from the rollups, refreshed every few minutes)"):
