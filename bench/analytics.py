@@ -258,7 +258,7 @@ def add_events(url: str, ws_id: int, campaign_id: int, n: int) -> None:
                 "INSERT INTO event (workspace_id, campaign_id, message_id, contact_id, type, "
                 "occurred_at, created_at, source, is_machine, dedupe_key) "
                 f"SELECT workspace_id, campaign_id, id, contact_id, 'open', "
-                f"{sql.ago('0', '600')}, {sql.ago('0', '600')}, 'own', :f, 'late:' || id "
+                f"{sql.ago('0', '600')}, {sql.ago('0', '600')}, 'own', :f, '{uuid.uuid4().hex[:8]}:' || id "
                 f"FROM message WHERE campaign_id = {campaign_id} AND id % 7 = 3 "
                 f"ORDER BY id LIMIT {n}"
             ),
@@ -324,7 +324,10 @@ def main() -> None:
         t = time.perf_counter()
         inc = rollups.build_rollups(url=url, lag_seconds=0)
         rollup_inc = time.perf_counter() - t
-        print(f"rollup (incremental, {inc.events_read} new events): {rollup_inc:.2f} s")
+        print(
+            f"rollup (incremental, {inc.events_read} new events, {inc.messages_read} messages "
+            f"re-read): {rollup_inc:.2f} s, stages {inc.stages}"
+        )
 
         me = Actor.system(info["workspace_id"])
         big = info["big_campaign"]
@@ -359,8 +362,8 @@ def main() -> None:
         print(
             json.dumps(
                 {
-                    "database": "postgresql" if args.pg else "sqlite",
-                    "scale": args.scale,
+                    "database": make_url(url).get_backend_name(),
+                    "scale": round(info["contacts"] / 1_000_000, 3),
                     "contacts": info["contacts"],
                     "messages": info["messages"],
                     "events": info["events"],

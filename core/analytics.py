@@ -16,8 +16,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, func, literal_column, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, case, func, literal_column, or_, select
+from sqlalchemy.orm import Session, aliased
 
 from core import clock
 from core.clock import as_utc
@@ -134,8 +134,17 @@ def _tracking_source(session: Session, workspace_id: int) -> str:
     return session.scalar(select(Workspace.tracking_source).where(Workspace.id == workspace_id))
 
 
-def campaign_figures(session: Session, actor: Actor, campaign_id: int) -> CampaignFigures:
-    """Counts and rates of one campaign, live from the ledger and the events."""
+def campaign_figures(
+    session: Session, actor: Actor, campaign_id: int, use_rollups: bool = True
+) -> CampaignFigures:
+    """Counts and rates of one campaign, live from the ledger and the events.
+
+    Deliveries, opens and clicks of a big campaign are millions of index entries; with
+    `use_rollups` they are the rollups' counts up to the event id the rollups were built
+    through, plus the newer events counted live (a newer event is unique only if its
+    message had no such event before). Without rollups (or with another database's),
+    every event is counted here.
+    """
     campaign = _campaign(session, actor, campaign_id)
     source = _tracking_source(session, campaign.workspace_id) or "own"
     fig = CampaignFigures(
@@ -161,55 +170,21 @@ def campaign_figures(session: Session, actor: Actor, campaign_id: int) -> Campai
     fig.cancelled = by_status.get("cancelled", 0)
     fig.queued = sum(by_status.get(s, 0) for s in ("queued", "held", "sending"))
 
-    # Events: per (type, source, machine) the messages that had one and how many; the
-    # inner GROUP BY follows ix_event_campaign_report, so no sort and no table access.
-    per_message = (
-        select(
-            Event.type,
-            Event.source,
-            Event.is_machine,
-            Event.message_id,
-            func.count().label("n"),
-        )
-        .where(
-            Event.campaign_id == campaign.id,
-            # Only what the figures use: "sent" events (the ledger counts sends) and
-            # the other source's opens and clicks would only be read to be skipped.
-            or_(
-                Event.type.in_(("delivered", "complaint", "unsubscribe")),
-                and_(Event.type.in_(("open", "click")), Event.source == source),
-            ),
-        )
-        .group_by(Event.type, Event.source, Event.is_machine, Event.message_id)
-        .subquery()
-    )
-    rows = session.execute(
-        select(
-            per_message.c.type,
-            per_message.c.source,
-            per_message.c.is_machine,
-            func.count(),
-            func.sum(per_message.c.n),
-        ).group_by(per_message.c.type, per_message.c.source, per_message.c.is_machine)
-    ).all()
-    delivered_events = 0
-    for type_, ev_source, machine, unique, total in rows:
-        unique, total = int(unique), int(total or 0)
-        if type_ == "delivered":
-            delivered_events += unique
-        elif type_ == "complaint":
-            fig.complaints += unique
-        elif type_ == "unsubscribe":
-            fig.unsubscribes += unique
-        elif type_ == "open" and ev_source == source:
-            if machine:
-                fig.machine_opens += total
-            else:
-                fig.unique_opens += unique
-                fig.total_opens += total
-        elif type_ == "click" and ev_source == source and not machine:
-            fig.unique_clicks += unique
-            fig.total_clicks += total
+    snap = _snapshot(session, campaign) if use_rollups else None
+    if snap is None:
+        delivered_events = _full_event_counts(session, campaign.id, source, fig)
+    else:
+        delivered_events = _snapshot_plus_delta(session, campaign.id, source, snap, fig)
+    # Complaints and unsubscribes are few: always counted live, each message once.
+    for type_, n in session.execute(
+        select(Event.type, func.count(func.distinct(Event.message_id)))
+        .where(Event.campaign_id == campaign.id, Event.type.in_(("complaint", "unsubscribe")))
+        .group_by(Event.type)
+    ).all():
+        if type_ == "complaint":
+            fig.complaints = n
+        else:
+            fig.unsubscribes = n
     # Bounces are few: split hard and soft, and count each bounced message once.
     bounce_rows = session.execute(
         select(
@@ -238,6 +213,101 @@ def campaign_figures(session: Session, actor: Actor, campaign_id: int) -> Campai
     return fig
 
 
+COUNTED_TYPES = ("click", "delivered", "open")
+
+
+def _snapshot(session: Session, campaign: Campaign):  # noqa: ANN202
+    from core import rollups
+
+    key = rollups.source_key(session.get_bind().engine.url)
+    return rollups.campaign_snapshot(campaign.workspace_id, campaign.id, key)
+
+
+def _apply(fig: CampaignFigures, source: str, rows) -> int:  # noqa: ANN001
+    """Add (type, source, machine, unique, total) rows to `fig`; returns unique deliveries."""
+    delivered = 0
+    for type_, ev_source, machine, unique, total in rows:
+        unique, total = int(unique or 0), int(total or 0)
+        if type_ == "delivered":
+            delivered += unique
+        elif type_ == "open" and ev_source == source:
+            if machine:
+                fig.machine_opens += total
+            else:
+                fig.unique_opens += unique
+                fig.total_opens += total
+        elif type_ == "click" and ev_source == source and not machine:
+            fig.unique_clicks += unique
+            fig.total_clicks += total
+    return delivered
+
+
+def _full_event_counts(session: Session, campaign_id: int, source: str, fig) -> int:  # noqa: ANN001
+    # Per (type, source, machine) the messages that had one and how many; the inner
+    # GROUP BY follows ix_event_campaign_report: no sort and no table access.
+    per_message = (
+        select(
+            Event.type, Event.source, Event.is_machine, Event.message_id, func.count().label("n")
+        )
+        .where(Event.campaign_id == campaign_id, Event.type.in_(COUNTED_TYPES))
+        .group_by(Event.type, Event.source, Event.is_machine, Event.message_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(
+            per_message.c.type,
+            per_message.c.source,
+            per_message.c.is_machine,
+            func.count(),
+            func.sum(per_message.c.n),
+        ).group_by(per_message.c.type, per_message.c.source, per_message.c.is_machine)
+    ).all()
+    return _apply(fig, source, rows)
+
+
+def _snapshot_plus_delta(session: Session, campaign_id: int, source: str, snap, fig) -> int:  # noqa: ANN001
+    fig.unique_opens, fig.total_opens = snap.unique_opens, snap.total_opens
+    fig.machine_opens = snap.machine_opens
+    fig.unique_clicks, fig.total_clicks = snap.unique_clicks, snap.total_clicks
+    prior = aliased(Event)
+    is_new = ~(
+        select(prior.id)
+        .where(
+            prior.message_id == Event.message_id,
+            prior.type == Event.type,
+            prior.source == Event.source,
+            prior.is_machine == Event.is_machine,
+            prior.id <= snap.through,
+        )
+        .exists()
+    )
+    delta = (
+        select(
+            Event.type,
+            Event.source,
+            Event.is_machine,
+            Event.message_id,
+            case((is_new, Event.message_id)).label("new_message"),
+        )
+        .where(
+            Event.id > snap.through,
+            Event.campaign_id == campaign_id,
+            Event.type.in_(COUNTED_TYPES),
+        )
+        .subquery()
+    )
+    rows = session.execute(
+        select(
+            delta.c.type,
+            delta.c.source,
+            delta.c.is_machine,
+            func.count(func.distinct(delta.c.new_message)),
+            func.count(),
+        ).group_by(delta.c.type, delta.c.source, delta.c.is_machine)
+    ).all()
+    return snap.delivered_events + _apply(fig, source, rows)
+
+
 def _hour_bucket(session: Session):  # noqa: ANN202
     if session.get_bind().dialect.name == "postgresql":
         return func.date_trunc("hour", func.timezone("UTC", Event.occurred_at))
@@ -250,12 +320,17 @@ def _parse_bucket(value: Any) -> datetime:
     return datetime.fromisoformat(str(value)).replace(tzinfo=UTC)
 
 
-def campaign_timeline(session: Session, actor: Actor, campaign_id: int) -> list[TimelinePoint]:
-    """Human opens and clicks per hour for the first 48 hours after the start, per day after."""
+def campaign_timeline(
+    session: Session, actor: Actor, campaign_id: int, use_rollups: bool = True
+) -> list[TimelinePoint]:
+    """Human opens and clicks per hour for the first 48 hours after the start, per day after.
+
+    With `use_rollups`, hours come from the rollups plus newer events counted live."""
     campaign = _campaign(session, actor, campaign_id)
     source = _tracking_source(session, campaign.workspace_id) or "own"
+    snap = _snapshot(session, campaign) if use_rollups else None
     bucket = _hour_bucket(session).label("bucket")
-    rows = session.execute(
+    query = (
         select(bucket, Event.type, func.count())
         .where(
             Event.campaign_id == campaign.id,
@@ -264,10 +339,15 @@ def campaign_timeline(session: Session, actor: Actor, campaign_id: int) -> list[
             Event.is_machine.is_(False),
         )
         .group_by(literal_column("bucket"), Event.type)
-    ).all()
-    if not rows:
+    )
+    if snap is not None:
+        query = query.where(Event.id > snap.through)
+    hours = [(_parse_bucket(b), t, n) for b, t, n in session.execute(query).all()]
+    if snap is not None:
+        for hour, (opens, clicks) in snap.hours.items():
+            hours += [(hour, "open", opens), (hour, "click", clicks)]
+    if not hours:
         return []
-    hours = [(_parse_bucket(b), t, n) for b, t, n in rows]
     start = as_utc(campaign.started_at) or min(h for h, _, _ in hours)
     start = start.replace(minute=0, second=0, microsecond=0)
     cutoff = start + timedelta(hours=48)
@@ -279,29 +359,60 @@ def campaign_timeline(session: Session, actor: Actor, campaign_id: int) -> list[
             point.opens += n
         else:
             point.clicks += n
-    return sorted(points.values(), key=lambda p: p.start)
+    return sorted((p for p in points.values() if p.opens or p.clicks), key=lambda p: p.start)
 
 
 def top_links(
-    session: Session, actor: Actor, campaign_id: int, limit: int = 10
+    session: Session, actor: Actor, campaign_id: int, limit: int = 10, use_rollups: bool = True
 ) -> list[LinkClicks]:
     """Links by unique (human) clickers, then total clicks."""
     campaign = _campaign(session, actor, campaign_id)
     source = _tracking_source(session, campaign.workspace_id) or "own"
-    unique = func.count(func.distinct(Event.message_id))
-    rows = session.execute(
-        select(Event.url, unique, func.count())
+    snap = _snapshot(session, campaign) if use_rollups else None
+    human_clicks = (
+        Event.campaign_id == campaign.id,
+        Event.type == "click",
+        Event.source == source,
+        Event.is_machine.is_(False),
+    )
+    if snap is None:
+        unique = func.count(func.distinct(Event.message_id))
+        rows = session.execute(
+            select(Event.url, unique, func.count())
+            .where(*human_clicks)
+            .group_by(Event.url)
+            .order_by(unique.desc(), func.count().desc(), Event.url)
+            .limit(limit)
+        ).all()
+        return [LinkClicks(url or "(no link)", int(u), int(t)) for url, u, t in rows]
+    prior = aliased(Event)
+    is_new = ~(
+        select(prior.id)
         .where(
-            Event.campaign_id == campaign.id,
-            Event.type == "click",
-            Event.source == source,
-            Event.is_machine.is_(False),
+            prior.message_id == Event.message_id,
+            prior.type == "click",
+            prior.source == source,
+            prior.is_machine.is_(False),
+            prior.url == Event.url,
+            prior.id <= snap.through,
         )
-        .group_by(Event.url)
-        .order_by(unique.desc(), func.count().desc(), Event.url)
-        .limit(limit)
-    ).all()
-    return [LinkClicks(url or "(no link)", int(u), int(t)) for url, u, t in rows]
+        .exists()
+    )
+    delta = (
+        select(Event.url, case((is_new, Event.message_id)).label("new_message"))
+        .where(Event.id > snap.through, *human_clicks)
+        .subquery()
+    )
+    links = dict(snap.links)
+    for url, new_unique, total in session.execute(
+        select(delta.c.url, func.count(func.distinct(delta.c.new_message)), func.count()).group_by(
+            delta.c.url
+        )
+    ).all():
+        u, t = links.get(url or "", (0, 0))
+        links[url or ""] = (u + int(new_unique), t + int(total))
+    ranked = sorted(links.items(), key=lambda kv: (-kv[1][0], -kv[1][1], kv[0]))[:limit]
+    return [LinkClicks(url or "(no link)", u, t) for url, (u, t) in ranked]
 
 
 def campaign_report(session: Session, actor: Actor, campaign_id: int) -> CampaignReport:

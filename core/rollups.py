@@ -21,6 +21,7 @@ Days and hours are UTC. Every table carries `workspace_id`.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import logging
 import os
 import tempfile
@@ -34,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import pyarrow as pa
+from sqlalchemy.engine import make_url
 
 from core.config import settings
 from core.db import get_engine
@@ -84,6 +85,7 @@ EXAMPLE_QUERIES: dict[str, str] = {
 }
 
 CHUNK_ROWS = 200_000
+FINAL_CAMPAIGN_STATUSES = ("sent", "failed", "cancelled")
 STAGES: dict[str, float] = {}  # seconds per stage of the last build in this process
 
 
@@ -106,6 +108,7 @@ class RollupResult:
     full: bool
     tables: dict[str, int] = field(default_factory=dict)
     stages: dict[str, float] = field(default_factory=dict)
+    messages_read: int = 0
 
 
 def rollup_path(path: Path | None = None) -> Path:
@@ -280,12 +283,14 @@ def _load_sqlite(
     con: duckdb.DuckDBPyConnection, engine: Any, table: str, columns: dict[str, str], query: str
 ) -> None:
     """SQLite: `fetchmany` batches handed to DuckDB as Arrow tables."""
+    import pyarrow as pa
+
     mark = time.monotonic()
     raw = engine.raw_connection()
     cur = raw.driver_connection.cursor()
     try:
         cur.execute(query)
-        schema = pa.schema([(c, _ARROW[t]) for c, t in columns.items()])
+        schema = pa.schema([(c, getattr(pa, _ARROW[t])()) for c, t in columns.items()])
         while True:
             rows = cur.fetchmany(CHUNK_ROWS)
             if not rows:
@@ -305,11 +310,11 @@ def _load_sqlite(
     STAGES[f"load {table}"] = round(time.monotonic() - mark, 3)
 
 
-_ARROW = {
-    "BIGINT": pa.int64(),
-    "INTEGER": pa.int32(),
-    "VARCHAR": pa.string(),
-    "BOOLEAN": pa.int8(),  # SQLite hands back 0 and 1; DuckDB casts on insert
+_ARROW = {  # DuckDB type -> pyarrow type name (SQLite hands back 0 and 1 for booleans)
+    "BIGINT": "int64",
+    "INTEGER": "int32",
+    "VARCHAR": "string",
+    "BOOLEAN": "int8",
 }
 
 
@@ -577,19 +582,41 @@ def _build(url: str | None, path: Path, full: bool, lag: int, started: float) ->
             ).fetchall()
         ]
         if have and have != list(EVENT_COLUMNS):  # state from an older layout: start over
-            con.execute("DROP TABLE event_fact")
-            con.execute("DROP TABLE IF EXISTS meta")
+            for table in ("event_fact", "message_fact", "message_loaded", "meta"):
+                con.execute(f"DROP TABLE IF EXISTS {table}")
         _create(con, "event_fact", EVENT_COLUMNS, temp=False)
+        _create(con, "message_fact", MESSAGE_COLUMNS, temp=False)
+        con.execute("CREATE TABLE IF NOT EXISTS message_loaded (campaign_id INTEGER, sig VARCHAR)")
         con.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value BIGINT)")
         rows = con.execute("SELECT value FROM meta WHERE key = 'event_safe_id'").fetchall()
         safe = int(rows[0][0]) if rows else 0
         pg = dialect == "postgresql"
+        # Messages are kept per campaign: a finished campaign whose row has not changed
+        # since its messages were read (same status and updated_at) is not read again.
+        # A raw connection: on SQLite a SQLAlchemy one would BEGIN IMMEDIATE (a write lock).
+        raw = engine.raw_connection()
+        try:
+            cur = raw.driver_connection.cursor()
+            cur.execute("SELECT id, status, updated_at FROM campaign")
+            current = {cid: (st, f"{st}|{updated}") for cid, st, updated in cur.fetchall()}
+            cur.close()
+            raw.rollback()
+        finally:
+            raw.close()
+        loaded = dict(con.execute("SELECT campaign_id, sig FROM message_loaded").fetchall())
+        keep = {cid for cid, sig in loaded.items() if cid in current and current[cid][1] == sig}
+        reread = sorted(cid for cid in current if cid not in keep)
+        message_sql = MESSAGE_PG if pg else MESSAGE_SQLITE
+        if reread:
+            message_sql += f" WHERE campaign_id IN ({', '.join(str(c) for c in reread)})"
+        else:
+            message_sql += " WHERE false"
         sources = {
             "event_fact": (
                 EVENT_COLUMNS,
                 (EVENT_PG if pg else EVENT_SQLITE).format(hw=safe, lag=int(lag)),
             ),
-            "message_fact": (MESSAGE_COLUMNS, MESSAGE_PG if pg else MESSAGE_SQLITE),
+            "message_fact": (MESSAGE_COLUMNS, message_sql),
             "contact_fact": (CONTACT_COLUMNS, CONTACT_PG if pg else CONTACT_SQLITE),
             "campaign_src": (CAMPAIGN_COLUMNS, CAMPAIGN_PG if pg else CAMPAIGN_SQLITE),
             "workspace_src": (WORKSPACE_COLUMNS, WORKSPACE_SQL),
@@ -597,15 +624,30 @@ def _build(url: str | None, path: Path, full: bool, lag: int, started: float) ->
         files = _copy_all_pg(engine, {t: q for t, (_, q) in sources.items()}, workdir) if pg else {}
         try:
             for table, (columns, _) in sources.items():
-                if table != "event_fact":
+                if table not in ("event_fact", "message_fact"):
                     _create(con, table, columns, temp=True)
             con.execute("BEGIN")
             con.execute("DELETE FROM event_fact WHERE id > ?", [safe])
+            con.execute("CREATE TEMP TABLE kept (campaign_id INTEGER)")
+            if keep:
+                con.executemany("INSERT INTO kept VALUES (?)", [[c] for c in sorted(keep)])
+            con.execute("DELETE FROM message_fact WHERE campaign_id NOT IN (SELECT * FROM kept)")
+            con.execute("DELETE FROM message_loaded")
+            final = [
+                [cid, sig]
+                for cid, (status, sig) in current.items()
+                if cid in keep or status in FINAL_CAMPAIGN_STATUSES
+            ]
+            if final:
+                con.executemany("INSERT INTO message_loaded VALUES (?, ?)", final)
             for table, (columns, query) in sources.items():
                 if pg:
                     _load_csv(con, table, columns, files.pop(table))
                 else:
                     _load_sqlite(con, engine, table, columns, query)
+            messages_read = con.execute(
+                "SELECT count(*) FROM message_fact WHERE campaign_id NOT IN (SELECT * FROM kept)"
+            ).fetchall()[0][0]
             events_read = con.execute(
                 "SELECT count(*) FROM event_fact WHERE id > ?", [safe]
             ).fetchall()[0][0]
@@ -630,8 +672,9 @@ def _build(url: str | None, path: Path, full: bool, lag: int, started: float) ->
         total = con.execute("SELECT count(*) FROM event_fact").fetchall()[0][0]
         con.execute(
             "CREATE TABLE out.rollup_info AS SELECT ?::TIMESTAMP AS built_at, "
-            "?::BIGINT AS events_through_id, ?::BIGINT AS events, ? AS source_database",
-            [built_at.replace(tzinfo=None), new_safe, total, dialect],
+            "?::BIGINT AS events_through_id, ?::BIGINT AS events_max_id, ?::BIGINT AS events, "
+            "? AS source_database, ? AS source_key",
+            [built_at.replace(tzinfo=None), new_safe, top, total, dialect, source_key(engine.url)],
         )
         tables = {
             name: con.execute(f"SELECT count(*) FROM out.{name}").fetchall()[0][0]
@@ -654,9 +697,18 @@ def _build(url: str | None, path: Path, full: bool, lag: int, started: float) ->
         full,
         tables,
         dict(STAGES),
+        messages_read,
     )
     log.info("rollups built: %s", result)
     return result
+
+
+def source_key(url: Any) -> str:
+    """Names the SQL database a rollup was built from (no password), so a report never
+    mixes one database's snapshot with another's events."""
+    rendered = make_url(str(url)) if not hasattr(url, "render_as_string") else url
+    text = rendered.render_as_string(hide_password=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 # --- Reading ------------------------------------------------------------------------------
@@ -874,3 +926,55 @@ def export_workspace(workspace_id: int, path: Path | None = None) -> bytes:
         finally:
             con.close()
         return dest.read_bytes()
+
+
+@dataclass
+class CampaignSnapshot:
+    """A campaign's event counts in the rollups, up to event id `through` (inclusive)."""
+
+    through: int
+    delivered_events: int
+    unique_opens: int
+    total_opens: int
+    machine_opens: int
+    unique_clicks: int
+    total_clicks: int
+    hours: dict[datetime, tuple[int, int]]  # UTC hour -> (opens, clicks)
+    links: dict[str, tuple[int, int]]  # url -> (unique, total)
+
+
+def campaign_snapshot(
+    workspace_id: int, campaign_id: int, key: str, path: Path | None = None
+) -> CampaignSnapshot | None:
+    """The rollups' counts of one campaign, or None (no file, another database, no row)."""
+    try:
+        with open_rollups(path) as con:
+            info = con.execute("SELECT events_max_id, source_key FROM r.rollup_info").fetchall()
+            if not info or info[0][1] != key:
+                return None
+            row = con.execute(
+                "SELECT CASE WHEN delivered_estimated THEN 0 ELSE delivered END, unique_opens, "
+                "total_opens, machine_opens, unique_clicks, total_clicks FROM r.campaigns "
+                "WHERE workspace_id = ? AND campaign_id = ?",
+                [workspace_id, campaign_id],
+            ).fetchall()
+            if not row:
+                return None
+            hours = con.execute(
+                "SELECT hour, opens, clicks FROM r.campaign_hourly "
+                "WHERE workspace_id = ? AND campaign_id = ? AND opens + clicks > 0",
+                [workspace_id, campaign_id],
+            ).fetchall()
+            links = con.execute(
+                "SELECT url, unique_clicks, total_clicks FROM r.link_clicks "
+                "WHERE workspace_id = ? AND campaign_id = ?",
+                [workspace_id, campaign_id],
+            ).fetchall()
+    except (RollupsMissing, duckdb.Error):
+        return None
+    return CampaignSnapshot(
+        int(info[0][0] or 0),
+        *(int(v) for v in row[0]),
+        {h.replace(tzinfo=UTC): (int(o), int(c)) for h, o, c in hours},
+        {u: (int(a), int(b)) for u, a, b in links},
+    )

@@ -4,7 +4,6 @@ import streamlit as st
 
 from core.analytics import dashboard
 from core.workspaces import get_workspace
-from ui import charts
 from ui.state import actor, db
 
 me = actor()
@@ -94,6 +93,8 @@ with right:
         )
 
 if data.growth:
+    from ui import charts  # plotly loads only when there is a chart to draw
+
     st.plotly_chart(charts.contact_growth(data.growth), key="growth")
 if data.rollup_built_at:
     st.caption(f"Trends as of {data.rollup_built_at:%Y-%m-%d %H:%M} UTC.")

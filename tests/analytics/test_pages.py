@@ -68,6 +68,12 @@ def test_report_page_figures_and_recipients(seeded):
     assert not at.exception, at.exception
     assert at.get("download_button")
 
+    compare = by_label(at.multiselect, "Campaigns to compare")
+    compare.set_value([known.campaign_id, known.smtp_campaign_id]).run()
+    assert not at.exception, at.exception
+    table = at.dataframe[-1].value
+    assert list(table["unique_opens"]) == [3, 0] and list(table["name"])[1] == "Over SMTP"
+
     by_label(at.selectbox, "Campaign").set_value(known.idle_campaign_id).run()
     assert not at.exception, at.exception
     assert "refreshes every 5 seconds" in texts(at)

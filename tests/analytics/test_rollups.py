@@ -15,7 +15,7 @@ from core import analytics, rollups
 from core.db import session_scope
 from core.models import Event
 from core.permissions import Actor
-from tests.analytics.dataset import LINK_A, T0, build_known, event_rows, other_workspace
+from tests.analytics.dataset import LINK_A, LINK_B, T0, build_known, event_rows, other_workspace
 from tests.helpers import make_workspace
 
 
@@ -57,13 +57,13 @@ def test_tables_match_the_sql_report(world, rollup_file):
     with session_scope() as session:
         me = Actor.system(known.workspace_id)
         for cid, row in rows.items():
-            live = analytics.campaign_figures(session, me, cid).as_row()
+            live = analytics.campaign_figures(session, me, cid, use_rollups=False).as_row()
             for key in analytics.CampaignFigures.__dataclass_fields__:
                 if key in row and key not in ("started_at", "finished_at"):
                     assert row[key] == pytest.approx(live[key]), (cid, key)
             for key in analytics.RATE_DEFINITIONS:
                 assert row[key] == pytest.approx(live[key]), (cid, key)
-        links = analytics.top_links(session, me, known.campaign_id)
+        links = analytics.top_links(session, me, known.campaign_id, use_rollups=False)
     rolled = _rows(
         rollup_file,
         "SELECT url, unique_clicks, total_clicks FROM r.link_clicks WHERE campaign_id = ? "
@@ -108,6 +108,8 @@ def test_incremental_reads_only_new_events(world, rollup_file):
     first = rollups.build_rollups(lag_seconds=0)
     again = rollups.build_rollups(lag_seconds=0)
     assert again.events_read == 0 and again.events_total == first.events_total
+    # Finished campaigns keep their messages; the two still sending (2 each) are re-read.
+    assert first.messages_read == 28 and again.messages_read == 4
     # Two new human opens (one by a new opener) arrive; one is "young" (just committed).
     with session_scope() as session:
         new = event_rows(
@@ -270,3 +272,55 @@ def test_cli_and_beat_task(world, live_db, rollup_file, tmp_path):
     # Same file as the CLI built (DATA_DIR is tmp_path): its state already holds every event.
     assert build_rollups_task.run()["events_read"] == 0
     assert rollup_file.exists()
+
+
+def test_report_from_rollups_plus_newer_events_equals_the_live_count(world, rollup_file):
+    known, _ = world
+    rollups.build_rollups(lag_seconds=0)
+    m, c = known.message_ids, known.contact_ids
+
+    def ev(i, type_, hours, **extra):  # noqa: ANN001, ANN003, ANN202
+        return {
+            "workspace_id": known.workspace_id,
+            "campaign_id": known.campaign_id,
+            "message_id": m[i],
+            "contact_id": c[i],
+            "type": type_,
+            "occurred_at": T0 + timedelta(hours=hours),
+            "dedupe_key": f"late-{i}-{type_}-{hours}",
+            "source": "own" if type_ in ("open", "click") else "ses",
+            **extra,
+        }
+
+    with session_scope() as session:
+        session.execute(
+            insert(Event),
+            [
+                ev(7, "delivered", 1),  # soft-bounced, then delivered: a new delivery
+                ev(0, "delivered", 2),  # a repeated delivery: not a new one
+                ev(0, "open", 1.5),  # a repeat opener
+                ev(5, "open", 60),  # a new opener, days later
+                ev(4, "open", 1, is_machine=True),
+                ev(1, "click", 2.5, url=LINK_B),  # a clicker on a link new to them
+                ev(3, "click", 4, url="https://example.com/c"),  # a new clicker
+                ev(0, "click", 4, url=LINK_A),  # a repeat click
+            ],
+        )
+    with session_scope() as session:
+        me = Actor.system(known.workspace_id)
+        key = rollups.source_key(session.get_bind().engine.url)
+        assert rollups.campaign_snapshot(known.workspace_id, known.campaign_id, key) is not None
+        cid = known.campaign_id
+        fast = analytics.campaign_figures(session, me, cid)
+        slow = analytics.campaign_figures(session, me, cid, use_rollups=False)
+        assert fast.as_row() == slow.as_row()
+        assert (slow.delivered, slow.unique_opens, slow.total_opens) == (8, 4, 7)
+        assert (slow.machine_opens, slow.unique_clicks, slow.total_clicks) == (2, 3, 7)
+        assert analytics.campaign_timeline(session, me, cid) == analytics.campaign_timeline(
+            session, me, cid, use_rollups=False
+        )
+        assert analytics.top_links(session, me, cid) == analytics.top_links(
+            session, me, cid, use_rollups=False
+        )
+        # Another database's rollups are never used.
+        assert rollups.campaign_snapshot(known.workspace_id, cid, "someone-else") is None
