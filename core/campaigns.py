@@ -230,7 +230,8 @@ def update_setup(
     campaign.reply_to = reply_to.strip().lower()
     campaign.track_opens = track_opens
     campaign.track_clicks = track_clicks
-    for variant in campaign.variants:
+    # Variant A carries the campaign's subject; an A/B test's other variants keep theirs.
+    for variant in campaign.variants[:1]:
         variant.subject = subject.strip()
     return campaign
 
@@ -268,10 +269,23 @@ def update_template(session: Session, actor: Actor, campaign_id: int, template_i
     template = session.get(Template, template_id)
     if template is None or template.workspace_id != actor.workspace_id:
         raise NotFound("No such template in this workspace.")
-    for variant in campaign.variants:
+    for variant in campaign.variants[:1]:
         variant.template_id = template.id
         if not variant.subject:
             variant.subject = template.subject
+    return campaign
+
+
+def end_ab_test(session: Session, actor: Actor, campaign_id: int) -> Campaign:
+    """Turn an A/B draft back into a plain campaign: variant A stays, for everyone."""
+    campaign = _editable(session, actor, campaign_id)
+    for extra in list(campaign.variants)[1:]:
+        campaign.variants.remove(extra)
+    if campaign.variants:
+        campaign.variants[0].share = 1.0
+    campaign.ab_test_share = 100
+    campaign.ab_winner_variant_id = None
+    session.flush()
     return campaign
 
 

@@ -6,10 +6,11 @@ from zoneinfo import ZoneInfo, available_timezones
 import streamlit as st
 import streamlit.components.v1 as components
 
-from core import campaigns, clock
+from core import abtest, campaigns, clock
 from core.audience import count_recipients
 from core.contacts import search_contacts
 from core.models import CAMPAIGN_STATUSES
+from ui.abtest import ab_settings_section
 from ui.state import actor, db, shows_errors
 
 me = actor()
@@ -157,6 +158,7 @@ def wizard(campaign_id: int) -> None:
             "track_clicks": campaign.track_clicks,
             "audience": dict(campaign.audience),
             "template_id": variant.template_id,
+            "variants": [(v.label, v.subject) for v in campaign.variants],
         }
     st.title(f"Campaign: {state['name']}")
     if st.button("← All campaigns"):
@@ -288,6 +290,7 @@ def preview_frame(rendered) -> None:  # noqa: ANN001
 def template_step(campaign_id: int, state: dict) -> None:
     with db() as session:
         templates = campaigns.template_choices(session, me)
+        current_ab = abtest.ab_settings(session, me, campaign_id)
     if not templates:
         st.warning("There are no templates yet: create one on the Templates page.")
         return
@@ -299,6 +302,20 @@ def template_step(campaign_id: int, state: dict) -> None:
         index=ids.index(state["template_id"]) if state["template_id"] in ids else 0,
         format_func=by_id.get,
     )
+
+    def suggest(subject: str, count: int) -> list[str]:
+        with db() as session:
+            return abtest.suggest_subject_variants(session, me, subject, count)
+
+    ab = ab_settings_section(
+        {i: n for i, n, _s in templates},
+        current_ab,
+        default_subject=state["subject"],
+        default_template_id=picked,
+        default_from_name=state["from_name"],
+        suggest=suggest,
+        key=f"ab_{campaign_id}",
+    )
     back, save = st.columns(2)
     if back.button("Back"):
         next_step(1)
@@ -306,6 +323,10 @@ def template_step(campaign_id: int, state: dict) -> None:
         done = False
         with shows_errors(), db() as session:
             campaigns.update_template(session, me, campaign_id, picked)
+            if ab is not None:
+                abtest.configure_ab_test(session, me, campaign_id, ab)
+            elif current_ab is not None:
+                campaigns.end_ab_test(session, me, campaign_id)
             done = True
         if done:
             next_step(3)
@@ -327,6 +348,11 @@ def review_step(campaign_id: int, state: dict) -> None:
         f"**Tracking:** opens {'on' if state['track_opens'] else 'off'}, "
         f"clicks {'on' if state['track_clicks'] else 'off'}"
     )
+    if len(campaign_variants := state.get("variants", [])) > 1:
+        st.markdown(
+            "**A/B test:** "
+            + " · ".join(f"{label}: {subject}" for label, subject in campaign_variants)
+        )
     for problem in problems:
         st.warning(f"Cannot send: {problem}.")
     who = st.selectbox(

@@ -2,8 +2,9 @@
 
 import streamlit as st
 
-from core import analytics, rollups
+from core import abtest, analytics, rollups
 from ui import charts
+from ui.abtest import ab_report_section
 from ui.state import actor, db, shows_errors
 
 me = actor()
@@ -19,6 +20,10 @@ labels = {c.id: f"{c.name} · {c.status}" for c in choices}
 wanted = st.query_params.get("campaign")
 ids = list(labels)
 index = ids.index(int(wanted)) if wanted and wanted.isdigit() and int(wanted) in labels else 0
+# "Report" in the campaign list opens this page on that campaign.
+asked = st.session_state.pop("report_campaign_id", None)
+if asked in labels:
+    st.session_state["report_campaign"] = asked
 
 report_tab, compare_tab = st.tabs(["Campaign report", "Compare campaigns"])
 
@@ -97,18 +102,12 @@ with report_tab:
     figures_and_charts()
 
     def ab_section() -> None:
-        """The A/B test's part (issue 9: core.abtest and ui.abtest), when both exist."""
-        try:
-            from ui.abtest import ab_report_section
-
-            from core import abtest
-        except ImportError:
-            return
+        """The A/B test's part: variants, the winner and why, and a manual pick."""
+        ab: dict = {}
         with db() as session, shows_errors():
             ab = abtest.ab_report(session, me, campaign_id)
         if not ab.get("is_ab"):
             return
-        st.subheader("A/B test")
         picked = ab_report_section(ab, key=f"abr_{campaign_id}")
         if picked is not None:
             with db() as session, shows_errors():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections import Counter
 
 import pytest
@@ -180,9 +179,24 @@ def test_compare_only_single_variant_and_too_small_audiences(session, team):
         abtest.assign_variants(session, tiny.id)
 
 
-def test_subject_suggestions_need_the_ai_assistant(session, team, monkeypatch):
-    # core.ai comes from the templates area; without it (or unconfigured) the wizard says so.
-    monkeypatch.setitem(sys.modules, "core.ai", None)
+def test_subject_suggestions_come_from_the_ai_assistant(session, team, monkeypatch):
+    from core.ai import AssistantUnavailable
+    from core.config import settings
+    from tests.templates.openai_server import FakeOpenAI
+
     _workspace, actor = team
-    with pytest.raises(abtest.AIUnavailable, match="not available"):
+    monkeypatch.setattr(settings, "openai_api_key", "")
+    with pytest.raises(AssistantUnavailable):
         abtest.suggest_subject_variants(session, actor, "Spring sale", 3)
+
+    with FakeOpenAI() as server:
+        monkeypatch.setattr(settings, "openai_api_key", "sk-test-key")
+        monkeypatch.setattr(settings, "openai_base_url", server.base_url)
+        monkeypatch.setattr(settings, "openai_timeout", 5.0)
+        server.behaviour.answer = (
+            '1. Spring sale\n2. Spring deals inside\n3. "Your spring picks"\n4. Last days'
+        )
+        suggestions = abtest.suggest_subject_variants(session, actor, "Spring sale", 3)
+    # The current subject is not suggested back; numbering and quotes are gone.
+    assert suggestions == ["Spring deals inside", "Your spring picks", "Last days"]
+    assert "Spring sale" in server.behaviour.requests[0]["body"]["messages"][-1]["content"]
