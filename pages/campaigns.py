@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo, available_timezones
 import streamlit as st
 import streamlit.components.v1 as components
 
-from core import abtest, campaigns, clock
+from core import abtest, ai, campaigns, clock
 from core.audience import count_recipients
 from core.contacts import search_contacts
 from core.models import CAMPAIGN_STATUSES
@@ -313,7 +313,7 @@ def template_step(campaign_id: int, state: dict) -> None:
         default_subject=state["subject"],
         default_template_id=picked,
         default_from_name=state["from_name"],
-        suggest=suggest,
+        suggest=suggest if ai.is_configured() else None,
         key=f"ab_{campaign_id}",
     )
     back, save = st.columns(2)
