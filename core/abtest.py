@@ -242,7 +242,7 @@ def suggest_subject_variants(
     """Alternative subject lines from the AI assistant (core.ai, the templates area)."""
     actor.require("edit")
     try:
-        from core import ai  # noqa: PLC0415 - the templates area provides it
+        from core import ai  # the templates area provides it
     except ImportError:
         ai = None
     suggest = getattr(ai, "suggest_subjects", None)
@@ -283,14 +283,14 @@ def assign_variants(session: Session, campaign_id: int) -> dict[str, int]:
     if not campaign.ab_seed:
         campaign.ab_seed = secrets.randbits(62) + 1
     already = session.scalar(
-        select(func.count())
-        .select_from(Message)
+        select(Message.id)
         .where(
             Message.campaign_id == campaign_id,
             (Message.variant_id.is_not(None)) | (Message.ab_rest.is_(True)),
         )
+        .limit(1)
     )
-    if already:
+    if already is not None:
         return _split_counts(session, campaign)
 
     unassigned = and_(
@@ -358,6 +358,7 @@ def wilson_interval(successes: int, trials: int, level: float = INTERVAL_LEVEL) 
     """Wilson score interval for a proportion; [0, 1] when nothing was observed."""
     if trials <= 0:
         return [0.0, 1.0]
+    successes = min(max(successes, 0), trials)
     z = NormalDist().inv_cdf(0.5 + level / 2)
     p = successes / trials
     denominator = 1 + z * z / trials
@@ -419,11 +420,11 @@ class VariantFigures:
         return max(self.sent - self.bounced, 0)
 
     def rate(self, metric: str) -> float:
-        hits = self.clicks if metric == "click" else self.opens
-        return hits / self.base if self.base else 0.0
+        return self.hits(metric) / self.base if self.base else 0.0
 
     def hits(self, metric: str) -> int:
-        return self.clicks if metric == "click" else self.opens
+        # Capped: a message that bounced after a machine-free click must not push a rate past 1.
+        return min(self.clicks if metric == "click" else self.opens, self.base)
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
