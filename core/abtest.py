@@ -423,7 +423,7 @@ class VariantFigures:
         return self.hits(metric) / self.base if self.base else 0.0
 
     def hits(self, metric: str) -> int:
-        # Capped: a message that bounced after a machine-free click must not push a rate past 1.
+        # Capped: a message can bounce softly and still be clicked; a rate never passes 1.
         return min(self.clicks if metric == "click" else self.opens, self.base)
 
     def as_dict(self) -> dict[str, Any]:
