@@ -9,53 +9,16 @@ import types
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
 
 from core import abtest, clock
 from core.db import session_scope
-from core.models import Campaign, Message
+from core.models import Campaign
 from core.permissions import Actor
-from tests.abtest.builders import (
-    T0,
-    add_events,
-    make_ab_campaign,
-    make_contacts,
-    make_templates,
-    messages_of,
-    send_test,
-    settings_for,
-    snapshot,
-    start,
-)
-from tests.helpers import actor_of, make_user, make_workspace
-
-
-def _committed_test(winner_clicks: int = 40, loser_clicks: int = 15) -> int:
-    """A committed two-variant test (200 + 200, 1,600 held), sent, with clicks."""
-    with session_scope() as session:
-        workspace = make_workspace(session)
-        actor = actor_of(make_user(session, workspace, role="editor"))
-        templates = make_templates(session, workspace)
-        campaign = make_ab_campaign(session, actor, workspace, settings_for(templates))
-        snapshot(session, campaign, make_contacts(session, workspace, 2000))
-        start(session, campaign)
-        send_test(session, campaign)
-        add_events(session, campaign, messages_of(session, campaign, "A")[:loser_clicks], "click")
-        add_events(session, campaign, messages_of(session, campaign, "B")[:winner_clicks], "click")
-        return campaign.id
-
-
-def _rest_states(campaign_id: int) -> list[tuple]:
-    with session_scope() as session:
-        return session.execute(
-            select(Message.status, Message.variant_id, func.count())
-            .where(Message.campaign_id == campaign_id, Message.ab_rest.is_(True))
-            .group_by(Message.status, Message.variant_id)
-        ).all()
+from tests.abtest.builders import T0, committed_test, rest_states
 
 
 def test_concurrent_releases_queue_the_rest_exactly_once(live_db):
-    campaign_id = _committed_test()
+    campaign_id = committed_test()
     with session_scope() as session:
         assert abtest.evaluate_ab_test(session, campaign_id, T0 + timedelta(hours=4))["winner"]
         winner = session.get(Campaign, campaign_id).ab_winner_variant_id
@@ -90,7 +53,7 @@ def test_concurrent_releases_queue_the_rest_exactly_once(live_db):
         thread.join(30)
     assert errors == []
     assert results == {"first": 1600, "second": 0}
-    assert _rest_states(campaign_id) == [("queued", winner, 1600)]
+    assert rest_states(campaign_id) == [("queued", winner, 1600)]
 
 
 @pytest.fixture
@@ -123,15 +86,15 @@ def dispatched(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 def test_beat_task_decides_and_releases_once(live_db, dispatched, enqueued):
     from worker.tasks_abtest import evaluate_ab_tests, release_ab_rest
 
-    decided = _committed_test()
-    undecided = _committed_test(winner_clicks=22, loser_clicks=20)
+    decided = committed_test()
+    undecided = committed_test(winner_clicks=22, loser_clicks=20)
     clock.freeze(T0 + timedelta(hours=3))
     assert evaluate_ab_tests() == {"due": 0, "decided": 0, "released": 0}
     clock.freeze(T0 + timedelta(hours=4, minutes=1))
     assert evaluate_ab_tests() == {"due": 2, "decided": 2, "released": 1600}
     assert dispatched == [decided]
     assert evaluate_ab_tests() == {"due": 0, "decided": 0, "released": 0}
-    assert _rest_states(undecided)[0][0] == "held"
+    assert rest_states(undecided)[0][0] == "held"
 
     # The marketer picks for the undecided one; the release task is what the pick enqueues.
     with session_scope() as session:
@@ -143,4 +106,4 @@ def test_beat_task_decides_and_releases_once(live_db, dispatched, enqueued):
     assert release_ab_rest(undecided) == 1600
     assert release_ab_rest(undecided) == 0
     assert dispatched == [decided, undecided]
-    assert _rest_states(undecided) == [("queued", pick, 1600)]
+    assert rest_states(undecided) == [("queued", pick, 1600)]
