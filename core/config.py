@@ -60,7 +60,7 @@ class Settings(BaseSettings):
     sns_topic_arns: str = ""
     sns_cert_dir: Path | None = None
 
-    send_batch_size: int = 200
+    send_batch_size: int = 500
     login_lockout_attempts: int = 5
     login_lockout_minutes: int = 15
     reset_token_minutes: int = 60
@@ -68,6 +68,30 @@ class Settings(BaseSettings):
 
     rate_limit_backend: Literal["database", "redis"] = "database"
     redis_url: str = Field(default="", description="used by the Redis rate limiter")
+
+    # Contacts import: files with more rows than this import in the Celery worker (the page
+    # shows the job's progress); smaller ones import while the page waits. Uploads are kept
+    # under DATA_DIR/imports, which the worker must see too (same host or a shared volume).
+    import_inline_max_rows: int = 50_000
+
+    # Webhook group commit: SNS notifications arriving together share one transaction.
+    # Writers per webhook process (0 = automatic: 1 on SQLite, whose writes are serial
+    # anyway, 4 on PostgreSQL, where overlapping commits raise throughput), and the
+    # largest batch one transaction takes.
+    webhook_writers: int = 0
+    webhook_batch_size: int = 500
+
+    # Sending (issue 5); SEND_BATCH_SIZE above is the ledger rows one batch task owns.
+    # A message left in "sending" longer than this belongs to a lost worker: recovered.
+    send_lease_seconds: float = 120.0
+    # How often beat starts due scheduled campaigns and recovers stalled ones.
+    send_tick_seconds: float = 15.0
+    # Transient errors (not throttling) are retried this many times before a message fails.
+    send_max_attempts: int = 5
+    # Longest back-off after a throttling reply, in seconds.
+    send_max_backoff: float = 30.0
+    # Fraction of the max send rate actually used, so clock jitter never exceeds the limit.
+    send_rate_headroom: float = 0.95
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:

@@ -348,6 +348,22 @@ class Event(Base):
         Index("ix_event_contact_type", "contact_id", "type", "occurred_at"),
         Index("ix_event_workspace_type_time", "workspace_id", "type", "occurred_at"),
         Index("ix_event_message", "message_id"),
+        # Segments: recent activity of any campaign, and one campaign's activity, as
+        # index-only scans that feed a hash of contact ids.
+        Index("ix_event_type_time_contact", "type", "occurred_at", "contact_id"),
+        Index("ix_event_campaign_type_contact", "campaign_id", "type", "contact_id"),
+        # Analytics: covering indexes so a campaign report reads the index only (issue 7).
+        Index(
+            "ix_event_campaign_report", "campaign_id", "type", "source", "is_machine", "message_id"
+        ),
+        Index(
+            "ix_event_campaign_timeline",
+            "campaign_id",
+            "type",
+            "source",
+            "is_machine",
+            "occurred_at",
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -1,8 +1,529 @@
-"""Contacts."""
+"""Contacts: the address book (paged on the server), custom fields, lists, import and export."""
 
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
 import streamlit as st
 
+from core import contacts as book
+from core import exporter, fields, importer, lists
+from core.config import settings
+from core.db import get_sessionmaker
+from core.errors import MailwrightError
+from core.models import CONTACT_STATUSES, FIELD_TYPES
+from ui.state import actor, db, shows_errors
+
+me = actor()
+STANDARD_LABELS = {
+    "first_name": "First name",
+    "last_name": "Last name",
+    "company": "Company",
+    "city": "City",
+    "country": "Country",
+    "phone": "Phone",
+}
+SORTS = {
+    "Created": "created_at",
+    "Updated": "updated_at",
+    "Email": "email",
+    "First name": "first_name",
+    "Last name": "last_name",
+    "Company": "company",
+    "Status": "status",
+}
+
+
+def flash(message: str) -> None:
+    """Show `message` after the rerun that follows a change."""
+    st.session_state["ct_flash"] = message
+    st.rerun()
+
+
+def run(work, done):  # noqa: ANN001, ANN201
+    """`work(session)` in one transaction; on success show `done` (text, or a function of
+    the result) after a rerun, on a domain error show the error and stay."""
+    try:
+        with db() as session:
+            result = work(session)
+    except MailwrightError as exc:
+        st.error(str(exc))
+        return None
+    flash(done(result) if callable(done) else done)
+
+
+def custom_inputs(defs: list, values: dict, prefix: str) -> dict:
+    """One typed input per custom field; returns key -> value (None when empty)."""
+    chosen: dict = {}
+    for f in defs:
+        label = f"{f.label} ({f.key})"
+        current = values.get(f.key)
+        key = f"{prefix}_cf_{f.key}"
+        if f.type == "number":
+            chosen[f.key] = st.number_input(
+                label, value=float(current) if current is not None else None, key=key
+            )
+        elif f.type == "date":
+            chosen[f.key] = st.date_input(
+                label, value=date.fromisoformat(current) if current else None, key=key
+            )
+        elif f.type == "boolean":
+            options = ["", "yes", "no"]
+            index = 0 if current is None else (1 if current else 2)
+            picked = st.selectbox(label, options, index=index, key=key)
+            chosen[f.key] = {"yes": True, "no": False}.get(picked)
+        else:
+            chosen[f.key] = st.text_input(label, value=current or "", key=key)
+    return {k: v for k, v in chosen.items() if v is not None and v != ""}
+
+
+def contact_form(prefix: str, defs: list, all_lists: list, contact=None, member_of=()):  # noqa: ANN001, ANN201
+    """The inputs of the add and edit forms, as a ContactInput."""
+    left, right = st.columns(2)
+    email = left.text_input("Email", value=contact.email if contact else "", key=f"{prefix}_email")
+    values = {}
+    for i, (column, label) in enumerate(STANDARD_LABELS.items()):
+        target = left if i % 2 else right
+        values[column] = target.text_input(
+            label, value=getattr(contact, column) if contact else "", key=f"{prefix}_{column}"
+        )
+    status = st.selectbox(
+        "Status",
+        CONTACT_STATUSES,
+        index=CONTACT_STATUSES.index(contact.status) if contact else 0,
+        key=f"{prefix}_status",
+    )
+    by_name = {lst.name: lst.id for lst in all_lists}
+    chosen_lists = st.multiselect(
+        "Lists",
+        list(by_name),
+        default=[lst.name for lst in all_lists if lst.id in member_of],
+        key=f"{prefix}_lists",
+    )
+    custom = custom_inputs(defs, contact.custom_fields if contact else {}, prefix)
+    return book.ContactInput(
+        email=email,
+        status=status,
+        custom_fields=custom,
+        list_ids=[by_name[n] for n in chosen_lists],
+        **values,
+    )
+
+
 st.title("Contacts")
-st.info(
-    "This page is not built yet. It arrives with issue 3 (Contacts: the address book with custom fields, lists, import and export)."
+if notice := st.session_state.pop("ct_flash", None):
+    st.success(notice)
+
+with db() as session:
+    all_lists = lists.list_lists(session, me)
+    defs = fields.list_custom_fields(session, me)
+    counts = {f.key: fields.count_field_values(session, me, f.key) for f in defs}
+list_ids = {lst.name: lst.id for lst in all_lists}
+
+table_tab, import_tab, fields_tab, lists_tab = st.tabs(
+    ["Contacts", "Import", "Custom fields", "Lists"]
 )
+
+# --- the table ----------------------------------------------------------------------------------
+with table_tab:
+    c1, c2, c3 = st.columns([3, 2, 2])
+    search = c1.text_input("Search email or name", key="ct_search")
+    statuses = c2.multiselect("Status", CONTACT_STATUSES, key="ct_statuses")
+    list_name = c3.selectbox("List", ["All contacts", *list_ids], key="ct_list")
+    c4, c5, c6, c7, c8 = st.columns([2, 2, 2, 1, 1])
+    created_from = c4.date_input("Created from", value=None, key="ct_from")
+    created_to = c5.date_input("Created to", value=None, key="ct_to")
+    sort_label = c6.selectbox("Sort by", list(SORTS), key="ct_sort")
+    descending = c7.checkbox("Descending", value=True, key="ct_desc")
+    page_size = c8.selectbox("Per page", book.PAGE_SIZES, key="ct_page_size")
+    flt = book.ContactFilter(
+        search=search,
+        statuses=tuple(statuses),
+        list_id=list_ids.get(list_name),
+        created_from=created_from,
+        created_to=created_to,
+    )
+    page_number = st.number_input("Page", min_value=1, value=1, step=1, key="ct_page")
+    with db() as session:
+        page = book.page_contacts(
+            session, me, flt, SORTS[sort_label], descending, int(page_number), page_size
+        )
+        rows = [
+            {
+                "id": c.id,
+                "email": c.email,
+                "name": f"{c.first_name} {c.last_name}".strip(),
+                "status": c.status,
+                "company": c.company,
+                "city": c.city,
+                "country": c.country,
+                "created": c.created_at,
+                **{f.key: (c.custom_fields or {}).get(f.key) for f in defs},
+            }
+            for c in page.rows
+        ]
+    st.caption(f"{page.total:,} contacts · page {page.page} of {page.pages:,}")
+    emails = {r["id"]: r["email"] for r in rows}
+    if rows:
+        st.dataframe(pd.DataFrame(rows).set_index("id"), width="stretch")
+    else:
+        st.info("No contacts match. Add one below or import a file.")
+
+    # Bulk actions on the rows of this page.
+    with st.expander("Selected contacts: delete, status, lists"):
+        select_all = st.checkbox("Select all on this page", key="ct_all")
+        selected = st.multiselect(
+            "Selected contacts",
+            list(emails),
+            default=list(emails) if select_all else [],
+            format_func=emails.get,
+            key=f"ct_selected_{select_all}",
+        )
+        action = st.selectbox(
+            "Action", ["Delete", "Set status", "Add to list", "Remove from list"], key="ct_action"
+        )
+        new_status, target_list, confirmed = None, None, False
+        if action == "Set status":
+            new_status = st.selectbox("New status", CONTACT_STATUSES, key="ct_bulk_status")
+            confirmed = st.checkbox(
+                "They asked to be subscribed again (needed to re-subscribe)",
+                key="ct_bulk_resub",
+            )
+        elif action in ("Add to list", "Remove from list"):
+            target_list = st.selectbox("To list", list(list_ids) or ["(no lists yet)"])
+        else:
+            confirmed = st.checkbox(
+                f"Yes, delete {len(selected)} contact(s)", key="ct_bulk_delete_ok"
+            )
+        if st.button("Apply to selected", disabled=not selected):
+            if action == "Delete" and not confirmed:
+                st.warning("Tick the box to confirm the deletion.")
+            elif action == "Delete":
+                run(
+                    lambda s: book.delete_contacts(s, me, selected),
+                    lambda n: f"Deleted {n} contact(s).",
+                )
+            elif action == "Set status":
+                run(
+                    lambda s: book.set_status(s, me, selected, new_status, confirmed),
+                    lambda n: f"Changed the status of {n} contact(s) to {new_status}.",
+                )
+            elif target_list not in list_ids:
+                st.warning("Create a list first (Lists tab).")
+            elif action == "Add to list":
+                run(
+                    lambda s: lists.add_members(s, me, list_ids[target_list], selected),
+                    lambda n: f"Added {n} contact(s) to {target_list}.",
+                )
+            else:
+                run(
+                    lambda s: lists.remove_members(s, me, list_ids[target_list], selected),
+                    lambda n: f"Removed {n} contact(s) from {target_list}.",
+                )
+
+    # Export what the filter shows.
+    e1, e2 = st.columns([1, 3])
+    fmt = e1.selectbox("Export format", ["csv", "xlsx"], key="ct_export_fmt")
+    if e2.button(f"Export {page.total:,} contacts"):
+        with shows_errors(), db() as session:
+            st.session_state["ct_export"] = str(exporter.export_contacts(session, me, flt, fmt))
+    if exported := st.session_state.get("ct_export"):
+        path = Path(exported)
+        if path.exists():
+            st.download_button("Download the export", path.read_bytes(), file_name=path.name)
+
+    with st.expander("Add a contact"), st.form("add_contact", clear_on_submit=True):
+        data = contact_form("add", defs, all_lists)
+        if st.form_submit_button("Add contact"):
+            run(
+                lambda s: book.create_contact(s, me, data),
+                lambda c: f"Added {c.email} ({c.status}).",
+            )
+
+    # Detail view and editing of one contact.
+    st.subheader("Contact details")
+    opened = st.selectbox(
+        "Open a contact",
+        [None, *emails],
+        format_func=lambda cid: "—" if cid is None else emails[cid],
+        key="ct_open",
+    )
+    if opened is not None:
+        with db() as session:
+            contact = book.get_contact(session, me, opened)
+            member_of = {lst.id for lst in lists.lists_of(session, me, opened)}
+            activity = book.contact_activity(session, me, opened)
+            history = [
+                (h.created_at, h.action, h.detail) for h in book.status_history(session, me, opened)
+            ]
+        st.markdown(f"**{contact.email}** · {contact.status} · source {contact.source}")
+        st.caption(
+            f"Created {contact.created_at:%Y-%m-%d %H:%M} · updated "
+            f"{contact.updated_at:%Y-%m-%d %H:%M} · lists: "
+            + (", ".join(lst.name for lst in all_lists if lst.id in member_of) or "none")
+        )
+        m = st.columns(5)
+        for column, type_ in zip(m, ["sent", "delivered", "open", "click", "bounce"], strict=True):
+            column.metric(type_.capitalize(), activity.counts.get(type_, 0))
+        if activity.messages:
+            st.markdown("Messages received")
+            st.dataframe(pd.DataFrame(activity.messages), width="stretch", hide_index=True)
+        if activity.events:
+            st.markdown("Email activity")
+            st.dataframe(pd.DataFrame(activity.events), width="stretch", hide_index=True)
+        if not activity.messages and not activity.events:
+            st.caption("No email activity yet.")
+        if history:
+            st.markdown("Status changes")
+            st.dataframe(
+                pd.DataFrame(history, columns=["when", "change", "detail"]),
+                width="stretch",
+                hide_index=True,
+            )
+        with st.form(f"edit_contact_{opened}"):
+            data = contact_form(f"edit{opened}", defs, all_lists, contact, member_of)
+            resubscribe = st.checkbox(
+                "They asked to receive email again (needed to re-subscribe an unsubscribed, "
+                "bounced or complained contact; it is recorded)",
+                key=f"edit{opened}_resub",
+            )
+            if st.form_submit_button("Save changes"):
+                run(
+                    lambda s: book.update_contact(s, me, opened, data, resubscribe),
+                    lambda c: f"Saved {c.email} ({c.status}).",
+                )
+        sure = st.checkbox("Yes, delete this contact", key=f"del_ok_{opened}")
+        if st.button("Delete this contact", disabled=not sure):
+            st.session_state.pop("ct_open", None)
+            run(lambda s: book.delete_contacts(s, me, [opened]), f"Deleted {contact.email}.")
+
+# --- import --------------------------------------------------------------------------------------
+
+
+def show_result(result: dict) -> None:
+    cols = st.columns(4)
+    for column, key in zip(cols, ["created", "updated", "skipped", "invalid"], strict=True):
+        column.metric(key.capitalize(), f"{result[key]:,}")
+    if result.get("errors"):
+        st.caption("Rows not imported (first 100 shown; the file has all of them with the reason):")
+        st.dataframe(
+            pd.DataFrame(result["errors"], columns=["line", "email", "reason"]),
+            width="stretch",
+            hide_index=True,
+        )
+    errors_file = result.get("errors_file")
+    if errors_file and Path(errors_file).exists():
+        st.download_button(
+            "Download the rows not imported (CSV)",
+            Path(errors_file).read_bytes(),
+            file_name=Path(errors_file).name,
+            key=f"dl_{errors_file}",
+        )
+
+
+def show_jobs() -> None:
+    with db() as session:
+        jobs = importer.import_jobs(session, me)
+        shown = [(j.id, j.status, j.progress, j.total, j.result, j.error, j.params) for j in jobs]
+    for job_id, status, progress, total, result, error, params in shown:
+        name = Path(params.get("path", "")).name.split("-", 1)[-1]
+        st.markdown(f"**Import {job_id}** · {name} · {status}")
+        if status in ("pending", "running"):
+            st.progress(min(1.0, progress / total) if total else 0.0, f"{progress:,} of ~{total:,}")
+        elif status == "failed":
+            st.error(error)
+        elif result:
+            show_result(result)
+
+
+with import_tab:
+    uploaded = st.file_uploader("CSV or Excel file", type=["csv", "tsv", "txt", "xlsx"])
+    if uploaded is not None and st.session_state.get("imp_file_id") != uploaded.file_id:
+        st.session_state["imp_file_id"] = uploaded.file_id
+        st.session_state["imp_path"] = str(importer.save_upload(uploaded.name, uploaded.getvalue()))
+        st.session_state.pop("imp_result", None)
+    path = st.session_state.get("imp_path") if uploaded is not None else None
+    if path:
+        sheet = None
+        if path.lower().endswith(".xlsx"):
+            with shows_errors():
+                sheet = st.selectbox("Sheet", importer.excel_sheets(Path(path)))
+        preview = None
+        with shows_errors(), db() as session:
+            preview = importer.inspect_file(session, me, path, sheet)
+        if preview is not None:
+            how = (
+                f"delimiter {preview.delimiter!r}, {preview.encoding}"
+                if preview.delimiter
+                else f"sheet {preview.sheet}"
+            )
+            st.caption(f"About {preview.estimated_rows:,} rows · {how}")
+            st.dataframe(
+                pd.DataFrame(
+                    [r + [""] * (len(preview.columns) - len(r)) for r in preview.rows],
+                    columns=preview.columns,
+                ).iloc[:, : len(preview.columns)],
+                width="stretch",
+                hide_index=True,
+            )
+            st.markdown("**Columns**: where each one goes")
+            targets = ["", *importer.STANDARD_TARGETS] + [f"custom:{f.key}" for f in defs]
+            targets += [f"custom:{k}" for k in preview.new_fields if f"custom:{k}" not in targets]
+            labels = {"": "(skip)", **importer.TARGET_LABELS}
+            labels.update({f"custom:{f.key}": f"Custom: {f.label}" for f in defs})
+            labels.update(
+                {f"custom:{k}": f"New custom field: {v[0]}" for k, v in preview.new_fields.items()}
+            )
+            mapping, new_fields = {}, {}
+            for column in preview.columns:
+                left, right = st.columns([3, 2])
+                guess = preview.mapping.get(column, "")
+                target = left.selectbox(
+                    f"Column “{column}”",
+                    targets,
+                    index=targets.index(guess) if guess in targets else 0,
+                    format_func=labels.get,
+                    key=f"imp_map_{column}",
+                )
+                mapping[column] = target
+                key = target.removeprefix("custom:")
+                if target.startswith("custom:") and key in preview.new_fields:
+                    inferred = preview.inferred.get(column, "text")
+                    type_ = right.selectbox(
+                        f"Type of {key}",
+                        FIELD_TYPES,
+                        index=FIELD_TYPES.index(inferred),
+                        key=f"imp_type_{column}",
+                    )
+                    new_fields[key] = (preview.new_fields[key][0], type_)
+            list_choice = st.selectbox(
+                "Add everyone to a list", ["(no list)", *list_ids, "(a new list)"]
+            )
+            new_list = (
+                st.text_input("New list name", key="imp_new_list")
+                if list_choice == "(a new list)"
+                else ""
+            )
+            update_existing = st.checkbox(
+                "Update contacts that already exist (never changes their status)",
+                key="imp_update",
+            )
+            if st.button("Import contacts", type="primary"):
+                options = importer.ImportOptions(
+                    mapping=mapping,
+                    new_fields=new_fields,
+                    list_name=new_list or None,
+                    list_id=list_ids.get(list_choice),
+                    update_existing=update_existing,
+                    sheet=sheet,
+                )
+                if preview.estimated_rows > settings.import_inline_max_rows:
+                    with shows_errors(), db() as session:
+                        importer.start_import_job(
+                            session, me, path, options, preview.estimated_rows
+                        )
+                        st.success(
+                            "The import runs in the background: follow it below; you may leave "
+                            "this page and come back."
+                        )
+                else:
+                    bar = st.progress(0.0, "Importing…")
+
+                    def progress(done: int, total: int) -> None:
+                        bar.progress(min(1.0, done / max(total, 1)), f"{done:,} of ~{total:,} rows")
+
+                    with shows_errors(), get_sessionmaker()() as session:
+                        result = importer.import_contacts(session, me, path, options, progress)
+                        session.commit()
+                        st.session_state["imp_result"] = result.to_dict()
+    if result := st.session_state.get("imp_result"):
+        st.success("Import finished.")
+        show_result(result)
+
+    st.subheader("Background imports")
+    with db() as session:
+        active = any(j.status in ("pending", "running") for j in importer.import_jobs(session, me))
+    if active:
+        st.fragment(run_every="3s")(show_jobs)()
+    else:
+        show_jobs()
+
+# --- custom fields -------------------------------------------------------------------------------
+with fields_tab:
+    if defs:
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {"key": f.key, "label": f.label, "type": f.type, "contacts": counts[f.key]}
+                    for f in defs
+                ]
+            ),
+            width="stretch",
+            hide_index=True,
+        )
+    else:
+        st.caption("No custom fields yet. Imports create them from unmatched columns.")
+    with st.form("new_field", clear_on_submit=True):
+        st.markdown("**New custom field**")
+        a, b, c = st.columns(3)
+        key = a.text_input("Key", help="lower-case letters, digits and _, e.g. plan_tier")
+        label = b.text_input("Label")
+        type_ = c.selectbox("Type", FIELD_TYPES)
+        if st.form_submit_button("Create field"):
+            run(
+                lambda s: fields.create_custom_field(s, me, key, label, type_),
+                lambda f: f"Created the field {f.key}.",
+            )
+    if defs:
+        by_key = {f.key: f for f in defs}
+        field_key = st.selectbox("Field", list(by_key), key="cf_pick")
+        new_label = st.text_input("New label", value=by_key[field_key].label, key="cf_label")
+        if st.button("Rename label"):
+            run(
+                lambda s: fields.rename_custom_field(s, me, by_key[field_key].id, new_label),
+                f"Renamed {field_key}.",
+            )
+        sure = st.checkbox(
+            f"Delete {field_key} and the values {counts[field_key]:,} contact(s) hold",
+            key="cf_delete_ok",
+        )
+        if st.button("Delete field", disabled=not sure):
+            run(
+                lambda s: fields.delete_custom_field(s, me, by_key[field_key].id),
+                lambda n: f"Deleted {field_key} ({n:,} values removed).",
+            )
+
+# --- lists -----------------------------------------------------------------------------------------
+with lists_tab:
+    if all_lists:
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {"name": lst.name, "members": lst.members, "description": lst.description}
+                    for lst in all_lists
+                ]
+            ),
+            width="stretch",
+            hide_index=True,
+        )
+    else:
+        st.caption("No lists yet.")
+    with st.form("new_list", clear_on_submit=True):
+        name = st.text_input("List name")
+        description = st.text_input("Description")
+        if st.form_submit_button("Create list"):
+            run(
+                lambda s: lists.create_list(s, me, name, description),
+                lambda lst: f"Created the list {lst.name}.",
+            )
+    if all_lists:
+        chosen = st.selectbox("List", list(list_ids), key="ls_pick")
+        renamed = st.text_input("New name", value=chosen, key="ls_name")
+        if st.button("Rename list"):
+            run(
+                lambda s: lists.rename_list(s, me, list_ids[chosen], renamed),
+                lambda lst: f"Renamed {chosen} to {lst.name}.",
+            )
+        sure = st.checkbox(f"Delete {chosen} (its contacts stay)", key="ls_delete_ok")
+        if st.button("Delete list", disabled=not sure):
+            run(lambda s: lists.delete_list(s, me, list_ids[chosen]), f"Deleted the list {chosen}.")

@@ -2,20 +2,98 @@
 
 import streamlit as st
 
-from core.overview import workspace_counts
+from core.analytics import dashboard
 from core.workspaces import get_workspace
+from ui import charts
 from ui.state import actor, db
 
 me = actor()
 with db() as session:
-    workspace = get_workspace(session, me)
-    counts = workspace_counts(session, me)
-    workspace_name = workspace.name
+    workspace_name = get_workspace(session, me).name
+    data = dashboard(session, me)
+
+
+def pct(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1%}"
+
+
+def count(value: int | None) -> str:
+    return "–" if value is None else f"{value:,}"
+
 
 st.title(f"Dashboard · {workspace_name}")
-cols = st.columns(4)
-cols[0].metric("Subscribed contacts", f"{counts.subscribed:,}")
-cols[1].metric("All contacts", f"{sum(counts.contacts_by_status.values()):,}")
-cols[2].metric("Templates", counts.templates)
-cols[3].metric("Campaigns", sum(counts.campaigns_by_status.values()))
-st.caption("Rates, trends and deliverability health arrive with the analytics issue (7).")
+
+actions = st.columns(3)
+actions[0].page_link("pages/campaigns.py", label="Create a campaign", icon=":material/send:")
+actions[1].page_link("pages/contacts.py", label="Add contacts", icon=":material/person_add:")
+actions[2].page_link("pages/templates.py", label="Create a template", icon=":material/edit_note:")
+
+row = st.columns(5)
+change = data.subscribed_change_30d
+row[0].metric(
+    "Subscribed contacts",
+    f"{data.subscribed:,}",
+    delta=None if change is None else f"{change:+,} in 30 days",
+    help="Change: contacts added minus contacts lost (unsubscribed, complained, hard-bounced) "
+    "in the last 30 days.",
+)
+row[1].metric("Emails sent, 30 days", count(data.sent_30d))
+row[2].metric("Emails sent, all time", count(data.sent_all_time))
+row[3].metric(
+    "Average open rate",
+    pct(data.avg_open_rate),
+    help=f"Over the last {data.rate_campaigns} campaigns with deliveries (unique human opens ÷ delivered).",
+)
+row[4].metric(
+    "Average click rate",
+    pct(data.avg_click_rate),
+    help=f"Over the last {data.rate_campaigns} campaigns with deliveries (unique clicks ÷ delivered).",
+)
+
+if not data.has_rollups:
+    st.info(
+        "Trends appear after the first rollup: the worker builds it every few minutes "
+        "(or run `python -m core rollup`)."
+    )
+
+left, right = st.columns(2)
+with left:
+    st.subheader("Recent campaigns")
+    if not data.recent:
+        st.caption("No campaign has been sent yet.")
+    for c in data.recent:
+        when = c.started_at.strftime("%Y-%m-%d %H:%M") if c.started_at else ""
+        st.page_link(
+            "pages/reports.py",
+            label=f"{c.name} · {c.status} · {when}",
+            icon=":material/monitoring:",
+            query_params={"campaign": str(c.id)},
+        )
+    st.subheader("Upcoming")
+    if not data.upcoming:
+        st.caption("Nothing scheduled.")
+    for c in data.upcoming:
+        when = c.scheduled_at.strftime("%Y-%m-%d %H:%M UTC") if c.scheduled_at else ""
+        st.markdown(f"**{c.name}** · {when}")
+with right:
+    st.subheader("Deliverability, last 30 days")
+    health = data.health
+    if health is None:
+        st.caption("Appears after the first rollup.")
+    else:
+        cols = st.columns(2)
+        cols[0].metric("Bounce rate", pct(health.bounce_rate), help="bounces ÷ sent")
+        cols[1].metric("Complaint rate", pct(health.complaint_rate), help="complaints ÷ sent")
+        for warning in health.warnings:
+            st.warning(warning)
+        if not health.warnings:
+            st.success("Healthy: well under SES's review thresholds and Gmail's spam rate.")
+        st.caption(
+            "SES reviews an account at 5 % bounces or 0.1 % complaints and may pause it at 10 % "
+            "or 0.5 %; Gmail asks bulk senders to stay under 0.3 % spam."
+        )
+
+if data.growth:
+    st.plotly_chart(charts.contact_growth(data.growth), key="growth")
+if data.rollup_built_at:
+    st.caption(f"Trends as of {data.rollup_built_at:%Y-%m-%d %H:%M} UTC.")

@@ -1,8 +1,77 @@
-"""Data."""
+"""Data: read-only SQL over this workspace's DuckDB rollups, for the data team."""
 
 import streamlit as st
 
+from core import rollups
+from core.config import settings
+from ui.state import actor, shows_errors
+
+me = actor()
 st.title("Data")
-st.info(
-    "This page is not built yet. It arrives with issue 7 (Data: read-only SQL over the DuckDB rollups)."
+st.caption(
+    "Read-only SQL (DuckDB) over the rollups of this workspace. One SELECT at a time, "
+    "at most 1,000 rows, stopped after 10 seconds."
 )
+
+status = rollups.rollup_status()
+if status is None:
+    st.info("The rollups have not been built yet: the worker builds them every few minutes.")
+    st.stop()
+st.caption(f"Rollups built {status['built_at']:%Y-%m-%d %H:%M} UTC.")
+
+with st.expander("Tables"):
+    for name, text in rollups.TABLES.items():
+        st.markdown(f"- **{name}**: {text}")
+
+st.write("Example queries:")
+examples = st.columns(3)
+for i, (title, sql) in enumerate(rollups.EXAMPLE_QUERIES.items()):
+    if examples[i % 3].button(title, key=f"example_{i}"):
+        st.session_state["data_sql"] = sql
+
+st.session_state.setdefault("data_sql", "SELECT * FROM campaigns ORDER BY started_at DESC LIMIT 20")
+sql = st.text_area("SQL", key="data_sql", height=140)
+if st.button("Run query", type="primary"):
+    with shows_errors():
+        result = rollups.workspace_query(me.workspace_id, sql, row_limit=1000, time_limit=10.0)
+        st.session_state["data_result"] = result
+result = st.session_state.get("data_result")
+if result is not None:
+    import pandas as pd
+
+    frame = pd.DataFrame(result.rows, columns=result.columns)
+    st.caption(
+        f"{len(frame):,} rows in {result.seconds:.2f} s"
+        + (" (cut at the row limit)" if result.truncated else "")
+    )
+    st.dataframe(frame, hide_index=True)
+    st.download_button(
+        "Download CSV", frame.to_csv(index=False), file_name="query.csv", mime="text/csv"
+    )
+
+st.subheader("Open the rollups directly")
+st.markdown(
+    "The file is rebuilt beside the old one and renamed over it, so opening it read-only "
+    "never blocks a rebuild and never shows half of one. It holds every workspace: filter "
+    f"on `workspace_id = {me.workspace_id}`."
+)
+path = status["path"] if me.can("admin") else str(settings.rollup_path)
+st.code(
+    f"""import duckdb
+con = duckdb.connect("{path}", read_only=True)
+con.sql("SELECT * FROM campaigns WHERE workspace_id = {me.workspace_id}").df()""",
+    language="python",
+)
+st.code(f"duckdb -readonly {path}", language="sh")
+
+st.write("Or take this workspace's tables home as a DuckDB file of their own:")
+if st.button("Prepare download"):
+    with shows_errors():
+        st.session_state["data_export"] = rollups.export_workspace(me.workspace_id)
+if st.session_state.get("data_export"):
+    st.download_button(
+        "Download rollups.duckdb",
+        st.session_state["data_export"],
+        file_name="rollups.duckdb",
+        mime="application/octet-stream",
+    )

@@ -1,8 +1,413 @@
-"""Templates."""
+"""Templates: the library, the editor (visual or HTML source), preview, test send and the
+AI writing assistant."""
+
+from __future__ import annotations
+
+import html as html_lib
 
 import streamlit as st
 
-st.title("Templates")
-st.info(
-    "This page is not built yet. It arrives with issue 4 (Templates: the rich editor, personalisation variables, preview and the AI assistant)."
+from core import ai
+from core.contacts import search_contacts
+from core.errors import MailwrightError
+from core.rendering import TemplateProblem
+from core.templates import (
+    TemplateDraft,
+    check_content,
+    delete_template,
+    duplicate_template,
+    get_template,
+    list_templates,
+    list_variables,
+    plain_text,
+    preview,
+    send_test,
+    tidy_editor_html,
+    update_template,
 )
+from core.templates import create_template as create_template_row
+from ui.preview import WIDTHS, preview_frame
+from ui.state import actor, db, shows_errors
+
+# An email-fit toolbar: no image button (Quill would embed images as base64), no fonts,
+# formulas or code blocks that mail clients do not render.
+EMAIL_TOOLBAR = [
+    ["bold", "italic", "underline", "strike"],
+    [{"header": [1, 2, 3, False]}],
+    [{"color": []}, {"background": []}],
+    [{"list": "ordered"}, {"list": "bullet"}, {"align": []}],
+    ["link", "blockquote", "clean"],
+]
+SORT_LABELS = {"updated": "Last updated", "name": "Name", "created": "Newest"}
+AI_LABELS = {
+    "draft": "Write a draft from a brief",
+    "improve": "Improve the text",
+    "shorten": "Shorten the text",
+    "tone": "Change the tone",
+    "subjects": "Suggest five subject lines",
+}
+HAND_WRITTEN_MARKERS = ("<table", "<style", "<html", "<td", "<div")
+
+me = actor()
+state = st.session_state
+
+
+def editor_quill(value: str, key: str) -> str | None:
+    """The visual editor (a function so tests can stand in for the browser component)."""
+    from streamlit_quill import st_quill
+
+    return st_quill(value=value, html=True, toolbar=EMAIL_TOOLBAR, key=key)
+
+
+def open_editor(template_id: int | None) -> None:
+    """Load a template (or a blank one) into the editor's state."""
+    if template_id is None:
+        name, subject, html, text = (
+            "",
+            "",
+            '<p>Hello {{ first_name | default("there") }},</p>',
+            None,
+        )
+    else:
+        with db() as session:
+            t = get_template(session, me, template_id)
+            name, subject, html, text = t.name, t.subject, t.html, t.text
+    state.update(
+        tpl_open=True,
+        tpl_id=template_id,
+        tpl_name=name,
+        tpl_subject=subject,
+        tpl_html=html,
+        tpl_text=text or "",
+        tpl_text_custom=bool(text),
+        tpl_version=state.get("tpl_version", 0) + 1,
+        tpl_mode="HTML source"
+        if any(m in html.lower() for m in HAND_WRITTEN_MARKERS)
+        else "Visual",
+        tpl_ai_result=None,
+    )
+
+
+def set_html(html: str) -> None:
+    """Change the body from outside the editor widget (insert, AI): remount the widget."""
+    state.tpl_html = html
+    state.tpl_version += 1
+
+
+def current_draft() -> TemplateDraft:
+    text = state.tpl_text if state.tpl_text_custom else None
+    return TemplateDraft(state.tpl_name, state.tpl_subject, state.tpl_html, text)
+
+
+def show_problem(exc: MailwrightError) -> None:
+    if isinstance(exc, TemplateProblem):
+        line = f" (line {exc.line})" if exc.line else ""
+        st.error(f"**{exc.part.capitalize()}{line}:** {exc.message}")
+    else:
+        st.error(str(exc))
+
+
+# ---------------------------------------------------------------- library
+def library() -> None:
+    st.title("Templates")
+    top = st.columns([3, 2, 1.2], vertical_alignment="bottom")
+    search = top[0].text_input("Search templates", placeholder="name or subject")
+    sort = top[1].selectbox("Sort by", list(SORT_LABELS), format_func=SORT_LABELS.get)
+    if top[2].button("New template", type="primary", disabled=not me.can("edit")):
+        open_editor(None)
+        st.rerun()
+    rows = []
+    with shows_errors(), db() as session:
+        rows = [
+            (t.id, t.name, t.subject, t.updated_at)
+            for t in list_templates(session, me, search, sort)
+        ]
+    if not rows:
+        st.info("No templates yet." if not search else "No template matches your search.")
+        return
+    pending = state.get("tpl_confirm_delete")
+    for template_id, name, subject, updated in rows:
+        with st.container(border=True):
+            cols = st.columns([4, 1, 1, 1], vertical_alignment="center")
+            cols[0].markdown(f"**{html_lib.escape(name)}**  \n{html_lib.escape(subject or '—')}")
+            cols[0].caption(f"Updated {updated:%Y-%m-%d %H:%M}")
+            if cols[1].button("Edit", key=f"edit_{template_id}"):
+                open_editor(template_id)
+                st.rerun()
+            if cols[2].button("Duplicate", key=f"dup_{template_id}", disabled=not me.can("edit")):
+                with shows_errors(), db() as session:
+                    copy = duplicate_template(session, me, template_id)
+                    state.tpl_flash = f"Created “{copy.name}”."
+                st.rerun()
+            if cols[3].button("Delete", key=f"del_{template_id}", disabled=not me.can("edit")):
+                state.tpl_confirm_delete = template_id
+                st.rerun()
+            if pending == template_id:
+                st.warning(f"Delete “{name}”? This cannot be undone.")
+                yes, no = st.columns(2)
+                if yes.button("Yes, delete", key=f"yes_{template_id}", type="primary"):
+                    state.tpl_confirm_delete = None
+                    try:
+                        with db() as session:
+                            delete_template(session, me, template_id)
+                        state.tpl_flash = f"Deleted “{name}”."
+                        st.rerun()
+                    except MailwrightError as exc:
+                        st.error(str(exc))
+                if no.button("Keep it", key=f"no_{template_id}"):
+                    state.tpl_confirm_delete = None
+                    st.rerun()
+
+
+# ---------------------------------------------------------------- editor
+def insert_tools(variables) -> None:  # noqa: ANN001
+    with st.expander("Insert variable", expanded=False):
+        cols = st.columns([3, 2, 1], vertical_alignment="bottom")
+        chosen = cols[0].selectbox(
+            "Variable",
+            variables,
+            format_func=lambda v: f"{v.label} · {v.group} · {v.name}",
+        )
+        fallback = cols[1].text_input(
+            "Fallback when empty",
+            placeholder='e.g. "there"',
+            disabled=chosen is None or chosen.group == "System",
+        )
+        snippet = chosen.snippet(fallback) if chosen else ""
+        if cols[2].button("Insert", disabled=chosen is None):
+            set_html(
+                state.tpl_html + (f"<p>{snippet}</p>" if state.tpl_mode == "Visual" else snippet)
+            )
+            st.rerun()
+        st.caption("Inserted at the end of the body; or copy it to where it belongs:")
+        st.code(snippet, language="jinja2")
+    with st.expander("Insert image by URL", expanded=False):
+        url = st.text_input("Image URL", placeholder="https://…/banner.png")
+        alt = st.text_input("Alternative text")
+        if st.button("Insert image"):
+            if not url.startswith(("https://", "http://")):
+                st.error("Give the address of a hosted image (https://…).")
+            else:
+                tag = (
+                    f'<p><img src="{html_lib.escape(url)}" alt="{html_lib.escape(alt)}" '
+                    'style="max-width:100%;height:auto"></p>'
+                )
+                set_html(state.tpl_html + tag)
+                st.rerun()
+
+
+def body_editor() -> None:
+    mode = st.radio(
+        "Editing mode",
+        ["Visual", "HTML source"],
+        horizontal=True,
+        key="tpl_mode",
+        help="The visual editor keeps simple formatting only; hand-written HTML (tables, "
+        "styles) belongs in the HTML source mode.",
+    )
+    if mode == "Visual":
+        if any(m in state.tpl_html.lower() for m in HAND_WRITTEN_MARKERS):
+            st.warning(
+                "This template has layout the visual editor cannot keep (tables, styles). "
+                "Editing it here will simplify it; use HTML source to keep it."
+            )
+        value = editor_quill(state.tpl_html, key=f"tpl_quill_{state.tpl_version}")
+        if value is not None:
+            state.tpl_html = tidy_editor_html(value)
+    else:
+        value = st.text_area(
+            "HTML",
+            value=state.tpl_html,
+            height=360,
+            key=f"tpl_source_{state.tpl_version}",
+        )
+        state.tpl_html = value
+
+
+def text_part() -> None:
+    custom = st.toggle(
+        "Write the plain-text part myself",
+        value=state.tpl_text_custom,
+        key=f"tpl_text_toggle_{state.tpl_version}",
+    )
+    if custom and not state.tpl_text_custom:
+        state.tpl_text = plain_text(state.tpl_html)
+    state.tpl_text_custom = custom
+    if custom:
+        state.tpl_text = st.text_area(
+            "Plain-text part", value=state.tpl_text, height=200, key=f"tpl_text_{state.tpl_version}"
+        )
+    else:
+        try:
+            generated = plain_text(state.tpl_html)
+        except Exception:  # noqa: BLE001 - html2text on half-typed markup; show nothing
+            generated = ""
+        st.text_area(
+            "Plain-text part (generated from the HTML)",
+            value=generated,
+            height=200,
+            disabled=True,
+            key=f"tpl_text_generated_{hash(generated)}",
+        )
+
+
+def preview_tab(draft: TemplateDraft) -> None:
+    cols = st.columns([2, 3])
+    query = cols[0].text_input("Find a contact", placeholder="email or name", key="tpl_find")
+    with db() as session:
+        found = [(c.id, c.email) for c in search_contacts(session, me, query, limit=20)]
+    choices = {"Sample data": None, **{email: cid for cid, email in found}}
+    chosen = cols[1].selectbox("Preview with", list(choices), key="tpl_preview_contact")
+    contact_id = choices.get(chosen)
+    state.tpl_preview_contact_id = contact_id
+    width = st.radio("Width", list(WIDTHS), horizontal=True, key="tpl_width")
+    try:
+        with db() as session:
+            result = preview(session, me, draft, contact_id)
+    except MailwrightError as exc:
+        show_problem(exc)
+        return
+    st.markdown(f"**Subject:** {html_lib.escape(result.rendered.subject) or '—'}")
+    st.caption(f"Rendered for {result.recipient}")
+    left, right = st.columns([3, 2])
+    with left:
+        st.iframe(preview_frame(result.rendered.html, WIDTHS[width]), height=660)
+    with right:
+        st.markdown("**Plain-text part**")
+        st.code(result.rendered.text, language=None, wrap_lines=True)
+
+
+def test_send_tab(draft: TemplateDraft) -> None:
+    to = st.text_input("Send a test to", value=me.email, key="tpl_test_to")
+    st.caption(
+        "Uses the contact chosen in Preview (or sample data); the subject starts with [Test]."
+    )
+    if st.button("Send test", disabled=not me.can("edit")):
+        try:
+            with db() as session:
+                send_test(session, me, draft, to, state.get("tpl_preview_contact_id"))
+            st.success(f"Test sent to {to}.")
+        except MailwrightError as exc:
+            show_problem(exc)
+
+
+def assistant_tab() -> None:
+    if not ai.is_configured():
+        st.info(ai.HOW_TO_ENABLE)
+        return
+    action = st.selectbox("What should it do?", list(AI_LABELS), format_func=AI_LABELS.get)
+    tone = "friendly"
+    if action == "tone":
+        tone = st.selectbox("Tone", ai.TONES)
+    if action == "draft":
+        source = st.text_area("Brief", placeholder="Spring sale, 20% off shoes until Sunday…")
+    else:
+        source = st.text_area(
+            "Text to work on",
+            placeholder="Paste the part you selected; leave empty for the whole body",
+        )
+        source = source or state.tpl_html
+    if st.button("Ask the assistant", type="primary", disabled=not me.can("edit")):
+        state.tpl_ai_result = None
+        pieces: list[str] = []
+
+        def collect():  # noqa: ANN202
+            for piece in ai.stream(me, ai.Request(action, source, tone)):
+                pieces.append(piece)
+                yield piece
+
+        try:
+            st.write_stream(collect())
+            state.tpl_ai_result = (action, source, ai.clean_output("".join(pieces)))
+        except MailwrightError as exc:
+            st.error(str(exc))
+    result = state.get("tpl_ai_result")
+    if not result:
+        return
+    action, source, answer = result
+    if action == "subjects":
+        subjects = ai.parse_subjects(answer)
+        pick = st.radio("Subject lines", subjects, key="tpl_ai_subject")
+        if st.button("Use this subject") and pick:
+            state.tpl_subject = pick
+            state.tpl_version += 1  # remount the subject field with the new value
+            state.tpl_ai_result = None
+            st.rerun()
+        return
+    st.markdown("**Suggestion**")
+    st.code(answer, language="html", wrap_lines=True)
+    dropped = ai.dropped_variables(source, answer) if action != "draft" else []
+    if dropped:
+        st.warning("The suggestion dropped personalisation: " + ", ".join(dropped))
+    cols = st.columns(3)
+    if action == "draft" or source == state.tpl_html:
+        if cols[0].button("Replace the body"):
+            set_html(answer)
+            state.tpl_ai_result = None
+            st.rerun()
+    elif source in state.tpl_html and cols[0].button("Replace the selection"):
+        set_html(state.tpl_html.replace(source, answer, 1))
+        state.tpl_ai_result = None
+        st.rerun()
+    if cols[1].button("Append to the body"):
+        set_html(state.tpl_html + answer)
+        state.tpl_ai_result = None
+        st.rerun()
+    if cols[2].button("Discard"):
+        state.tpl_ai_result = None
+        st.rerun()
+
+
+def editor() -> None:
+    if st.button("← All templates"):
+        state.tpl_open = False
+        st.rerun()
+    st.title(state.tpl_name or "New template")
+    with db() as session:
+        variables = list_variables(session, me)
+    cols = st.columns(2)
+    state.tpl_name = cols[0].text_input(
+        "Name", value=state.tpl_name, key=f"tpl_name_{state.tpl_version}"
+    )
+    state.tpl_subject = cols[1].text_input(
+        "Default subject", value=state.tpl_subject, key=f"tpl_subject_{state.tpl_version}"
+    )
+    insert_tools(variables)
+    body_editor()
+    text_part()
+    draft = current_draft()
+    problem = None
+    try:
+        with db() as session:
+            warnings = check_content(session, me, draft)
+    except MailwrightError as exc:
+        problem, warnings = exc, []
+        show_problem(exc)
+    for warning in warnings:
+        st.warning(warning)
+    if st.button("Save template", type="primary", disabled=not me.can("edit") or bool(problem)):
+        try:
+            with db() as session:
+                if state.tpl_id is None:
+                    template, _ = create_template_row(session, me, draft)
+                else:
+                    template, _ = update_template(session, me, state.tpl_id, draft)
+                state.tpl_id = template.id
+            st.success("Saved.")
+        except MailwrightError as exc:
+            show_problem(exc)
+    preview_t, test_t, ai_t = st.tabs(["Preview", "Test send", "AI assistant"])
+    with preview_t:
+        preview_tab(draft)
+    with test_t:
+        test_send_tab(draft)
+    with ai_t:
+        assistant_tab()
+
+
+if flash := state.pop("tpl_flash", None):
+    st.success(flash)
+if state.get("tpl_open"):
+    editor()
+else:
+    library()

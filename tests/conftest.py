@@ -49,6 +49,8 @@ def pytest_collection_modifyitems(config, items) -> None:  # noqa: ANN001
             item.add_marker(pytest.mark.skip(reason="TEST_REDIS_URL is not set"))
         if "postgres" in item.keywords and not PG_ADMIN_URL:
             item.add_marker(pytest.mark.skip(reason="TEST_DATABASE_URL is not set"))
+    # Browser tests last: they are the slowest, and by then imports and caches are warm.
+    items.sort(key=lambda item: "browser" in item.keywords)
 
 
 def _pg_url(dbname: str) -> str:

@@ -18,6 +18,17 @@ app = Celery("mailwright", include=TASK_MODULES)
 app.conf.update(celery_config())
 app.conf.beat_schedule_filename = str(settings.data_dir / "celerybeat-schedule")
 # Periodic work, by task name. Each area adds its entry here.
-app.conf.beat_schedule = {
-    "evaluate-ab-tests": {"task": "worker.tasks_abtest.evaluate_ab_tests", "schedule": 60.0},
+app.conf.beat_schedule = {}
+app.conf.beat_schedule["sending-tick"] = {
+    "task": "worker.tasks_sending.tick",
+    "schedule": settings.send_tick_seconds,
+}
+app.conf.beat_schedule["analytics-rollups"] = {
+    "task": "worker.tasks_analytics.build_rollups",
+    "schedule": float(settings.rollup_interval_seconds),
+    "options": {"expires": float(settings.rollup_interval_seconds)},
+}
+app.conf.beat_schedule["evaluate-ab-tests"] = {
+    "task": "worker.tasks_abtest.evaluate_ab_tests",
+    "schedule": 60.0,
 }

@@ -1,0 +1,91 @@
+"""SMTP through a real aiosmtpd server (with a 454 throttle), and scheduling on a moved clock."""
+
+from __future__ import annotations
+
+import email
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from core import campaigns, clock, sending
+from core.config import settings
+from core.db import get_sessionmaker, session_scope
+from core.models import Campaign
+from core.transports import OutboxTransport
+from tests.sending.builders import make_campaign, make_setup
+from tests.sending.test_pipeline import Flaky, run_tasks, start, status_of
+from tests.services import smtp_sink
+
+
+def test_smtp_sink_gets_each_recipient_once_through_a_throttle(live_db, enqueued, monkeypatch):
+    monkeypatch.setattr(settings, "send_max_backoff", 0.05)
+    with smtp_sink() as sink:
+        monkeypatch.setattr(settings, "email_transport", "smtp")
+        monkeypatch.setattr(settings, "smtp_host", sink.host)
+        monkeypatch.setattr(settings, "smtp_port", sink.port)
+        sink.fail_next = [(454, "Throttling failure: Maximum sending rate exceeded.")] * 2
+        setup, cid, _ = start(live_db, contacts=5)
+        run_tasks(enqueued)
+        got = sorted(rcpts[0] for _, rcpts, _ in sink.messages)
+        raws = [raw for _, _, raw in sink.messages]
+    assert got == sorted(f"r{i}@example.com" for i in range(5))
+    assert all(frm == "news@acme.io" for frm, _, _ in sink.messages)
+    status = status_of(setup, cid)
+    assert (status["status"], status["sent"], status["failed"]) == ("sent", 5, 0)
+    msg = email.message_from_bytes(raws[0])
+    assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert msg.is_multipart() and [p.get_content_type() for p in msg.get_payload()] == [
+        "text/plain",
+        "text/html",
+    ]
+
+
+def test_schedule_in_the_users_time_zone_starts_on_time(live_db, enqueued):
+    berlin = ZoneInfo("Europe/Berlin")
+    clock.freeze(datetime(2026, 11, 26, 7, 0, tzinfo=UTC))
+    with session_scope() as s:
+        setup = make_setup(s, contacts=3)
+        cid = make_campaign(s, setup)
+        with pytest.raises(Exception, match="in the past"):
+            campaigns.schedule(s, setup.actor, cid, datetime(2026, 11, 26, 7, 59, tzinfo=berlin))
+        campaigns.schedule(s, setup.actor, cid, datetime(2026, 11, 26, 9, 30, tzinfo=berlin))
+    with session_scope() as s:
+        stored = clock.as_utc(s.get(Campaign, cid).scheduled_at)
+    assert stored == datetime(2026, 11, 26, 8, 30, tzinfo=UTC)  # CET is UTC+1 in November
+
+    clock.advance(timedelta(minutes=89))  # 08:29 UTC: not yet
+    with get_sessionmaker()() as s:
+        assert sending.tick(s)["started"] == []
+    clock.advance(timedelta(minutes=1))  # 08:30 UTC: due
+    with get_sessionmaker()() as s:
+        assert sending.tick(s)["started"] == [cid]
+    run_tasks(enqueued)
+    status = status_of(setup, cid)
+    assert (status["status"], status["sent"]) == ("sent", 3)
+
+
+def test_recovery_requeues_what_a_lost_worker_held(live_db, enqueued, outbox, monkeypatch):
+    """The lease logic itself: stale "sending" rows go back (outbox) or become uncertain."""
+    from sqlalchemy import select, update
+
+    from core.models import Message
+
+    setup, cid, _ = start(live_db, contacts=4)
+    with get_sessionmaker()() as s:
+        sending.start_campaign(s, cid)
+    enqueued.clear()  # the batch tasks died with the worker
+    with session_scope() as s:
+        ids = s.scalars(select(Message.id).where(Message.campaign_id == cid)).all()
+        s.execute(update(Message).where(Message.id.in_(ids[:2])).values(status="sending"))
+        s.execute(update(Message).values(updated_at=clock.now()))
+    monkeypatch.setattr(settings, "email_transport", "ses")  # not idempotent: uncertain
+    with get_sessionmaker()() as s:
+        assert sending.recover(s) == {"reclaimed": 0, "redispatched": 0, "finished": 0}
+    clock.advance(timedelta(seconds=settings.send_lease_seconds + 1))
+    with get_sessionmaker()() as s:
+        assert sending.recover(s) == {"reclaimed": 2, "redispatched": 1, "finished": 0}
+    # Sent again through a transport that cannot be asked (named "ses"): flagged as possible twins.
+    run_tasks(enqueued, transport=Flaky(OutboxTransport(outbox)))
+    status = status_of(setup, cid)
+    assert (status["status"], status["sent"], status["uncertain"]) == ("sent", 4, 2)

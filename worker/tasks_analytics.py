@@ -1,0 +1,21 @@
+"""Analytics tasks: the periodic DuckDB rollup rebuild."""
+
+from __future__ import annotations
+
+import logging
+
+from core.rollups import RollupBusy, build_rollups
+from worker.celery_app import app
+
+log = logging.getLogger(__name__)
+
+
+@app.task(name="worker.tasks_analytics.build_rollups", ignore_result=True)
+def build_rollups_task(full: bool = False) -> dict:
+    """Rebuild the rollups; a rebuild already running makes this one a no-op."""
+    try:
+        result = build_rollups(full=full)
+    except RollupBusy:
+        log.info("rollup rebuild skipped: another one is running")
+        return {"skipped": True}
+    return {"events_read": result.events_read, "seconds": result.seconds}

@@ -1,0 +1,37 @@
+"""Sending tasks: start a campaign, send one batch, and beat's tick. Thin over core.sending."""
+
+from __future__ import annotations
+
+from celery.signals import worker_ready
+
+from core import sending
+from core.db import get_sessionmaker
+from worker.celery_app import app
+
+
+@app.task(name="worker.tasks_sending.start_campaign")
+def start_campaign(campaign_id: int) -> bool:
+    """Snapshot the audience and fan out batches (a no-op unless the campaign is due)."""
+    with get_sessionmaker()() as session:
+        return sending.start_campaign(session, campaign_id)
+
+
+@app.task(name="worker.tasks_sending.send_batch")
+def send_batch(campaign_id: int, first_id: int, last_id: int) -> dict:
+    """Send the pending messages of one id range; safe to run twice (claims are atomic)."""
+    with get_sessionmaker()() as session:
+        result = sending.send_batch(session, campaign_id, first_id, last_id)
+    return {"sent": result.sent, "failed": result.failed, "stopped": result.stopped}
+
+
+@app.task(name="worker.tasks_sending.tick")
+def tick() -> dict:
+    """Start due scheduled campaigns; recover what lost workers held."""
+    with get_sessionmaker()() as session:
+        return sending.tick(session)
+
+
+@worker_ready.connect
+def _recover_at_start(sender=None, **_kwargs) -> None:  # noqa: ANN001
+    # A restarted worker looks for campaigns a dead one left behind without waiting for beat.
+    tick.apply_async(countdown=1)
