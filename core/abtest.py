@@ -269,8 +269,8 @@ def assign_variants(session: Session, campaign_id: int) -> dict[str, int]:
     Called by sending right after the audience snapshot, in the same transaction. The
     order is a shuffle of the recipients by contact id with the campaign's seed, so the
     same audience and seed always give the same split. Idempotent: once any row of the
-    campaign has a variant or is held, nothing changes. Returns the counts per label, and
-    "held".
+    campaign has a variant or is held, the split stays; rows added later are held. Returns
+    the counts per label, and "held".
     """
     campaign = session.scalars(
         select(Campaign).where(Campaign.id == campaign_id).with_for_update()
@@ -290,9 +290,6 @@ def assign_variants(session: Session, campaign_id: int) -> dict[str, int]:
         )
         .limit(1)
     )
-    if already is not None:
-        return _split_counts(session, campaign)
-
     unassigned = and_(
         Message.campaign_id == campaign_id,
         Message.status == "queued",
@@ -307,6 +304,15 @@ def assign_variants(session: Session, campaign_id: int) -> dict[str, int]:
         )
         return _split_counts(session, campaign)
 
+    if already is not None:
+        # Split before; rows a re-run of the snapshot added since join the held rest.
+        session.execute(
+            update(Message)
+            .where(unassigned)
+            .values(status="held", ab_rest=True)
+            .execution_options(synchronize_session=False)
+        )
+        return _split_counts(session, campaign)
     ids = list(session.scalars(select(Message.id).where(unassigned).order_by(Message.contact_id)))
     sizes, _held = split_sizes(len(ids), campaign.ab_test_share, len(variants))
     if min(sizes) < 1:

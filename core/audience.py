@@ -15,7 +15,6 @@ from sqlalchemy import (
     ColumnElement,
     Select,
     and_,
-    case,
     exists,
     false,
     func,
@@ -26,6 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from core.abtest import assign_variants
 from core.errors import ValidationFailed
 from core.models import Campaign, Contact, ListMembership, Message, Suppression
 from core.permissions import Actor
@@ -105,16 +105,12 @@ def count_recipients(session: Session, actor: Actor, audience: dict[str, Any]) -
     return {"chosen": int(total or 0), "recipients": int(receiving or 0)}
 
 
-def _bucket() -> ColumnElement[int]:
-    # A stable pseudo-random bucket 0..9999 per contact (the same on SQLite and PG).
-    return (Contact.id * 7919 + 104729) % 10000
-
-
 def snapshot(session: Session, campaign: Campaign) -> int:
     """Write the campaign's ledger rows (idempotent: existing rows stay); returns the count.
 
-    One variant: every row gets it. Several (A/B): the test share is split among the
-    variants by their shares, the rest is "held" without a variant until a winner is known.
+    One variant: every row gets it. Several (A/B): `core.abtest.assign_variants` shuffles
+    the rows with the campaign's seed, gives each variant its share of the test, and holds
+    the rest without a variant until a winner is known.
     """
     variants = list(campaign.variants)
     if not variants:
@@ -122,17 +118,10 @@ def snapshot(session: Session, campaign: Campaign) -> int:
     base = recipients_query(session, campaign.workspace_id, campaign.audience)
     if len(variants) == 1:
         variant: Any = literal(variants[0].id)
-        status: Any = literal("queued")
     else:
-        total = sum(v.share for v in variants) or 1.0
-        test_buckets = int(10000 * max(0, min(100, campaign.ab_test_share)) / 100)
-        whens = []
-        edge = 0.0
-        for v in variants:
-            edge += test_buckets * v.share / total
-            whens.append((_bucket() < int(round(edge)), literal(v.id)))
-        variant = case(*whens, else_=literal(None))
-        status = case((_bucket() < test_buckets, literal("queued")), else_=literal("held"))
+        # A/B: the rows arrive without a variant; core.abtest splits them below.
+        variant = literal(None)
+    status: Any = literal("queued")
     rows = base.add_columns(
         literal(campaign.workspace_id).label("workspace_id"),
         literal(campaign.id).label("campaign_id"),
@@ -155,6 +144,8 @@ def snapshot(session: Session, campaign: Campaign) -> int:
             select_rows,
         )
     )
+    if len(variants) > 1:
+        assign_variants(session, campaign.id)
     # rowcount is not reliable for INSERT … SELECT through every driver: count instead.
     after = session.scalar(select(func.count()).where(Message.campaign_id == campaign.id)) or 0
     return int(after - before)

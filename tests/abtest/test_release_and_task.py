@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
-import types
 from datetime import timedelta
 
 import pytest
@@ -58,21 +56,10 @@ def test_concurrent_releases_queue_the_rest_exactly_once(live_db):
 
 @pytest.fixture
 def dispatched(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Campaign ids handed to core.sending.dispatch_batches.
-
-    The sending area provides that function; until its branch is merged, this records the
-    calls in its place (the interface is `dispatch_batches(session, campaign_id)`).
-    """
-    calls: list[int] = []
-    try:
-        from core.sending import dispatch_batches  # noqa: F401
-    except ImportError:
-        module = types.ModuleType("core.sending")
-        module.dispatch_batches = lambda session, campaign_id: calls.append(campaign_id)
-        monkeypatch.setitem(sys.modules, "core.sending", module)
-        return calls
+    """Campaign ids handed to core.sending.dispatch_batches (which still runs)."""
     import core.sending
 
+    calls: list[int] = []
     original = core.sending.dispatch_batches
 
     def recording(session, campaign_id):  # noqa: ANN001, ANN202
@@ -102,7 +89,10 @@ def test_beat_task_decides_and_releases_once(live_db, dispatched, enqueued):
         editor = Actor(workspace_id=campaign.workspace_id, role="editor", email="ed@example.com")
         pick = campaign.variants[0].id
         abtest.choose_winner_manually(session, editor, undecided, pick)
-    assert enqueued == [(abtest.RELEASE_TASK, (undecided,), {})]
+    batches = [args for name, args, _ in enqueued if name == "worker.tasks_sending.send_batch"]
+    assert {args[0] for args in batches} == {decided}
+    assert sum(args[2] - args[1] + 1 for args in batches) >= 1600
+    assert enqueued[-1] == (abtest.RELEASE_TASK, (undecided,), {})
     assert release_ab_rest(undecided) == 1600
     assert release_ab_rest(undecided) == 0
     assert dispatched == [decided, undecided]

@@ -7,11 +7,11 @@ from collections import Counter
 
 import pytest
 from scipy.stats import chi2_contingency
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from core import abtest
 from core.errors import NotFound, PermissionDenied, ValidationFailed
-from core.models import Campaign, Message, Variant
+from core.models import Campaign, Contact, Message, Variant
 from tests.abtest.builders import (
     make_ab_campaign,
     make_contacts,
@@ -135,6 +135,13 @@ def test_split_sizes_disjoint_deterministic_and_uniform(session, team):
     # Idempotent: a second call changes nothing.
     assert abtest.assign_variants(session, campaign.id) == counts
     assert _assignment(session, campaign) == assignment
+    # A re-run of the snapshot that adds recipients: they join the held rest.
+    late = make_contacts(session, workspace, 3)
+    snapshot(session, campaign, late)
+    assert abtest.assign_variants(session, campaign.id) == counts | {"held": 4003}
+    assert {_assignment(session, campaign)[c] for c in late} == {"held"}
+    session.execute(delete(Message).where(Message.contact_id.in_(late)))
+    session.execute(delete(Contact).where(Contact.id.in_(late)))
 
     # The same seed on the same audience gives the same split; another seed does not.
     twin = make_ab_campaign(session, actor, workspace, settings_for(templates, n=3))
