@@ -13,13 +13,16 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Integer,
     Select,
     and_,
+    cast,
     exists,
     false,
     func,
     insert,
     literal,
+    null,
     or_,
     select,
 )
@@ -120,7 +123,7 @@ def snapshot(session: Session, campaign: Campaign) -> int:
         variant: Any = literal(variants[0].id)
     else:
         # A/B: the rows arrive without a variant; core.abtest splits them below.
-        variant = literal(None)
+        variant = cast(null(), Integer)
     status: Any = literal("queued")
     rows = base.add_columns(
         literal(campaign.workspace_id).label("workspace_id"),
