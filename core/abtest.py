@@ -237,20 +237,49 @@ def ab_settings(session: Session, actor: Actor, campaign_id: int) -> dict[str, A
 
 
 def suggest_subject_variants(
-    session: Session, actor: Actor, subject: str, count: int = 4
+    session: Session, actor: Actor, subject: str, count: int = 4, template_id: int | None = None
 ) -> list[str]:
-    """Alternative subject lines from the AI assistant (core.ai, the templates area)."""
+    """Alternative subject lines from the AI assistant, for the variants after A.
+
+    The template's text (when given) tells the assistant what the email is about.
+    """
     actor.require("edit")
-    try:
-        from core import ai  # the templates area provides it
-    except ImportError:
-        ai = None
-    suggest = getattr(ai, "suggest_subjects", None)
-    if suggest is None:
-        raise AIUnavailable("The AI assistant is not available in this installation.")
-    return [s for s in suggest(session, actor, subject, count) if s.strip() != subject.strip()][
-        :count
-    ]
+    from core import ai  # the assistant is optional: imported only when asked for
+
+    if not ai.is_configured():
+        raise AIUnavailable("The AI assistant is not configured (OPENAI_API_KEY).")
+    brief = f"Current subject: {subject.strip()}"
+    if template_id is not None:
+        template = session.scalar(
+            select(Template).where(
+                Template.id == template_id, Template.workspace_id == actor.workspace_id
+            )
+        )
+        if template is not None:
+            brief += "\n\n" + (template.text or template.html)[:4000]
+    answer = ai.complete(actor, ai.Request("subjects", brief))
+    fresh = [s for s in ai.parse_subjects(answer) if s.strip() != subject.strip()]
+    return fresh[:count]
+
+
+def remove_ab_test(session: Session, actor: Actor, campaign_id: int) -> Campaign:
+    """Back to a plain campaign: variant A stays, for everyone."""
+    actor.require("edit")
+    campaign = _campaign(session, actor, campaign_id, lock=True)
+    if campaign.status not in ("draft", "scheduled"):
+        raise ValidationFailed(
+            f"The A/B test of a campaign that is {campaign.status} cannot be changed."
+        )
+    for variant in list(campaign.variants)[1:]:
+        campaign.variants.remove(variant)
+    if campaign.variants:
+        campaign.variants[0].share = 1.0
+    campaign.ab_test_share = 100
+    campaign.ab_winner_variant_id = None
+    campaign.ab_decided_at = None
+    campaign.ab_decision = {}
+    session.flush()
+    return campaign
 
 
 # ---------------------------------------------------------------------------- the split

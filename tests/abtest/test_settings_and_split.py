@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections import Counter
 
 import pytest
@@ -10,6 +9,7 @@ from scipy.stats import chi2_contingency
 from sqlalchemy import delete, select
 
 from core import abtest
+from core.config import settings
 from core.errors import NotFound, PermissionDenied, ValidationFailed
 from core.models import Campaign, Contact, Message, Variant
 from tests.abtest.builders import (
@@ -21,6 +21,7 @@ from tests.abtest.builders import (
     start,
 )
 from tests.helpers import actor_of, make_user, make_workspace
+from tests.templates.openai_server import FakeOpenAI
 
 
 @pytest.fixture
@@ -187,9 +188,19 @@ def test_compare_only_single_variant_and_too_small_audiences(session, team):
         abtest.assign_variants(session, tiny.id)
 
 
-def test_subject_suggestions_need_the_ai_assistant(session, team, monkeypatch):
-    # core.ai comes from the templates area; without it (or unconfigured) the wizard says so.
-    monkeypatch.setitem(sys.modules, "core.ai", None)
-    _workspace, actor = team
-    with pytest.raises(abtest.AIUnavailable, match="not available"):
+def test_subject_suggestions_from_the_ai_assistant(session, team, monkeypatch):
+    workspace, actor = team
+    template = make_templates(session, workspace, 1)[0]
+    monkeypatch.setattr(settings, "openai_api_key", "")
+    with pytest.raises(abtest.AIUnavailable, match="not configured"):
         abtest.suggest_subject_variants(session, actor, "Spring sale", 3)
+
+    with FakeOpenAI() as server:  # a real local chat-completions server
+        monkeypatch.setattr(settings, "openai_api_key", "sk-test-key")
+        monkeypatch.setattr(settings, "openai_base_url", server.base_url)
+        monkeypatch.setattr(settings, "openai_timeout", 5.0)
+        server.behaviour.answer = "1. Spring sale\n2. Spring is here\n- Fresh picks\nLast days"
+        got = abtest.suggest_subject_variants(session, actor, "Spring sale", 2, template)
+        prompt = server.behaviour.requests[-1]["body"]["messages"][1]["content"]
+    assert got == ["Spring is here", "Fresh picks"]
+    assert "Current subject: Spring sale" in prompt and "<p>Hi</p>" in prompt
