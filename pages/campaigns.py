@@ -6,10 +6,11 @@ from zoneinfo import ZoneInfo, available_timezones
 import streamlit as st
 import streamlit.components.v1 as components
 
-from core import campaigns, clock
+from core import abtest, ai, campaigns, clock
 from core.audience import count_recipients
 from core.contacts import search_contacts
 from core.models import CAMPAIGN_STATUSES
+from ui.abtest import ab_settings_section
 from ui.state import actor, db, shows_errors
 
 me = actor()
@@ -285,6 +286,11 @@ def preview_frame(rendered) -> None:  # noqa: ANN001
     components.html(rendered.html, height=420, scrolling=True)
 
 
+def suggest_subjects(subject: str, count: int) -> list[str]:
+    with db() as session:
+        return abtest.suggest_subject_variants(session, me, subject, count)
+
+
 def template_step(campaign_id: int, state: dict) -> None:
     with db() as session:
         templates = campaigns.template_choices(session, me)
@@ -299,6 +305,17 @@ def template_step(campaign_id: int, state: dict) -> None:
         index=ids.index(state["template_id"]) if state["template_id"] in ids else 0,
         format_func=by_id.get,
     )
+    with db() as session:
+        current_ab = abtest.ab_settings(session, me, campaign_id)
+    ab = ab_settings_section(
+        {i: n for i, n, _s in templates},
+        current_ab,
+        default_subject=state["subject"],
+        default_template_id=picked,
+        default_from_name=state["from_name"],
+        suggest=suggest_subjects if ai.is_configured() else None,
+        key=f"ab{campaign_id}",
+    )
     back, save = st.columns(2)
     if back.button("Back"):
         next_step(1)
@@ -306,6 +323,10 @@ def template_step(campaign_id: int, state: dict) -> None:
         done = False
         with shows_errors(), db() as session:
             campaigns.update_template(session, me, campaign_id, picked)
+            if ab is not None:
+                abtest.configure_ab_test(session, me, campaign_id, ab)
+            elif current_ab is not None:
+                abtest.remove_ab_test(session, me, campaign_id)
             done = True
         if done:
             next_step(3)

@@ -2,8 +2,9 @@
 
 import streamlit as st
 
-from core import analytics, rollups
+from core import abtest, analytics, rollups
 from ui import charts
+from ui.abtest import ab_report_section
 from ui.state import actor, db, shows_errors
 
 me = actor()
@@ -95,6 +96,14 @@ with report_tab:
                 st.plotly_chart(charts.top_links(report.links), key="links")
 
     figures_and_charts()
+
+    with db() as session:
+        ab = abtest.ab_report(session, me, campaign_id)
+    winner_pick = ab_report_section(ab, key=f"abr{campaign_id}")
+    if winner_pick is not None:
+        with shows_errors(), db() as session:
+            abtest.choose_winner_manually(session, me, campaign_id, winner_pick)
+            st.success("Winner chosen: the rest of the audience gets it now.")
 
     domains = rollups.campaign_domains(me.workspace_id, campaign_id)
     if domains:
