@@ -55,3 +55,49 @@ def test_reports_page_shows_the_test_and_takes_a_manual_pick(live_db, enqueued):
     with session_scope() as session:
         assert session.get(Campaign, campaign_id).ab_winner_variant_id == variant_a
     assert (abtest.RELEASE_TASK, (campaign_id,), {}) in enqueued
+
+
+def test_wizard_template_step_turns_a_campaign_into_an_ab_test_and_back(live_db):
+    from tests.pages.apptest import by_label, texts
+    from tests.sending.builders import make_setup
+
+    with session_scope() as s:
+        setup = make_setup(s, contacts=4)
+    at = sign_in(new_app(), setup.actor.email)
+    at.switch_page("pages/campaigns.py").run()
+    by_label(at.text_input, "New campaign name").input("Split me")
+    by_label(at.button, "Create campaign").click()
+    at.run()
+    by_label(at.text_input, "Subject").input("Hello {{ first_name }}")
+    by_label(at.button, "Save and continue").click()
+    at.run()
+    with session_scope() as s:
+        cid = s.scalar(select(Campaign.id).where(Campaign.name == "Split me"))
+    at.session_state["cw_step"] = 2
+    at.run()
+    assert not at.exception, at.exception
+
+    at.toggle(key=f"ab{cid}_on").set_value(True).run()
+    assert at.text_input(key=f"ab{cid}_subject_0").value == "Hello {{ first_name }}"
+    assert at.button(key=f"ab{cid}_suggest").disabled  # no OPENAI_API_KEY here
+    at.text_input(key=f"ab{cid}_subject_1").input("Last chance, {{ first_name }}").run()
+    by_label(at.button, "Save and continue").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert "4. Review" in texts(at)
+    with session_scope() as s:
+        campaign = s.get(Campaign, cid)
+        assert [(v.label, v.subject) for v in campaign.variants] == [
+            ("A", "Hello {{ first_name }}"),
+            ("B", "Last chance, {{ first_name }}"),
+        ]
+        assert (campaign.ab_test_share, campaign.ab_winner_metric) == (20, "click")
+
+    at.session_state["cw_step"] = 2
+    at.run()
+    assert at.toggle(key=f"ab{cid}_on").value is True  # the stored test is shown
+    at.toggle(key=f"ab{cid}_on").set_value(False).run()
+    by_label(at.button, "Save and continue").click()
+    at.run()
+    with session_scope() as s:
+        assert [v.label for v in s.get(Campaign, cid).variants] == ["A"]
