@@ -2,7 +2,7 @@
 
     python bench/abtest.py [--scale 1.0] [--database-url URL]
 
-Default: 200,000 recipients (x scale) on a fresh SQLite file, 5 variants, a 20% test.
+Default: 100,000 recipients (x scale) on a fresh SQLite file, 5 variants, a 20% test.
 Each timed step is compared with a plain UPDATE of the same rows measured in the same run,
 so the ratios hold on a loaded machine. The last line is one JSON object.
 """
@@ -214,12 +214,12 @@ def run(url: str, recipients: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scale", type=float, default=1.0, help="x 200,000 recipients")
+    parser.add_argument("--scale", type=float, default=1.0, help="x 100,000 recipients")
     parser.add_argument("--database-url", default="", help="default: a fresh SQLite file")
     args = parser.parse_args()
     url = args.database_url or f"sqlite:///{Path(os.environ['DATA_DIR']) / 'bench-abtest.db'}"
     migrate(url)
-    recipients = int(200_000 * args.scale)
+    recipients = int(100_000 * args.scale)
     figures = run(url, recipients)
     dispose_all()
     figures["backend"] = url.split(":", 1)[0]

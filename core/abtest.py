@@ -237,20 +237,49 @@ def ab_settings(session: Session, actor: Actor, campaign_id: int) -> dict[str, A
 
 
 def suggest_subject_variants(
-    session: Session, actor: Actor, subject: str, count: int = 4
+    session: Session, actor: Actor, subject: str, count: int = 4, template_id: int | None = None
 ) -> list[str]:
-    """Alternative subject lines from the AI assistant (core.ai, the templates area)."""
+    """Alternative subject lines from the AI assistant, for the variants after A.
+
+    The template's text (when given) tells the assistant what the email is about.
+    """
     actor.require("edit")
-    try:
-        from core import ai  # noqa: PLC0415 - the templates area provides it
-    except ImportError:
-        ai = None
-    suggest = getattr(ai, "suggest_subjects", None)
-    if suggest is None:
-        raise AIUnavailable("The AI assistant is not available in this installation.")
-    return [s for s in suggest(session, actor, subject, count) if s.strip() != subject.strip()][
-        :count
-    ]
+    from core import ai  # the assistant is optional: imported only when asked for
+
+    if not ai.is_configured():
+        raise AIUnavailable("The AI assistant is not configured (OPENAI_API_KEY).")
+    brief = f"Current subject: {subject.strip()}"
+    if template_id is not None:
+        template = session.scalar(
+            select(Template).where(
+                Template.id == template_id, Template.workspace_id == actor.workspace_id
+            )
+        )
+        if template is not None:
+            brief += "\n\n" + (template.text or template.html)[:4000]
+    answer = ai.complete(actor, ai.Request("subjects", brief))
+    fresh = [s for s in ai.parse_subjects(answer) if s.strip() != subject.strip()]
+    return fresh[:count]
+
+
+def remove_ab_test(session: Session, actor: Actor, campaign_id: int) -> Campaign:
+    """Back to a plain campaign: variant A stays, for everyone."""
+    actor.require("edit")
+    campaign = _campaign(session, actor, campaign_id, lock=True)
+    if campaign.status not in ("draft", "scheduled"):
+        raise ValidationFailed(
+            f"The A/B test of a campaign that is {campaign.status} cannot be changed."
+        )
+    for variant in list(campaign.variants)[1:]:
+        campaign.variants.remove(variant)
+    if campaign.variants:
+        campaign.variants[0].share = 1.0
+    campaign.ab_test_share = 100
+    campaign.ab_winner_variant_id = None
+    campaign.ab_decided_at = None
+    campaign.ab_decision = {}
+    session.flush()
+    return campaign
 
 
 # ---------------------------------------------------------------------------- the split
@@ -269,8 +298,8 @@ def assign_variants(session: Session, campaign_id: int) -> dict[str, int]:
     Called by sending right after the audience snapshot, in the same transaction. The
     order is a shuffle of the recipients by contact id with the campaign's seed, so the
     same audience and seed always give the same split. Idempotent: once any row of the
-    campaign has a variant or is held, nothing changes. Returns the counts per label, and
-    "held".
+    campaign has a variant or is held, the split stays; rows added later are held. Returns
+    the counts per label, and "held".
     """
     campaign = session.scalars(
         select(Campaign).where(Campaign.id == campaign_id).with_for_update()
@@ -283,16 +312,13 @@ def assign_variants(session: Session, campaign_id: int) -> dict[str, int]:
     if not campaign.ab_seed:
         campaign.ab_seed = secrets.randbits(62) + 1
     already = session.scalar(
-        select(func.count())
-        .select_from(Message)
+        select(Message.id)
         .where(
             Message.campaign_id == campaign_id,
             (Message.variant_id.is_not(None)) | (Message.ab_rest.is_(True)),
         )
+        .limit(1)
     )
-    if already:
-        return _split_counts(session, campaign)
-
     unassigned = and_(
         Message.campaign_id == campaign_id,
         Message.status == "queued",
@@ -307,6 +333,15 @@ def assign_variants(session: Session, campaign_id: int) -> dict[str, int]:
         )
         return _split_counts(session, campaign)
 
+    if already is not None:
+        # Split before; rows a re-run of the snapshot added since join the held rest.
+        session.execute(
+            update(Message)
+            .where(unassigned)
+            .values(status="held", ab_rest=True)
+            .execution_options(synchronize_session=False)
+        )
+        return _split_counts(session, campaign)
     ids = list(session.scalars(select(Message.id).where(unassigned).order_by(Message.contact_id)))
     sizes, _held = split_sizes(len(ids), campaign.ab_test_share, len(variants))
     if min(sizes) < 1:
@@ -358,6 +393,7 @@ def wilson_interval(successes: int, trials: int, level: float = INTERVAL_LEVEL) 
     """Wilson score interval for a proportion; [0, 1] when nothing was observed."""
     if trials <= 0:
         return [0.0, 1.0]
+    successes = min(max(successes, 0), trials)
     z = NormalDist().inv_cdf(0.5 + level / 2)
     p = successes / trials
     denominator = 1 + z * z / trials
@@ -419,11 +455,11 @@ class VariantFigures:
         return max(self.sent - self.bounced, 0)
 
     def rate(self, metric: str) -> float:
-        hits = self.clicks if metric == "click" else self.opens
-        return hits / self.base if self.base else 0.0
+        return self.hits(metric) / self.base if self.base else 0.0
 
     def hits(self, metric: str) -> int:
-        return self.clicks if metric == "click" else self.opens
+        # Capped: a message can bounce softly and still be clicked; a rate never passes 1.
+        return min(self.clicks if metric == "click" else self.opens, self.base)
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)

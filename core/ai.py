@@ -185,16 +185,6 @@ def parse_subjects(answer: str) -> list[str]:
     return subjects[:5]
 
 
-def suggest_subjects(session: object, actor: Actor, subject: str, count: int = 4) -> list[str]:
-    """Subject lines for A/B variants, from the assistant, given the current one.
-
-    Returns every line it suggested (up to five, perhaps the current subject among them):
-    the caller drops the current one and keeps `count`."""
-    actor.require("edit")
-    answer = complete(actor, Request(action="subjects", text=f"Current subject: {subject}"))
-    return parse_subjects(answer)
-
-
 def dropped_variables(before: str, after: str) -> list[str]:
     """Personalisation the rewrite lost: variables read by `before` but not by `after`,
     and tags (e.g. `{% if %}`) that are gone, so the page can warn."""

@@ -13,19 +13,22 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Integer,
     Select,
     and_,
+    cast,
     exists,
     false,
     func,
     insert,
     literal,
+    null,
     or_,
     select,
-    update,
 )
 from sqlalchemy.orm import Session
 
+from core.abtest import assign_variants
 from core.errors import ValidationFailed
 from core.models import Campaign, Contact, ListMembership, Message, Suppression
 from core.permissions import Actor
@@ -108,23 +111,20 @@ def count_recipients(session: Session, actor: Actor, audience: dict[str, Any]) -
 def snapshot(session: Session, campaign: Campaign) -> int:
     """Write the campaign's ledger rows (idempotent: existing rows stay); returns the count.
 
-    One variant: every row gets it. Several (A/B): rows are written without a variant and
-    `core.abtest.assign_variants` splits them by the campaign's seeded shuffle (exact
-    shares, the rest "held" for the winner) in the same transaction.
+    One variant: every row gets it. Several (A/B): `core.abtest.assign_variants` shuffles
+    the rows with the campaign's seed, gives each variant its share of the test, and holds
+    the rest without a variant until a winner is known.
     """
     variants = list(campaign.variants)
     if not variants:
         raise ValidationFailed("The campaign has no content yet.")
     base = recipients_query(session, campaign.workspace_id, campaign.audience)
-    before = session.scalar(select(func.count()).where(Message.campaign_id == campaign.id)) or 0
-    ab = len(variants) > 1
-    if not ab:
+    if len(variants) == 1:
         variant: Any = literal(variants[0].id)
-        status: Any = literal("queued")
     else:
-        variant = literal(None)
-        # A re-run after the split was made: late rows wait with the rest for the winner.
-        status = literal("held" if before else "queued")
+        # A/B: the rows arrive without a variant; core.abtest splits them below.
+        variant = cast(null(), Integer)
+    status: Any = literal("queued")
     rows = base.add_columns(
         literal(campaign.workspace_id).label("workspace_id"),
         literal(campaign.id).label("campaign_id"),
@@ -132,10 +132,10 @@ def snapshot(session: Session, campaign: Campaign) -> int:
         status.label("status"),
     )
     sub = rows.subquery()
-    # In contact order: the ledger's indexes then grow at their ends instead of at random.
     select_rows = select(
         sub.c.workspace_id, sub.c.campaign_id, sub.c.id, sub.c.variant_id, sub.c.email, sub.c.status
-    ).order_by(sub.c.id)
+    )
+    before = session.scalar(select(func.count()).where(Message.campaign_id == campaign.id)) or 0
     if before:
         # A re-run (a start task delivered twice): add only contacts not in the ledger yet.
         select_rows = select_rows.where(
@@ -147,20 +147,7 @@ def snapshot(session: Session, campaign: Campaign) -> int:
             select_rows,
         )
     )
-    if ab:
-        from core.abtest import assign_variants
-
-        if before:
-            session.execute(
-                update(Message)
-                .where(
-                    Message.campaign_id == campaign.id,
-                    Message.status == "held",
-                    Message.variant_id.is_(None),
-                )
-                .values(ab_rest=True)
-                .execution_options(synchronize_session=False)
-            )
+    if len(variants) > 1:
         assign_variants(session, campaign.id)
     # rowcount is not reliable for INSERT … SELECT through every driver: count instead.
     after = session.scalar(select(func.count()).where(Message.campaign_id == campaign.id)) or 0

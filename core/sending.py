@@ -45,6 +45,7 @@ from core.errors import (
     ThrottledSendError,
     TransientSendError,
     TransportMisconfigured,
+    ValidationFailed,
 )
 from core.models import Campaign, Contact, Event, Message, Template, Variant, Workspace
 from core.ratelimit import RateLimiter, acquire, get_limiter
@@ -272,7 +273,11 @@ def start_campaign(session: Session, campaign_id: int) -> bool:
             compile_template(v.subject, v.html, v.text)
     except TemplateProblem as exc:
         return _fail(session, campaign, f"The template does not compile: {exc}")
-    count = audience.snapshot(session, campaign)
+    try:
+        with session.begin_nested():  # a refused A/B split leaves no ledger rows behind
+            count = audience.snapshot(session, campaign)
+    except ValidationFailed as exc:
+        return _fail(session, campaign, str(exc))
     total = session.scalar(select(func.count()).where(Message.campaign_id == campaign.id))
     if not total:
         return _fail(

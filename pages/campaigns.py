@@ -190,7 +190,7 @@ def setup_step(campaign_id: int, state: dict) -> None:
         reply_to = st.text_input("Reply-to", state["reply_to"])
         opens = st.toggle("Track opens", state["track_opens"])
         clicks = st.toggle("Track clicks", state["track_clicks"])
-        saved = st.form_submit_button("Save, next: recipients", type="primary")
+        saved = st.form_submit_button("Save and continue", type="primary")
     if saved:
         done = False
         with shows_errors(), db() as session:
@@ -273,7 +273,7 @@ def recipients_step(campaign_id: int, state: dict) -> None:
     back, save = st.columns(2)
     if back.button("Back"):
         next_step(0)
-    if save.button("Save, next: template", type="primary"):
+    if save.button("Save and continue", type="primary"):
         done = False
         with shows_errors(), db() as session:
             campaigns.update_audience(session, me, campaign_id, chosen)
@@ -287,10 +287,14 @@ def preview_frame(rendered) -> None:  # noqa: ANN001
     components.html(rendered.html, height=420, scrolling=True)
 
 
+def suggest_subjects(subject: str, count: int) -> list[str]:
+    with db() as session:
+        return abtest.suggest_subject_variants(session, me, subject, count)
+
+
 def template_step(campaign_id: int, state: dict) -> None:
     with db() as session:
         templates = campaigns.template_choices(session, me)
-        current_ab = abtest.ab_settings(session, me, campaign_id)
     if not templates:
         st.warning("There are no templates yet: create one on the Templates page.")
         return
@@ -302,31 +306,28 @@ def template_step(campaign_id: int, state: dict) -> None:
         index=ids.index(state["template_id"]) if state["template_id"] in ids else 0,
         format_func=by_id.get,
     )
-
-    def suggest(subject: str, count: int) -> list[str]:
-        with db() as session:
-            return abtest.suggest_subject_variants(session, me, subject, count)
-
+    with db() as session:
+        current_ab = abtest.ab_settings(session, me, campaign_id)
     ab = ab_settings_section(
         {i: n for i, n, _s in templates},
         current_ab,
         default_subject=state["subject"],
         default_template_id=picked,
         default_from_name=state["from_name"],
-        suggest=suggest if ai.is_configured() else None,
-        key=f"ab_{campaign_id}",
+        suggest=suggest_subjects if ai.is_configured() else None,
+        key=f"ab{campaign_id}",
     )
     back, save = st.columns(2)
     if back.button("Back"):
         next_step(1)
-    if save.button("Save, next: review", type="primary"):
+    if save.button("Save and continue", type="primary"):
         done = False
         with shows_errors(), db() as session:
             campaigns.update_template(session, me, campaign_id, picked)
             if ab is not None:
                 abtest.configure_ab_test(session, me, campaign_id, ab)
             elif current_ab is not None:
-                campaigns.end_ab_test(session, me, campaign_id)
+                abtest.remove_ab_test(session, me, campaign_id)
             done = True
         if done:
             next_step(3)
@@ -348,10 +349,10 @@ def review_step(campaign_id: int, state: dict) -> None:
         f"**Tracking:** opens {'on' if state['track_opens'] else 'off'}, "
         f"clicks {'on' if state['track_clicks'] else 'off'}"
     )
-    if len(campaign_variants := state.get("variants", [])) > 1:
+    if len(state["variants"]) > 1:
         st.markdown(
             "**A/B test:** "
-            + " · ".join(f"{label}: {subject}" for label, subject in campaign_variants)
+            + " · ".join(f"{label}: {subject}" for label, subject in state["variants"])
         )
     for problem in problems:
         st.warning(f"Cannot send: {problem}.")

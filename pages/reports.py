@@ -101,20 +101,13 @@ with report_tab:
 
     figures_and_charts()
 
-    def ab_section() -> None:
-        """The A/B test's part: variants, the winner and why, and a manual pick."""
-        ab: dict = {}
-        with db() as session, shows_errors():
-            ab = abtest.ab_report(session, me, campaign_id)
-        if not ab.get("is_ab"):
-            return
-        picked = ab_report_section(ab, key=f"abr_{campaign_id}")
-        if picked is not None:
-            with db() as session, shows_errors():
-                abtest.choose_winner_manually(session, me, campaign_id, picked)
-                st.success("Winner chosen: the rest of the audience gets it.")
-
-    ab_section()
+    with db() as session:
+        ab = abtest.ab_report(session, me, campaign_id)
+    winner_pick = ab_report_section(ab, key=f"abr{campaign_id}")
+    if winner_pick is not None:
+        with shows_errors(), db() as session:
+            abtest.choose_winner_manually(session, me, campaign_id, winner_pick)
+            st.success("Winner chosen: the rest of the audience gets it now.")
 
     domains = rollups.campaign_domains(me.workspace_id, campaign_id)
     if domains:
@@ -166,11 +159,11 @@ with report_tab:
         )
 
 with compare_tab:
-    picked = st.multiselect("Campaigns to compare", ids, format_func=lambda i: labels[i])
+    picked = st.multiselect(
+        "Campaigns to compare", ids, default=ids[:2], format_func=lambda i: labels[i]
+    )
     if picked:
         with db() as session, shows_errors():
             table = analytics.figures_table(analytics.compare_campaigns(session, me, picked))
             st.plotly_chart(charts.comparison(table), key="compare")
             st.dataframe(table, hide_index=True)
-    else:
-        st.caption("Pick two or more campaigns to see their figures side by side.")

@@ -21,6 +21,7 @@ RULES = {
     "manual": "Manual: I pick the winner",
 }
 METRIC_NAMES = {"click": "Click rate", "open": "Human open rate"}
+RULE_NAMES = {"click": "click rate", "open": "human open rate", "manual": "manual pick"}
 Suggest = Callable[[str, int], list[str]]
 
 
@@ -216,7 +217,7 @@ def ab_report_section(report: dict[str, Any], *, key: str = "abr") -> int | None
     st.subheader("A/B test")
     rule = report["rule"]
     st.caption(
-        f"Winner rule: {RULES[rule].split(' (')[0].lower()} · test share {report['test_share']}% · "
+        f"Winner rule: {RULE_NAMES[rule]} · test share {report['test_share']}% · "
         f"wait {report['wait_minutes'] // 60} h · minimum probability to be best "
         f"{report['min_confidence']:.0%}"
     )

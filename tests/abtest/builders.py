@@ -5,12 +5,14 @@ from __future__ import annotations
 import itertools
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from core import abtest
+from core.db import session_scope
 from core.models import Campaign, Contact, Event, Message, Template, Workspace
 from core.permissions import Actor
+from tests.helpers import actor_of, make_user, make_workspace
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 _seq = itertools.count(1)
@@ -150,3 +152,27 @@ def add_events(
             for mid in message_ids
         ],
     )
+
+
+def committed_test(winner_clicks: int = 40, loser_clicks: int = 15) -> int:
+    """A committed two-variant test (200 + 200, 1,600 held), sent, with clicks."""
+    with session_scope() as session:
+        workspace = make_workspace(session)
+        actor = actor_of(make_user(session, workspace, role="editor"))
+        templates = make_templates(session, workspace)
+        campaign = make_ab_campaign(session, actor, workspace, settings_for(templates))
+        snapshot(session, campaign, make_contacts(session, workspace, 2000))
+        start(session, campaign)
+        send_test(session, campaign)
+        add_events(session, campaign, messages_of(session, campaign, "A")[:loser_clicks], "click")
+        add_events(session, campaign, messages_of(session, campaign, "B")[:winner_clicks], "click")
+        return campaign.id
+
+
+def rest_states(campaign_id: int) -> list[tuple]:
+    with session_scope() as session:
+        return session.execute(
+            select(Message.status, Message.variant_id, func.count())
+            .where(Message.campaign_id == campaign_id, Message.ab_rest.is_(True))
+            .group_by(Message.status, Message.variant_id)
+        ).all()

@@ -6,11 +6,12 @@ from collections import Counter
 
 import pytest
 from scipy.stats import chi2_contingency
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from core import abtest
+from core.config import settings
 from core.errors import NotFound, PermissionDenied, ValidationFailed
-from core.models import Campaign, Message, Variant
+from core.models import Campaign, Contact, Message, Variant
 from tests.abtest.builders import (
     make_ab_campaign,
     make_contacts,
@@ -20,6 +21,7 @@ from tests.abtest.builders import (
     start,
 )
 from tests.helpers import actor_of, make_user, make_workspace
+from tests.templates.openai_server import FakeOpenAI
 
 
 @pytest.fixture
@@ -134,6 +136,13 @@ def test_split_sizes_disjoint_deterministic_and_uniform(session, team):
     # Idempotent: a second call changes nothing.
     assert abtest.assign_variants(session, campaign.id) == counts
     assert _assignment(session, campaign) == assignment
+    # A re-run of the snapshot that adds recipients: they join the held rest.
+    late = make_contacts(session, workspace, 3)
+    snapshot(session, campaign, late)
+    assert abtest.assign_variants(session, campaign.id) == counts | {"held": 4003}
+    assert {_assignment(session, campaign)[c] for c in late} == {"held"}
+    session.execute(delete(Message).where(Message.contact_id.in_(late)))
+    session.execute(delete(Contact).where(Contact.id.in_(late)))
 
     # The same seed on the same audience gives the same split; another seed does not.
     twin = make_ab_campaign(session, actor, workspace, settings_for(templates, n=3))
@@ -179,24 +188,19 @@ def test_compare_only_single_variant_and_too_small_audiences(session, team):
         abtest.assign_variants(session, tiny.id)
 
 
-def test_subject_suggestions_come_from_the_ai_assistant(session, team, monkeypatch):
-    from core.ai import AssistantUnavailable
-    from core.config import settings
-    from tests.templates.openai_server import FakeOpenAI
-
-    _workspace, actor = team
+def test_subject_suggestions_from_the_ai_assistant(session, team, monkeypatch):
+    workspace, actor = team
+    template = make_templates(session, workspace, 1)[0]
     monkeypatch.setattr(settings, "openai_api_key", "")
-    with pytest.raises(AssistantUnavailable):
+    with pytest.raises(abtest.AIUnavailable, match="not configured"):
         abtest.suggest_subject_variants(session, actor, "Spring sale", 3)
 
-    with FakeOpenAI() as server:
+    with FakeOpenAI() as server:  # a real local chat-completions server
         monkeypatch.setattr(settings, "openai_api_key", "sk-test-key")
         monkeypatch.setattr(settings, "openai_base_url", server.base_url)
         monkeypatch.setattr(settings, "openai_timeout", 5.0)
-        server.behaviour.answer = (
-            '1. Spring sale\n2. Spring deals inside\n3. "Your spring picks"\n4. Last days'
-        )
-        suggestions = abtest.suggest_subject_variants(session, actor, "Spring sale", 3)
-    # The current subject is not suggested back; numbering and quotes are gone.
-    assert suggestions == ["Spring deals inside", "Your spring picks", "Last days"]
-    assert "Spring sale" in server.behaviour.requests[0]["body"]["messages"][-1]["content"]
+        server.behaviour.answer = "1. Spring sale\n2. Spring is here\n- Fresh picks\nLast days"
+        got = abtest.suggest_subject_variants(session, actor, "Spring sale", 2, template)
+        prompt = server.behaviour.requests[-1]["body"]["messages"][1]["content"]
+    assert got == ["Spring is here", "Fresh picks"]
+    assert "Current subject: Spring sale" in prompt and "<p>Hi</p>" in prompt
