@@ -119,7 +119,9 @@ def snapshot(session: Session, campaign: Campaign) -> int:
     if not variants:
         raise ValidationFailed("The campaign has no content yet.")
     base = recipients_query(session, campaign.workspace_id, campaign.audience)
-    if len(variants) == 1:
+    before = session.scalar(select(func.count()).where(Message.campaign_id == campaign.id)) or 0
+    ab = len(variants) > 1
+    if not ab:
         variant: Any = literal(variants[0].id)
     else:
         # A/B: the rows arrive without a variant; core.abtest splits them below.
@@ -132,10 +134,10 @@ def snapshot(session: Session, campaign: Campaign) -> int:
         status.label("status"),
     )
     sub = rows.subquery()
+    # In contact order: the ledger's indexes then grow at their ends instead of at random.
     select_rows = select(
         sub.c.workspace_id, sub.c.campaign_id, sub.c.id, sub.c.variant_id, sub.c.email, sub.c.status
-    )
-    before = session.scalar(select(func.count()).where(Message.campaign_id == campaign.id)) or 0
+    ).order_by(sub.c.id)
     if before:
         # A re-run (a start task delivered twice): add only contacts not in the ledger yet.
         select_rows = select_rows.where(
@@ -147,7 +149,7 @@ def snapshot(session: Session, campaign: Campaign) -> int:
             select_rows,
         )
     )
-    if len(variants) > 1:
+    if ab:
         assign_variants(session, campaign.id)
     # rowcount is not reliable for INSERT … SELECT through every driver: count instead.
     after = session.scalar(select(func.count()).where(Message.campaign_id == campaign.id)) or 0

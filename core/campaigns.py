@@ -276,19 +276,6 @@ def update_template(session: Session, actor: Actor, campaign_id: int, template_i
     return campaign
 
 
-def end_ab_test(session: Session, actor: Actor, campaign_id: int) -> Campaign:
-    """Turn an A/B draft back into a plain campaign: variant A stays, for everyone."""
-    campaign = _editable(session, actor, campaign_id)
-    for extra in list(campaign.variants)[1:]:
-        campaign.variants.remove(extra)
-    if campaign.variants:
-        campaign.variants[0].share = 1.0
-    campaign.ab_test_share = 100
-    campaign.ab_winner_variant_id = None
-    session.flush()
-    return campaign
-
-
 def template_choices(session: Session, actor: Actor) -> list[tuple[int, str, str]]:
     """(id, name, subject) of the workspace's templates, newest first."""
     actor.require("read")

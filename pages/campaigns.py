@@ -190,7 +190,7 @@ def setup_step(campaign_id: int, state: dict) -> None:
         reply_to = st.text_input("Reply-to", state["reply_to"])
         opens = st.toggle("Track opens", state["track_opens"])
         clicks = st.toggle("Track clicks", state["track_clicks"])
-        saved = st.form_submit_button("Save and continue", type="primary")
+        saved = st.form_submit_button("Save, next: recipients", type="primary")
     if saved:
         done = False
         with shows_errors(), db() as session:
@@ -273,7 +273,7 @@ def recipients_step(campaign_id: int, state: dict) -> None:
     back, save = st.columns(2)
     if back.button("Back"):
         next_step(0)
-    if save.button("Save and continue", type="primary"):
+    if save.button("Save, next: template", type="primary"):
         done = False
         with shows_errors(), db() as session:
             campaigns.update_audience(session, me, campaign_id, chosen)
@@ -320,7 +320,7 @@ def template_step(campaign_id: int, state: dict) -> None:
     back, save = st.columns(2)
     if back.button("Back"):
         next_step(1)
-    if save.button("Save and continue", type="primary"):
+    if save.button("Save, next: review", type="primary"):
         done = False
         with shows_errors(), db() as session:
             campaigns.update_template(session, me, campaign_id, picked)
@@ -349,10 +349,10 @@ def review_step(campaign_id: int, state: dict) -> None:
         f"**Tracking:** opens {'on' if state['track_opens'] else 'off'}, "
         f"clicks {'on' if state['track_clicks'] else 'off'}"
     )
-    if len(state["variants"]) > 1:
+    if len(campaign_variants := state.get("variants", [])) > 1:
         st.markdown(
             "**A/B test:** "
-            + " · ".join(f"{label}: {subject}" for label, subject in state["variants"])
+            + " · ".join(f"{label}: {subject}" for label, subject in campaign_variants)
         )
     for problem in problems:
         st.warning(f"Cannot send: {problem}.")

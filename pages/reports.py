@@ -159,11 +159,11 @@ with report_tab:
         )
 
 with compare_tab:
-    picked = st.multiselect(
-        "Campaigns to compare", ids, default=ids[:2], format_func=lambda i: labels[i]
-    )
+    picked = st.multiselect("Campaigns to compare", ids, format_func=lambda i: labels[i])
     if picked:
         with db() as session, shows_errors():
             table = analytics.figures_table(analytics.compare_campaigns(session, me, picked))
             st.plotly_chart(charts.comparison(table), key="compare")
             st.dataframe(table, hide_index=True)
+    else:
+        st.caption("Pick two or more campaigns to see their figures side by side.")

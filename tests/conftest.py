@@ -159,6 +159,9 @@ def _isolation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[list
     yield sent
     jobs.set_dispatcher(None)
     clock.reset()
+    # Each live test has its own database: close the pooled connections of its engine, or
+    # PostgreSQL runs out of connection slots a few hundred tests later.
+    dispose_all()
 
 
 @pytest.fixture

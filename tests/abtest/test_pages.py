@@ -69,7 +69,7 @@ def test_wizard_template_step_turns_a_campaign_into_an_ab_test_and_back(live_db)
     by_label(at.button, "Create campaign").click()
     at.run()
     by_label(at.text_input, "Subject").input("Hello {{ first_name }}")
-    by_label(at.button, "Save and continue").click()
+    by_label(at.button, "Save, next: recipients").click()
     at.run()
     with session_scope() as s:
         cid = s.scalar(select(Campaign.id).where(Campaign.name == "Split me"))
@@ -81,7 +81,7 @@ def test_wizard_template_step_turns_a_campaign_into_an_ab_test_and_back(live_db)
     assert at.text_input(key=f"ab{cid}_subject_0").value == "Hello {{ first_name }}"
     assert at.button(key=f"ab{cid}_suggest").disabled  # no OPENAI_API_KEY here
     at.text_input(key=f"ab{cid}_subject_1").input("Last chance, {{ first_name }}").run()
-    by_label(at.button, "Save and continue").click()
+    by_label(at.button, "Save, next: review").click()
     at.run()
     assert not at.exception, at.exception
     assert "4. Review" in texts(at)
@@ -97,7 +97,7 @@ def test_wizard_template_step_turns_a_campaign_into_an_ab_test_and_back(live_db)
     at.run()
     assert at.toggle(key=f"ab{cid}_on").value is True  # the stored test is shown
     at.toggle(key=f"ab{cid}_on").set_value(False).run()
-    by_label(at.button, "Save and continue").click()
+    by_label(at.button, "Save, next: review").click()
     at.run()
     with session_scope() as s:
         assert [v.label for v in s.get(Campaign, cid).variants] == ["A"]
