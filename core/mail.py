@@ -43,7 +43,8 @@ def build_mime(
         msg["Reply-To"] = reply_to
     for name, value in (headers or {}).items():
         msg[name] = value
-    return msg.as_bytes()
+    # CRLF line ends: smtplib sends bytes as they are, and SMTP servers refuse bare LF.
+    return msg.as_bytes(policy=msg.policy.clone(linesep="\r\n"))
 
 
 def send_system_mail(to: str, subject: str, text: str, link: str | None = None) -> str:
