@@ -702,9 +702,9 @@ def dashboard(
             .group_by(Contact.status)
         ).all()
     )
-    recent = [
-        RecentCampaign(i, n, s, as_utc(a), as_utc(b))
-        for i, n, s, a, b in session.execute(
+
+    def campaigns(where: Any, order: Any) -> list[RecentCampaign]:
+        rows = session.execute(
             select(
                 Campaign.id,
                 Campaign.name,
@@ -712,26 +712,14 @@ def dashboard(
                 Campaign.started_at,
                 Campaign.scheduled_at,
             )
-            .where(Campaign.workspace_id == ws, Campaign.started_at.is_not(None))
-            .order_by(Campaign.started_at.desc())
+            .where(Campaign.workspace_id == ws, where)
+            .order_by(order)
             .limit(5)
         ).all()
-    ]
-    upcoming = [
-        RecentCampaign(i, n, s, as_utc(a), as_utc(b))
-        for i, n, s, a, b in session.execute(
-            select(
-                Campaign.id,
-                Campaign.name,
-                Campaign.status,
-                Campaign.started_at,
-                Campaign.scheduled_at,
-            )
-            .where(Campaign.workspace_id == ws, Campaign.status == "scheduled")
-            .order_by(Campaign.scheduled_at)
-            .limit(5)
-        ).all()
-    ]
+        return [RecentCampaign(i, n, s, as_utc(a), as_utc(b)) for i, n, s, a, b in rows]
+
+    recent = campaigns(Campaign.started_at.is_not(None), Campaign.started_at.desc())
+    upcoming = campaigns(Campaign.status == "scheduled", Campaign.scheduled_at)
     trends = rollups.dashboard_trends(ws, clock.now(), rollup_path, last_campaigns)
     return Dashboard(
         subscribed=by_status.get("subscribed", 0),

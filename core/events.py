@@ -713,29 +713,44 @@ def _message(session: Session, actor: Actor, message_id: int) -> Message:
     return message
 
 
-def record_open(
-    session: Session, actor: Actor, message_id: int, user_agent: str | None, ip: str | None
-) -> bool:
-    """Store an open of our pixel; True when it was new (not a reload in the same second)."""
-    message = _message(session, actor, message_id)
-    at = now()
+def _own_event(
+    actor: Actor,
+    message: Message,
+    type_: str,
+    at: Any,
+    key: str,
+    user_agent: str | None,
+    ip: str | None,
+    url: str | None = None,
+) -> NewEvent:
+    """An open or click of our own tracking, classified as human or machine."""
     is_machine, reason = classify_open(user_agent, message.sent_at, at)
     data: dict[str, Any] = {"ip": ip}
     if reason:
         data["machine_reason"] = reason
-    event = NewEvent(
+    return NewEvent(
         workspace_id=actor.workspace_id,
-        type="open",
-        dedupe_key=f"own:open:{message.id}:{int(at.timestamp())}:{_key(user_agent)[:12]}",
+        type=type_,
+        dedupe_key=f"own:{type_}:{message.id}:{int(at.timestamp())}:{key}",
         occurred_at=at,
         source="own",
         message=message,
         contact_id=message.contact_id,
         email=message.email,
+        url=url,
         user_agent=user_agent,
         is_machine=is_machine,
         data=data,
     )
+
+
+def record_open(
+    session: Session, actor: Actor, message_id: int, user_agent: str | None, ip: str | None
+) -> bool:
+    """Store an open of our pixel; True when it was new (not a reload in the same second)."""
+    message = _message(session, actor, message_id)
+    key = _key(user_agent)[:12]
+    event = _own_event(actor, message, "open", now(), key, user_agent, ip)
     return bool(store_events(session, [event]))
 
 
@@ -752,26 +767,8 @@ def record_click(
     `url` comes from a token signed when the message was rendered, so it is a link the
     message really contained."""
     message = _message(session, actor, message_id)
-    at = now()
-    is_machine, reason = classify_open(user_agent, message.sent_at, at)
-    data: dict[str, Any] = {"ip": ip}
-    if reason:
-        data["machine_reason"] = reason
-    event = NewEvent(
-        workspace_id=actor.workspace_id,
-        type="click",
-        dedupe_key=f"own:click:{message.id}:{int(at.timestamp())}:{_key(url, user_agent)[:16]}",
-        occurred_at=at,
-        source="own",
-        message=message,
-        contact_id=message.contact_id,
-        email=message.email,
-        url=url,
-        user_agent=user_agent,
-        is_machine=is_machine,
-        data=data,
-    )
-    store_events(session, [event])
+    key = _key(url, user_agent)[:16]
+    store_events(session, [_own_event(actor, message, "click", now(), key, user_agent, ip, url)])
     return url
 
 
