@@ -40,6 +40,17 @@ STANDARD_FIELDS: tuple[FieldInfo, ...] = (
     FieldInfo("created_at", "Created", "date"),
     FieldInfo("updated_at", "Updated", "date"),
 )
+FIELD_LABELS: dict[str, str] = {f.name: f.label for f in STANDARD_FIELDS}
+# The standard fields a person types or imports (email first); the rest are kept by the system.
+CONTACT_COLUMNS: tuple[str, ...] = (
+    "email",
+    "first_name",
+    "last_name",
+    "company",
+    "city",
+    "country",
+    "phone",
+)
 
 
 def list_custom_fields(session: Session, actor: Actor) -> list[CustomField]:

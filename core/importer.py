@@ -33,6 +33,8 @@ from core.config import settings
 from core.db import get_sessionmaker, session_scope
 from core.errors import MailwrightError, ValidationFailed
 from core.fields import (
+    CONTACT_COLUMNS,
+    FIELD_LABELS,
     check_key,
     coerce_value,
     create_custom_field,
@@ -45,16 +47,8 @@ from core.lists import ensure_list, get_list
 from core.models import Contact, Job
 from core.permissions import Actor
 
-STANDARD_TARGETS = ("email", "first_name", "last_name", "company", "city", "country", "phone")
-TARGET_LABELS = {
-    "email": "Email",
-    "first_name": "First name",
-    "last_name": "Last name",
-    "company": "Company",
-    "city": "City",
-    "country": "Country",
-    "phone": "Phone",
-}
+STANDARD_TARGETS = CONTACT_COLUMNS
+TARGET_LABELS = {name: FIELD_LABELS[name] for name in CONTACT_COLUMNS}
 # Header spellings, compared with everything but letters and digits removed.
 ALIASES = {
     "email": {"email", "emailaddress", "mail", "emailaddr", "emails", "mailaddress", "eaddress"},

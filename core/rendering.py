@@ -55,8 +55,9 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from core import tracking
 from core.errors import ValidationFailed
+from core.fields import CONTACT_COLUMNS
 
-STANDARD_VARIABLES = ("email", "first_name", "last_name", "company", "city", "country", "phone")
+STANDARD_VARIABLES = CONTACT_COLUMNS
 SYSTEM_VARIABLES = ("unsubscribe_url", "workspace_name", "postal_address", "campaign_name")
 # Names Jinja itself provides inside templates.
 BUILTIN_NAMES = frozenset(["range", "loop", "custom_fields"])

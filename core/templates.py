@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from core import tracking
 from core.config import settings
 from core.errors import NotFound, ValidationFailed
-from core.fields import list_custom_fields
+from core.fields import FIELD_LABELS, list_custom_fields
 from core.models import AuditLog, Campaign, Template, Variant
 from core.permissions import Actor
 from core.rendering import (
@@ -35,15 +35,6 @@ SORTS = {
     "created": Template.created_at.desc(),
 }
 _DATA_IMAGE_RE = re.compile(r"""<img\b[^>]*\bsrc\s*=\s*["']?\s*data:""", re.IGNORECASE)
-STANDARD_LABELS = {
-    "email": "Email",
-    "first_name": "First name",
-    "last_name": "Last name",
-    "company": "Company",
-    "city": "City",
-    "country": "Country",
-    "phone": "Phone",
-}
 SYSTEM_LABELS = {
     "unsubscribe_url": "Unsubscribe link",
     "workspace_name": "Workspace name",
@@ -85,7 +76,7 @@ class Preview:
 def list_variables(session: Session, actor: Actor) -> list[Variable]:
     """Standard fields, the workspace's custom fields (read now, so new ones appear at
     once) and the system variables."""
-    standard = [Variable(n, STANDARD_LABELS[n], "Contact") for n in STANDARD_VARIABLES]
+    standard = [Variable(n, FIELD_LABELS[n], "Contact") for n in STANDARD_VARIABLES]
     custom = [
         Variable(f"custom_fields.{f.key}", f.label or f.key, "Custom field")
         for f in list_custom_fields(session, actor)

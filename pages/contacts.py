@@ -15,14 +15,7 @@ from core.models import CONTACT_STATUSES, FIELD_TYPES
 from ui.state import actor, db, shows_errors
 
 me = actor()
-STANDARD_LABELS = {
-    "first_name": "First name",
-    "last_name": "Last name",
-    "company": "Company",
-    "city": "City",
-    "country": "Country",
-    "phone": "Phone",
-}
+STANDARD_LABELS = {name: fields.FIELD_LABELS[name] for name in fields.CONTACT_COLUMNS[1:]}
 SORTS = {
     "Created": "created_at",
     "Updated": "updated_at",
