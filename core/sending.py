@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import binascii
 import functools
-import html as html_lib
 import logging
 import os
 import re
@@ -49,7 +48,13 @@ from core.errors import (
 )
 from core.models import Campaign, Contact, Event, Message, Template, Variant, Workspace
 from core.ratelimit import RateLimiter, acquire, get_limiter
-from core.rendering import Rendered, TemplateProblem, compile_template, contact_variables
+from core.rendering import (
+    MailContext,
+    Rendered,
+    TemplateProblem,
+    compile_template,
+    render_for_contact,
+)
 from core.transports import Outgoing, Transport, get_transport
 
 log = logging.getLogger(__name__)
@@ -69,8 +74,6 @@ CONTACT_FIELDS = (
     "phone",
     "custom_fields",
 )
-_HREF = re.compile(r"""href=(["'])(https?://[^"'\s>]+)\1""", re.IGNORECASE)
-_BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
 
 
 # --- building messages -------------------------------------------------------------------
@@ -103,9 +106,12 @@ class Composer:
         self.track_opens = campaign.track_opens
         self.track_clicks = campaign.track_clicks
         self.configuration_set = workspace.ses_configuration_set
-        self.workspace_name = workspace.name
-        self.postal_address = workspace.postal_address
-        self.campaign_name = campaign.name
+        self.context = MailContext(
+            workspace_id=campaign.workspace_id,
+            workspace_name=workspace.name,
+            postal_address=workspace.postal_address,
+            campaign_name=campaign.name,
+        )
         label = re.sub(r"[^A-Za-z0-9 ._-]", "", campaign.name)[:60].strip() or "Campaign"
         self.list_id = f"{label} <{campaign.id}.{workspace.slug}.{self.domain}>"
         self.compiled: dict[int | None, Any] = {}
@@ -118,35 +124,15 @@ class Composer:
 
     def render(self, row: dict[str, Any], unsubscribe: str) -> Rendered:
         compiled = self.compiled.get(row["variant_id"]) or next(iter(self.compiled.values()))
-        variables = contact_variables(
+        return render_for_contact(
+            compiled,
             row,
-            workspace_name=self.workspace_name,
-            postal_address=self.postal_address,
-            campaign_name=self.campaign_name,
+            self.context,
+            message_id=row["message_id"],
+            track_opens=self.track_opens,
+            track_clicks=self.track_clicks,
             unsubscribe_url=unsubscribe,
         )
-        rendered = compiled.render(variables)
-        html = rendered.html
-        mid = row["message_id"]
-        if self.track_clicks:
-            base = settings.public_base_url.rstrip("/")
-
-            def tracked(match: re.Match) -> str:
-                url = html_lib.unescape(match.group(2))
-                if url == unsubscribe or url.startswith(base):
-                    return match.group(0)
-                quote = match.group(1)
-                return f"href={quote}{tracking.click_url(self.workspace_id, mid, url)}{quote}"
-
-            html = _HREF.sub(tracked, html)
-        if self.track_opens:
-            pixel = (
-                f'<img src="{tracking.open_url(self.workspace_id, mid)}" width="1" height="1" '
-                'alt="" style="display:block;border:0;width:1px;height:1px">'
-            )
-            end = _BODY_END.search(html)
-            html = html[: end.start()] + pixel + html[end.start() :] if end else html + pixel
-        return Rendered(rendered.subject, html, rendered.text)
 
     def build(
         self,
