@@ -232,28 +232,14 @@ def _stamp(i: int) -> str:
 
 
 def make_cert(directory: Path) -> bytes:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import NameOID
+    """A self-signed SNS signing certificate into SNS_CERT_DIR; returns its key (PEM)."""
+    from cryptography.hazmat.primitives import serialization
 
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.amazonaws.com")])
-    start = datetime.now(UTC) - timedelta(days=1)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(start + timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
+    from tests.webhook.snsutil import make_key_and_cert
+
+    key, cert_pem = make_key_and_cert(days=30)
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / CERT_URL.rsplit("/", 1)[-1]).write_bytes(
-        cert.public_bytes(serialization.Encoding.PEM)
-    )
+    (directory / CERT_URL.rsplit("/", 1)[-1]).write_bytes(cert_pem)
     return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
