@@ -24,6 +24,7 @@ sent (`sent` or `uncertain`) minus those that bounced, so bounces do not punish 
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 import secrets
@@ -40,10 +41,13 @@ from sqlalchemy import and_, case, distinct, func, select, update
 from sqlalchemy.orm import Session
 
 from core import clock
+from core.db import session_scope
 from core.errors import MailwrightError, NotFound, ValidationFailed
 from core.jobs import enqueue
 from core.models import Campaign, Event, Message, Template, Variant
 from core.permissions import Actor
+
+log = logging.getLogger(__name__)
 
 LABELS = "ABCDE"
 MIN_VARIANTS, MAX_VARIANTS = 2, 5
@@ -949,3 +953,41 @@ def ab_report(
         and campaign.started_at is not None
     )
     return report
+
+
+# ------------------------------------------------------------------------ beat's round
+
+
+def release_and_dispatch(campaign_id: int) -> int:
+    """Release the held rest and queue its batches in one transaction (all or nothing)."""
+    from core.sending import dispatch_batches  # sending imports this module: call-time
+
+    with session_scope() as session:
+        released = release_rest(session, campaign_id)
+        if released:
+            dispatch_batches(session, campaign_id)
+        return released
+
+
+def run_due_tests() -> dict[str, int]:
+    """Decide every due test, then release the rest of every test with a winner.
+
+    A sweep rather than a chain of steps: a crash between deciding and releasing is
+    repaired on the next round. One broken campaign does not stop the others."""
+    with session_scope() as session:
+        due = due_ab_tests(session, clock.now())
+    decided = 0
+    for campaign_id in due:
+        try:
+            with session_scope() as session:
+                decision = evaluate_ab_test(session, campaign_id, clock.now())
+        except Exception:
+            log.exception("A/B campaign %s: evaluation failed", campaign_id)
+            continue
+        if decision is not None:
+            decided += 1
+            log.info("A/B campaign %s: %s", campaign_id, decision.get("reason"))
+    with session_scope() as session:
+        pending = pending_releases(session)
+    released = sum(release_and_dispatch(campaign_id) for campaign_id in pending)
+    return {"due": len(due), "decided": decided, "released": released}
