@@ -348,7 +348,7 @@ def set_status(
 
 
 def delete_contacts(session: Session, actor: Actor, contact_ids: Iterable[int]) -> int:
-    """Delete contacts (and their memberships); returns how many were deleted."""
+    """Delete contacts (their memberships, ledger rows and events); returns how many."""
     actor.require("edit")
     ids = sorted({int(i) for i in contact_ids})
     deleted = 0
@@ -364,6 +364,13 @@ def delete_contacts(session: Session, actor: Actor, contact_ids: Iterable[int]) 
         if not own:
             continue
         session.execute(delete(ListMembership).where(ListMembership.contact_id.in_(own)))
+        # The ledger has no foreign keys (core.models.Message): its rows go with the contact,
+        # and their events with them (event.message_id cascades).
+        session.execute(
+            delete(Message).where(
+                Message.contact_id.in_(own), Message.workspace_id == actor.workspace_id
+            )
+        )
         deleted += session.execute(
             delete(Contact).where(Contact.id.in_(own)),
             execution_options={"synchronize_session": False},

@@ -236,6 +236,25 @@ def test_activity_shows_messages_and_events(session, ws, owner):
     assert activity.counts == {"sent": 1, "open": 1, "click": 2}
     assert len(activity.events) == 4
 
+    # The ledger has no foreign keys: deleting the contact takes its rows and events along,
+    # and leaves another recipient's alone.
+    other = make_contact(session, ws)
+    session.add(
+        Message(
+            workspace_id=ws.id,
+            campaign_id=campaign.id,
+            contact_id=other.id,
+            email=other.email,
+            status="sent",
+        )
+    )
+    session.flush()
+    gone, kept, campaign_id = contact.id, other.id, campaign.id
+    assert delete_contacts(session, owner, [gone]) == 1
+    left = session.scalars(select(Message.contact_id).where(Message.campaign_id == campaign_id))
+    assert list(left) == [kept]
+    assert session.scalar(select(Event.id).where(Event.contact_id == gone)) is None
+
 
 def test_export_filters_custom_columns_and_neutralizes(session, ws, owner):
     create_custom_field(session, owner, "note", "Note", "text")
