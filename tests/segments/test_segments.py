@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import func, not_, select
+from sqlalchemy import func, not_, select, text
 
 from core.errors import NotFound, PermissionDenied, ValidationFailed
 from core.models import Campaign, Contact
@@ -17,12 +17,13 @@ from core.segments import (
     duplicate_segment,
     get_segment,
     list_segments,
+    matching_query,
     sample_matching,
     segment_condition,
     update_segment,
     validate_rules,
 )
-from tests.segments.world import seed_world
+from tests.segments.world import NOW, seed_world
 
 PEOPLE = [
     {"city": "Paris", "custom_fields": {"score": 5}},
@@ -195,3 +196,37 @@ def test_crud_duplicate_and_delete_guard(session):
     assert count_matching(session, viewer, rules).count == 2
     with pytest.raises(PermissionDenied):
         create_segment(session, viewer, "Nope", rules)
+
+
+def test_any_group_hashes_small_activity_sets_and_probes_big_ones(session, backend):
+    """PostgreSQL: under "any", an activity rule becomes a hashed `IN` only when the planner
+    expects its ids to fit in hash memory; else EXISTS (a per-row probe, never a rescan)."""
+    people = [{"city": "Oslo"} for _ in range(60)]
+    opens = [(i, "open", 0, 1) for i in range(40)]
+    world, me, _, _ = seed_world(session, people, opens)
+    session.execute(text("ANALYZE event"))
+    rules = {
+        "match": "any",
+        "rules": [
+            {"field": "city", "op": "eq", "value": "Bergen"},
+            {"activity": "opened", "within_days": 30},
+        ],
+    }
+
+    def compiled_sql() -> str:
+        query = matching_query(session, me.workspace_id, rules, at=NOW)
+        return str(query.compile(dialect=session.get_bind().dialect))
+
+    assert count_matching(session, me, rules, at=NOW).count == 40 == len(world.matching(rules))
+    if backend != "postgresql":
+        assert " IN (SELECT" not in compiled_sql()
+        return
+    assert " IN (SELECT event.contact_id" in compiled_sql()
+    # A hash budget of 64 kB at most holds about a thousand ids: the big set keeps EXISTS.
+    session.execute(text("SET LOCAL work_mem = '64kB'"))
+    session.execute(text("SET LOCAL hash_mem_multiplier = 1"))
+    many = [(i % 60, "open", 0, 1 + i % 20) for i in range(3000)]
+    seed_world(session, people, many)
+    session.execute(text("ANALYZE event"))
+    assert " IN (SELECT" not in compiled_sql()
+    assert "EXISTS (SELECT" in compiled_sql()
