@@ -204,6 +204,48 @@ class SesTransport:
         return response["MessageId"]
 
 
+@dataclass(frozen=True)
+class SesQuota:
+    """The SES account's sending limits (SESv2 GetAccount)."""
+
+    max_send_rate: float  # messages per second
+    max_24_hour_send: float
+    sent_last_24_hours: float
+    sending_enabled: bool
+    production_access: bool
+
+
+def read_ses_quota() -> SesQuota:
+    """Ask SES (GetAccount) for this account's send rate and daily quota.
+
+    Raises TransportMisconfigured with what to fix when SES cannot be asked."""
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+    try:
+        account = SesTransport().client.get_account()
+    except NoCredentialsError as exc:
+        raise TransportMisconfigured(
+            "No AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+            "(or an instance role) to read the SES quota."
+        ) from exc
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        raise TransportMisconfigured(
+            f"SES did not give its quota ({error.get('Code', '')}: "
+            f"{error.get('Message', exc)}). The credentials need ses:GetAccount."
+        ) from exc
+    except BotoCoreError as exc:
+        raise TransportMisconfigured(f"Cannot reach SES to read its quota: {exc}") from exc
+    quota = account.get("SendQuota") or {}
+    return SesQuota(
+        max_send_rate=float(quota.get("MaxSendRate", 0.0)),
+        max_24_hour_send=float(quota.get("Max24HourSend", 0.0)),
+        sent_last_24_hours=float(quota.get("SentLast24Hours", 0.0)),
+        sending_enabled=bool(account.get("SendingEnabled", False)),
+        production_access=bool(account.get("ProductionAccessEnabled", False)),
+    )
+
+
 def get_transport(name: str | None = None) -> Transport:
     """The configured transport (EMAIL_TRANSPORT), or the one named."""
     name = name or settings.email_transport

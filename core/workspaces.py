@@ -10,6 +10,7 @@ from core.auth import normalize_email
 from core.errors import NotFound, ValidationFailed
 from core.models import AuditLog, Workspace
 from core.permissions import Actor
+from core.transports import SesQuota, read_ses_quota
 
 
 @dataclass
@@ -54,3 +55,23 @@ def update_sending_identity(session: Session, actor: Actor, identity: SendingIde
         AuditLog(workspace_id=workspace.id, user_id=actor.user_id, action="settings_changed")
     )
     return workspace
+
+
+def adopt_ses_send_rate(session: Session, actor: Actor) -> SesQuota:
+    """Set the workspace's max send rate to SES's own MaxSendRate (GetAccount); returns
+    the quota read. Admins only; the transport's errors say what to fix."""
+    actor.require("admin")
+    workspace = get_workspace(session, actor)
+    quota = read_ses_quota()
+    if quota.max_send_rate <= 0:
+        raise ValidationFailed("SES reported no send rate for this account.")
+    workspace.max_send_rate = min(10_000.0, max(0.1, quota.max_send_rate))
+    session.add(
+        AuditLog(
+            workspace_id=workspace.id,
+            user_id=actor.user_id,
+            action="settings_changed",
+            detail={"max_send_rate": workspace.max_send_rate, "source": "SES GetAccount"},
+        )
+    )
+    return quota

@@ -3,8 +3,14 @@
 import streamlit as st
 
 from core import auth, clock
+from core.config import settings
 from core.models import ROLES
-from core.workspaces import SendingIdentity, get_workspace, update_sending_identity
+from core.workspaces import (
+    SendingIdentity,
+    adopt_ses_send_rate,
+    get_workspace,
+    update_sending_identity,
+)
 from ui.state import actor, db, shows_errors
 
 me = actor()
@@ -53,6 +59,18 @@ with identity_tab:
                 ),
             )
             st.success("Saved.")
+    if settings.email_transport == "ses":
+        st.caption("SES limits how fast this account may send; Mailwright can ask it.")
+        if st.button("Use SES's max send rate", disabled=not me.can("admin")):
+            with shows_errors(), db() as session:
+                quota = adopt_ses_send_rate(session, me)
+                st.success(
+                    f"Max send rate set to {quota.max_send_rate:g} messages a second. SES "
+                    f"quota: {quota.sent_last_24_hours:,.0f} of {quota.max_24_hour_send:,.0f} "
+                    "sent in the last 24 hours"
+                    + ("" if quota.production_access else "; the account is in the SES sandbox")
+                    + ("." if quota.sending_enabled else "; sending is paused in SES.")
+                )
 
 with users_tab:
     with db() as session:
