@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     # shows the job's progress); smaller ones import while the page waits. Uploads are kept
     # under DATA_DIR/imports, which the worker must see too (same host or a shared volume).
     import_inline_max_rows: int = 50_000
+    # Uploaded files, import error reports and exports hold contacts' personal data: they are
+    # deleted this many days after they were written (beat runs the sweep hourly).
+    file_retention_days: float = 7.0
 
     # Webhook group commit: SNS notifications arriving together share one transaction.
     # Writers per webhook process (0 = automatic: 1 on SQLite, whose writes are serial

@@ -32,3 +32,7 @@ app.conf.beat_schedule["evaluate-ab-tests"] = {
     "task": "worker.tasks_abtest.evaluate_ab_tests",
     "schedule": settings.ab_tick_seconds,
 }
+app.conf.beat_schedule["sweep-files"] = {
+    "task": "worker.tasks.sweep_files",
+    "schedule": 3600.0,
+}

@@ -9,3 +9,11 @@ from worker.celery_app import app
 def ping() -> str:
     """Answers "pong": lets health checks and tests see a live worker."""
     return "pong"
+
+
+@app.task(name="worker.tasks.sweep_files")
+def sweep_files() -> int:
+    """Deletes uploads, import error reports and exports past FILE_RETENTION_DAYS."""
+    from core.retention import sweep_files as sweep
+
+    return len(sweep())
