@@ -701,19 +701,23 @@ def _hash_fitter(session: Session) -> Callable[[Select[Any]], bool] | None:
     if _dialect(session) != "postgresql":
         return None
     connection = session.connection()
-    budget = connection.exec_driver_sql(
-        "SELECT pg_size_bytes(current_setting('work_mem')) "
-        "* current_setting('hash_mem_multiplier')::float8"
-    ).scalar_one()
+    budget: list[float] = []
 
     def fits(ids: Select[Any]) -> bool:
+        if not budget:
+            budget.append(
+                connection.exec_driver_sql(
+                    "SELECT pg_size_bytes(current_setting('work_mem')) "
+                    "* current_setting('hash_mem_multiplier')::float8"
+                ).scalar_one()
+            )
         compiled = ids.compile(dialect=connection.dialect)
         plan = connection.exec_driver_sql(
             f"EXPLAIN (FORMAT JSON) {compiled}", compiled.params
         ).scalar_one()
         if isinstance(plan, str | bytes):
             plan = json.loads(plan)
-        return plan[0]["Plan"]["Plan Rows"] * 64 <= budget
+        return plan[0]["Plan"]["Plan Rows"] * 64 <= budget[0]
 
     return fits
 
