@@ -79,7 +79,7 @@ def healthz() -> JSONResponse:
 
 
 def _store(items: Sequence[events.SnsItem]) -> list[str]:
-    return run_in_transaction(lambda session: events.store_sns_notifications(session, items))
+    return run_in_transaction(lambda conn: events.store_sns_notifications(conn, items))
 
 
 notifications: GroupCommitter[events.SnsItem, str] = GroupCommitter(
