@@ -53,9 +53,7 @@ from sqlalchemy import (
     JSON,
     ColumnElement,
     Connection,
-    String,
     Table,
-    any_,
     bindparam,
     func,
     or_,
@@ -731,9 +729,11 @@ LEDGER_BY_PROVIDER = select(*LEDGER_COLUMNS).where(
     _MESSAGE.provider_message_id.in_(bindparam("ids", expanding=True))
 )
 LEDGER_BY_ID = select(*LEDGER_COLUMNS).where(_MESSAGE.id.in_(bindparam("ids", expanding=True)))
-# PostgreSQL: `= ANY(array)` keeps one statement text for any number of ids.
-PG_LEDGER_BY_PROVIDER = select(*LEDGER_COLUMNS).where(
-    _MESSAGE.provider_message_id == any_(bindparam("ids", type_=postgresql.ARRAY(String)))
+# PostgreSQL: `= ANY(array)` keeps one statement text for any number of ids, and as
+# driver SQL with a binary array it skips the per-element bind processing of ARRAY(String).
+PG_LEDGER_BY_PROVIDER = (
+    f"SELECT {', '.join(LedgerRow.__dataclass_fields__)} FROM message "
+    "WHERE provider_message_id = ANY(%(ids)b::varchar[])"
 )
 
 
@@ -748,8 +748,11 @@ def _ledger_rows(conn: Connection, records: list[SesRecord]) -> _Ledger:
     provider_ids = sorted({r.provider_id for r in records})
     for start in range(0, len(provider_ids), 500):
         chunk = provider_ids[start : start + 500]
-        query = PG_LEDGER_BY_PROVIDER if conn.dialect.name == "postgresql" else LEDGER_BY_PROVIDER
-        for row in conn.execute(query, {"ids": chunk}):
+        if _is_pg(conn):
+            result = conn.exec_driver_sql(PG_LEDGER_BY_PROVIDER, {"ids": chunk})
+        else:
+            result = conn.execute(LEDGER_BY_PROVIDER, {"ids": chunk})
+        for row in result:
             m = LedgerRow(*row)
             ledger.by_provider.setdefault(m.provider_message_id or "", []).append(m)
             ledger.by_id[m.id] = m
