@@ -662,6 +662,7 @@ def store_sns_notifications(db: Session | Connection, items: Sequence[SnsItem]) 
 
 
 _PG_NOTIFICATIONS_SQL: dict[str, tuple[str, _Unnest, _Unnest]] = {}
+# The event columns NewEvent.row() fills, in its order.
 _EVENT_COLUMNS = tuple(
     NewEvent(workspace_id=0, type="", dedupe_key="", occurred_at=datetime.min, source="").row()
 )
