@@ -53,9 +53,7 @@ from sqlalchemy import (
     JSON,
     ColumnElement,
     Connection,
-    String,
     Table,
-    any_,
     bindparam,
     func,
     or_,
@@ -123,13 +121,26 @@ def counted() -> ColumnElement[bool]:
 # ---------------------------------------------------------------- helpers
 
 
-def _insert(session: Session, table: Table):  # noqa: ANN202 - dialect-specific Insert
-    dialect = session.get_bind().dialect.name
+def _connection(db: Session | Connection) -> Connection:
+    """The connection of the caller's transaction; a session's pending ORM changes first,
+    since the statements here go to the connection directly."""
+    if isinstance(db, Session):
+        db.flush()
+        return db.connection()
+    return db
+
+
+def _insert(conn: Connection, table: Table):  # noqa: ANN202 - dialect-specific Insert
+    dialect = conn.dialect.name
     return (postgresql if dialect == "postgresql" else sqlite).insert(table)
 
 
+def _is_pg(conn: Connection) -> bool:
+    return conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg"
+
+
 def _insert_ignore(
-    session: Session,
+    conn: Connection,
     table: Table,
     rows: list[dict[str, Any]],
     conflict: list[str],
@@ -140,18 +151,74 @@ def _insert_ignore(
     building a literal multi-row VALUES clause costs milliseconds per row to compile."""
     if not rows:
         return []
-    conn = session.connection()
-    if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg":
+    if _is_pg(conn):
         return _pg_unnest_insert(conn, table, rows, conflict, returning)
-    stmt = _insert(session, table).on_conflict_do_nothing(index_elements=conflict)
+    stmt = _insert(conn, table).on_conflict_do_nothing(index_elements=conflict)
     if returning is None:
-        session.connection().execute(stmt, rows)
+        conn.execute(stmt, rows)
         return []
-    result = session.connection().execute(stmt.returning(table.c[returning]), rows)
+    result = conn.execute(stmt.returning(table.c[returning]), rows)
     return list(result.scalars())
 
 
-_UNNEST_SQL: dict[tuple[str, tuple[str, ...], tuple[str, ...], str | None], str] = {}
+@dataclass(frozen=True)
+class _Unnest:
+    """`unnest(arrays) AS alias(columns)` over some columns of a table (PostgreSQL)."""
+
+    table: Table
+    columns: tuple[str, ...]
+    alias: str
+    source: str  # the FROM item
+    selects: str  # the table's columns in order, JSON ones cast back to jsonb
+
+    @classmethod
+    def of(
+        cls,
+        conn: Connection,
+        table: Table,
+        columns: Sequence[str],
+        alias: str = "x",
+        extra: Sequence[tuple[str, str]] = (),
+        ordinality: bool = False,
+    ) -> _Unnest:
+        """`extra`: (name, SQL type) of leading arrays that are not columns of `table`;
+        `ordinality` adds `ord`, the position of each row."""
+        arrays = [f"%({alias}_{name})b::{sql_type}[]" for name, sql_type in extra]
+        selects = []
+        for name in columns:
+            column = table.c[name]
+            # Binary parameters (%b): psycopg's text format escapes every array element
+            # with a regular expression, a large share of the client's cost per event.
+            if isinstance(column.type, JSON):
+                arrays.append(f"%({alias}_{name})b::text[]")
+                selects.append(f"{alias}.{name}::jsonb")
+            else:
+                sql_type = column.type.compile(dialect=conn.dialect)
+                arrays.append(f"%({alias}_{name})b::{sql_type}[]")
+                selects.append(f"{alias}.{name}")
+        names = [name for name, _ in extra] + list(columns) + (["ord"] if ordinality else [])
+        source = (
+            f"unnest({', '.join(arrays)}) {'WITH ORDINALITY ' if ordinality else ''}"
+            f"AS {alias}({', '.join(names)})"
+        )
+        return cls(
+            table, tuple(n for n, _ in extra) + tuple(columns), alias, source, ", ".join(selects)
+        )
+
+    def params(self, rows: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
+        params: dict[str, list[Any]] = {}
+        for name in self.columns:
+            values = [row[name] for row in rows]
+            column = self.table.c.get(name)
+            if column is not None and isinstance(column.type, JSON):
+                values = [json.dumps(v) for v in values]
+            params[f"{self.alias}_{name}"] = values
+        return params
+
+
+_UNNEST_SQL: dict[
+    tuple[str, tuple[str, ...], tuple[str, ...], str | None], tuple[str, _Unnest]
+] = {}
 
 
 def _pg_unnest_insert(
@@ -167,33 +234,18 @@ def _pg_unnest_insert(
     a multi-row VALUES list is a new statement for every batch size."""
     columns = tuple(rows[0])
     key = (table.name, columns, tuple(conflict), returning)
-    sql = _UNNEST_SQL.get(key)
-    if sql is None:
-        dialect = conn.dialect
-        arrays, selects = [], []
-        for name in columns:
-            column = table.c[name]
-            if isinstance(column.type, JSON):
-                arrays.append(f"%({name})s::text[]")
-                selects.append(f"{name}::jsonb")
-            else:
-                arrays.append(f"%({name})s::{column.type.compile(dialect=dialect)}[]")
-                selects.append(name)
+    cached = _UNNEST_SQL.get(key)
+    if cached is None:
+        unnest = _Unnest.of(conn, table, columns)
         sql = (
             f"INSERT INTO {table.name} ({', '.join(columns)}) "
-            f"SELECT {', '.join(selects)} FROM unnest({', '.join(arrays)}) "
-            f"AS x({', '.join(columns)}) "
+            f"SELECT {unnest.selects} FROM {unnest.source} "
             f"ON CONFLICT ({', '.join(conflict)}) DO NOTHING"
             + (f" RETURNING {returning}" if returning else "")
         )
-        _UNNEST_SQL[key] = sql
-    params: dict[str, list[Any]] = {}
-    for name in columns:
-        values = [row[name] for row in rows]
-        if isinstance(table.c[name].type, JSON):
-            values = [json.dumps(v) for v in values]
-        params[name] = values
-    result = conn.exec_driver_sql(sql, params)
+        cached = _UNNEST_SQL[key] = (sql, unnest)
+    sql, unnest = cached
+    result = conn.exec_driver_sql(sql, unnest.params(rows))
     return list(result.scalars()) if returning else []
 
 
@@ -265,7 +317,7 @@ class NewEvent:
         }
 
 
-def store_events(session: Session, events: Sequence[NewEvent]) -> list[NewEvent]:
+def store_events(db: Session | Connection, events: Sequence[NewEvent]) -> list[NewEvent]:
     """Insert `events` once each (by dedupe key) and apply the consequences of the new ones.
 
     Returns the events that were new. All in the caller's transaction."""
@@ -274,19 +326,19 @@ def store_events(session: Session, events: Sequence[NewEvent]) -> list[NewEvent]
         unique.setdefault(item.dedupe_key, item)
     if not unique:
         return []
-    session.flush()  # the statements below go to the connection directly
+    conn = _connection(db)
     items = list(unique.values())
     inserted = set(
         _insert_ignore(
-            session, Event.__table__, [e.row() for e in items], ["dedupe_key"], "dedupe_key"
+            conn, Event.__table__, [e.row() for e in items], ["dedupe_key"], "dedupe_key"
         )
     )
     new = [e for e in items if e.dedupe_key in inserted]
-    _apply_consequences(session, new)
+    _apply_consequences(conn, new)
     return new
 
 
-def _apply_consequences(session: Session, events: list[NewEvent]) -> None:
+def _apply_consequences(conn: Connection, events: list[NewEvent]) -> None:
     at = now()
     # Contacts: the strongest new status per contact.
     targets: dict[int, str] = {}
@@ -320,9 +372,8 @@ def _apply_consequences(session: Session, events: list[NewEvent]) -> None:
             elif e.type in FAILS_MESSAGE and message.status != "failed":
                 failed.setdefault(message.id, e.error or e.type)
     # Messages: conditional updates, so a concurrent sender's final word is never undone.
-    # Core statements on the session's connection: the ORM's bulk-update bookkeeping
-    # costs more than the update itself here.
-    conn = session.connection()
+    # Core statements on the connection: the ORM's bulk-update bookkeeping costs more
+    # than the update itself here.
     messages, contacts = Message.__table__.c, Contact.__table__.c
     for message_id, sent_at in settled.items():
         conn.execute(
@@ -357,7 +408,7 @@ def _apply_consequences(session: Session, events: list[NewEvent]) -> None:
             }
             for (ws, email), (reason, detail) in suppress.items()
         ]
-        _insert_ignore(session, Suppression.__table__, rows, ["workspace_id", "email"])
+        _insert_ignore(conn, Suppression.__table__, rows, ["workspace_id", "email"])
 
 
 # ---------------------------------------------------------------- SES through SNS
@@ -373,10 +424,13 @@ class SnsItem:
     message: str  # the SNS Message: an SES event as JSON
 
 
-def remember_sns_message(session: Session, message_id: str, type_: str, topic_arn: str) -> bool:
+def remember_sns_message(
+    db: Session | Connection, message_id: str, type_: str, topic_arn: str
+) -> bool:
     """Note an SNS MessageId as handled; False when it was seen before (a replay)."""
     row = {"message_id": message_id, "type": type_, "topic_arn": topic_arn, "received_at": now()}
-    return bool(_insert_ignore(session, SnsMessage.__table__, [row], ["message_id"], "message_id"))
+    table = SnsMessage.__table__
+    return bool(_insert_ignore(_connection(db), table, [row], ["message_id"], "message_id"))
 
 
 @dataclass
@@ -546,58 +600,113 @@ def _tag(tags: dict[str, list[str]], names: Iterable[str]) -> int | None:
     return None
 
 
-def store_sns_notifications(session: Session, items: Sequence[SnsItem]) -> list[str]:
+def store_sns_notifications(db: Session | Connection, items: Sequence[SnsItem]) -> list[str]:
     """Store a batch of verified SNS notifications in the caller's transaction.
 
     The webhook acts for whichever workspace owns each ledger row it matches. Returns one
     outcome per item: "stored", "replay" (MessageId seen before) or "ignored" (nothing
-    in it matched the ledger; logged)."""
+    in it matched the ledger; logged).
+
+    Each SNS MessageId is noted once (sns_message) and only a notification noted now has
+    its events stored: on PostgreSQL both inserts are one statement, so a batch costs a
+    ledger query, that statement and the consequences, if any."""
+    conn = _connection(db)
     at = now()
     rows: dict[str, dict[str, Any]] = {}
+    records_per_item: list[list[SesRecord] | None] = []  # None: a repeat in this batch
     for item in items:
-        rows.setdefault(
-            item.message_id,
-            {
-                "message_id": item.message_id,
-                "type": item.type,
-                "topic_arn": item.topic_arn,
-                "received_at": at,
-            },
+        if item.message_id in rows:
+            records_per_item.append(None)
+            continue
+        rows[item.message_id] = {
+            "message_id": item.message_id,
+            "type": item.type,
+            "topic_arn": item.topic_arn,
+            "received_at": at,
+        }
+        # Parsed before we know whether it is a replay: replays are rare, and knowing the
+        # events first lets one statement store the notification and its events together.
+        records_per_item.append(parse_ses_event(item.message, at))
+
+    ledger = _ledger_rows(conn, [r for recs in records_per_item if recs for r in recs])
+    owned: list[tuple[str, NewEvent]] = []  # (SNS MessageId, event)
+    matched: dict[str, int] = {}
+    for item, recs in zip(items, records_per_item, strict=True):
+        for r in recs or ():
+            event = _match(conn, ledger, r)
+            if event is not None:
+                owned.append((item.message_id, event))
+                matched[item.message_id] = matched.get(item.message_id, 0) + 1
+
+    if _is_pg(conn):
+        fresh = _pg_store_notifications(conn, list(rows.values()), owned)
+    else:
+        fresh = set(
+            _insert_ignore(
+                conn, SnsMessage.__table__, list(rows.values()), ["message_id"], "message_id"
+            )
         )
-    fresh = set(
-        _insert_ignore(
-            session, SnsMessage.__table__, list(rows.values()), ["message_id"], "message_id"
-        )
-    )
+        store_events(conn, [event for owner, event in owned if owner in fresh])
 
     outcomes: list[str] = []
-    records_per_item: list[list[SesRecord]] = []
-    claimed: set[str] = set()
-    for item in items:
-        if item.message_id in fresh and item.message_id not in claimed:
-            claimed.add(item.message_id)
-            records_per_item.append(parse_ses_event(item.message, at))
+    for item, recs in zip(items, records_per_item, strict=True):
+        if recs is None or item.message_id not in fresh:
+            outcomes.append("replay")
+        elif matched.get(item.message_id):
             outcomes.append("stored")
         else:
-            records_per_item.append([])
-            outcomes.append("replay")
-
-    all_records = [r for recs in records_per_item for r in recs]
-    ledger = _ledger_rows(session, all_records)
-    events: list[NewEvent] = []
-    for i, recs in enumerate(records_per_item):
-        matched = 0
-        for r in recs:
-            event = _match(session, ledger, r)
-            if event is not None:
-                events.append(event)
-                matched += 1
-        if not matched and outcomes[i] == "stored":
             if recs:
                 log.warning("SES event for unknown message %s; acknowledged", recs[0].provider_id)
-            outcomes[i] = "ignored"
-    store_events(session, events)
+            outcomes.append("ignored")
     return outcomes
+
+
+_PG_NOTIFICATIONS_SQL: dict[str, tuple[str, _Unnest, _Unnest]] = {}
+# The event columns NewEvent.row() fills, in its order.
+_EVENT_COLUMNS = tuple(
+    NewEvent(workspace_id=0, type="", dedupe_key="", occurred_at=datetime.min, source="").row()
+)
+
+
+def _pg_store_notifications(
+    conn: Connection, sns_rows: list[dict[str, Any]], owned: list[tuple[str, NewEvent]]
+) -> set[str]:
+    """PostgreSQL: note the SNS MessageIds and insert the events of the newly noted ones
+    in one statement, then apply the consequences of the new events. Returns the
+    MessageIds noted now (the others are replays)."""
+    cached = _PG_NOTIFICATIONS_SQL.get("sql")
+    if cached is None:
+        sns = _Unnest.of(conn, SnsMessage.__table__, tuple(sns_rows[0]), "s")
+        ev = _Unnest.of(
+            conn, Event.__table__, _EVENT_COLUMNS, "e", [("sns_id", "text")], ordinality=True
+        )
+        # The first event per dedupe key among the fresh notifications, as store_events.
+        sql = (
+            f"WITH sns AS (INSERT INTO sns_message ({', '.join(sns.columns)}) "
+            f"SELECT {sns.selects} FROM {sns.source} "
+            "ON CONFLICT (message_id) DO NOTHING RETURNING message_id), "
+            f"ev AS (INSERT INTO event ({', '.join(_EVENT_COLUMNS)}) "
+            f"SELECT DISTINCT ON (e.dedupe_key) {ev.selects} FROM {ev.source} "
+            "WHERE e.sns_id IN (SELECT message_id FROM sns) "
+            "ORDER BY e.dedupe_key, e.ord "
+            "ON CONFLICT (dedupe_key) DO NOTHING RETURNING dedupe_key) "
+            "SELECT true, message_id FROM sns UNION ALL SELECT false, dedupe_key FROM ev"
+        )
+        cached = _PG_NOTIFICATIONS_SQL["sql"] = (sql, sns, ev)
+    sql, sns, ev = cached
+    event_rows = [{"sns_id": owner, **event.row()} for owner, event in owned]
+    params = {**sns.params(sns_rows), **ev.params(event_rows)}
+    fresh: set[str] = set()
+    inserted: set[str] = set()
+    for is_sns, key in conn.exec_driver_sql(sql, params):
+        (fresh if is_sns else inserted).add(key)
+    new: list[NewEvent] = []
+    for owner, event in owned:
+        if owner in fresh and event.dedupe_key in inserted:
+            inserted.discard(event.dedupe_key)  # the first one only
+            new.append(event)
+    _apply_consequences(conn, new)
+    return fresh
 
 
 @dataclass(frozen=True)
@@ -621,9 +730,11 @@ LEDGER_BY_PROVIDER = select(*LEDGER_COLUMNS).where(
     _MESSAGE.provider_message_id.in_(bindparam("ids", expanding=True))
 )
 LEDGER_BY_ID = select(*LEDGER_COLUMNS).where(_MESSAGE.id.in_(bindparam("ids", expanding=True)))
-# PostgreSQL: `= ANY(array)` keeps one statement text for any number of ids.
-PG_LEDGER_BY_PROVIDER = select(*LEDGER_COLUMNS).where(
-    _MESSAGE.provider_message_id == any_(bindparam("ids", type_=postgresql.ARRAY(String)))
+# PostgreSQL: `= ANY(array)` keeps one statement text for any number of ids, and as
+# driver SQL with a binary array it skips the per-element bind processing of ARRAY(String).
+PG_LEDGER_BY_PROVIDER = (
+    f"SELECT {', '.join(LedgerRow.__dataclass_fields__)} FROM message "
+    "WHERE provider_message_id = ANY(%(ids)b::varchar[])"
 )
 
 
@@ -633,14 +744,16 @@ class _Ledger:
     by_id: dict[int, LedgerRow]
 
 
-def _ledger_rows(session: Session, records: list[SesRecord]) -> _Ledger:
+def _ledger_rows(conn: Connection, records: list[SesRecord]) -> _Ledger:
     ledger = _Ledger({}, {})
     provider_ids = sorted({r.provider_id for r in records})
     for start in range(0, len(provider_ids), 500):
         chunk = provider_ids[start : start + 500]
-        conn = session.connection()
-        query = PG_LEDGER_BY_PROVIDER if conn.dialect.name == "postgresql" else LEDGER_BY_PROVIDER
-        for row in conn.execute(query, {"ids": chunk}):
+        if _is_pg(conn):
+            result = conn.exec_driver_sql(PG_LEDGER_BY_PROVIDER, {"ids": chunk})
+        else:
+            result = conn.execute(LEDGER_BY_PROVIDER, {"ids": chunk})
+        for row in result:
             m = LedgerRow(*row)
             ledger.by_provider.setdefault(m.provider_message_id or "", []).append(m)
             ledger.by_id[m.id] = m
@@ -650,12 +763,12 @@ def _ledger_rows(session: Session, records: list[SesRecord]) -> _Ledger:
         if r.provider_id not in ledger.by_provider and (t := _tag(r.tags, TAG_MESSAGE)) is not None
     }
     if tagged:
-        for row in session.connection().execute(LEDGER_BY_ID, {"ids": sorted(tagged)}):
+        for row in conn.execute(LEDGER_BY_ID, {"ids": sorted(tagged)}):
             ledger.by_id[row.id] = LedgerRow(*row)
     return ledger
 
 
-def _match(session: Session, ledger: _Ledger, r: SesRecord) -> NewEvent | None:
+def _match(conn: Connection, ledger: _Ledger, r: SesRecord) -> NewEvent | None:
     rows = ledger.by_provider.get(r.provider_id, [])
     if not rows:
         tagged = _tag(r.tags, TAG_MESSAGE)
@@ -675,7 +788,7 @@ def _match(session: Session, ledger: _Ledger, r: SesRecord) -> NewEvent | None:
         # The recipient is not the ledger's address (several recipients, or a rewrite):
         # attach to the message and find the contact by address in its workspace.
         message = rows[0]
-        contact_id = session.scalar(
+        contact_id = conn.scalar(
             select(Contact.id).where(
                 Contact.workspace_id == message.workspace_id, Contact.email == r.recipient
             )

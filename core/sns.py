@@ -26,6 +26,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -100,11 +101,19 @@ def check_sns_url(url: str) -> str:
     return url
 
 
+@lru_cache(maxsize=64)
 def check_cert_url(url: str) -> str:
+    """`url` if it may name an SNS signing certificate. Cached: SNS uses a handful of
+    certificate URLs, and a refused one raises, which is never cached."""
     check_sns_url(url)
     if not urlsplit(url).path.endswith(".pem"):
         raise InvalidSignature("The signing certificate URL does not name a .pem file.")
     return url
+
+
+@lru_cache(maxsize=8)
+def _topics(setting: str) -> frozenset[str]:
+    return frozenset(arn.strip() for arn in setting.split(",") if arn.strip())
 
 
 def https_get(
@@ -242,7 +251,8 @@ def verify(message: dict[str, Any], topic_arns: set[str] | None = None) -> SnsEn
     except _CryptoInvalidSignature as exc:
         raise InvalidSignature("The signature does not match the message.") from exc
 
-    topics = settings.topic_arns if topic_arns is None else topic_arns
+    # settings.topic_arns, parsed once per value of the setting rather than per message.
+    topics = _topics(settings.sns_topic_arns) if topic_arns is None else topic_arns
     topic = message["TopicArn"]
     if topic not in topics:
         raise InvalidSignature(f"Topic {topic} is not in SNS_TOPIC_ARNS.")

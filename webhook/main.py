@@ -79,7 +79,7 @@ def healthz() -> JSONResponse:
 
 
 def _store(items: Sequence[events.SnsItem]) -> list[str]:
-    return run_in_transaction(lambda session: events.store_sns_notifications(session, items))
+    return run_in_transaction(lambda conn: events.store_sns_notifications(conn, items))
 
 
 notifications: GroupCommitter[events.SnsItem, str] = GroupCommitter(
@@ -149,8 +149,17 @@ async def sns_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
     await _send_json(send, status, payload)
 
 
+# The answers to nearly every notification, encoded once.
+_OUTCOMES = {
+    outcome: json.dumps({"status": outcome}, separators=(",", ":")).encode()
+    for outcome in ("stored", "replay", "ignored")
+}
+
+
 async def _send_json(send: Send, status: int, payload: dict[str, str]) -> None:
-    data = json.dumps(payload, separators=(",", ":")).encode()
+    data = _OUTCOMES.get(payload.get("status", "")) if status == 200 and len(payload) == 1 else None
+    if data is None:
+        data = json.dumps(payload, separators=(",", ":")).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(data))]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": data})

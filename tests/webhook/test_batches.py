@@ -1,0 +1,107 @@
+"""A batch of notifications stored together (the webhook's group commit), on both backends."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from core import events
+from core.models import Contact, Event, Message, SnsMessage, Suppression
+from tests.webhook.conftest import make_ledger
+from tests.webhook.snsutil import TOPIC, ses_event
+
+
+def item(body: dict, message_id: str | None = None) -> events.SnsItem:
+    return events.SnsItem(message_id or str(uuid.uuid4()), "Notification", TOPIC, json.dumps(body))
+
+
+def count(session: Session, model: type, *where) -> int:  # noqa: ANN002
+    return session.scalar(select(func.count()).select_from(model).where(*where))
+
+
+def test_a_batch_stores_each_notification_and_each_event_once(session: Session):
+    ledger = make_ledger(session, recipients=3)
+    m0, m1, m2 = ledger.messages
+    delivery = item(ses_event("Delivery", m0.provider_message_id, [m0.email]))
+    bounce_body = ses_event("Bounce", m1.provider_message_id, [m1.email])
+    bounce = item(bounce_body)
+    # The same SES event through a second subscription: another SNS MessageId.
+    bounce_again = item(bounce_body)
+    unknown = item(ses_event("Delivery", "0100-nobody-knows", ["x@example.net"]))
+    complaint = item(ses_event("Complaint", m2.provider_message_id, [m2.email]))
+
+    outcomes = events.store_sns_notifications(
+        session, [delivery, delivery, bounce, bounce_again, unknown, complaint]
+    )
+
+    assert outcomes == ["stored", "replay", "stored", "stored", "ignored", "stored"]
+    assert count(session, SnsMessage) == 5
+    assert count(session, Event, Event.campaign_id == ledger.campaign.id) == 3
+    assert count(session, Event, Event.message_id == m1.id, Event.type == "bounce") == 1
+    suppressed = session.execute(
+        select(Suppression.email, Suppression.reason).where(
+            Suppression.workspace_id == ledger.workspace.id
+        )
+    ).all()
+    assert sorted(suppressed) == sorted([(m1.email, "bounce"), (m2.email, "complaint")])
+    statuses = dict(
+        session.execute(
+            select(Contact.id, Contact.status).where(
+                Contact.id.in_([c.id for c in ledger.contacts])
+            )
+        ).all()
+    )
+    assert [statuses[c.id] for c in ledger.contacts] == ["subscribed", "bounced", "complained"]
+
+    # SNS delivers again: each one a replay, nothing stored twice, consequences once.
+    again = events.store_sns_notifications(session, [complaint, bounce, delivery])
+    assert again == ["replay", "replay", "replay"]
+    assert count(session, SnsMessage) == 5
+    assert count(session, Event, Event.campaign_id == ledger.campaign.id) == 3
+    assert count(session, Suppression, Suppression.workspace_id == ledger.workspace.id) == 2
+
+
+def test_an_event_seen_under_a_replayed_message_id_is_not_stored_again(session: Session):
+    ledger = make_ledger(session, recipients=1)
+    (message,) = ledger.messages
+    body = ses_event("Open", message.provider_message_id, [message.email])
+    first = item(body)
+    assert events.store_sns_notifications(session, [first]) == ["stored"]
+    # A replay of the first and the same event under a new MessageId, in one batch.
+    assert events.store_sns_notifications(session, [first, item(body)]) == ["replay", "stored"]
+    assert count(session, Event, Event.message_id == message.id) == 1
+
+
+def test_a_batch_on_a_core_connection(session: Session):
+    """The webhook passes its kept connection, not a session."""
+    ledger = make_ledger(session, recipients=2)
+    m0, m1 = ledger.messages
+    batch = [
+        item(ses_event("Click", m0.provider_message_id, [m0.email], link="https://a.example/")),
+        item(ses_event("Reject", m1.provider_message_id, [m1.email])),
+    ]
+    session.flush()
+    assert events.store_sns_notifications(session.connection(), batch) == ["stored", "stored"]
+    rows = session.execute(
+        select(Event.type, Event.url, Event.data).where(Event.campaign_id == ledger.campaign.id)
+    ).all()
+    by_type = {type_: (url, data) for type_, url, data in rows}
+    assert set(by_type) == {"click", "reject"}
+    assert by_type["click"][1]["recipient"] == m0.email
+    session.expire_all()
+    assert session.get(Message, m1.id).status == "failed"
+
+
+def test_a_replayed_message_id_stores_nothing_even_when_it_now_matches(session: Session):
+    """A MessageId is handled once: its first delivery decides, even an "ignored" one."""
+    ledger = make_ledger(session, recipients=1)
+    (message,) = ledger.messages
+    early = item(ses_event("Delivery", "0100-not-yet-recorded", [message.email]))
+    assert events.store_sns_notifications(session, [early]) == ["ignored"]
+    message.provider_message_id = "0100-not-yet-recorded"
+    session.flush()
+    assert events.store_sns_notifications(session, [early]) == ["replay"]
+    assert count(session, Event, Event.message_id == message.id) == 0
