@@ -5,7 +5,7 @@ foreign keys row by row (two thirds of its time) and kept an index on contact_id
 unique (contact_id, campaign_id) now serves. See core.models.Message.
 
 Revision ID: 0011_ledger
-Revises: 0009_abtest
+Revises: 0010_webhook
 """
 
 from collections.abc import Sequence
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0011_ledger"
-down_revision: str | None = "0009_abtest"
+down_revision: str | None = "0010_webhook"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
