@@ -17,6 +17,7 @@ import dataclasses
 import heapq
 import io
 import json
+import logging
 import multiprocessing
 import os
 import re
@@ -55,6 +56,8 @@ from core.jobs import enqueue
 from core.lists import ensure_list, get_list
 from core.models import Contact, Job
 from core.permissions import Actor
+
+log = logging.getLogger(__name__)
 
 STANDARD_TARGETS = CONTACT_COLUMNS
 TARGET_LABELS = {name: FIELD_LABELS[name] for name in CONTACT_COLUMNS}
@@ -620,9 +623,9 @@ def _copy_escape(value: str) -> str:
 class _Stager:
     """How a chunk gets into `contact`.
 
-    On PostgreSQL new contacts are copied straight into `contact` while no row of the file
-    has met an existing contact (`direct`); from the first that does, and always when
-    updating, a chunk goes through a temporary table and a few set-based statements that
+    On PostgreSQL, unless updating, new contacts are copied straight into `contact`; once a
+    chunk has met existing contacts (`probe`), each chunk's addresses are looked up first.
+    Otherwise a chunk goes through a temporary table and a few set-based statements that
     merge it (executemany on SQLite)."""
 
     def __init__(self, session: Session, actor: Actor, update_existing: bool, list_id: int | None):
@@ -631,7 +634,7 @@ class _Stager:
         self.ws = actor.workspace_id
         self.update_existing = update_existing
         self.list_id = list_id
-        self.direct = self.pg and not update_existing
+        self.probe = False
 
     def _exec(self, sql: str, **params: Any):  # noqa: ANN202
         statement = text(sql)
@@ -639,9 +642,21 @@ class _Stager:
             statement = statement.bindparams(bindparam("now", type_=DateTime(timezone=True)))
         return self.session.execute(statement, params)
 
-    def copy_new(self, checked: _Checked, moment: datetime, source: str) -> bool:
-        """COPY the rows into `contact` as new contacts, in a savepoint; False (nothing
-        written, and no further attempts) when one of them is a contact already."""
+    def existing(self, emails: list[str]) -> set[str]:
+        """Those of `emails` that are contacts of the workspace."""
+        return set(
+            self._exec(
+                "SELECT email FROM contact WHERE workspace_id = :ws AND email = ANY(:emails)",
+                ws=self.ws,
+                emails=emails,
+            ).scalars()
+        )
+
+    def copy_new(self, emails: list[str], data: list[str], moment: datetime, source: str) -> bool:
+        """COPY checked rows into `contact` as new contacts, in a savepoint; False (nothing
+        written) when one of them is a contact already."""
+        if not emails:
+            return True
         reasons: dict[str, str] = {}
         if self._exec(
             "SELECT 1 FROM suppression WHERE workspace_id = :ws LIMIT 1", ws=self.ws
@@ -651,7 +666,7 @@ class _Stager:
                     "SELECT email, reason FROM suppression "
                     "WHERE workspace_id = :ws AND email = ANY(:emails)",
                     ws=self.ws,
-                    emails=checked.emails,
+                    emails=emails,
                 ).all()
             )
         stamp = moment.isoformat()
@@ -665,10 +680,10 @@ class _Stager:
                     if (reason := reasons.get(email)) is None
                     else f"\t{_SUPPRESSED_STATUS.get(reason, 'unsubscribed')}{tail}"
                 )
-                for email, text_ in zip(checked.emails, checked.data, strict=True)
+                for email, text_ in zip(emails, data, strict=True)
             )
         else:
-            payload = subscribed.join(checked.data) + subscribed
+            payload = subscribed.join(data) + subscribed
         names = ", ".join(_COPY_COLUMNS + _COPY_ADDED)
         try:
             with self.session.begin_nested():
@@ -679,7 +694,6 @@ class _Stager:
                 ):
                     copy.write(payload)
         except UniqueViolation:
-            self.direct = False
             return False
         return True
 
@@ -964,7 +978,7 @@ def import_contacts(
     return result
 
 
-def _start_pool(workers: int) -> Any:  # noqa: ANN401 - a multiprocessing Pool
+def _start_pool(workers: int) -> Any:  # noqa: ANN401 - a multiprocessing Pool, or None
     """Worker processes that check blocks of rows.
 
     Fork is instant but unsafe once other threads may hold locks (Streamlit, Celery); then a
@@ -983,6 +997,9 @@ def _start_pool(workers: int) -> Any:  # noqa: ANN401 - a multiprocessing Pool
         if daemon:
             current.daemon = False
         return context.Pool(workers)
+    except OSError as exc:  # no processes to be had (limits, memory): check the rows here
+        log.warning("Import checks its rows in this process: no worker processes (%s)", exc)
+        return None
     finally:
         if daemon:
             current.daemon = True
@@ -1238,9 +1255,7 @@ class _ChunkWriter:
             return
         stager = self.stager
         moment = now()
-        if stager.direct and stager.copy_new(checked, moment, self.options.source):
-            self.created += len(checked.emails)
-            stager.add_to_list(moment, checked.emails)
+        if stager.pg and not self.options.update_existing and self._copy(block, checked, moment):
             return
         stager.prepare()
         stager.stage(checked)
@@ -1258,6 +1273,33 @@ class _ChunkWriter:
                         line, email, "already a contact; not updated", block.cells(line, pad=False)
                     )
         stager.add_to_list(moment)
+
+    def _copy(self, block: _Block, checked: _Checked, moment: datetime) -> bool:
+        """Copy the chunk's new contacts straight into `contact` (PostgreSQL); False when
+        a contact was created meanwhile: the chunk is merged instead."""
+        stager = self.stager
+        source = self.options.source
+        emails, data = checked.emails, checked.data
+        if not stager.probe:
+            if stager.copy_new(emails, data, moment, source):
+                self.created += len(emails)
+                stager.add_to_list(moment, emails)
+                return True
+            # Some are contacts already: from now on they are looked up first.
+            stager.probe = True
+        known = stager.existing(emails)
+        keep = [i for i, email in enumerate(emails) if email not in known]
+        if not stager.copy_new([emails[i] for i in keep], [data[i] for i in keep], moment, source):
+            return False
+        self.created += len(keep)
+        for line, email in zip(checked.lines, emails, strict=True):
+            if email in known:
+                self.skipped += 1
+                self.report.add(
+                    line, email, "already a contact; not updated", block.cells(line, pad=False)
+                )
+        stager.add_to_list(moment, emails)
+        return True
 
 
 __all__ = [
