@@ -918,8 +918,7 @@ def import_contacts(
         if workers is None:
             cores = os.cpu_count() or 1
             workers = min(cores, MAX_WORKERS) if cores > 1 and total >= PARALLEL_MIN_ROWS else 0
-        # Started before the writer thread: a process that has no other thread yet can fork.
-        pool = _start_pool(workers) if workers > 0 else None
+        pool = _start_pool(workers) if workers > 0 else None  # before the writer thread
         result.workers = workers if pool is not None else 0
 
         def all_items() -> Iterator[tuple[int, str | list[str]]]:
@@ -979,15 +978,16 @@ def import_contacts(
 
 
 def _start_pool(workers: int) -> Any:  # noqa: ANN401 - a multiprocessing Pool, or None
-    """Worker processes that check blocks of rows.
+    """Worker processes that check blocks of rows, forked from this process; None (the rows
+    are checked here) when other threads run.
 
-    Fork is instant but unsafe once other threads may hold locks (Streamlit, Celery); then a
-    fork server, which has imported this module once, forks them instead."""
-    if threading.active_count() == 1:
-        context = multiprocessing.get_context("fork")
-    else:
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload([__name__])
+    Forking is instant and safe while this is the only thread (the CLI, a Celery prefork
+    child; the writer thread starts after). With other threads, a lock one of them holds
+    would stay locked in the child; and spawn and the fork server re-run the `__main__`
+    script in each child, which under Streamlit is the app itself."""
+    if threading.active_count() > 1:
+        return None
+    context = multiprocessing.get_context("fork")
     current = multiprocessing.current_process()
     daemon = current.daemon
     try:
