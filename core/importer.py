@@ -27,6 +27,7 @@ import uuid
 import zipfile
 from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -943,15 +944,15 @@ def import_contacts(
                 if pool is None:
                     _merge_block(block, _check_block(block), seen, report, result, writer)
                 else:
-                    in_flight.append((block, pool.apply_async(_check_block, (block,))))
+                    in_flight.append((block, pool.submit(_check_block, block)))
                     # A few blocks ahead keep every worker busy and memory bounded.
                     while len(in_flight) > result.workers + 1:
                         done, pending = in_flight.popleft()
-                        _merge_block(done, pending.get(), seen, report, result, writer)
+                        _merge_block(done, pending.result(), seen, report, result, writer)
                 writer.report_progress(progress, total)
             while in_flight:
                 done, pending = in_flight.popleft()
-                _merge_block(done, pending.get(), seen, report, result, writer)
+                _merge_block(done, pending.result(), seen, report, result, writer)
                 writer.report_progress(progress, total)
         finally:
             writer.finish()
@@ -967,8 +968,7 @@ def import_contacts(
             session.commit()
     finally:
         if pool is not None:
-            pool.terminate()
-            pool.join()
+            pool.shutdown(cancel_futures=True)
         source.close()
         report.close()
     result.errors_file = str(report.path) if report.path else None
@@ -977,7 +977,7 @@ def import_contacts(
     return result
 
 
-def _start_pool(workers: int) -> Any:  # noqa: ANN401 - a multiprocessing Pool, or None
+def _start_pool(workers: int) -> ProcessPoolExecutor | None:
     """Worker processes that check blocks of rows, forked from this process; None (the rows
     are checked here) when other threads run.
 
@@ -993,10 +993,14 @@ def _start_pool(workers: int) -> Any:  # noqa: ANN401 - a multiprocessing Pool, 
     try:
         # A Celery prefork child is marked as a daemon, which multiprocessing refuses to
         # start children from (they could outlive it). These exit with the import: the
-        # pool is terminated in a finally, and a worker whose parent dies reads EOF.
+        # pool is shut down in a finally, and a worker whose parent dies reads EOF.
         if daemon:
             current.daemon = False
-        return context.Pool(workers)
+        pool = ProcessPoolExecutor(workers, mp_context=context)
+        # The first task forks every worker, now, before any thread of ours starts. (A
+        # worker that dies breaks the pool, so the import fails instead of waiting forever.)
+        pool.submit(int).result()
+        return pool
     except OSError as exc:  # no processes to be had (limits, memory): check the rows here
         log.warning("Import checks its rows in this process: no worker processes (%s)", exc)
         return None

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import os
 import random
 import string
+from concurrent.futures.process import BrokenProcessPool
 
 import pytest
 from email_validator import EmailNotValidError, validate_email
@@ -396,6 +398,19 @@ def test_no_worker_processes_beside_other_threads(session, owner, tmp_path, monk
     path = write(tmp_path, "tricky.csv", TRICKY.encode())
     result = import_contacts(session, owner, path, chunk_rows=100, workers=2)
     assert result.workers == 0 and result.created > 250
+
+
+def _die(block):  # noqa: ANN001, ANN202 - in place of _check_block, in a worker process
+    os._exit(3)
+
+
+def test_a_worker_process_that_dies_fails_the_import(session, owner, tmp_path, monkeypatch):
+    monkeypatch.setattr("core.importer.threading.active_count", lambda: 1)
+    monkeypatch.setattr("core.importer._check_block", _die)
+    path = write(tmp_path, "tricky.csv", TRICKY.encode())
+    with pytest.raises(BrokenProcessPool):
+        import_contacts(session, owner, path, chunk_rows=100, workers=2)
+    assert contacts(session, owner) == {}
 
 
 @pytest.mark.parametrize("created_meanwhile", [False, True])
