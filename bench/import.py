@@ -97,6 +97,9 @@ def child(backend: str, url: str, csv_path: str) -> None:
                 "duplicates": result.duplicates,
                 "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                 "rss_before_mb": rss_before / 1024,
+                # The worker processes that checked the rows: the largest one, and how many.
+                "workers": result.workers,
+                "worker_peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
                 "page_query_s": timings,
             }
         )
@@ -115,6 +118,11 @@ def run_child(backend: str, url: str, csv_path: Path, data_dir: Path) -> dict:
     if done.returncode != 0:
         raise SystemExit(f"{backend} import failed:\n{done.stderr}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def total_rss(figures: dict) -> int:
+    """An upper bound of the import's memory: its own peak plus each worker's at the largest."""
+    return round(figures["peak_rss_mb"] + figures["workers"] * figures["worker_peak_rss_mb"])
 
 
 def pg_floor(admin_url: str, csv_path: Path, rows: int) -> dict:
@@ -193,6 +201,7 @@ def main() -> None:
     figures["sqlite_rows_per_s"] = round(rows / sqlite["seconds"])
     figures["sqlite_seconds"] = round(sqlite["seconds"], 2)
     figures["sqlite_peak_rss_mb"] = round(sqlite["peak_rss_mb"])
+    figures["sqlite_peak_rss_total_mb"] = total_rss(sqlite)
     figures["sqlite_first_page_s"] = sqlite["page_query_s"]["first_page"]
     figures["created"] = sqlite["created"]
     figures["invalid"] = sqlite["invalid"]
@@ -219,6 +228,7 @@ def main() -> None:
         figures["pg_rows_per_s"] = round(rows / pg["seconds"])
         figures["pg_seconds"] = round(pg["seconds"], 2)
         figures["pg_peak_rss_mb"] = round(pg["peak_rss_mb"])
+        figures["pg_peak_rss_total_mb"] = total_rss(pg)
         figures["pg_first_page_s"] = pg["page_query_s"]["first_page"]
         figures["floor_copy_s"] = round(floor["copy_s"], 2)
         figures["floor_validate_s"] = round(floor["validate_s"], 2)

@@ -1,23 +1,33 @@
 """Importing contacts from CSV and Excel files, fast and with every rejected row reported.
 
-The file is streamed in chunks: each chunk is validated in Python, staged into a temporary
-table (COPY on PostgreSQL, executemany on SQLite) and merged into `contact` with a few
-set-based statements, one transaction per chunk. Memory stays bounded by the chunk size
-plus one set of the addresses seen so far (for in-file duplicates).
+The file is streamed in chunks, one transaction per chunk. This process cuts the file into
+records; worker processes (one per core, for big files) parse and check each chunk; this
+process drops in-file duplicates and a writer thread puts the chunk into `contact`: on
+PostgreSQL new contacts are copied straight in, otherwise the chunk is staged into a
+temporary table and merged with a few set-based statements. Memory stays bounded by a few
+chunks plus one set of the addresses seen so far (for in-file duplicates).
 """
 
 from __future__ import annotations
 
+import bisect
 import codecs
 import csv
+import dataclasses
+import heapq
 import io
 import json
+import logging
+import multiprocessing
+import os
 import re
 import threading
 import time
 import uuid
 import zipfile
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -25,6 +35,7 @@ from queue import Full, Queue
 from typing import Any
 
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
+from psycopg.errors import UniqueViolation
 from sqlalchemy import DateTime, bindparam, select, text, update
 from sqlalchemy.orm import Session
 
@@ -46,6 +57,8 @@ from core.jobs import enqueue
 from core.lists import ensure_list, get_list
 from core.models import Contact, Job
 from core.permissions import Actor
+
+log = logging.getLogger(__name__)
 
 STANDARD_TARGETS = CONTACT_COLUMNS
 TARGET_LABELS = {name: FIELD_LABELS[name] for name in CONTACT_COLUMNS}
@@ -81,6 +94,10 @@ class TableSource:
     estimated_rows: int
     encoding: str = ""
     delimiter: str = ""
+    nul: bool = False
+    # Unparsed: (first line, the record's CSV text or its cells); CSV files only. Use either
+    # this or `rows`, not both.
+    records: Iterator[tuple[int, str | list[str]]] | None = None
     sheets: list[str] = field(default_factory=list)
     sheet: str = ""
     close: Callable[[], None] = lambda: None
@@ -146,16 +163,43 @@ def _unique_headers(raw: list[Any]) -> list[str]:
     return headers
 
 
+class _LineFeed:
+    """The file's physical lines, counted, with the lines the csv reader took kept aside.
+
+    A line can be pushed back so that the reader starts a record with it."""
+
+    def __init__(self, fh: Any) -> None:
+        self.fh = fh
+        self.count = 0
+        self.taken: list[str] = []
+        self.pending: str | None = None
+
+    def __iter__(self) -> _LineFeed:
+        return self
+
+    def __next__(self) -> str:
+        if self.pending is not None:
+            line, self.pending = self.pending, None
+        else:
+            line = next(self.fh)
+            self.count += 1
+        self.taken.append(line)
+        return line
+
+    def take(self) -> str:
+        text, self.taken = "".join(self.taken), []
+        return text
+
+
 def _open_csv(path: Path) -> TableSource:
     encoding, lines, nul = _scan_text(path)
     fh = open(path, encoding=encoding, newline="")  # noqa: SIM115 - closed by TableSource.close
     sample = fh.read(65536)
     fh.seek(0)
     delimiter = _sniff_delimiter(sample)
-    reader = csv.reader(fh, delimiter=delimiter)
+    feed = _LineFeed(fh)
+    reader = csv.reader(feed, delimiter=delimiter)
     header: list[str] | None = None
-    last_line = 0
-    header_line = 0
     while header is None:
         try:
             record = next(reader)
@@ -167,34 +211,67 @@ def _open_csv(path: Path) -> TableSource:
             raise UnreadableFile(f"The file cannot be read as CSV: {exc}.") from None
         if any(cell.strip() for cell in record):
             header = _unique_headers(record)
-            header_line = reader.line_num
-        last_line = reader.line_num
+    header_line = feed.count
+    feed.take()
 
-    def rows() -> Iterator[tuple[int, list[str]]]:
-        nonlocal last_line
+    def records() -> Iterator[tuple[int, str | list[str]]]:
+        # A line without a quote is a whole record: it is passed on as text, and parsed
+        # (in a worker process, for big files) by the same csv module. Only lines with
+        # quotes go through the reader here, to find where their record ends.
         while True:
-            start = last_line + 1
             try:
-                record = next(reader)
+                line = next(fh)
             except StopIteration:
                 return
+            feed.count += 1
+            start = feed.count
+            if '"' not in line:
+                yield start, line
+                continue
+            feed.pending = line
+            try:
+                next(reader)
             except csv.Error as exc:
-                last_line = reader.line_num
+                feed.take()
                 yield start, [f"\x00{exc}"]
                 continue
-            last_line = reader.line_num
-            if nul:
-                record = [cell.replace("\x00", "") for cell in record]
-            yield start, record
+            yield start, feed.take()
+
+    def rows() -> Iterator[tuple[int, list[str]]]:
+        for start, item in records():
+            yield start, next(_parse_items([item], delimiter, nul))
 
     return TableSource(
         header=header,
         rows=rows(),
+        records=records(),
         estimated_rows=max(0, lines - header_line),
         encoding=encoding,
         delimiter=delimiter,
+        nul=nul,
         close=fh.close,
     )
+
+
+def _parse_items(items: list[str | list[str]], delimiter: str, nul: bool) -> Iterator[list[str]]:
+    """Cells of each item: a record's text is parsed, cells are passed through.
+
+    Each text is exactly one record (as `records()` cut them), so one reader over the texts
+    yields one record per text; an unreadable one gives a one-cell row starting with NUL."""
+    reader = None
+    for item in items:
+        if not isinstance(item, str):
+            yield item
+            continue
+        if reader is None:
+            texts = (item for item in items if isinstance(item, str))
+            reader = csv.reader(texts, delimiter=delimiter)
+        try:
+            cells = next(reader)
+        except csv.Error as exc:
+            yield [f"\x00{exc}"]
+            continue
+        yield [cell.replace("\x00", "") for cell in cells] if nul else cells
 
 
 def _cell_text(value: Any) -> str:
@@ -474,6 +551,7 @@ class ImportResult:
     new_fields: list[str] = field(default_factory=list)
     list_name: str | None = None
     seconds: float = 0.0
+    workers: int = 0  # processes that checked the rows (0: this one)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -493,6 +571,7 @@ class ImportResult:
             "new_fields": self.new_fields,
             "list_name": self.list_name,
             "seconds": round(self.seconds, 3),
+            "workers": self.workers,
         }
 
 
@@ -532,10 +611,23 @@ class _ErrorReport:
 
 
 _STAGE_COLUMNS = ("line", "email", *STANDARD_TARGETS[1:], "cf")
+# What a checked row holds as COPY text, followed by what the writer adds.
+_COPY_COLUMNS = ("email", *STANDARD_TARGETS[1:], "custom_fields")
+_COPY_ADDED = ("status", "workspace_id", "source", "created_at", "updated_at")
+_SUPPRESSED_STATUS = {"bounce": "bounced", "complaint": "complained"}
+
+
+def _copy_escape(value: str) -> str:
+    return value.translate(_COPY_ESCAPES)
 
 
 class _Stager:
-    """The temporary table a chunk goes through, and the statements that merge it."""
+    """How a chunk gets into `contact`.
+
+    On PostgreSQL, unless updating, new contacts are copied straight into `contact`; once a
+    chunk has met existing contacts (`probe`), each chunk's addresses are looked up first.
+    Otherwise a chunk goes through a temporary table and a few set-based statements that
+    merge it (executemany on SQLite)."""
 
     def __init__(self, session: Session, actor: Actor, update_existing: bool, list_id: int | None):
         self.session = session
@@ -543,12 +635,68 @@ class _Stager:
         self.ws = actor.workspace_id
         self.update_existing = update_existing
         self.list_id = list_id
+        self.probe = False
 
     def _exec(self, sql: str, **params: Any):  # noqa: ANN202
         statement = text(sql)
         if "now" in params:
             statement = statement.bindparams(bindparam("now", type_=DateTime(timezone=True)))
         return self.session.execute(statement, params)
+
+    def existing(self, emails: list[str]) -> set[str]:
+        """Those of `emails` that are contacts of the workspace."""
+        return set(
+            self._exec(
+                "SELECT email FROM contact WHERE workspace_id = :ws AND email = ANY(:emails)",
+                ws=self.ws,
+                emails=emails,
+            ).scalars()
+        )
+
+    def copy_new(self, emails: list[str], data: list[str], moment: datetime, source: str) -> bool:
+        """COPY checked rows into `contact` as new contacts, in a savepoint; False (nothing
+        written) when one of them is a contact already."""
+        if not emails:
+            return True
+        reasons: dict[str, str] = {}
+        if self._exec(
+            "SELECT 1 FROM suppression WHERE workspace_id = :ws LIMIT 1", ws=self.ws
+        ).first():
+            reasons = dict(
+                self._exec(
+                    "SELECT email, reason FROM suppression "
+                    "WHERE workspace_id = :ws AND email = ANY(:emails)",
+                    ws=self.ws,
+                    emails=emails,
+                ).all()
+            )
+        stamp = moment.isoformat()
+        tail = f"\t{self.ws}\t{_copy_escape(source)}\t{stamp}\t{stamp}\n"
+        subscribed = "\tsubscribed" + tail
+        if reasons:
+            payload = "".join(
+                text_
+                + (
+                    subscribed
+                    if (reason := reasons.get(email)) is None
+                    else f"\t{_SUPPRESSED_STATUS.get(reason, 'unsubscribed')}{tail}"
+                )
+                for email, text_ in zip(emails, data, strict=True)
+            )
+        else:
+            payload = subscribed.join(data) + subscribed
+        names = ", ".join(_COPY_COLUMNS + _COPY_ADDED)
+        try:
+            with self.session.begin_nested():
+                raw = self.session.connection().connection.driver_connection
+                with (
+                    raw.cursor() as cursor,
+                    cursor.copy(f"COPY contact ({names}) FROM STDIN") as copy,
+                ):
+                    copy.write(payload)
+        except UniqueViolation:
+            return False
+        return True
 
     def prepare(self) -> None:
         columns = ", ".join(f"{c} {'bigint' if c == 'line' else 'text'}" for c in _STAGE_COLUMNS)
@@ -561,19 +709,20 @@ class _Stager:
             self._exec(f"CREATE TEMP TABLE IF NOT EXISTS mw_import_stage ({columns})")
             self._exec("DELETE FROM mw_import_stage")
 
-    def stage(self, rows: list[tuple]) -> None:
+    def stage(self, checked: _Checked) -> None:
         connection = self.session.connection()
         if self.pg:
             raw = connection.connection.driver_connection
             with raw.cursor() as cursor:
-                names = ", ".join(_STAGE_COLUMNS)
+                names = ", ".join(_STAGE_COLUMNS[1:])  # the line is not needed here
                 with cursor.copy(f"COPY mw_import_stage ({names}) FROM STDIN") as copy:
-                    for row in rows:
-                        copy.write_row(row)
+                    copy.write("\n".join(checked.data) + "\n")
             self._exec("ANALYZE mw_import_stage")
         else:
             marks = ", ".join("?" for _ in _STAGE_COLUMNS)
-            connection.exec_driver_sql(f"INSERT INTO mw_import_stage VALUES ({marks})", rows)
+            connection.exec_driver_sql(
+                f"INSERT INTO mw_import_stage VALUES ({marks})", checked.data
+            )
 
     def update(self, moment: datetime) -> int:
         keep = ", ".join(
@@ -618,17 +767,25 @@ class _Stager:
             ).scalars()
         )
 
-    def add_to_list(self, moment: datetime) -> None:
+    def add_to_list(self, moment: datetime, emails: list[str] | None = None) -> None:
+        """Put the chunk's contacts on the list: those staged, or those with `emails`."""
         if self.list_id is None:
             return
-        self._exec(
-            "INSERT INTO list_membership (list_id, contact_id, created_at) "
-            "SELECT :list_id, c.id, :now FROM mw_import_stage t JOIN contact c "
+        source = (
+            "FROM contact c WHERE c.workspace_id = :ws AND c.email = ANY(:emails) "
+            if emails is not None
+            else "FROM mw_import_stage t JOIN contact c "
             "ON c.workspace_id = :ws AND c.email = t.email WHERE true "
+        )
+        params = {"emails": emails} if emails is not None else {}
+        self._exec(
+            f"INSERT INTO list_membership (list_id, contact_id, created_at) "
+            f"SELECT :list_id, c.id, :now {source}"
             "ON CONFLICT (list_id, contact_id) DO NOTHING",
             ws=self.ws,
             now=moment,
             list_id=self.list_id,
+            **params,
         )
 
 
@@ -712,6 +869,11 @@ def _create_new_fields(
 
 ProgressFn = Callable[[int, int], None]
 
+# Imports of at least this many rows check their rows in worker processes, one per core,
+# while this process writes to the database; smaller ones are not worth starting them.
+PARALLEL_MIN_ROWS = 100_000
+MAX_WORKERS = 4
+
 
 def import_contacts(
     session: Session,
@@ -720,11 +882,13 @@ def import_contacts(
     options: ImportOptions | None = None,
     progress: ProgressFn | None = None,
     chunk_rows: int = CHUNK_ROWS,
+    workers: int | None = None,
 ) -> ImportResult:
     """Import a CSV or .xlsx file into the actor's workspace.
 
     Commits once per chunk (a million rows are never one transaction), so the caller hands
     over a plain session (not one inside `Session.begin()`) that this function may commit.
+    `workers` processes check the rows (None: one per core for big files, 0: none).
     Raises UnreadableFile, changing nothing, when the file cannot be read or mapped."""
     actor.require("edit")
     options = options or ImportOptions()
@@ -732,17 +896,19 @@ def import_contacts(
     result = ImportResult()
     source = open_table(path, options.sheet)
     report = _ErrorReport(source.header)
+    pool = None
     try:
         plan = _plan(session, actor, source.header, options, result)
+        items = source.records if source.records is not None else source.rows
         # Types of new fields are inferred from the first rows, read ahead.
-        head: list[tuple[int, list[str]]] = []
-        for item in source.rows:
+        head: list[tuple[int, str | list[str]]] = []
+        for item in items:
             head.append(item)
             if len(head) >= SAMPLE_ROWS:
                 break
-        _create_new_fields(
-            session, actor, plan, source.header, options, [cells for _, cells in head], result
-        )
+        sample = list(_parse_items([i for _, i in head], source.delimiter, source.nul))
+        _create_new_fields(session, actor, plan, source.header, options, sample, result)
+        del sample
         list_id = options.list_id
         if options.list_name:
             list_id = ensure_list(session, actor, options.list_name).id
@@ -750,20 +916,43 @@ def import_contacts(
             result.list_name = get_list(session, actor, list_id).name
         stager = _Stager(session, actor, options.update_existing, list_id)
         total = source.estimated_rows
+        if workers is None:
+            cores = os.cpu_count() or 1
+            workers = min(cores, MAX_WORKERS) if cores > 1 and total >= PARALLEL_MIN_ROWS else 0
+        pool = _start_pool(workers) if workers > 0 else None  # before the writer thread
+        result.workers = workers if pool is not None else 0
 
-        def all_rows() -> Iterator[tuple[int, list[str]]]:
+        def all_items() -> Iterator[tuple[int, str | list[str]]]:
             yield from head
-            yield from source.rows
+            yield from items
 
+        template = _Block(
+            lines=[],
+            items=[],
+            delimiter=source.delimiter,
+            nul=source.nul,
+            plan=plan,
+            width=len(source.header),
+            copy=stager.pg,
+        )
         seen: dict[str, int] = {}
-        width = len(source.header)
         writer = _ChunkWriter(session, stager, report, options)
+        in_flight: deque[tuple[_Block, Any]] = deque()
         try:
-            for chunk in _chunks(all_rows(), chunk_rows):
-                staged = _validate_chunk(chunk, plan, width, seen, report, result)
-                cells_of = {line: cells for line, cells in chunk} if staged else {}
-                writer.submit(staged, cells_of, result.rows)
-                del chunk, staged, cells_of
+            for lines, chunk in _chunks(all_items(), chunk_rows):
+                block = dataclasses.replace(template, lines=lines, items=chunk)
+                if pool is None:
+                    _merge_block(block, _check_block(block), seen, report, result, writer)
+                else:
+                    in_flight.append((block, pool.submit(_check_block, block)))
+                    # A few blocks ahead keep every worker busy and memory bounded.
+                    while len(in_flight) > result.workers + 1:
+                        done, pending = in_flight.popleft()
+                        _merge_block(done, pending.result(), seen, report, result, writer)
+                writer.report_progress(progress, total)
+            while in_flight:
+                done, pending = in_flight.popleft()
+                _merge_block(done, pending.result(), seen, report, result, writer)
                 writer.report_progress(progress, total)
         finally:
             writer.finish()
@@ -778,6 +967,8 @@ def import_contacts(
             session.execute(text("ANALYZE contact"))
             session.commit()
     finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
         source.close()
         report.close()
     result.errors_file = str(report.path) if report.path else None
@@ -786,86 +977,150 @@ def import_contacts(
     return result
 
 
-def _chunks(rows: Iterator[tuple[int, list[str]]], size: int) -> Iterator[list]:
-    chunk: list = []
-    for item in rows:
+def _start_pool(workers: int) -> ProcessPoolExecutor | None:
+    """Worker processes that check blocks of rows, forked from this process; None (the rows
+    are checked here) when other threads run.
+
+    Forking is instant and safe while this is the only thread (the CLI, a Celery prefork
+    child; the writer thread starts after). With other threads, a lock one of them holds
+    would stay locked in the child; and spawn and the fork server re-run the `__main__`
+    script in each child, which under Streamlit is the app itself."""
+    if threading.active_count() > 1:
+        return None
+    context = multiprocessing.get_context("fork")
+    current = multiprocessing.current_process()
+    daemon = current.daemon
+    try:
+        # A Celery prefork child is marked as a daemon, which multiprocessing refuses to
+        # start children from (they could outlive it). These exit with the import: the
+        # pool is shut down in a finally, and a worker whose parent dies reads EOF.
+        if daemon:
+            current.daemon = False
+        pool = ProcessPoolExecutor(workers, mp_context=context)
+        # The first task forks every worker, now, before any thread of ours starts. (A
+        # worker that dies breaks the pool, so the import fails instead of waiting forever.)
+        pool.submit(int).result()
+        return pool
+    except OSError as exc:  # no processes to be had (limits, memory): check the rows here
+        log.warning("Import checks its rows in this process: no worker processes (%s)", exc)
+        return None
+    finally:
+        if daemon:
+            current.daemon = True
+
+
+def _chunks(
+    items: Iterator[tuple[int, str | list[str]]], size: int
+) -> Iterator[tuple[list[int], list[str | list[str]]]]:
+    lines: list[int] = []
+    chunk: list[str | list[str]] = []
+    for line, item in items:
+        lines.append(line)
         chunk.append(item)
         if len(chunk) >= size:
-            yield chunk
-            chunk = []
+            yield lines, chunk
+            lines, chunk = [], []
     if chunk:
-        yield chunk
+        yield lines, chunk
 
 
-def _validate_chunk(
-    chunk: list[tuple[int, list[str]]],
-    plan: _Plan,
-    width: int,
-    seen: dict[str, int],
-    report: _ErrorReport,
-    result: ImportResult,
-) -> list[tuple]:
-    """Rows ready to stage; rejected rows go to the report."""
-    staged: list[tuple] = []
+@dataclass
+class _Block:
+    """A chunk of the file as sent to a worker: line numbers and unparsed records."""
+
+    lines: list[int]
+    items: list[str | list[str]]  # a CSV record's text, or its cells
+    delimiter: str
+    nul: bool
+    plan: _Plan
+    width: int
+    copy: bool  # rows as COPY text (PostgreSQL) rather than tuples
+
+    def cells(self, line: int, pad: bool = True) -> list[str]:
+        """The row at `line` as read (for the error report); padded to the header's width
+        as the checks saw it."""
+        item = self.items[bisect.bisect_left(self.lines, line)]
+        cells = next(_parse_items([item], self.delimiter, self.nul))
+        return cells + [""] * (self.width - len(cells)) if pad else cells
+
+
+@dataclass
+class _Checked:
+    """What a worker found in a block: counts, rejected rows, and the rows to write."""
+
+    rows: int = 0
+    invalid: int = 0
+    bad: list[tuple[int, str, str, list[str]]] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)
+    emails: list[str] = field(default_factory=list)
+    # Per row: email and fields as COPY text (tab-separated, escaped) or a stage tuple.
+    data: list[Any] = field(default_factory=list)
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _check_block(block: _Block) -> _Checked:
+    """Parse and check a block's rows (in a worker process for big files).
+
+    Everything but in-file duplicates, which need every earlier row of the file."""
+    out = _Checked()
+    plan = block.plan
+    width = block.width
     email_index = plan.email_index
     standard = plan.standard
     custom = [(index, key, type_, _fast_coercer(type_)) for index, key, type_ in plan.custom]
+    copy = block.copy
     blank = [""] * 9
     dumps = json.dumps
-    for line, cells in chunk:
+    bad = out.bad
+    for line, cells in zip(
+        block.lines, _parse_items(block.items, block.delimiter, block.nul), strict=True
+    ):
         if not cells or (len(cells) == 1 and not cells[0].strip()):
             continue  # an empty line
         if cells[0].startswith("\x00"):
-            result.rows += 1
-            result.invalid += 1
-            report.add(line, "", f"unreadable row: {cells[0][1:]}", [])
+            out.rows += 1
+            out.invalid += 1
+            bad.append((line, "", f"unreadable row: {cells[0][1:]}", []))
             continue
         if len(cells) < width:
             if not any(c.strip() for c in cells):
                 continue
             cells = cells + [""] * (width - len(cells))
-        result.rows += 1
+        out.rows += 1
         if len(cells) > width and any(c.strip() for c in cells[width:]):
-            result.invalid += 1
-            report.add(
-                line,
-                cells[email_index].strip(),
-                f"the row has {len(cells)} fields, the header {width} (a stray delimiter "
-                "or quote?)",
-                cells,
+            out.invalid += 1
+            bad.append(
+                (
+                    line,
+                    cells[email_index].strip(),
+                    f"the row has {len(cells)} fields, the header {width} (a stray delimiter "
+                    "or quote?)",
+                    cells,
+                )
             )
             continue
         email, reason = check_email(cells[email_index])
         if reason:
             if not any(c.strip() for c in cells):
-                result.rows -= 1
+                out.rows -= 1
                 continue  # a row of empty cells
-            result.invalid += 1
-            report.add(line, cells[email_index].strip(), reason, cells)
-            continue
-        first = seen.get(email)
-        if first is not None:
-            result.duplicates += 1
-            result.skipped += 1
-            report.add(
-                line,
-                email,
-                f"duplicate of line {first} in this file; that row was used",
-                cells,
-            )
+            out.invalid += 1
+            bad.append((line, cells[email_index].strip(), reason, cells))
             continue
         row = blank.copy()
         row[0] = line
         row[1] = email
-        bad = ""
+        problem = ""
         for index, position, name, limit in standard:
             value = cells[index].strip()
             if len(value) > limit:
-                bad = f"{name} is longer than {limit} characters"
+                problem = f"{name} is longer than {limit} characters"
             row[position] = value
         values: dict[str, Any] = {}
         for index, key, type_, coerce in custom:
-            if bad:
+            if problem:
                 break
             value = cells[index]
             if value == "" or value.isspace():
@@ -876,28 +1131,75 @@ def _validate_chunk(
             try:
                 values[key] = coerce(value)
             except ValidationFailed as exc:
-                bad = f"{key}: {exc}"
+                problem = f"{key}: {exc}"
                 break
-        if bad:
-            result.invalid += 1
-            report.add(line, email, bad, cells)
+        if problem:
+            out.invalid += 1
+            bad.append((line, email, problem, cells))
             continue
-        seen[email] = line
         row[8] = dumps(values) if values else "{}"
-        staged.append(tuple(row))
-    return staged
+        out.lines.append(line)
+        out.emails.append(email)
+        if copy:
+            text_ = "\t".join(row[1:])
+            if text_.count("\t") != 7 or "\\" in text_ or "\n" in text_ or "\r" in text_:
+                text_ = "\t".join(value.translate(_COPY_ESCAPES) for value in row[1:])
+            out.data.append(text_)
+        else:
+            out.data.append(tuple(row))
+    return out
+
+
+def _merge_block(
+    block: _Block,
+    checked: _Checked,
+    seen: dict[str, int],
+    report: _ErrorReport,
+    result: ImportResult,
+    writer: _ChunkWriter,
+) -> None:
+    """Drop in-file duplicates (the first row wins), report rejected rows in line order,
+    and hand the rest to the writer."""
+    result.rows += checked.rows
+    result.invalid += checked.invalid
+    keep: list[int] = []
+    duplicates: list[tuple[int, str, str, list[str]]] = []
+    for position, (line, email) in enumerate(zip(checked.lines, checked.emails, strict=True)):
+        first = seen.get(email)
+        if first is None:
+            seen[email] = line
+            keep.append(position)
+        else:
+            duplicates.append(
+                (line, email, f"duplicate of line {first} in this file; that row was used", [])
+            )
+    if duplicates:
+        result.duplicates += len(duplicates)
+        result.skipped += len(duplicates)
+        duplicates = [(ln, e, why, block.cells(ln)) for ln, e, why, _ in duplicates]
+        checked.lines = [checked.lines[p] for p in keep]
+        checked.emails = [checked.emails[p] for p in keep]
+        checked.data = [checked.data[p] for p in keep]
+    for line, email, reason, cells in heapq.merge(checked.bad, duplicates):
+        report.add(line, email, reason, cells)
+    checked.bad = []
+    writer.submit(block, checked, result.rows)
 
 
 class _ChunkWriter:
-    """Writes validated chunks on a second thread while the next chunk is validated.
+    """Writes checked chunks on a second thread while the next chunks are checked.
 
     The database works (and the driver waits with the GIL released) while Python parses;
-    at most two chunks are in flight, so memory stays bounded. Only this thread touches
-    the session once it runs. Progress is reported from the caller's thread (Streamlit
-    widgets cannot be updated from another thread)."""
+    at most two chunks wait here, so memory stays bounded. Only this thread touches the
+    session once it runs. Progress is reported from the caller's thread (Streamlit widgets
+    cannot be updated from another thread)."""
 
     def __init__(
-        self, session: Session, stager: _Stager, report: _ErrorReport, options: ImportOptions
+        self,
+        session: Session,
+        stager: _Stager,
+        report: _ErrorReport,
+        options: ImportOptions,
     ) -> None:
         self.session = session
         self.stager = stager
@@ -911,11 +1213,11 @@ class _ChunkWriter:
         self._thread = threading.Thread(target=self._run, name="import-writer", daemon=True)
         self._thread.start()
 
-    def submit(self, staged: list[tuple], cells_of: dict[int, list[str]], rows: int) -> None:
+    def submit(self, block: _Block, checked: _Checked, rows: int) -> None:
         while True:
             self._raise_if_failed()
             try:
-                self._queue.put((staged, cells_of, rows), timeout=0.5)
+                self._queue.put((block, checked, rows), timeout=0.5)
                 return
             except Full:
                 continue
@@ -944,21 +1246,23 @@ class _ChunkWriter:
     def _run(self) -> None:
         try:
             while (item := self._queue.get()) is not None:
-                staged, cells_of, rows = item
-                self._write(staged, cells_of)
+                block, checked, rows = item
+                self._write(block, checked)
                 self.session.commit()
                 self.done_rows = rows
         except BaseException as exc:  # handed to the caller's thread
             self.error = exc
             self.session.rollback()
 
-    def _write(self, staged: list[tuple], cells_of: dict[int, list[str]]) -> None:
-        if not staged:
+    def _write(self, block: _Block, checked: _Checked) -> None:
+        if not checked.emails:
             return
         stager = self.stager
         moment = now()
+        if stager.pg and not self.options.update_existing and self._copy(block, checked, moment):
+            return
         stager.prepare()
-        stager.stage(staged)
+        stager.stage(checked)
         if self.options.update_existing:
             # Existing contacts are updated first; the insert then skips them.
             self.updated += stager.update(moment)
@@ -966,13 +1270,40 @@ class _ChunkWriter:
         else:
             created = stager.insert(moment, self.options.source)
             self.created += len(created)
-            for row in staged:
-                if row[1] not in created:
+            for line, email in zip(checked.lines, checked.emails, strict=True):
+                if email not in created:
                     self.skipped += 1
                     self.report.add(
-                        row[0], row[1], "already a contact; not updated", cells_of[row[0]]
+                        line, email, "already a contact; not updated", block.cells(line, pad=False)
                     )
         stager.add_to_list(moment)
+
+    def _copy(self, block: _Block, checked: _Checked, moment: datetime) -> bool:
+        """Copy the chunk's new contacts straight into `contact` (PostgreSQL); False when
+        a contact was created meanwhile: the chunk is merged instead."""
+        stager = self.stager
+        source = self.options.source
+        emails, data = checked.emails, checked.data
+        if not stager.probe:
+            if stager.copy_new(emails, data, moment, source):
+                self.created += len(emails)
+                stager.add_to_list(moment, emails)
+                return True
+            # Some are contacts already: from now on they are looked up first.
+            stager.probe = True
+        known = stager.existing(emails)
+        keep = [i for i, email in enumerate(emails) if email not in known]
+        if not stager.copy_new([emails[i] for i in keep], [data[i] for i in keep], moment, source):
+            return False
+        self.created += len(keep)
+        for line, email in zip(checked.lines, emails, strict=True):
+            if email in known:
+                self.skipped += 1
+                self.report.add(
+                    line, email, "already a contact; not updated", block.cells(line, pad=False)
+                )
+        stager.add_to_list(moment, emails)
+        return True
 
 
 __all__ = [

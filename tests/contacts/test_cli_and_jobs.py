@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,14 @@ from sqlalchemy import select
 from core import jobs
 from core.config import settings
 from core.db import session_scope
-from core.importer import ImportOptions, import_jobs, run_import_job, start_import_job
+from core.importer import (
+    MAX_WORKERS,
+    PARALLEL_MIN_ROWS,
+    ImportOptions,
+    import_jobs,
+    run_import_job,
+    start_import_job,
+)
 from core.lists import find_list
 from core.models import Contact, Job, Workspace
 from core.permissions import Actor
@@ -95,7 +103,10 @@ def test_job_runs_once_and_records_progress(live_db, tmp_path, enqueued):
 
 
 @pytest.mark.slow
-def test_job_in_a_real_worker(live_db, tmp_path, monkeypatch):
+@pytest.mark.parametrize("rows", [500, PARALLEL_MIN_ROWS])
+def test_job_in_a_real_worker(live_db, tmp_path, monkeypatch, rows):
+    # A big import checks its rows in worker processes, started from a Celery prefork
+    # child (which multiprocessing sees as a daemon).
     seed_user()
     broker = f"sqla+sqlite:///{tmp_path / 'broker.db'}"
     results = f"db+sqlite:///{tmp_path / 'results.db'}"
@@ -107,17 +118,21 @@ def test_job_in_a_real_worker(live_db, tmp_path, monkeypatch):
     try:
         actor = _workspace_actor()
         with session_scope() as session:
-            job_id = start_import_job(session, actor, _file(tmp_path, 500), ImportOptions(), 501).id
+            path = _file(tmp_path, rows)
+            job_id = start_import_job(session, actor, path, ImportOptions(), rows + 1).id
 
         def finished() -> bool:
             with session_scope() as session:
                 return session.get(Job, job_id).status in ("done", "failed")
 
-        wait_until(finished, 90, "the import job")
+        wait_until(finished, 180, "the import job")
         with session_scope() as session:
             job = session.get(Job, job_id)
             assert job.status == "done", (job.error, worker.log())
-            assert job.result["created"] == 500
+            assert job.result["created"] == rows and job.result["invalid"] == 1
+            cores = os.cpu_count() or 1
+            parallel = rows >= PARALLEL_MIN_ROWS and cores > 1
+            assert job.result["workers"] == (min(cores, MAX_WORKERS) if parallel else 0)
     finally:
         worker.stop()
         monkeypatch.setattr(jobs, "_client", None)

@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 import csv
+import os
 import random
 import string
+from concurrent.futures.process import BrokenProcessPool
 
 import pytest
 from email_validator import EmailNotValidError, validate_email
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from core.fields import create_custom_field, field_types
-from core.importer import ImportOptions, UnreadableFile, check_email, import_contacts, inspect_file
+from core.importer import (
+    ImportOptions,
+    UnreadableFile,
+    _parse_items,
+    check_email,
+    import_contacts,
+    inspect_file,
+    open_table,
+)
 from core.lists import find_list
 from core.models import Contact, ListMembership, Suppression
 from tests.helpers import actor_of, make_contact, make_user, make_workspace
@@ -282,3 +294,160 @@ def test_nul_bytes_overlong_fields_and_clashing_headers(session, owner, tmp_path
     contact = contacts(session, owner)["nul@example.com"]
     assert contact.first_name == "Null"
     assert contact.custom_fields == {"plan": "a", "plan_2": "b"}
+
+
+def _reference_rows(path, encoding: str, delimiter: str) -> list[tuple[int, list[str]]]:
+    """Rows as one csv.reader over the whole file numbers them (the importer used to)."""
+    out = []
+    with open(path, encoding=encoding, newline="") as fh:
+        reader = csv.reader(fh, delimiter=delimiter)
+        header, last = None, 0
+        while header is None:
+            record = next(reader)
+            last = reader.line_num
+            header = record if any(c.strip() for c in record) else None
+        while True:
+            start = last + 1
+            try:
+                record = next(reader)
+            except StopIteration:
+                return out
+            except csv.Error as exc:
+                out.append((start, [f"\x00{exc}"]))
+            else:
+                out.append((start, record))
+            last = reader.line_num
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(body=st.text(alphabet='ab,;"\n\r é\t', max_size=120))
+def test_records_cut_the_file_as_one_csv_reader_would(tmp_path, body):
+    path = tmp_path / "fuzz.csv"
+    path.write_bytes(("email,name,city\n" + body).encode())
+    source = open_table(path)
+    records = list(source.records)
+    source.close()
+    expected = _reference_rows(path, source.encoding, source.delimiter)
+    # One reader over a whole block of records, as a worker parses them.
+    cells = list(_parse_items([item for _, item in records], source.delimiter, source.nul))
+    assert list(zip([line for line, _ in records], cells, strict=True)) == expected
+    source = open_table(path)
+    assert list(source.rows) == expected
+    source.close()
+
+
+TRICKY = (
+    "Email,First Name,Notes,Tier,Score\n"
+    + "".join(
+        f'u{i}@example.com,U{i},"two\nlines, {i}",{"gold" if i % 3 else ""},{i}\n'
+        if i % 7 == 0
+        else f"U{i % 150}@Example.com,Dup{i},,silver,{i}\n"
+        if i % 11 == 0
+        else f"bad{i}@@x,B,,,{i}\n"
+        if i % 13 == 0
+        else f'u{i}@example.com,"Q ""{i}""",x\ty,,{"oops" if i % 17 == 0 else i}\n'
+        if i % 5 == 0
+        else f"u{i}@example.com,U{i},a\\b,,{i},extra{i}\n"
+        if i % 19 == 0
+        else "\n"
+        if i % 23 == 0
+        else f"u{i}@example.com,U{i},,,{i}\n"
+        for i in range(400)
+    )
+    + '"unterminated@example.com,Open,"quote\n'
+)
+
+
+def test_worker_processes_give_the_same_result(session, tmp_path, monkeypatch):
+    # Threads that earlier tests left behind would make the import check rows itself.
+    monkeypatch.setattr("core.importer.threading.active_count", lambda: 1)
+    path = write(tmp_path, "tricky.csv", TRICKY.encode())
+    outcomes = []
+    for workers in (0, 2):
+        actor = actor_of(make_user(session, make_workspace(session)))
+        options = ImportOptions(
+            list_name="Fair", new_fields={"tier": ("Tier", "text"), "score": ("Score", "number")}
+        )
+        result = import_contacts(session, actor, path, options, chunk_rows=37, workers=workers)
+        assert result.workers == workers
+        found = {
+            email: (c.first_name, c.custom_fields, c.status)
+            for email, c in contacts(session, actor).items()
+        }
+        members = session.scalar(
+            select(func.count())
+            .select_from(ListMembership)
+            .where(ListMembership.list_id == find_list(session, actor, "Fair").id)
+        )
+        summary = {k: v for k, v in result.to_dict().items() if k not in ("seconds", "workers")}
+        summary.pop("errors_file")
+        outcomes.append((summary, error_rows(result), found, members))
+    assert outcomes[0] == outcomes[1]
+    summary, errors, found, members = outcomes[0]
+    assert summary["created"] == len(found) == members > 250
+    assert summary["duplicates"] > 0 and summary["invalid"] > 0
+    assert found["u5@example.com"][0] == 'Q "5"'
+    assert any("unreadable" in e["reason"] or "fields" in e["reason"] for e in errors)
+
+
+def test_no_worker_processes_beside_other_threads(session, owner, tmp_path, monkeypatch):
+    # Forking while other threads run (Streamlit) is unsafe: the rows are checked here.
+    monkeypatch.setattr("core.importer.threading.active_count", lambda: 3)
+    path = write(tmp_path, "tricky.csv", TRICKY.encode())
+    result = import_contacts(session, owner, path, chunk_rows=100, workers=2)
+    assert result.workers == 0 and result.created > 250
+
+
+def _die(block):  # noqa: ANN001, ANN202 - in place of _check_block, in a worker process
+    os._exit(3)
+
+
+def test_a_worker_process_that_dies_fails_the_import(session, owner, tmp_path, monkeypatch):
+    monkeypatch.setattr("core.importer.threading.active_count", lambda: 1)
+    monkeypatch.setattr("core.importer._check_block", _die)
+    path = write(tmp_path, "tricky.csv", TRICKY.encode())
+    with pytest.raises(BrokenProcessPool):
+        import_contacts(session, owner, path, chunk_rows=100, workers=2)
+    assert contacts(session, owner) == {}
+
+
+@pytest.mark.parametrize("created_meanwhile", [False, True])
+def test_existing_contact_in_a_later_chunk(
+    session, owner, tmp_path, monkeypatch, created_meanwhile
+):
+    # On PostgreSQL chunks are copied straight in; from the chunk that meets an existing
+    # contact on, addresses are looked up first, and a chunk whose copy still meets one
+    # (created meanwhile: the lookup is made to miss it) is merged. Same outcome each way.
+    if created_meanwhile:
+        monkeypatch.setattr("core.importer._Stager.existing", lambda self, emails: set())
+    workspace = type("W", (), {"id": owner.workspace_id})
+    make_contact(session, workspace, email="u150@example.com", status="unsubscribed", city="Old")
+    session.add(
+        Suppression(workspace_id=owner.workspace_id, email="u20@example.com", reason="bounce")
+    )
+    session.flush()
+    lines = ["email,first_name,city"] + [f"u{i}@example.com,U{i},C{i}" for i in range(300)]
+    path = write(tmp_path, "later.csv", "\n".join(lines).encode())
+    result = import_contacts(
+        session, owner, path, ImportOptions(list_name="All"), chunk_rows=100, workers=0
+    )
+    assert (result.created, result.skipped, result.invalid) == (299, 1, 0)
+    assert [(r["line"], r["reason"]) for r in error_rows(result)] == [
+        ("152", "already a contact; not updated")
+    ]
+    found = contacts(session, owner)
+    assert len(found) == 300
+    assert (found["u150@example.com"].status, found["u150@example.com"].city) == (
+        "unsubscribed",
+        "Old",
+    )
+    assert found["u20@example.com"].status == "bounced"
+    assert found["u299@example.com"].city == "C299"
+    members = session.scalar(
+        select(func.count())
+        .select_from(ListMembership)
+        .where(ListMembership.list_id == find_list(session, owner, "All").id)
+    )
+    assert members == 300
