@@ -426,7 +426,7 @@ class _Compiler:
     ) -> None:
         self.pg = dialect == "postgresql"
         self.scope = scope
-        # Whether PostgreSQL would keep a subquery's result in a hash table (see _found).
+        # Whether the database evaluates a subquery's ids once, as a hash or index (_found).
         self.fits_hash = fits_hash
         self.any_depth = 0  # how many "any" groups enclose the rule being compiled
         self.now = _utc(at)
@@ -636,16 +636,17 @@ class _Compiler:
     def _found(
         self, contact_id: Any, conditions: list[ColumnElement[bool]], negate: bool
     ) -> ColumnElement[bool]:
-        """EXISTS (…) or, under an "any" group on PostgreSQL, `contact.id IN (…)`.
+        """EXISTS (…) or, under an "any" group, `contact.id IN (…)`.
 
-        Under AND, PostgreSQL turns either form into a (parallel) semi- or anti-join. Under
-        OR it cannot: an EXISTS there stays a correlated subplan, which keeps the whole scan
-        of contact on one core, while `IN` becomes a hashed subplan, built once and parallel
-        safe (bench/segments.py: the "any" tree in half the time on two cores). PostgreSQL
-        hashes it only when the planner expects the ids to fit in hash memory; otherwise it
-        would rescan the subquery for every contact, so `fits_hash` asks the planner first and
-        big sets keep EXISTS (an index probe per contact). Negated rules keep NOT EXISTS:
-        `NOT IN` has no anti-join and its hash would be of the larger, excluded set."""
+        Under AND, both databases turn either form into a semi- or anti-join. Under OR they
+        cannot: an EXISTS there stays a probe per contact, and on PostgreSQL a correlated
+        subplan that keeps the whole scan of contact on one core. `IN` is evaluated once:
+        SQLite builds an ephemeral index of the ids, PostgreSQL a hashed subplan that is
+        parallel safe (bench/segments.py: the "any" and nested trees about twice as fast on
+        both). PostgreSQL hashes it only when the planner expects the ids to fit in hash
+        memory; otherwise it would rescan the subquery for every contact, so `fits_hash` asks
+        the planner first and big sets keep EXISTS. Negated rules keep NOT EXISTS: `NOT IN`
+        has no anti-join and its hash would be of the larger, excluded set."""
         correlated, own = conditions[0], conditions[1:]
         if not negate and self.any_depth and self.fits_hash is not None:
             ids = select(contact_id).where(contact_id.is_not(None), *own)
@@ -694,10 +695,11 @@ def _dialect(session: Session) -> str:
 
 
 def _hash_fitter(session: Session) -> Callable[[Select[Any]], bool] | None:
-    """PostgreSQL: a test of whether the planner will hash a subquery's ids (see _found).
-
-    It mirrors the planner's own rule (estimated rows times entry size within work_mem times
-    hash_mem_multiplier, read from this session), with a 2x margin for the estimate."""
+    """Whether the database will evaluate a subquery's ids once (see _found). SQLite always
+    does. On PostgreSQL this mirrors the planner's own rule (estimated rows times entry size
+    within work_mem times hash_mem_multiplier, read from this session), with a 2x margin."""
+    if _dialect(session) == "sqlite":
+        return lambda ids: True  # SQLite builds an ephemeral index of the ids, any size
     if _dialect(session) != "postgresql":
         return None
     connection = session.connection()
