@@ -119,7 +119,9 @@ def snapshot(session: Session, campaign: Campaign) -> int:
     if not variants:
         raise ValidationFailed("The campaign has no content yet.")
     base = recipients_query(session, campaign.workspace_id, campaign.audience)
-    before = session.scalar(select(func.count()).where(Message.campaign_id == campaign.id)) or 0
+    ledger = select(func.count()).where(Message.campaign_id == campaign.id)
+    rerun = session.scalar(select(exists().where(Message.campaign_id == campaign.id)))
+    before = int(session.scalar(ledger) or 0) if rerun else 0
     ab = len(variants) > 1
     if not ab:
         variant: Any = literal(variants[0].id)
@@ -138,19 +140,25 @@ def snapshot(session: Session, campaign: Campaign) -> int:
     select_rows = select(
         sub.c.workspace_id, sub.c.campaign_id, sub.c.id, sub.c.variant_id, sub.c.email, sub.c.status
     ).order_by(sub.c.id)
-    if before:
+    if rerun:
         # A re-run (a start task delivered twice): add only contacts not in the ledger yet.
         select_rows = select_rows.where(
             ~exists().where(Message.campaign_id == campaign.id, Message.contact_id == sub.c.id)
         )
-    session.execute(
-        insert(Message).from_select(
-            ["workspace_id", "campaign_id", "contact_id", "variant_id", "email", "status"],
-            select_rows,
+    # A Core statement on the session's connection: psycopg and sqlite3 report its rowcount
+    # (the ORM's bulk INSERT path does not), so a million-row ledger is not counted again.
+    written = (
+        session.connection()
+        .execute(
+            insert(Message).from_select(
+                ["workspace_id", "campaign_id", "contact_id", "variant_id", "email", "status"],
+                select_rows,
+            )
         )
+        .rowcount
     )
     if ab:
         assign_variants(session, campaign.id)
-    # rowcount is not reliable for INSERT … SELECT through every driver: count instead.
-    after = session.scalar(select(func.count()).where(Message.campaign_id == campaign.id)) or 0
-    return int(after - before)
+    if written is None or written < 0:  # a driver that cannot tell
+        return int(session.scalar(ledger) or 0) - before
+    return int(written)

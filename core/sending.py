@@ -32,7 +32,7 @@ from email.header import Header
 from email.utils import formataddr, formatdate
 from typing import Any
 
-from sqlalchemy import String, cast, func, literal, select, update
+from sqlalchemy import String, cast, exists, func, literal, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -264,7 +264,8 @@ def start_campaign(session: Session, campaign_id: int) -> bool:
             count = audience.snapshot(session, campaign)
     except ValidationFailed as exc:
         return _fail(session, campaign, str(exc))
-    total = session.scalar(select(func.count()).where(Message.campaign_id == campaign.id))
+    # A re-run adds no rows to a ledger that is already there.
+    total = count or session.scalar(select(exists().where(Message.campaign_id == campaign.id)))
     if not total:
         return _fail(
             session, campaign, "No recipients: everyone chosen is unsubscribed or suppressed."
