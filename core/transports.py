@@ -149,6 +149,12 @@ SES_MISCONFIGURED = {
 }
 
 
+NO_AWS_CREDENTIALS = (
+    "No AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or an instance role) "
+    "for SES."
+)
+
+
 class SesTransport:
     """Amazon SES v2 SendEmail with raw content; boto3 honours AWS_ENDPOINT_URL."""
 
@@ -180,10 +186,7 @@ class SesTransport:
         try:
             response = self.client.send_email(**kwargs)
         except NoCredentialsError as exc:
-            raise TransportMisconfigured(
-                "No AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
-                "(or an instance role) for SES."
-            ) from exc
+            raise TransportMisconfigured(NO_AWS_CREDENTIALS) from exc
         except EndpointConnectionError as exc:
             raise TransientSendError(f"Cannot reach SES: {exc}") from exc
         except ClientError as exc:
@@ -224,10 +227,7 @@ def read_ses_quota() -> SesQuota:
     try:
         account = SesTransport().client.get_account()
     except NoCredentialsError as exc:
-        raise TransportMisconfigured(
-            "No AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
-            "(or an instance role) to read the SES quota."
-        ) from exc
+        raise TransportMisconfigured(NO_AWS_CREDENTIALS) from exc
     except ClientError as exc:
         error = exc.response.get("Error", {})
         raise TransportMisconfigured(
