@@ -119,7 +119,9 @@ def snapshot(session: Session, campaign: Campaign) -> int:
     if not variants:
         raise ValidationFailed("The campaign has no content yet.")
     base = recipients_query(session, campaign.workspace_id, campaign.audience)
+    ledger = select(func.count()).where(Message.campaign_id == campaign.id)
     rerun = session.scalar(select(exists().where(Message.campaign_id == campaign.id)))
+    before = int(session.scalar(ledger) or 0) if rerun else 0
     ab = len(variants) > 1
     if not ab:
         variant: Any = literal(variants[0].id)
@@ -143,19 +145,14 @@ def snapshot(session: Session, campaign: Campaign) -> int:
         select_rows = select_rows.where(
             ~exists().where(Message.campaign_id == campaign.id, Message.contact_id == sub.c.id)
         )
-    # A Core statement on the session's connection: psycopg and sqlite3 (the two drivers the
-    # project runs on) report its rowcount, where the ORM's bulk INSERT path gives -1; so a
-    # million-row ledger is not counted afterwards.
-    written = (
-        session.connection()
-        .execute(
-            insert(Message).from_select(
-                ["workspace_id", "campaign_id", "contact_id", "variant_id", "email", "status"],
-                select_rows,
-            )
+    session.execute(
+        insert(Message).from_select(
+            ["workspace_id", "campaign_id", "contact_id", "variant_id", "email", "status"],
+            select_rows,
         )
-        .rowcount
     )
     if ab:
         assign_variants(session, campaign.id)
-    return int(written)
+    # rowcount is -1 for INSERT … SELECT through SQLAlchemy on psycopg: count instead (an
+    # index-only count; a first run has nothing to subtract).
+    return int(session.scalar(ledger) or 0) - before

@@ -713,10 +713,10 @@ def _hash_fitter(session: Session) -> Callable[[Select[Any]], bool] | None:
                     "* current_setting('hash_mem_multiplier')::float8"
                 ).scalar_one()
             )
-        compiled = ids.compile(dialect=connection.dialect)
-        plan = connection.exec_driver_sql(
-            f"EXPLAIN (FORMAT JSON) {compiled}", compiled.params
-        ).scalar_one()
+        # Literal values (ids, event types, a timestamp): an `IN` of several types is an
+        # expanding parameter that only a full execution would render.
+        compiled = ids.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True})
+        plan = connection.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {compiled}").scalar_one()
         if isinstance(plan, str | bytes):
             plan = json.loads(plan)
         return plan[0]["Plan"]["Plan Rows"] * 64 <= budget[0]

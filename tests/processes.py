@@ -106,6 +106,10 @@ def start_streamlit(env: dict[str, str], log: Path) -> tuple[Proc, str]:
             str(port),
             "--server.headless",
             "true",
+            # The suite writes many files under the checkout; a watching server overflowed
+            # its inotify queue reconciling them and missed a sign-in (CI, 2026-11-26).
+            "--server.fileWatcherType",
+            "none",
         ],
         env,
         log,
