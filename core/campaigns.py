@@ -22,6 +22,7 @@ from core.models import (
     Contact,
     ContactList,
     CustomField,
+    Event,
     ListMembership,
     Message,
     Template,
@@ -522,6 +523,13 @@ def delete_campaign(session: Session, actor: Actor, campaign_id: int) -> None:
     campaign = get_campaign(session, actor, campaign_id)
     if campaign.status in ACTIVE:
         raise ValidationFailed("Pause and cancel the campaign before deleting it.")
+    # Events and the ledger have no foreign keys (core.models): they go first, by hand.
+    session.execute(
+        delete(Event).where(
+            Event.campaign_id == campaign.id, Event.workspace_id == actor.workspace_id
+        ),
+        execution_options={"synchronize_session": False},
+    )
     session.execute(delete(Message).where(Message.campaign_id == campaign.id))
     session.delete(campaign)
     session.add(

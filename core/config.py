@@ -83,6 +83,10 @@ class Settings(BaseSettings):
     # largest batch one transaction takes.
     webhook_writers: int = 0
     webhook_batch_size: int = 500
+    # The webhook answers SNS once a notification is in its inbox; the worker makes its
+    # events every SNS_DRAIN_SECONDS (beat), this many notifications per transaction.
+    webhook_drain_batch: int = 500
+    sns_drain_seconds: float = 1.0
 
     # Sending (issue 5); SEND_BATCH_SIZE above is the ledger rows one batch task owns.
     # A message left in "sending" longer than this belongs to a lost worker: recovered.

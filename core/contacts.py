@@ -364,8 +364,18 @@ def delete_contacts(session: Session, actor: Actor, contact_ids: Iterable[int]) 
         if not own:
             continue
         session.execute(delete(ListMembership).where(ListMembership.contact_id.in_(own)))
-        # The ledger has no foreign keys (core.models.Message): its rows go with the contact,
-        # and their events with them (event.message_id cascades).
+        # Neither the ledger nor events have foreign keys (core.models): the contact's
+        # events and those of the messages sent to it go first, then its ledger rows.
+        sent_to = select(Message.id).where(
+            Message.contact_id.in_(own), Message.workspace_id == actor.workspace_id
+        )
+        session.execute(
+            delete(Event).where(
+                Event.workspace_id == actor.workspace_id,
+                or_(Event.contact_id.in_(own), Event.message_id.in_(sent_to)),
+            ),
+            execution_options={"synchronize_session": False},
+        )
         session.execute(
             delete(Message).where(
                 Message.contact_id.in_(own), Message.workspace_id == actor.workspace_id

@@ -64,6 +64,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from core.clock import as_utc, now
+from core.config import settings
+from core.db import session_scope
 from core.errors import NotFound
 from core.models import Contact, Event, Message, SnsMessage, Suppression, Workspace
 from core.permissions import Actor
@@ -173,17 +175,9 @@ class _Unnest:
 
     @classmethod
     def of(
-        cls,
-        conn: Connection,
-        table: Table,
-        columns: Sequence[str],
-        alias: str = "x",
-        extra: Sequence[tuple[str, str]] = (),
-        ordinality: bool = False,
+        cls, conn: Connection, table: Table, columns: Sequence[str], alias: str = "x"
     ) -> _Unnest:
-        """`extra`: (name, SQL type) of leading arrays that are not columns of `table`;
-        `ordinality` adds `ord`, the position of each row."""
-        arrays = [f"%({alias}_{name})b::{sql_type}[]" for name, sql_type in extra]
+        arrays = []
         selects = []
         for name in columns:
             column = table.c[name]
@@ -196,14 +190,8 @@ class _Unnest:
                 sql_type = column.type.compile(dialect=conn.dialect)
                 arrays.append(f"%({alias}_{name})b::{sql_type}[]")
                 selects.append(f"{alias}.{name}")
-        names = [name for name, _ in extra] + list(columns) + (["ord"] if ordinality else [])
-        source = (
-            f"unnest({', '.join(arrays)}) {'WITH ORDINALITY ' if ordinality else ''}"
-            f"AS {alias}({', '.join(names)})"
-        )
-        return cls(
-            table, tuple(n for n, _ in extra) + tuple(columns), alias, source, ", ".join(selects)
-        )
+        source = f"unnest({', '.join(arrays)}) AS {alias}({', '.join(columns)})"
+        return cls(table, tuple(columns), alias, source, ", ".join(selects))
 
     def params(self, rows: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
         params: dict[str, list[Any]] = {}
@@ -600,113 +588,188 @@ def _tag(tags: dict[str, list[str]], names: Iterable[str]) -> int | None:
     return None
 
 
-def store_sns_notifications(db: Session | Connection, items: Sequence[SnsItem]) -> list[str]:
-    """Store a batch of verified SNS notifications in the caller's transaction.
+MAX_SNS_ATTEMPTS = 5  # failed tries at a notification's events before a person looks
 
-    The webhook acts for whichever workspace owns each ledger row it matches. Returns one
-    outcome per item: "stored", "replay" (MessageId seen before) or "ignored" (nothing
-    in it matched the ledger; logged).
 
-    Each SNS MessageId is noted once (sns_message) and only a notification noted now has
-    its events stored: on PostgreSQL both inserts are one statement, so a batch costs a
-    ledger query, that statement and the consequences, if any."""
+def accept_sns_notifications(db: Session | Connection, items: Sequence[SnsItem]) -> list[str]:
+    """The webhook's request path: note each SNS MessageId once and keep the notification
+    in the inbox (sns_message.body) until its events are made; in the caller's transaction.
+
+    One outcome per item: "stored" or "replay" (MessageId seen before, or earlier in the
+    batch). Once this commits, the notification is kept: `process_sns_backlog` turns it
+    into events just after, in large batches, off the request path."""
     conn = _connection(db)
     at = now()
     rows: dict[str, dict[str, Any]] = {}
-    records_per_item: list[list[SesRecord] | None] = []  # None: a repeat in this batch
     for item in items:
-        if item.message_id in rows:
-            records_per_item.append(None)
-            continue
-        rows[item.message_id] = {
-            "message_id": item.message_id,
-            "type": item.type,
-            "topic_arn": item.topic_arn,
-            "received_at": at,
-        }
-        # Parsed before we know whether it is a replay: replays are rare, and knowing the
-        # events first lets one statement store the notification and its events together.
-        records_per_item.append(parse_ses_event(item.message, at))
-
-    ledger = _ledger_rows(conn, [r for recs in records_per_item if recs for r in recs])
-    owned: list[tuple[str, NewEvent]] = []  # (SNS MessageId, event)
-    matched: dict[str, int] = {}
-    for item, recs in zip(items, records_per_item, strict=True):
-        for r in recs or ():
-            event = _match(conn, ledger, r)
-            if event is not None:
-                owned.append((item.message_id, event))
-                matched[item.message_id] = matched.get(item.message_id, 0) + 1
-
-    if _is_pg(conn):
-        fresh = _pg_store_notifications(conn, list(rows.values()), owned)
-    else:
-        fresh = set(
-            _insert_ignore(
-                conn, SnsMessage.__table__, list(rows.values()), ["message_id"], "message_id"
-            )
+        rows.setdefault(
+            item.message_id,
+            {
+                "message_id": item.message_id,
+                "type": item.type,
+                "topic_arn": item.topic_arn,
+                "received_at": at,
+                "body": item.message,
+            },
         )
-        store_events(conn, [event for owner, event in owned if owner in fresh])
-
+    fresh = set(
+        _insert_ignore(
+            conn, SnsMessage.__table__, list(rows.values()), ["message_id"], "message_id"
+        )
+    )
     outcomes: list[str] = []
-    for item, recs in zip(items, records_per_item, strict=True):
-        if recs is None or item.message_id not in fresh:
-            outcomes.append("replay")
-        elif matched.get(item.message_id):
+    for item in items:
+        if item.message_id in fresh:
+            fresh.discard(item.message_id)  # a repeat later in the batch is a replay
             outcomes.append("stored")
         else:
-            if recs:
-                log.warning("SES event for unknown message %s; acknowledged", recs[0].provider_id)
-            outcomes.append("ignored")
+            outcomes.append("replay")
     return outcomes
 
 
-_PG_NOTIFICATIONS_SQL: dict[str, tuple[str, _Unnest, _Unnest]] = {}
-# The event columns NewEvent.row() fills, in its order.
-_EVENT_COLUMNS = tuple(
-    NewEvent(workspace_id=0, type="", dedupe_key="", occurred_at=datetime.min, source="").row()
-)
+_SNS = SnsMessage.__table__.c
 
 
-def _pg_store_notifications(
-    conn: Connection, sns_rows: list[dict[str, Any]], owned: list[tuple[str, NewEvent]]
-) -> set[str]:
-    """PostgreSQL: note the SNS MessageIds and insert the events of the newly noted ones
-    in one statement, then apply the consequences of the new events. Returns the
-    MessageIds noted now (the others are replays)."""
-    cached = _PG_NOTIFICATIONS_SQL.get("sql")
-    if cached is None:
-        sns = _Unnest.of(conn, SnsMessage.__table__, tuple(sns_rows[0]), "s")
-        ev = _Unnest.of(
-            conn, Event.__table__, _EVENT_COLUMNS, "e", [("sns_id", "text")], ordinality=True
-        )
-        # The first event per dedupe key among the fresh notifications, as store_events.
-        sql = (
-            f"WITH sns AS (INSERT INTO sns_message ({', '.join(sns.columns)}) "
-            f"SELECT {sns.selects} FROM {sns.source} "
-            "ON CONFLICT (message_id) DO NOTHING RETURNING message_id), "
-            f"ev AS (INSERT INTO event ({', '.join(_EVENT_COLUMNS)}) "
-            f"SELECT DISTINCT ON (e.dedupe_key) {ev.selects} FROM {ev.source} "
-            "WHERE e.sns_id IN (SELECT message_id FROM sns) "
-            "ORDER BY e.dedupe_key, e.ord "
-            "ON CONFLICT (dedupe_key) DO NOTHING RETURNING dedupe_key) "
-            "SELECT true, message_id FROM sns UNION ALL SELECT false, dedupe_key FROM ev"
-        )
-        cached = _PG_NOTIFICATIONS_SQL["sql"] = (sql, sns, ev)
-    sql, sns, ev = cached
-    event_rows = [{"sns_id": owner, **event.row()} for owner, event in owned]
-    params = {**sns.params(sns_rows), **ev.params(event_rows)}
-    fresh: set[str] = set()
-    inserted: set[str] = set()
-    for is_sns, key in conn.exec_driver_sql(sql, params):
-        (fresh if is_sns else inserted).add(key)
-    new: list[NewEvent] = []
-    for owner, event in owned:
-        if owner in fresh and event.dedupe_key in inserted:
-            inserted.discard(event.dedupe_key)  # the first one only
-            new.append(event)
-    _apply_consequences(conn, new)
-    return fresh
+def process_sns_backlog(
+    db: Session | Connection, limit: int = 500, only: Sequence[str] | None = None
+) -> list[str]:
+    """Make the events of up to `limit` notifications waiting in the inbox, oldest first,
+    in the caller's transaction; returns their SNS MessageIds (`only`: just these).
+
+    The rows taken are locked, and rows another transaction holds are skipped
+    (PostgreSQL), so several webhook processes share a backlog without waiting on each
+    other. Each event is stored once (its dedupe key), so a notification made again after
+    a failure stores nothing twice."""
+    conn = _connection(db)
+    query = select(_SNS.message_id, _SNS.body, _SNS.received_at).where(
+        _SNS.body.is_not(None), _SNS.attempts < MAX_SNS_ATTEMPTS
+    )
+    if only is not None:
+        query = query.where(_SNS.message_id.in_(list(only)))
+    query = query.order_by(_SNS.received_at).limit(limit).with_for_update(skip_locked=True)
+    pending = conn.execute(query).all()
+    if not pending:
+        return []
+    ids = [row.message_id for row in pending]
+    matched = _make_sns_events(
+        conn, [(row.message_id, row.body, row.received_at) for row in pending]
+    )
+    for row in pending:
+        if not matched.get(row.message_id):
+            log.warning("SNS message %s matched no ledger row; acknowledged", row.message_id)
+    conn.execute(
+        update(SnsMessage.__table__)
+        .where(_SNS.message_id.in_(bindparam("ids", expanding=True)))
+        .values(body=None),
+        {"ids": ids},
+    )
+    return ids
+
+
+def pending_sns_messages(db: Session | Connection, limit: int = 500) -> list[str]:
+    """The MessageIds waiting in the inbox, oldest first (without locking them)."""
+    query = (
+        select(_SNS.message_id)
+        .where(_SNS.body.is_not(None), _SNS.attempts < MAX_SNS_ATTEMPTS)
+        .order_by(_SNS.received_at)
+        .limit(limit)
+    )
+    return list(_connection(db).scalars(query))
+
+
+def note_sns_failure(db: Session | Connection, message_id: str, error: str) -> None:
+    """A notification whose events could not be made: counted, with the error; after
+    MAX_SNS_ATTEMPTS it stays in the inbox for a person and is no longer tried."""
+    _connection(db).execute(
+        update(SnsMessage.__table__)
+        .where(_SNS.message_id == message_id)
+        .values(attempts=_SNS.attempts + 1, last_error=error[:2000])
+    )
+
+
+def drain_sns_backlog(batch: int | None = None, url: str | None = None) -> int:
+    """Make the events of every notification waiting in the webhook's inbox, `batch` per
+    transaction, until none is left; returns how many it took. The worker runs it
+    (worker.tasks.make_sns_events) every SNS_DRAIN_SECONDS.
+
+    A batch that fails is retried one notification at a time; one that fails alone is
+    counted against it (`note_sns_failure`), so that it cannot hold up the rest."""
+    batch = batch or settings.webhook_drain_batch
+    total = 0
+    while True:
+        try:
+            with session_scope(url) as session:
+                taken = len(process_sns_backlog(session, batch))
+        except Exception:  # noqa: BLE001 - find the notification that fails, below
+            log.exception("a batch of SNS notifications failed; retrying them one by one")
+            taken = _drain_one_by_one(batch, url)
+        total += taken
+        if taken < batch:
+            return total
+
+
+def _drain_one_by_one(batch: int, url: str | None) -> int:
+    with session_scope(url) as session:
+        ids = pending_sns_messages(session, batch)
+    for message_id in ids:
+        try:
+            with session_scope(url) as session:
+                process_sns_backlog(session, 1, only=[message_id])
+        except Exception as exc:  # noqa: BLE001 - counted against it; the rest go on
+            log.exception("SNS notification %s failed", message_id)
+            with session_scope(url) as session:
+                note_sns_failure(session, message_id, f"{type(exc).__name__}: {exc}")
+    return len(ids)
+
+
+def store_sns_notifications(db: Session | Connection, items: Sequence[SnsItem]) -> list[str]:
+    """Accept a batch and make its events at once, in the caller's transaction: what the
+    webhook does in two steps, for callers that want the events now.
+
+    One outcome per item: "stored", "replay" (MessageId seen before) or "ignored"
+    (nothing in it matched the ledger; logged)."""
+    conn = _connection(db)
+    outcomes = accept_sns_notifications(conn, items)
+    fresh = [item for item, outcome in zip(items, outcomes, strict=True) if outcome == "stored"]
+    if not fresh:
+        return outcomes
+    at = now()
+    matched = _make_sns_events(conn, [(i.message_id, i.message, at) for i in fresh])
+    conn.execute(
+        update(SnsMessage.__table__)
+        .where(_SNS.message_id.in_(bindparam("ids", expanding=True)))
+        .values(body=None),
+        {"ids": [i.message_id for i in fresh]},
+    )
+    result = []
+    for item, outcome in zip(items, outcomes, strict=True):
+        if outcome == "stored" and not matched.get(item.message_id):
+            log.warning("SNS message %s matched no ledger row; acknowledged", item.message_id)
+            outcome = "ignored"
+        result.append(outcome)
+    return result
+
+
+def _make_sns_events(
+    conn: Connection, notifications: Sequence[tuple[str, str, datetime]]
+) -> dict[str, int]:
+    """Store the events of (SNS MessageId, SES event JSON, received at) notifications and
+    apply their consequences; returns how many events each one matched to the ledger."""
+    records_per_item = [
+        (sns_id, parse_ses_event(body, as_utc(received)))
+        for sns_id, body, received in notifications
+    ]
+    ledger = _ledger_rows(conn, [r for _, recs in records_per_item for r in recs])
+    found: list[NewEvent] = []
+    matched: dict[str, int] = {}
+    for sns_id, recs in records_per_item:
+        for r in recs:
+            event = _match(conn, ledger, r)
+            if event is not None:
+                found.append(event)
+                matched[sns_id] = matched.get(sns_id, 0) + 1
+    store_events(conn, found)
+    return matched
 
 
 @dataclass(frozen=True)

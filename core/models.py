@@ -382,15 +382,16 @@ class Event(Base):
         ),
     )
 
+    # No foreign keys, like the ledger: PostgreSQL checked four per event, each taking a
+    # share lock on the workspace, campaign, message and contact rows, which concurrent
+    # webhook writers then shared as multixacts. The ids come from ledger rows the same
+    # transaction reads; `core` deletes events where it deletes their campaign
+    # (`campaigns.delete_campaign`) or contact (`contacts.delete_contacts`).
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
-    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaign.id", ondelete="CASCADE"))
-    message_id: Mapped[int | None] = mapped_column(
-        BigId, ForeignKey("message.id", ondelete="CASCADE")
-    )
-    contact_id: Mapped[int | None] = mapped_column(
-        BigId, ForeignKey("contact.id", ondelete="CASCADE")
-    )
+    workspace_id: Mapped[int] = mapped_column(Integer)
+    campaign_id: Mapped[int | None] = mapped_column(Integer)
+    message_id: Mapped[int | None] = mapped_column(BigId)
+    contact_id: Mapped[int | None] = mapped_column(BigId)
     type: Mapped[str] = mapped_column(String(24))
     occurred_at: Mapped[datetime] = _ts()
     # "own" (our pixel, links, unsubscribe page) or "ses" (notifications through SNS).
@@ -417,14 +418,30 @@ class Suppression(Base):
 
 
 class SnsMessage(Base):
-    """SNS MessageIds already handled, so a replay is acknowledged and stored once."""
+    """Every SNS MessageId received, so a replay is acknowledged and stored once; and the
+    webhook's inbox: a Notification is stored here with its `body` (the SES event) when it
+    is acknowledged, and its events are made from it just after, off the request path
+    (core.events.process_sns_backlog). `body` is NULL once that is done."""
 
     __tablename__ = "sns_message"
+    __table_args__ = (
+        # The backlog, oldest first; it holds only what is pending, so it stays small.
+        Index(
+            "ix_sns_message_pending",
+            "received_at",
+            postgresql_where=text("body IS NOT NULL"),
+            sqlite_where=text("body IS NOT NULL"),
+        ),
+    )
 
     message_id: Mapped[str] = mapped_column(String(100), primary_key=True)
     type: Mapped[str] = mapped_column(String(40))
     topic_arn: Mapped[str] = mapped_column(String(300))
     received_at: Mapped[datetime] = _ts()
+    body: Mapped[str | None] = mapped_column(Text)
+    # Failed attempts to make its events; after MAX_SNS_ATTEMPTS it is left for a person.
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(Text)
 
 
 class RateLimit(Base):

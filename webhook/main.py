@@ -5,6 +5,12 @@ FastAPI's router for speed: see WebhookApp), the open pixel (`GET /t/o/{token}.g
 the click redirect (`GET /t/c/{token}`) and unsubscribe (`GET`/`POST /u/{token}`, the
 POST being RFC 8058 one-click). Each route is thin: it checks the request, calls `core`,
 and maps domain errors to status codes (403 forged, 400 malformed, 404 unknown token).
+
+An SES notification is answered once it is stored in the inbox (sns_message.body), in a
+transaction shared with the notifications arriving alongside it; the worker makes its
+events a moment later, in large batches (core.events.drain_sns_backlog). So the request
+path is verify, store, answer, whatever the ledger look-ups and the nine indexes of an
+event cost.
 """
 
 from __future__ import annotations
@@ -78,12 +84,12 @@ def healthz() -> JSONResponse:
 # ---------------------------------------------------------------- SNS
 
 
-def _store(items: Sequence[events.SnsItem]) -> list[str]:
-    return run_in_transaction(lambda conn: events.store_sns_notifications(conn, items))
+def _accept(items: Sequence[events.SnsItem]) -> list[str]:
+    return run_in_transaction(lambda conn: events.accept_sns_notifications(conn, items))
 
 
 notifications: GroupCommitter[events.SnsItem, str] = GroupCommitter(
-    _store, max_batch=settings.webhook_batch_size, writers=default_writers()
+    _accept, max_batch=settings.webhook_batch_size, writers=default_writers()
 )
 
 

@@ -32,6 +32,12 @@ app.conf.beat_schedule["evaluate-ab-tests"] = {
     "task": "worker.tasks_abtest.evaluate_ab_tests",
     "schedule": settings.ab_tick_seconds,
 }
+# The webhook stores SES notifications; their events are made here, off its request path.
+app.conf.beat_schedule["make-sns-events"] = {
+    "task": "worker.tasks.make_sns_events",
+    "schedule": settings.sns_drain_seconds,
+    "options": {"expires": settings.sns_drain_seconds},
+}
 app.conf.beat_schedule["sweep-files"] = {
     "task": "worker.tasks.sweep_files",
     "schedule": 3600.0,

@@ -17,3 +17,11 @@ def sweep_files() -> int:
     from core.retention import sweep_files as sweep
 
     return len(sweep())
+
+
+@app.task(name="worker.tasks.make_sns_events")
+def make_sns_events() -> int:
+    """Makes the events of the SES notifications the webhook has stored (its inbox)."""
+    from core.events import drain_sns_backlog
+
+    return drain_sns_backlog()

@@ -10,6 +10,7 @@ from openpyxl import load_workbook
 from sqlalchemy import select
 
 from core import clock
+from core.campaigns import delete_campaign
 from core.contacts import (
     ConfirmationRequired,
     ContactFilter,
@@ -236,24 +237,45 @@ def test_activity_shows_messages_and_events(session, ws, owner):
     assert activity.counts == {"sent": 1, "open": 1, "click": 2}
     assert len(activity.events) == 4
 
-    # The ledger has no foreign keys: deleting the contact takes its rows and events along,
-    # and leaves another recipient's alone.
+    # Neither the ledger nor events have foreign keys: deleting the contact takes its rows
+    # and events along (even an event of its message filed under no contact, as a bounce
+    # to an address the ledger does not know is), and leaves another recipient's alone.
     other = make_contact(session, ws)
-    session.add(
-        Message(
-            workspace_id=ws.id,
-            campaign_id=campaign.id,
-            contact_id=other.id,
-            email=other.email,
-            status="sent",
-        )
+    other_message = Message(
+        workspace_id=ws.id,
+        campaign_id=campaign.id,
+        contact_id=other.id,
+        email=other.email,
+        status="sent",
     )
+    session.add(other_message)
     session.flush()
-    gone, kept, campaign_id = contact.id, other.id, campaign.id
+    for key, message_id, contact_id in [
+        ("orphan", message.id, None),
+        ("other", other_message.id, other.id),
+    ]:
+        session.add(
+            Event(
+                workspace_id=ws.id,
+                campaign_id=campaign.id,
+                message_id=message_id,
+                contact_id=contact_id,
+                type="bounce",
+                dedupe_key=f"{key}-{contact.id}",
+            )
+        )
+    session.flush()
+    gone, kept, campaign_id, gone_message = contact.id, other.id, campaign.id, message.id
     assert delete_contacts(session, owner, [gone]) == 1
     left = session.scalars(select(Message.contact_id).where(Message.campaign_id == campaign_id))
     assert list(left) == [kept]
     assert session.scalar(select(Event.id).where(Event.contact_id == gone)) is None
+    assert session.scalar(select(Event.id).where(Event.message_id == gone_message)) is None
+    assert list(session.scalars(select(Event.contact_id))) == [kept]
+    # Deleting the campaign takes the rest of its ledger and events.
+    delete_campaign(session, owner, campaign_id)
+    assert session.scalar(select(Message.id).where(Message.campaign_id == campaign_id)) is None
+    assert session.scalar(select(Event.id).where(Event.campaign_id == campaign_id)) is None
 
 
 def test_export_filters_custom_columns_and_neutralizes(session, ws, owner):

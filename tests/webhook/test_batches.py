@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import uuid
 
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from core import events
+from core.db import session_scope
 from core.models import Contact, Event, Message, SnsMessage, Suppression
 from tests.webhook.conftest import make_ledger
 from tests.webhook.snsutil import TOPIC, ses_event
@@ -105,3 +107,72 @@ def test_a_replayed_message_id_stores_nothing_even_when_it_now_matches(session: 
     session.flush()
     assert events.store_sns_notifications(session, [early]) == ["replay"]
     assert count(session, Event, Event.message_id == message.id) == 0
+
+
+def test_the_worker_makes_the_inbox_events_and_sets_aside_one_that_fails(live_db, monkeypatch):
+    """What the webhook stored waits in the inbox until the worker drains it. A notification
+    that fails does not hold up the others; it is counted, kept, and retried up to
+    MAX_SNS_ATTEMPTS times."""
+    with session_scope() as session:
+        ledger = make_ledger(session, recipients=3)
+        m0, m1, m2 = ledger.messages
+        first = item(ses_event("Delivery", m0.provider_message_id, [m0.email]))
+        bad = item(ses_event("Bounce", m1.provider_message_id, [m1.email]))
+        last = item(ses_event("Delivery", m2.provider_message_id, [m2.email]))
+        outcomes = events.accept_sns_notifications(session, [first, bad, last, first])
+        assert outcomes == ["stored", "stored", "stored", "replay"]
+    with session_scope() as session:
+        assert count(session, Event) == 0
+        waiting = {first.message_id, bad.message_id, last.message_id}
+        assert set(events.pending_sns_messages(session)) == waiting
+
+    make = events._make_sns_events
+
+    def failing(conn, notifications):  # noqa: ANN001, ANN202
+        if any(sns_id == bad.message_id for sns_id, _, _ in notifications):
+            raise RuntimeError("cannot read this one")
+        return make(conn, notifications)
+
+    monkeypatch.setattr(events, "_make_sns_events", failing)
+    assert events.drain_sns_backlog() == 3
+    with session_scope() as session:
+        assert count(session, Event, Event.type == "delivered") == 2
+        row = session.get(SnsMessage, bad.message_id)
+        assert row.body is not None and row.attempts == 1
+        assert "RuntimeError: cannot read this one" in row.last_error
+        assert events.pending_sns_messages(session) == [bad.message_id]
+    for _ in range(events.MAX_SNS_ATTEMPTS - 1):
+        events.drain_sns_backlog()
+    with session_scope() as session:
+        assert session.get(SnsMessage, bad.message_id).attempts == events.MAX_SNS_ATTEMPTS
+        assert events.pending_sns_messages(session) == []  # left for a person
+        assert session.get(Contact, m1.contact_id).status == "subscribed"
+
+    # Fixed, and its attempts reset by hand: made like the others.
+    monkeypatch.setattr(events, "_make_sns_events", make)
+    with session_scope() as session:
+        session.get(SnsMessage, bad.message_id).attempts = 0
+    assert events.drain_sns_backlog() == 1
+    with session_scope() as session:
+        assert session.get(Contact, m1.contact_id).status == "bounced"
+        assert session.get(SnsMessage, bad.message_id).body is None
+
+
+def test_two_drains_share_the_backlog_without_waiting(live_db, backend):
+    """Several workers drain at once on PostgreSQL: each skips the rows another holds."""
+    if backend != "postgresql":
+        pytest.skip("SQLite has one writer at a time")
+    with session_scope() as session:
+        ledger = make_ledger(session, recipients=3)
+        notes = [item(ses_event("Open", m.provider_message_id, [m.email])) for m in ledger.messages]
+        events.accept_sns_notifications(session, notes)
+    with session_scope() as holding:
+        taken = events.process_sns_backlog(holding, limit=2)
+        assert len(taken) == 2
+        with session_scope() as other:
+            # Without SKIP LOCKED this would wait for `holding`: fail fast instead.
+            other.execute(text("SET LOCAL lock_timeout = '2s'"))
+            rest = events.process_sns_backlog(other, limit=500)
+        assert set(rest) | set(taken) == {n.message_id for n in notes}
+    with session_scope() as session:
+        assert count(session, Event, Event.type == "open") == 3

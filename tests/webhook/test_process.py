@@ -1,4 +1,4 @@
-"""The webhook as it runs in production: a real uvicorn process, pinned certificates."""
+"""The webhook as it runs in production: a real uvicorn process, pinned certificates, and\nthe worker that makes the events of what it stored."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from core.config import settings
 from core.db import session_scope
 from core.models import Contact, Event, Suppression
 from core.tracking import open_url, unsubscribe_url
-from tests.processes import process_env, start_webhook
+from tests.processes import process_env, start_webhook, start_worker, wait_until
 from tests.webhook.conftest import make_ledger
 from tests.webhook.snsutil import CERT_PEM, CERT_URL, TOPIC, notification, ses_event
 
@@ -61,6 +61,18 @@ def test_uvicorn_process_verifies_stores_and_tracks(live_db, tmp_path):
         assert request(base + unsub, b"List-Unsubscribe=One-Click")[0] == 200
     finally:
         proc.stop()
+
+    # The webhook has stored the bounce in its inbox; a real worker (beat) makes its event.
+    def bounced() -> bool:
+        with session_scope() as session:
+            return session.get(Contact, first.contact_id).status == "bounced"
+
+    assert not bounced()
+    worker = start_worker(env, tmp_path / "worker.log", beat=True)
+    try:
+        wait_until(bounced, 60, "the worker to make the bounce's event")
+    finally:
+        worker.stop()
     with session_scope() as session:
         types = sorted(session.scalars(select(Event.type)))
         assert types == ["bounce", "open", "unsubscribe"]

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from core.db import session_scope
-from core.events import counted
+from core.events import counted, drain_sns_backlog, pending_sns_messages
 from core.models import Contact, Event, Message, SnsMessage, Suppression, Workspace
 from tests.webhook.conftest import make_ledger
 from tests.webhook.snsutil import SUBSCRIBE_URL, notification, ses_event, subscription
@@ -17,7 +17,8 @@ from webhook.main import app
 
 
 def post(client: TestClient, message: dict, header: str | None = None):
-    return client.post(
+    """POST to the webhook, then what the worker does next: make the stored events."""
+    response = client.post(
         "/sns/ses",
         content=json.dumps(message),
         headers={
@@ -25,6 +26,8 @@ def post(client: TestClient, message: dict, header: str | None = None):
             "x-amz-sns-message-type": header or message["Type"],
         },
     )
+    drain_sns_backlog()
+    return response
 
 
 def events_of(session, message_id: int) -> list[Event]:
@@ -88,7 +91,11 @@ def test_each_ses_event_type_maps_to_the_ledger(fake_sns, live_db):
         assert click.url == "https://acme.example/offer"
         opened = session.scalar(select(Event).where(Event.type == "open"))
         assert "Thunderbird" in opened.user_agent and opened.is_machine is False
-        reject = session.scalar(select(Message).join(Event).where(Event.type == "reject"))
+        reject = session.scalar(
+            select(Message)
+            .join(Event, Event.message_id == Message.id)
+            .where(Event.type == "reject")
+        )
         assert "Bad content" in reject.error
         complaint = session.scalar(select(Suppression).where(Suppression.reason == "complaint"))
         assert complaint.detail == "abuse"
@@ -157,11 +164,13 @@ def test_forged_and_malformed_requests_get_clear_4xx(fake_sns, ledger):
         assert session.get(Contact, message.contact_id).status == "subscribed"
 
 
-def test_unknown_messages_are_acknowledged(fake_sns, ledger):
+def test_unknown_messages_are_acknowledged(fake_sns, ledger, caplog):
     client = TestClient(app)
     unknown = ses_event("Delivery", "no-such-message", ["someone@example.org"])
-    assert post(client, notification(unknown)).json() == {"status": "ignored"}
-    assert post(client, notification("plain text, not SES")).json() == {"status": "ignored"}
+    # Acknowledged and stored; making its events finds no ledger row, and says so.
+    assert post(client, notification(unknown)).json() == {"status": "stored"}
+    assert "matched no ledger row" in caplog.text
+    assert post(client, notification("plain text, not SES")).json() == {"status": "stored"}
     # Matched by the tag the sender set when the provider id is not (yet) on the row.
     message = ledger.messages[1]
     tagged = ses_event(
@@ -177,11 +186,11 @@ def test_unknown_messages_are_acknowledged(fake_sns, ledger):
         [message.email],
         tags={"mw_message_id": [str(message.id)], "mw_workspace_id": ["999999"]},
     )
-    assert post(client, notification(wrong_ws)).json() == {"status": "ignored"}
+    assert post(client, notification(wrong_ws)).json() == {"status": "stored"}
     # The tags the sender sets: message and campaign; a campaign that disagrees is no match.
     sender_tags = {"message_id": [str(message.id)], "campaign_id": [str(ledger.campaign.id + 1)]}
     other = ses_event("Open", "id-not-recorded-3", [message.email], tags=sender_tags)
-    assert post(client, notification(other)).json() == {"status": "ignored"}
+    assert post(client, notification(other)).json() == {"status": "stored"}
     third = ledger.messages[2]
     sender_tags = {"message_id": [str(third.id)], "campaign_id": [str(ledger.campaign.id)]}
     matching = ses_event("Send", "id-not-recorded-4", [third.email], tags=sender_tags)
@@ -189,6 +198,8 @@ def test_unknown_messages_are_acknowledged(fake_sns, ledger):
     with session_scope() as session:
         stored = session.execute(select(Event.message_id, Event.type).order_by(Event.id)).all()
         assert [tuple(row) for row in stored] == [(message.id, "delivered"), (third.id, "sent")]
+        # Each one was handled: nothing waits in the inbox.
+        assert pending_sns_messages(session) == []
 
 
 def test_subscription_confirmation_visits_subscribe_url_once(fake_sns, live_db):
