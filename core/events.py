@@ -37,6 +37,12 @@ SES messages are matched to the ledger by `mail.messageId` (Message.provider_mes
 and, failing that, by the message tags the sender sets (`message_id`, checked against
 `campaign_id` and, if present, the workspace: see TAG_MESSAGE); an unknown message is
 logged and acknowledged.
+
+SES events arrive in two steps. The webhook's request path only stores each verified SNS
+notification in the inbox (`accept_sns_notifications`: sns_message with its body, which
+also makes a replayed MessageId a no-op). The worker then makes the events of what waits
+there, hundreds per transaction (`drain_sns_backlog`), where a ledger look-up and an
+event's indexes cost a fraction of what they cost per request.
 """
 
 from __future__ import annotations
