@@ -159,6 +159,4 @@ def run_in_transaction(work: Callable[[Connection], R]) -> R:
 
 
 def default_writers() -> int:
-    if settings.webhook_writers > 0:
-        return settings.webhook_writers
-    return 1 if settings.is_sqlite else 2
+    return max(1, settings.webhook_writers)
