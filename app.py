@@ -4,6 +4,7 @@ import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
 from ui.auth import authenticate, sign_out
+from ui.state import land_on_address, remember_address
 
 # Navigation is st.navigation only: never run a pages/ file directly (Streamlit's v1
 # multipage mode), which would skip the sign-in gate below.
@@ -11,6 +12,7 @@ PagesManager.uses_pages_directory = False
 
 st.set_page_config(page_title="Mailwright", page_icon=":material/mail:", layout="wide")
 
+remember_address()
 actor = authenticate()
 
 if actor is None:
@@ -24,20 +26,18 @@ if actor is None:
         position="hidden",
     )
 else:
-    navigation = st.navigation(
-        [
-            st.Page(
-                "pages/dashboard.py", title="Dashboard", icon=":material/dashboard:", default=True
-            ),
-            st.Page("pages/contacts.py", title="Contacts", icon=":material/group:"),
-            st.Page("pages/segments.py", title="Segments", icon=":material/filter_alt:"),
-            st.Page("pages/templates.py", title="Templates", icon=":material/edit_note:"),
-            st.Page("pages/campaigns.py", title="Campaigns", icon=":material/send:"),
-            st.Page("pages/reports.py", title="Reports", icon=":material/monitoring:"),
-            st.Page("pages/data.py", title="Data", icon=":material/database:"),
-            st.Page("pages/settings.py", title="Settings", icon=":material/settings:"),
-        ]
-    )
+    pages = [
+        st.Page("pages/dashboard.py", title="Dashboard", icon=":material/dashboard:", default=True),
+        st.Page("pages/contacts.py", title="Contacts", icon=":material/group:"),
+        st.Page("pages/segments.py", title="Segments", icon=":material/filter_alt:"),
+        st.Page("pages/templates.py", title="Templates", icon=":material/edit_note:"),
+        st.Page("pages/campaigns.py", title="Campaigns", icon=":material/send:"),
+        st.Page("pages/reports.py", title="Reports", icon=":material/monitoring:"),
+        st.Page("pages/data.py", title="Data", icon=":material/database:"),
+        st.Page("pages/settings.py", title="Settings", icon=":material/settings:"),
+    ]
+    navigation = st.navigation(pages)
+    land_on_address(pages, navigation)
     with st.sidebar:
         st.caption(f"Signed in as **{actor.email}** ({actor.role})")
         if st.button("Sign out", key="sign_out"):

@@ -173,3 +173,11 @@ def enqueued(_isolation: list) -> list:
 @pytest.fixture
 def outbox(tmp_path: Path) -> Path:
     return tmp_path / "outbox"
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # noqa: ANN201
+    """Keep each phase's report on the test item, for fixtures to see how the test went."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report

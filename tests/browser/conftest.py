@@ -85,7 +85,7 @@ def live_stack(live_db: str, tmp_path: Path) -> Iterator[LiveApp]:
 
 
 @pytest.fixture
-def page(tmp_path: Path):  # noqa: ANN201
+def page(tmp_path: Path, request: pytest.FixtureRequest):  # noqa: ANN201
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
@@ -96,6 +96,12 @@ def page(tmp_path: Path):  # noqa: ANN201
         page = context.new_page()
         page.set_default_timeout(45_000)
         yield page
+        report = getattr(request.node, "rep_call", None)
+        if report is not None and report.failed:
+            # What the person would have seen, in the test's output (CI keeps no files).
+            page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
+            text = page.locator("body").inner_text(timeout=5_000)[:2000]
+            print(f"\n--- page at failure: {page.url}\n{text}\n--- ({tmp_path}/failure.png)")
         context.close()
         browser.close()
 
