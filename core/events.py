@@ -634,6 +634,8 @@ def accept_sns_notifications(db: Session | Connection, items: Sequence[SnsItem])
 
 
 _SNS = SnsMessage.__table__.c
+# Waiting in the inbox, and not yet given up on.
+_PENDING = (_SNS.body.is_not(None), _SNS.attempts < MAX_SNS_ATTEMPTS)
 
 
 def process_sns_backlog(
@@ -643,43 +645,21 @@ def process_sns_backlog(
     in the caller's transaction; returns their SNS MessageIds (`only`: just these).
 
     The rows taken are locked, and rows another transaction holds are skipped
-    (PostgreSQL), so several webhook processes share a backlog without waiting on each
-    other. Each event is stored once (its dedupe key), so a notification made again after
+    (PostgreSQL), so several workers share a backlog without waiting on each other. Each event is stored once (its dedupe key), so a notification made again after
     a failure stores nothing twice."""
     conn = _connection(db)
-    query = select(_SNS.message_id, _SNS.body, _SNS.received_at).where(
-        _SNS.body.is_not(None), _SNS.attempts < MAX_SNS_ATTEMPTS
-    )
+    query = select(_SNS.message_id, _SNS.body, _SNS.received_at).where(*_PENDING)
     if only is not None:
         query = query.where(_SNS.message_id.in_(list(only)))
     query = query.order_by(_SNS.received_at).limit(limit).with_for_update(skip_locked=True)
     pending = conn.execute(query).all()
-    if not pending:
-        return []
-    ids = [row.message_id for row in pending]
-    matched = _make_sns_events(
-        conn, [(row.message_id, row.body, row.received_at) for row in pending]
-    )
-    for row in pending:
-        if not matched.get(row.message_id):
-            log.warning("SNS message %s matched no ledger row; acknowledged", row.message_id)
-    conn.execute(
-        update(SnsMessage.__table__)
-        .where(_SNS.message_id.in_(bindparam("ids", expanding=True)))
-        .values(body=None),
-        {"ids": ids},
-    )
-    return ids
+    _make_sns_events(conn, [(row.message_id, row.body, row.received_at) for row in pending])
+    return [row.message_id for row in pending]
 
 
 def pending_sns_messages(db: Session | Connection, limit: int = 500) -> list[str]:
     """The MessageIds waiting in the inbox, oldest first (without locking them)."""
-    query = (
-        select(_SNS.message_id)
-        .where(_SNS.body.is_not(None), _SNS.attempts < MAX_SNS_ATTEMPTS)
-        .order_by(_SNS.received_at)
-        .limit(limit)
-    )
+    query = select(_SNS.message_id).where(*_PENDING).order_by(_SNS.received_at).limit(limit)
     return list(_connection(db).scalars(query))
 
 
@@ -741,26 +721,21 @@ def store_sns_notifications(db: Session | Connection, items: Sequence[SnsItem]) 
         return outcomes
     at = now()
     matched = _make_sns_events(conn, [(i.message_id, i.message, at) for i in fresh])
-    conn.execute(
-        update(SnsMessage.__table__)
-        .where(_SNS.message_id.in_(bindparam("ids", expanding=True)))
-        .values(body=None),
-        {"ids": [i.message_id for i in fresh]},
-    )
-    result = []
-    for item, outcome in zip(items, outcomes, strict=True):
-        if outcome == "stored" and not matched.get(item.message_id):
-            log.warning("SNS message %s matched no ledger row; acknowledged", item.message_id)
-            outcome = "ignored"
-        result.append(outcome)
-    return result
+    return [
+        "ignored" if outcome == "stored" and not matched.get(item.message_id) else outcome
+        for item, outcome in zip(items, outcomes, strict=True)
+    ]
 
 
 def _make_sns_events(
     conn: Connection, notifications: Sequence[tuple[str, str, datetime]]
 ) -> dict[str, int]:
-    """Store the events of (SNS MessageId, SES event JSON, received at) notifications and
-    apply their consequences; returns how many events each one matched to the ledger."""
+    """Store the events of (SNS MessageId, SES event JSON, received at) notifications in
+    the inbox, apply their consequences and mark the notifications done (body NULL);
+    returns how many events each one matched to the ledger (one that matched none is
+    logged)."""
+    if not notifications:
+        return {}
     records_per_item = [
         (sns_id, parse_ses_event(body, as_utc(received)))
         for sns_id, body, received in notifications
@@ -775,6 +750,15 @@ def _make_sns_events(
                 found.append(event)
                 matched[sns_id] = matched.get(sns_id, 0) + 1
     store_events(conn, found)
+    for sns_id, _ in records_per_item:
+        if not matched.get(sns_id):
+            log.warning("SNS message %s matched no ledger row; acknowledged", sns_id)
+    conn.execute(
+        update(SnsMessage.__table__)
+        .where(_SNS.message_id.in_(bindparam("ids", expanding=True)))
+        .values(body=None),
+        {"ids": [sns_id for sns_id, _ in records_per_item]},
+    )
     return matched
 
 

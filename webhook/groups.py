@@ -156,7 +156,3 @@ def run_in_transaction(work: Callable[[Connection], R]) -> R:
         _local.conn = None
         conn.invalidate()
         raise
-
-
-def default_writers() -> int:
-    return max(1, settings.webhook_writers)

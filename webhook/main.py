@@ -33,7 +33,7 @@ from core.errors import InvalidToken, NotFound
 from core.models import SnsMessage
 from core.permissions import Actor
 from core.tracking import parse_click, parse_open, parse_unsubscribe
-from webhook.groups import GroupCommitter, default_writers, run_in_transaction
+from webhook.groups import GroupCommitter, run_in_transaction
 
 log = logging.getLogger("webhook")
 
@@ -89,7 +89,7 @@ def _accept(items: Sequence[events.SnsItem]) -> list[str]:
 
 
 notifications: GroupCommitter[events.SnsItem, str] = GroupCommitter(
-    _accept, max_batch=settings.webhook_batch_size, writers=default_writers()
+    _accept, max_batch=settings.webhook_batch_size, writers=max(1, settings.webhook_writers)
 )
 
 

@@ -205,13 +205,9 @@ def test_lists_bulk_membership(session, ws, owner):
     assert session.get(Contact, people[2].id) is not None
 
 
-def test_activity_shows_messages_and_events(session, ws, owner):
-    contact = make_contact(session, ws)
-    campaign = Campaign(workspace_id=ws.id, name="Spring", status="sent")
-    session.add(campaign)
-    session.flush()
+def _sent(session, campaign: Campaign, contact: Contact) -> Message:  # noqa: ANN001
     message = Message(
-        workspace_id=ws.id,
+        workspace_id=campaign.workspace_id,
         campaign_id=campaign.id,
         contact_id=contact.id,
         email=contact.email,
@@ -219,18 +215,29 @@ def test_activity_shows_messages_and_events(session, ws, owner):
     )
     session.add(message)
     session.flush()
+    return message
+
+
+def _event(message: Message, contact_id: int | None, type_: str, key: str) -> Event:
+    return Event(
+        workspace_id=message.workspace_id,
+        campaign_id=message.campaign_id,
+        message_id=message.id,
+        contact_id=contact_id,
+        type=type_,
+        url="https://x.example" if type_ == "click" else None,
+        dedupe_key=key,
+    )
+
+
+def test_activity_shows_messages_and_events(session, ws, owner):
+    contact = make_contact(session, ws)
+    campaign = Campaign(workspace_id=ws.id, name="Spring", status="sent")
+    session.add(campaign)
+    session.flush()
+    message = _sent(session, campaign, contact)
     for i, type_ in enumerate(["sent", "open", "click", "click"]):
-        session.add(
-            Event(
-                workspace_id=ws.id,
-                campaign_id=campaign.id,
-                message_id=message.id,
-                contact_id=contact.id,
-                type=type_,
-                url="https://x.example" if type_ == "click" else None,
-                dedupe_key=f"k{contact.id}-{i}",
-            )
-        )
+        session.add(_event(message, contact.id, type_, f"k{contact.id}-{i}"))
     session.flush()
     activity = contact_activity(session, owner, contact.id)
     assert activity.messages[0]["campaign"] == "Spring"
@@ -241,29 +248,9 @@ def test_activity_shows_messages_and_events(session, ws, owner):
     # and events along (even an event of its message filed under no contact, as a bounce
     # to an address the ledger does not know is), and leaves another recipient's alone.
     other = make_contact(session, ws)
-    other_message = Message(
-        workspace_id=ws.id,
-        campaign_id=campaign.id,
-        contact_id=other.id,
-        email=other.email,
-        status="sent",
-    )
-    session.add(other_message)
-    session.flush()
-    for key, message_id, contact_id in [
-        ("orphan", message.id, None),
-        ("other", other_message.id, other.id),
-    ]:
-        session.add(
-            Event(
-                workspace_id=ws.id,
-                campaign_id=campaign.id,
-                message_id=message_id,
-                contact_id=contact_id,
-                type="bounce",
-                dedupe_key=f"{key}-{contact.id}",
-            )
-        )
+    other_message = _sent(session, campaign, other)
+    session.add(_event(message, None, "bounce", f"orphan-{contact.id}"))
+    session.add(_event(other_message, other.id, "bounce", f"other-{contact.id}"))
     session.flush()
     gone, kept, campaign_id, gone_message = contact.id, other.id, campaign.id, message.id
     assert delete_contacts(session, owner, [gone]) == 1
