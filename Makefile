@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: run test lint format venv dev-venv migrate seed bench clean
+.PHONY: run test test-browser-stress lint format venv dev-venv migrate seed bench clean
 
 $(BIN)/.installed: requirements.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -41,6 +41,16 @@ test: dev-venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
+
+# The browser tests 20 times in a row with a busy loop on every core (issue 21: a link
+# must open its page and the first sign-in click must count on a busy server).
+STRESS_RUNS ?= 20
+test-browser-stress: dev-venv
+	@passed=0; for i in $$(seq 1 $(STRESS_RUNS)); do \
+	  echo "== browser stress run $$i/$(STRESS_RUNS)"; \
+	  $(BIN)/python -m pytest -m browser --cpu-hog -q || { echo "stress: run $$i failed after $$passed passed"; exit 1; }; \
+	  passed=$$((passed + 1)); \
+	done; echo "stress: $$passed/$(STRESS_RUNS) runs passed"
 
 bench: dev-venv
 	@for f in bench/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done

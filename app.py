@@ -3,22 +3,54 @@
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
-from ui.auth import authenticate, sign_out
-from ui.state import land_on_address, remember_address
+from ui import cookies
+from ui.auth import authenticate, sign_in_screen, sign_out
 
 # Navigation is st.navigation only: never run a pages/ file directly (Streamlit's v1
 # multipage mode), which would skip the sign-in gate below.
 PagesManager.uses_pages_directory = False
 
+# The private pages: (file, title, icon, URL path). The first is the default page, at /.
+PRIVATE = [
+    ("pages/dashboard.py", "Dashboard", ":material/dashboard:", "dashboard"),
+    ("pages/contacts.py", "Contacts", ":material/group:", "contacts"),
+    ("pages/segments.py", "Segments", ":material/filter_alt:", "segments"),
+    ("pages/templates.py", "Templates", ":material/edit_note:", "templates"),
+    ("pages/campaigns.py", "Campaigns", ":material/send:", "campaigns"),
+    ("pages/reports.py", "Reports", ":material/monitoring:", "reports"),
+    ("pages/data.py", "Data", ":material/database:", "data"),
+    ("pages/settings.py", "Settings", ":material/settings:", "settings"),
+]
+
+
+def private_pages(signed_in: bool) -> list[st.Page]:
+    """The private pages, or, signed out, the sign-in screen at each of their addresses.
+
+    Streamlit names a page by a hash of its URL path, so a link to /reports?campaign=7
+    opened while signed out runs the sign-in screen registered at "reports", keeps its
+    address and query, and the rerun after signing in runs Reports itself. The page
+    never has to be found again after the fact."""
+    pages = []
+    for index, (path, title, icon, url_path) in enumerate(PRIVATE):
+        default = index == 0
+        if signed_in:
+            page = st.Page(path, title=title, icon=icon, url_path=url_path, default=default)
+        elif default:
+            page = st.Page("pages/login.py", title="Sign in", url_path=url_path, default=True)
+        else:
+            page = st.Page(sign_in_screen, title="Sign in", url_path=url_path)
+        pages.append(page)
+    return pages
+
+
 st.set_page_config(page_title="Mailwright", page_icon=":material/mail:", layout="wide")
 
-remember_address()
 actor = authenticate()
 
 if actor is None:
     navigation = st.navigation(
         [
-            st.Page("pages/login.py", title="Sign in", default=True),
+            *private_pages(signed_in=False),
             st.Page("pages/forgot_password.py", title="Forgot password", url_path="forgot"),
             st.Page("pages/reset_password.py", title="Reset password", url_path="reset"),
             st.Page("pages/register.py", title="Register", url_path="register"),
@@ -26,22 +58,12 @@ if actor is None:
         position="hidden",
     )
 else:
-    pages = [
-        st.Page("pages/dashboard.py", title="Dashboard", icon=":material/dashboard:", default=True),
-        st.Page("pages/contacts.py", title="Contacts", icon=":material/group:"),
-        st.Page("pages/segments.py", title="Segments", icon=":material/filter_alt:"),
-        st.Page("pages/templates.py", title="Templates", icon=":material/edit_note:"),
-        st.Page("pages/campaigns.py", title="Campaigns", icon=":material/send:"),
-        st.Page("pages/reports.py", title="Reports", icon=":material/monitoring:"),
-        st.Page("pages/data.py", title="Data", icon=":material/database:"),
-        st.Page("pages/settings.py", title="Settings", icon=":material/settings:"),
-    ]
-    navigation = st.navigation(pages)
-    land_on_address(pages, navigation)
+    navigation = st.navigation(private_pages(signed_in=True))
     with st.sidebar:
         st.caption(f"Signed in as **{actor.email}** ({actor.role})")
         if st.button("Sign out", key="sign_out"):
             sign_out()
             st.rerun()
 
+cookies.flush()
 navigation.run()

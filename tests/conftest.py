@@ -41,6 +41,33 @@ CHROMIUM = "/usr/bin/chromium"
 BACKENDS = ["sqlite", "postgresql"]
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--cpu-hog",
+        action="store_true",
+        help="keep every core busy with a busy loop for the whole session (stress runs)",
+    )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cpu_hog(request: pytest.FixtureRequest) -> Iterator[None]:
+    """With --cpu-hog, one busy-looping process per core, stopped when the session ends."""
+    if not request.config.getoption("--cpu-hog"):
+        yield
+        return
+    import subprocess
+    import sys
+
+    loop = "while True: pass"
+    hogs = [subprocess.Popen([sys.executable, "-c", loop]) for _ in range(os.cpu_count() or 1)]
+    try:
+        yield
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+
+
 def pytest_collection_modifyitems(config, items) -> None:  # noqa: ANN001
     for item in items:
         if "browser" in item.keywords and not Path(CHROMIUM).exists():

@@ -8,7 +8,10 @@ import streamlit_authenticator as stauth
 from core import auth, clock
 from core.config import settings
 from core.permissions import Actor
+from ui import cookies
 from ui.state import db
+
+cookies.install()
 
 COOKIE_NAME = "mailwright_session"
 GENERIC_FAILURE = (
@@ -68,8 +71,6 @@ def authenticate() -> Actor | None:
         sign_out(reason="Your session has ended (the password was changed). Please sign in again.")
         return None
     st.session_state["mw_actor"] = actor
-    if st.session_state.pop("mw_pending_cookie", False):
-        authenticator.cookie_controller.set_cookie()
     return actor
 
 
@@ -95,9 +96,7 @@ def login_form() -> None:
         with db() as session:
             auth.record_login_success(session, st.session_state["username"])
         st.session_state["mw_signed_in_at"] = clock.now().timestamp()
-        # The cookie component set during this run would be torn down by the rerun before
-        # the browser stores the cookie: set it again on the first signed-in run.
-        st.session_state["mw_pending_cookie"] = True
+        # Same page, now signed in: app.py's private pages share the sign-in pages' URLs.
         st.rerun()
     elif status is False:
         with db() as session:
@@ -105,6 +104,15 @@ def login_form() -> None:
                 if data.get("failed_login_attempts", 0) > before.get(email, 0):
                     auth.record_login_failure(session, email)
         st.error(GENERIC_FAILURE)
+
+
+def sign_in_screen() -> None:
+    """What a signed-out person sees at `/` and at the address of every private page."""
+    st.title("Mailwright")
+    login_form()
+    left, right = st.columns(2)
+    left.page_link("pages/forgot_password.py", label="Forgot password?")
+    right.page_link("pages/register.py", label="Register or accept an invitation")
 
 
 def sign_out(reason: str | None = None) -> None:

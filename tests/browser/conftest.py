@@ -3,6 +3,7 @@ started on free ports against a fresh database, and headless Debian Chromium."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-component-update",
 ]
+CONTEXT = {"viewport": {"width": 1400, "height": 900}}
 
 
 @dataclass
@@ -92,7 +94,7 @@ def page(tmp_path: Path, request: pytest.FixtureRequest):  # noqa: ANN201
         browser = pw.chromium.launch(
             executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
         )
-        context = browser.new_context(viewport={"width": 1400, "height": 900})
+        context = browser.new_context(**CONTEXT)
         page = context.new_page()
         page.set_default_timeout(45_000)
         yield page
@@ -106,34 +108,17 @@ def page(tmp_path: Path, request: pytest.FixtureRequest):  # noqa: ANN201
         browser.close()
 
 
-def sign_in(page, app: LiveApp) -> None:  # noqa: ANN001
-    """Sign in through the real form and wait for the dashboard.
+def sign_in(page, app: LiveApp, path: str = "", heading: str = "Dashboard") -> None:  # noqa: ANN001
+    """Open `path` signed out, sign in with one click, and wait for `heading` there.
 
-    A cold Streamlit server (first script run in a fresh process on a loaded machine) can
-    drop the very first submit while its websocket is still settling; the form is then
-    still shown with no error. Only in that case is the sign-in tried once more.
-    """
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
-    page.goto(app.url)
-    dashboard = page.get_by_role("heading", name="Dashboard").first
-    for attempt in range(2):
-        page.get_by_label("Email", exact=True).fill(app.email)
-        page.get_by_label("Password", exact=True).fill(app.password)
-        page.get_by_role("button", name="Sign in").click()
-        try:
-            dashboard.wait_for(timeout=45_000)
-            break
-        except PlaywrightTimeout as timeout:
-            if attempt or page.get_by_text("Wrong email or password").count():
-                log = app.data_dir.parent / "streamlit.log"
-                tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
-                raise AssertionError(
-                    f"no dashboard after signing in; streamlit log:\n{tail}"
-                ) from timeout
-            page.reload()
-    # The session cookie is set by a component after the first signed-in render; a full
-    # page load before it lands would (rightly) ask to sign in again.
+    One click, no retry: a dropped click or a lost address is the bug this checks for."""
+    page.goto(f"{app.url}/{path}")
+    page.get_by_label("Email", exact=True).fill(app.email)
+    page.get_by_label("Password", exact=True).fill(app.password)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("heading", name=re.compile(f"^{heading}")).first.wait_for(timeout=45_000)
+    # The session cookie is written by a script on the first signed-in run; a full page
+    # load before it lands would (rightly) ask to sign in again.
     for _ in range(150):
         if any(c["name"] == "mailwright_session" for c in page.context.cookies()):
             return
