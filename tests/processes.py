@@ -97,7 +97,9 @@ def start_streamlit(env: dict[str, str], log: Path) -> tuple[Proc, str]:
     port = free_port()
     proc = Proc(
         [
-            str(BIN / "streamlit"),
+            str(BIN / "python"),
+            "-m",
+            "ui.server",
             "run",
             "app.py",
             "--server.address",

@@ -43,9 +43,12 @@ def asked_campaign(live_app) -> tuple[int, str]:  # noqa: ANN001
 
 
 def _links(campaign_id: int) -> list[tuple[str, str, str]]:
-    """(path, query, heading) for every page, and Reports on one campaign."""
-    return [(path, "", heading) for path, heading in PAGES] + [
-        ("reports", f"campaign={campaign_id}", "Reports")
+    """(path, query, heading) for Reports on one campaign, then every page.
+
+    The first link is the server's first visit: Streamlit used to decide on it whether
+    pages/ meant its old multipage mode (see ui/server.py)."""
+    return [("reports", f"campaign={campaign_id}", "Reports")] + [
+        (path, "", heading) for path, heading in PAGES
     ]
 
 
@@ -88,7 +91,7 @@ def test_a_link_opened_signed_out_lands_there_after_one_sign_in_click(
 
 def test_a_link_opened_signed_in_opens_that_page(live_app, page, asked_campaign):
     campaign_id, name = asked_campaign
-    sign_in(page, live_app)
+    sign_in(page, live_app, "settings", "Settings")
     for path, query, heading in _links(campaign_id):
         # A full page load: a new Streamlit session, signed in from the cookie.
         page.goto(f"{live_app.url}/{path}" + (f"?{query}" if query else ""))

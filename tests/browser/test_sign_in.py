@@ -16,6 +16,15 @@ def test_sign_in_shows_the_dashboard(live_app, page, tmp_path):
 
     page.get_by_role("button", name="Sign out").click()
     page.get_by_role("button", name="Sign in").wait_for()
+    page.screenshot(path=str(tmp_path / "signed-out.png"))
+    # The cookie is gone too: a reload does not sign back in.
+    for _ in range(50):
+        if not any(c["name"] == "mailwright_session" for c in page.context.cookies()):
+            break
+        page.wait_for_timeout(200)
+    page.reload()
+    page.get_by_role("button", name="Sign in").wait_for()
+    assert not page.get_by_text("Signed in as").count()
 
 
 def test_wrong_password_in_the_browser(live_app, page):
