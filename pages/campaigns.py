@@ -4,13 +4,13 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, available_timezones
 
 import streamlit as st
-import streamlit.components.v1 as components
 
 from core import abtest, ai, campaigns, clock
 from core.audience import count_recipients
 from core.contacts import search_contacts
 from core.models import CAMPAIGN_STATUSES
 from ui.abtest import ab_settings_section
+from ui.preview import show_email
 from ui.state import actor, db, shows_errors
 
 me = actor()
@@ -283,8 +283,9 @@ def recipients_step(campaign_id: int, state: dict) -> None:
 
 
 def preview_frame(rendered) -> None:  # noqa: ANN001
-    st.markdown(f"**Subject:** {rendered.subject}")
-    components.html(rendered.html, height=420, scrolling=True)
+    st.markdown("**Subject:**")
+    st.text(rendered.subject)
+    show_email(rendered.html, height=440)
 
 
 def suggest_subjects(subject: str, count: int) -> list[str]:

@@ -26,7 +26,7 @@ from core.templates import (
     update_template,
 )
 from core.templates import create_template as create_template_row
-from ui.preview import WIDTHS, preview_frame
+from ui.preview import WIDTHS, show_email
 from ui.state import actor, db, shows_errors
 
 # An email-fit toolbar: no image button (Quill would embed images as base64), no fonts,
@@ -271,7 +271,7 @@ def preview_tab(draft: TemplateDraft) -> None:
     st.caption(f"Rendered for {result.recipient}")
     left, right = st.columns([3, 2])
     with left:
-        st.iframe(preview_frame(result.rendered.html, WIDTHS[width]), height=660)
+        show_email(result.rendered.html, WIDTHS[width])
     with right:
         st.markdown("**Plain-text part**")
         st.code(result.rendered.text, language=None, wrap_lines=True)
