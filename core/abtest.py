@@ -44,6 +44,7 @@ from core import clock
 from core.db import session_scope
 from core.errors import MailwrightError, NotFound, ValidationFailed
 from core.jobs import enqueue
+from core.mail import check_sender_name
 from core.models import Campaign, Event, Message, Template, Variant
 from core.permissions import Actor
 
@@ -75,10 +76,18 @@ class VariantSettings(BaseModel):
     from_name: str = Field(default="", max_length=200)
     template_id: int | None = None
 
-    @field_validator("subject", "from_name")
+    @field_validator("subject")
     @classmethod
     def _strip(cls, value: str) -> str:
         return value.strip()
+
+    @field_validator("from_name")
+    @classmethod
+    def _one_line_name(cls, value: str) -> str:
+        try:
+            return check_sender_name(value)
+        except ValidationFailed as exc:
+            raise ValueError(str(exc)) from exc
 
 
 class ABSettings(BaseModel):

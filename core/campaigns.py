@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from core import audience as audiences
 from core import clock, jobs
 from core.errors import NotFound, ValidationFailed
+from core.mail import check_sender_address, check_sender_name
 from core.models import (
     AuditLog,
     Campaign,
@@ -222,13 +223,13 @@ def update_setup(
         raise ValidationFailed("Give the campaign a name.")
     if subject.strip():
         compile_template(subject, "", "")  # TemplateProblem names the error
-    for label, address in (("from", from_email), ("reply-to", reply_to)):
-        if address and "@" not in address:
-            raise ValidationFailed(f"The {label} address {address!r} is not an email address.")
+    from_name = check_sender_name(from_name)
+    from_email = check_sender_address(from_email, "from")
+    reply_to = check_sender_address(reply_to, "reply-to")
     campaign.name = name.strip()
-    campaign.from_name = from_name.strip()
-    campaign.from_email = from_email.strip().lower()
-    campaign.reply_to = reply_to.strip().lower()
+    campaign.from_name = from_name
+    campaign.from_email = from_email
+    campaign.reply_to = reply_to
     campaign.track_opens = track_opens
     campaign.track_clicks = track_clicks
     # Variant A carries the campaign's subject; an A/B test's other variants keep theirs.

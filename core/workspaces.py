@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from core.auth import normalize_email
 from core.errors import NotFound, ValidationFailed
+from core.mail import check_sender_address, check_sender_name
 from core.models import AuditLog, Workspace
 from core.permissions import Actor
 from core.transports import SesQuota, read_ses_quota
@@ -44,9 +44,9 @@ def update_sending_identity(session: Session, actor: Actor, identity: SendingIde
     if identity.tracking_source not in ("own", "ses"):
         raise ValidationFailed("Opens and clicks are counted from 'own' or 'ses'.")
     workspace.name = identity.name.strip()
-    workspace.from_name = identity.from_name.strip()
-    workspace.from_email = normalize_email(identity.from_email) if identity.from_email else ""
-    workspace.reply_to = normalize_email(identity.reply_to) if identity.reply_to else ""
+    workspace.from_name = check_sender_name(identity.from_name)
+    workspace.from_email = check_sender_address(identity.from_email, "from")
+    workspace.reply_to = check_sender_address(identity.reply_to, "reply-to")
     workspace.postal_address = identity.postal_address.strip()
     workspace.max_send_rate = float(identity.max_send_rate)
     workspace.ses_configuration_set = identity.ses_configuration_set.strip()
