@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import bcrypt
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from core import clock
@@ -21,7 +21,15 @@ from core.errors import (
     WeakPassword,
 )
 from core.mail import send_system_mail
-from core.models import ROLES, AuditLog, Invitation, PasswordResetToken, User, Workspace
+from core.models import (
+    ROLES,
+    AuditLog,
+    Invitation,
+    PasswordResetToken,
+    RevokedSession,
+    User,
+    Workspace,
+)
 from core.permissions import ROLE_RANK, Actor
 from core.tokens import hash_token, random_token
 
@@ -193,9 +201,56 @@ def authenticate(session: Session, email: str, password: str) -> User | None:
 
 
 def session_is_current(user: User, signed_in_at_ts: float) -> bool:
-    """False when the password was reset or changed after this session signed in."""
+    """False when the password was reset or changed, or every session was signed out,
+    after this session signed in."""
     cutoff = clock.as_utc(user.sessions_valid_after)
     return cutoff is None or signed_in_at_ts >= cutoff.timestamp()
+
+
+def _session_key(token_exp: float) -> int:
+    return round(token_exp * 1_000_000)
+
+
+def session_is_revoked(session: Session, user_id: int, token_exp: float | None) -> bool:
+    """True once the session whose cookie expires at `token_exp` has signed out."""
+    if token_exp is None:
+        return False
+    key = _session_key(token_exp)
+    return session.get(RevokedSession, (user_id, key)) is not None
+
+
+def end_session(session: Session, actor: Actor, token_exp: float | None) -> None:
+    """Sign-out: this session's cookie stops working now, on every device that holds it."""
+    if token_exp is not None and not session_is_revoked(session, actor.user_id, token_exp):
+        session.add(
+            RevokedSession(
+                user_id=actor.user_id,
+                token_exp=_session_key(token_exp),
+                expires_at=datetime.fromtimestamp(token_exp, UTC),
+            )
+        )
+    session.add(
+        AuditLog(workspace_id=actor.workspace_id, user_id=actor.user_id, action="signed_out")
+    )
+
+
+def end_all_sessions(session: Session, actor: Actor) -> None:
+    """ "Sign out everywhere": every session of this user that exists now ends."""
+    user = session.get(User, actor.user_id)
+    if user is None:
+        raise NotFound("No such user.")
+    user.sessions_valid_after = clock.now()
+    session.add(
+        AuditLog(
+            workspace_id=actor.workspace_id, user_id=actor.user_id, action="signed_out_everywhere"
+        )
+    )
+
+
+def sweep_revoked_sessions(session: Session) -> int:
+    """Forget signed-out sessions whose cookies have expired anyway."""
+    result = session.execute(delete(RevokedSession).where(RevokedSession.expires_at < clock.now()))
+    return result.rowcount or 0
 
 
 # --- password reset ------------------------------------------------------------------

@@ -128,6 +128,22 @@ class User(Base):
     workspace: Mapped[Workspace] = relationship(back_populates="users")
 
 
+class RevokedSession(Base):
+    """A signed-out session: its cookie no longer signs in, though it has not expired.
+
+    A session is named by its user and its cookie token's expiry instant (in
+    microseconds), which streamlit-authenticator fixes at sign-in and carries in the token."""
+
+    __tablename__ = "revoked_session"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("user_account.id", ondelete="CASCADE"), primary_key=True
+    )
+    token_exp: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    # When the cookie would have expired anyway: the row can be swept after it.
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class PasswordResetToken(Base):
     __tablename__ = "password_reset_token"
 

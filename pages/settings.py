@@ -11,6 +11,7 @@ from core.workspaces import (
     get_workspace,
     update_sending_identity,
 )
+from ui.auth import sign_out_everywhere
 from ui.state import actor, db, shows_errors
 
 me = actor()
@@ -122,3 +123,10 @@ with profile_tab:
                 auth.change_password(session, me, current_pw, new_pw)
                 st.session_state["mw_signed_in_at"] = clock.now().timestamp()
                 st.success("Password changed; your other sessions are signed out.")
+    st.divider()
+    st.caption(
+        "Signed in on another computer, or lost one? End every session of yours, this one too."
+    )
+    if st.button("Sign out everywhere", key="sign_out_everywhere"):
+        sign_out_everywhere()
+        st.rerun()

@@ -13,9 +13,14 @@ def ping() -> str:
 
 @app.task(name="worker.tasks.sweep_files")
 def sweep_files() -> int:
-    """Deletes uploads, import error reports and exports past FILE_RETENTION_DAYS."""
+    """Deletes uploads, import error reports and exports past FILE_RETENTION_DAYS, and
+    signed-out sessions whose cookies have expired anyway."""
+    from core.auth import sweep_revoked_sessions
+    from core.db import session_scope
     from core.retention import sweep_files as sweep
 
+    with session_scope() as session:
+        sweep_revoked_sessions(session)
     return len(sweep())
 
 

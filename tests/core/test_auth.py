@@ -141,3 +141,27 @@ def test_password_policy():
         with pytest.raises(WeakPassword):
             auth.check_password_policy(bad)
     auth.check_password_policy("letters-and-1")
+
+
+def test_a_signed_out_session_stays_out_and_is_swept_after_its_cookie_expires(session):
+    user = make_user(session, make_workspace(session))
+    actor = auth.actor_for(user)
+    exp = clock.now().timestamp() + 7 * 86400
+    assert not auth.session_is_revoked(session, user.id, exp)
+    auth.end_session(session, actor, exp)
+    auth.end_session(session, actor, exp)  # twice: no duplicate key
+    session.flush()
+    assert auth.session_is_revoked(session, user.id, exp)
+    assert not auth.session_is_revoked(session, user.id, exp + 1), "other sessions go on"
+    assert auth.sweep_revoked_sessions(session) == 0
+    clock.advance(timedelta(days=8))
+    assert auth.sweep_revoked_sessions(session) == 1
+
+
+def test_sign_out_everywhere_ends_every_earlier_session(session):
+    user = make_user(session, make_workspace(session))
+    before = clock.now().timestamp()
+    clock.advance(timedelta(seconds=1))
+    auth.end_all_sessions(session, auth.actor_for(user))
+    assert not auth.session_is_current(user, before)
+    assert auth.session_is_current(user, clock.now().timestamp())
