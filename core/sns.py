@@ -14,6 +14,7 @@ per URL, successes only. Nothing here touches the database: storing is core.even
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -46,6 +47,12 @@ MAX_AGE = timedelta(hours=1)
 CLOCK_SKEW = timedelta(minutes=5)
 FETCH_TIMEOUT = 5.0
 MAX_CERT_BYTES = 64 * 1024
+# The public endpoint fetches certificates for URLs that anyone can name in a forged post:
+# at most this many fetches at once, this many distinct new URLs a minute, and a failed
+# URL is not tried again for FAILURE_TTL. SNS itself uses a handful of URLs for years.
+MAX_CONCURRENT_FETCHES = 2
+NEW_URLS_PER_MINUTE = 10
+FAILURE_TTL = timedelta(minutes=10)
 
 NOTIFICATION_KEYS = ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type")
 SUBSCRIPTION_KEYS = (
@@ -67,6 +74,10 @@ HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {"1": hashes.SHA1, "2": 
 
 class InvalidSignature(MailwrightError):
     """The message is not provably from Amazon SNS for one of our topics (HTTP 403)."""
+
+
+class CertificateUnavailable(MailwrightError):
+    """The signing certificate cannot be fetched now (HTTP 503, so SNS retries later)."""
 
 
 class MalformedMessage(ValidationFailed):
@@ -95,6 +106,8 @@ def check_sns_url(url: str) -> str:
         raise InvalidSignature("The SNS URL cannot be parsed.") from exc
     if parts.scheme != "https":
         raise InvalidSignature("The SNS URL is not https.")
+    if any(ch.isspace() or not ch.isprintable() for ch in url):
+        raise InvalidSignature("The SNS URL contains spaces or control characters.")
     # netloc, not hostname: a user part ("sns.x.amazonaws.com@evil") or a port is refused.
     if not CERT_HOST.match(parts.netloc):
         raise InvalidSignature(f"The SNS URL host {parts.netloc!r} is not an SNS host.")
@@ -148,10 +161,59 @@ class CertificateStore:
     def __init__(self) -> None:
         self._keys: dict[str, tuple[rsa.RSAPublicKey, datetime, datetime]] = {}
         self._lock = threading.Lock()
+        self._failed: dict[str, tuple[datetime, str]] = {}  # url -> (retry after, why)
+        self._fetched_at: list[datetime] = []  # new URLs fetched in the last minute
+        self._inflight: dict[str, asyncio.Future[None]] = {}
+        self._slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
 
     def clear(self) -> None:
         with self._lock:
             self._keys.clear()
+            self._failed.clear()
+            self._fetched_at.clear()
+
+    def is_cached(self, url: str) -> bool:
+        return url in self._keys
+
+    async def fetch(self, url: str) -> None:
+        """Load the certificate at `url` into the cache without blocking the event loop.
+
+        Concurrent requests for one URL share one fetch; fetches run in a thread, a few
+        at a time; a URL that failed is refused for FAILURE_TTL without a new fetch, and
+        only NEW_URLS_PER_MINUTE distinct URLs are fetched a minute."""
+        if url in self._keys:
+            return
+        failed = self._failed.get(url)
+        if failed is not None and now() < failed[0]:
+            raise InvalidSignature(f"The signing certificate could not be fetched: {failed[1]}")
+        pending = self._inflight.get(url)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        current = now()
+        self._fetched_at = [t for t in self._fetched_at if t > current - timedelta(minutes=1)]
+        self._failed = {u: f for u, f in self._failed.items() if f[0] > current}
+        if len(self._fetched_at) >= NEW_URLS_PER_MINUTE:
+            raise CertificateUnavailable(
+                "Too many new signing certificate URLs this minute; retry later."
+            )
+        self._fetched_at.append(current)
+        loop = asyncio.get_running_loop()
+        if self._slots is None or self._slots[0] is not loop:  # one per event loop
+            self._slots = (loop, asyncio.Semaphore(MAX_CONCURRENT_FETCHES))
+        future: asyncio.Future[None] = loop.create_future()
+        self._inflight[url] = future
+        try:
+            async with self._slots[1]:
+                await asyncio.to_thread(self.public_key, url)
+        except InvalidSignature as exc:
+            self._failed[url] = (now() + FAILURE_TTL, str(exc))
+            future.set_exception(exc)
+            future.exception()  # retrieved: no "never retrieved" warning without waiters
+            raise
+        else:
+            future.set_result(None)
+        finally:
+            self._inflight.pop(url, None)
 
     def _load_pem(self, url: str) -> bytes:
         if settings.sns_cert_dir is not None:
@@ -162,7 +224,7 @@ class CertificateStore:
             return path.read_bytes()
         try:
             return _http_get(url)
-        except (OSError, urllib.error.URLError, ssl.SSLError) as exc:
+        except (OSError, ValueError, urllib.error.URLError, ssl.SSLError) as exc:
             raise InvalidSignature(f"The signing certificate could not be fetched: {exc}") from exc
 
     def public_key(self, url: str) -> rsa.RSAPublicKey:
@@ -213,6 +275,8 @@ def parse_body(body: bytes, header_type: str | None) -> dict[str, Any]:
         message = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise MalformedMessage("The body is not JSON.") from exc
+    except RecursionError as exc:
+        raise MalformedMessage("The body's JSON is nested too deeply.") from exc
     if not isinstance(message, dict):
         raise MalformedMessage("The body is not a JSON object.")
     if header_type != message.get("Type"):
@@ -228,6 +292,18 @@ def _timestamp(text: Any) -> datetime:
     if value.tzinfo is None:
         raise MalformedMessage("The SNS Timestamp has no time zone.")
     return value
+
+
+async def verify_async(message: dict[str, Any], topic_arns: set[str] | None = None) -> SnsEnvelope:
+    """`verify` for an event loop: a certificate not yet cached is fetched off the loop
+    (see CertificateStore.fetch); the rest is microseconds of CPU."""
+    cert_url = message.get("SigningCertURL") or message.get("SigningCertUrl")
+    if isinstance(cert_url, str):
+        string_to_sign(message)  # a malformed message is refused before any fetch
+        check_cert_url(cert_url)
+        if settings.sns_cert_dir is None and not certificates.is_cached(cert_url):
+            await certificates.fetch(cert_url)
+    return verify(message, topic_arns)
 
 
 def verify(message: dict[str, Any], topic_arns: set[str] | None = None) -> SnsEnvelope:
