@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, aliased
 from core import clock
 from core.clock import as_utc
 from core.errors import NotFound, ValidationFailed
+from core.exporter import neutralize
 from core.models import Campaign, Contact, Event, Message, Workspace
 from core.permissions import Actor
 
@@ -592,7 +593,9 @@ def recipients_csv(
         for row in _to_rows(session, campaign, messages):
             values = asdict(row)
             values["sent_at"] = row.sent_at.isoformat() if row.sent_at else ""
-            writer.writerow([values[c] for c in RECIPIENT_COLUMNS])
+            # Same escaping as the contacts export: a cell never runs as a formula.
+            cells = ("" if values[c] is None else str(values[c]) for c in RECIPIENT_COLUMNS)
+            writer.writerow([neutralize(cell) for cell in cells])
     return buf.getvalue()
 
 

@@ -53,6 +53,9 @@ def verify_password(password: str, password_hash: str) -> bool:
 
 def check_password_policy(password: str) -> None:
     """Raise WeakPassword unless the password meets the policy (registration and reset)."""
+    if password != password.strip():
+        # The sign-in form strips what is typed: such a password could never sign in.
+        raise WeakPassword("The password cannot begin or end with a space.")
     if len(password) < 10 or len(password) > 128:
         raise WeakPassword(f"The password needs {PASSWORD_RULE}.")
     if not re.search(r"[A-Za-z]", password) or not re.search(r"[^A-Za-z]", password):

@@ -102,3 +102,19 @@ def test_deliverability_thresholds():
     assert levels[("Bounce rate", "SES pause")] == "over"
     assert levels[("Complaint rate", "SES pause")] == "over"
     assert analytics.deliverability(0, 0, 0).bounce_rate is None
+
+
+def test_the_recipients_csv_never_writes_a_formula(session, known):
+    from sqlalchemy import select
+
+    from core.models import Message
+
+    message = session.scalars(
+        select(Message).where(Message.campaign_id == known.campaign_id).order_by(Message.id)
+    ).first()
+    message.error = '=HYPERLINK("https://evil.example","Click")'
+    session.flush()
+    me = Actor.system(known.workspace_id)
+    csv_text = analytics.recipients_csv(session, me, known.campaign_id)
+    assert "'=HYPERLINK" in csv_text
+    assert ",=HYPERLINK" not in csv_text and ',"=HYPERLINK' not in csv_text

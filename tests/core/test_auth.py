@@ -165,3 +165,11 @@ def test_sign_out_everywhere_ends_every_earlier_session(session):
     auth.end_all_sessions(session, auth.actor_for(user))
     assert not auth.session_is_current(user, before)
     assert auth.session_is_current(user, clock.now().timestamp())
+
+
+def test_a_password_with_outer_spaces_is_refused_as_the_sign_in_form_would_strip_them():
+    with pytest.raises(WeakPassword, match="space"):
+        auth.check_password_policy(" a-long-password-9")
+    with pytest.raises(WeakPassword, match="space"):
+        auth.check_password_policy("a-long-password-9 ")
+    auth.check_password_policy("a long password 9")  # inner spaces are fine
