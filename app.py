@@ -5,6 +5,7 @@ from streamlit.runtime.pages_manager import PagesManager
 
 from ui import cookies
 from ui.auth import authenticate, sign_in_screen, sign_out
+from ui.text import md
 
 # Navigation is st.navigation only: never run a pages/ file directly (Streamlit's v1
 # multipage mode), which would skip the sign-in gate below.
@@ -60,7 +61,7 @@ if actor is None:
 else:
     navigation = st.navigation(private_pages(signed_in=True))
     with st.sidebar:
-        st.caption(f"Signed in as **{actor.email}** ({actor.role})")
+        st.caption(f"Signed in as **{md(actor.email)}** ({actor.role})")
         if st.button("Sign out", key="sign_out"):
             sign_out()
             st.rerun()

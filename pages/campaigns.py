@@ -12,6 +12,7 @@ from core.models import CAMPAIGN_STATUSES
 from ui.abtest import ab_settings_section
 from ui.preview import show_email
 from ui.state import actor, db, shows_errors
+from ui.text import md
 
 me = actor()
 STEPS = ["1. Setup", "2. Recipients", "3. Template", "4. Review"]
@@ -160,7 +161,7 @@ def wizard(campaign_id: int) -> None:
             "template_id": variant.template_id,
             "variants": [(v.label, v.subject) for v in campaign.variants],
         }
-    st.title(f"Campaign: {state['name']}")
+    st.title(f"Campaign: {md(state['name'])}")
     if st.button("← All campaigns"):
         open_wizard(None)
         st.rerun()
@@ -356,7 +357,7 @@ def review_step(campaign_id: int, state: dict) -> None:
             + " · ".join(f"{label}: {subject}" for label, subject in campaign_variants)
         )
     for problem in problems:
-        st.warning(f"Cannot send: {problem}.")
+        st.warning(f"Cannot send: {md(problem)}.")
     who = st.selectbox(
         "Preview for",
         [None, *[c.id for c in sample]],
@@ -371,7 +372,7 @@ def review_step(campaign_id: int, state: dict) -> None:
         if st.form_submit_button("Send test"):
             with shows_errors(), db() as session:
                 campaigns.send_test(session, me, campaign_id, to, who)
-                st.success(f"Test sent to {to}.")
+                st.success(f"Test sent to {md(to)}.")
     back, send = st.columns(2)
     if back.button("Back"):
         next_step(2)

@@ -13,6 +13,7 @@ from core.db import get_sessionmaker
 from core.errors import MailwrightError
 from core.models import CONTACT_STATUSES, FIELD_TYPES
 from ui.state import actor, db, shows_errors
+from ui.text import md
 
 me = actor()
 STANDARD_LABELS = {name: fields.FIELD_LABELS[name] for name in fields.CONTACT_COLUMNS[1:]}
@@ -249,7 +250,7 @@ with table_tab:
             history = [
                 (h.created_at, h.action, h.detail) for h in book.status_history(session, me, opened)
             ]
-        st.markdown(f"**{contact.email}** · {contact.status} · source {contact.source}")
+        st.markdown(f"**{md(contact.email)}** · {contact.status} · source {md(contact.source)}")
         st.caption(
             f"Created {contact.created_at:%Y-%m-%d %H:%M} · updated "
             f"{contact.updated_at:%Y-%m-%d %H:%M} · lists: "
@@ -320,7 +321,7 @@ def show_jobs() -> None:
         shown = [(j.id, j.status, j.progress, j.total, j.result, j.error, j.params) for j in jobs]
     for job_id, status, progress, total, result, error, params in shown:
         name = Path(params.get("path", "")).name.split("-", 1)[-1]
-        st.markdown(f"**Import {job_id}** · {name} · {status}")
+        st.markdown(f"**Import {job_id}** · {md(name)} · {status}")
         if status in ("pending", "running"):
             st.progress(min(1.0, progress / total) if total else 0.0, f"{progress:,} of ~{total:,}")
         elif status == "failed":
@@ -515,8 +516,8 @@ with lists_tab:
         if st.button("Rename list"):
             run(
                 lambda s: lists.rename_list(s, me, list_ids[chosen], renamed),
-                lambda lst: f"Renamed {chosen} to {lst.name}.",
+                lambda lst: f"Renamed {md(chosen)} to {md(lst.name)}.",
             )
-        sure = st.checkbox(f"Delete {chosen} (its contacts stay)", key="ls_delete_ok")
+        sure = st.checkbox(f"Delete {md(chosen)} (its contacts stay)", key="ls_delete_ok")
         if st.button("Delete list", disabled=not sure):
             run(lambda s: lists.delete_list(s, me, list_ids[chosen]), f"Deleted the list {chosen}.")

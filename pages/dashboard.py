@@ -5,6 +5,7 @@ import streamlit as st
 from core.analytics import dashboard
 from core.workspaces import get_workspace
 from ui.state import actor, db
+from ui.text import md
 
 me = actor()
 with db() as session:
@@ -20,7 +21,7 @@ def count(value: int | None) -> str:
     return "–" if value is None else f"{value:,}"
 
 
-st.title(f"Dashboard · {workspace_name}")
+st.title(f"Dashboard · {md(workspace_name)}")
 
 actions = st.columns(3)
 actions[0].page_link("pages/campaigns.py", label="Create a campaign", icon=":material/send:")
@@ -64,7 +65,7 @@ with left:
         when = c.started_at.strftime("%Y-%m-%d %H:%M") if c.started_at else ""
         st.page_link(
             "pages/reports.py",
-            label=f"{c.name} · {c.status} · {when}",
+            label=f"{md(c.name)} · {c.status} · {when}",
             icon=":material/monitoring:",
             query_params={"campaign": str(c.id)},
         )
@@ -73,7 +74,7 @@ with left:
         st.caption("Nothing scheduled.")
     for c in data.upcoming:
         when = c.scheduled_at.strftime("%Y-%m-%d %H:%M UTC") if c.scheduled_at else ""
-        st.markdown(f"**{c.name}** · {when}")
+        st.markdown(f"**{md(c.name)}** · {when}")
 with right:
     st.subheader("Deliverability, last 30 days")
     health = data.health

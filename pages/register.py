@@ -5,6 +5,7 @@ import streamlit as st
 from core import auth
 from core.errors import MailwrightError
 from ui.state import db
+from ui.text import md
 
 st.title("Register")
 invite = st.query_params.get("invite", "")
@@ -16,7 +17,7 @@ if invite:
     except MailwrightError as exc:
         st.error(str(exc))
         st.stop()
-    st.write(f"Join **{workspace_name}** as **{role}** with **{email}**.")
+    st.write(f"Join **{md(workspace_name)}** as **{role}** with **{md(email)}**.")
     with st.form("accept"):
         name = st.text_input("Your name")
         password = st.text_input("Password", type="password", help=auth.PASSWORD_RULE)

@@ -5,6 +5,7 @@ import streamlit as st
 from core.auth import PASSWORD_RULE, check_reset_token, reset_password
 from core.errors import InvalidToken, WeakPassword
 from ui.state import db
+from ui.text import md
 
 st.title("Choose a new password")
 token = st.query_params.get("token", "")
@@ -16,7 +17,7 @@ except InvalidToken as exc:
     st.page_link("pages/forgot_password.py", label="Ask for a new link")
     st.stop()
 
-st.write(f"For **{email}**. The password needs {PASSWORD_RULE}.")
+st.write(f"For **{md(email)}**. The password needs {PASSWORD_RULE}.")
 with st.form("reset"):
     first = st.text_input("New password", type="password")
     second = st.text_input("New password again", type="password")

@@ -15,6 +15,7 @@ from core.permissions import Actor
 from core.segments import ACTIVITIES, MAX_DEPTH, OPERATOR_LABELS, OPERATORS
 from ui.state import actor as current_actor
 from ui.state import db, shows_errors
+from ui.text import md
 
 NEW = "➕ New segment"
 ACTIVITY_LABELS = {
@@ -357,7 +358,7 @@ with builder:
             try:
                 parsed = json.loads(edited)
             except json.JSONDecodeError as exc:
-                st.error(f"That is not valid JSON: {exc.msg} (line {exc.lineno}).")
+                st.error(f"That is not valid JSON: {md(exc.msg)} (line {exc.lineno}).")
             else:
                 checked = None
                 with shows_errors(), db() as session:

@@ -13,6 +13,7 @@ from core.workspaces import (
 )
 from ui.auth import sign_out_everywhere
 from ui.state import actor, db, shows_errors
+from ui.text import md
 
 me = actor()
 st.title("Settings")
@@ -92,7 +93,7 @@ with users_tab:
         if invited:
             with shows_errors(), db() as session:
                 auth.invite_user(session, me, email, role)
-                st.success(f"Invitation sent to {email}.")
+                st.success(f"Invitation sent to {md(email)}.")
         others = {f"{e} ({r})": uid for uid, e, _, r, _ in users if uid != me.user_id}
         if others:
             st.subheader("Change a role or remove a user")

@@ -28,6 +28,7 @@ from core.templates import (
 from core.templates import create_template as create_template_row
 from ui.preview import WIDTHS, show_email
 from ui.state import actor, db, shows_errors
+from ui.text import md
 
 # An email-fit toolbar: no image button (Quill would embed images as base64), no fonts,
 # formulas or code blocks that mail clients do not render.
@@ -102,7 +103,7 @@ def current_draft() -> TemplateDraft:
 def show_problem(exc: MailwrightError) -> None:
     if isinstance(exc, TemplateProblem):
         line = f" (line {exc.line})" if exc.line else ""
-        st.error(f"**{exc.part.capitalize()}{line}:** {exc.message}")
+        st.error(f"**{exc.part.capitalize()}{line}:** {md(exc.message)}")
     else:
         st.error(str(exc))
 
@@ -129,7 +130,7 @@ def library() -> None:
     for template_id, name, subject, updated in rows:
         with st.container(border=True):
             cols = st.columns([4, 1, 1, 1], vertical_alignment="center")
-            cols[0].markdown(f"**{html_lib.escape(name)}**  \n{html_lib.escape(subject or '—')}")
+            cols[0].markdown(f"**{md(name)}**  \n{md(subject) if subject else '—'}")
             cols[0].caption(f"Updated {updated:%Y-%m-%d %H:%M}")
             if cols[1].button("Edit", key=f"edit_{template_id}"):
                 open_editor(template_id)
@@ -143,7 +144,7 @@ def library() -> None:
                 state.tpl_confirm_delete = template_id
                 st.rerun()
             if pending == template_id:
-                st.warning(f"Delete “{name}”? This cannot be undone.")
+                st.warning(f"Delete “{md(name)}”? This cannot be undone.")
                 yes, no = st.columns(2)
                 if yes.button("Yes, delete", key=f"yes_{template_id}", type="primary"):
                     state.tpl_confirm_delete = None
@@ -267,8 +268,8 @@ def preview_tab(draft: TemplateDraft) -> None:
     except MailwrightError as exc:
         show_problem(exc)
         return
-    st.markdown(f"**Subject:** {html_lib.escape(result.rendered.subject) or '—'}")
-    st.caption(f"Rendered for {result.recipient}")
+    st.markdown(f"**Subject:** {md(result.rendered.subject) or '—'}")
+    st.caption(f"Rendered for {md(result.recipient)}")
     left, right = st.columns([3, 2])
     with left:
         show_email(result.rendered.html, WIDTHS[width])
@@ -286,7 +287,7 @@ def test_send_tab(draft: TemplateDraft) -> None:
         try:
             with db() as session:
                 send_test(session, me, draft, to, state.get("tpl_preview_contact_id"))
-            st.success(f"Test sent to {to}.")
+            st.success(f"Test sent to {md(to)}.")
         except MailwrightError as exc:
             show_problem(exc)
 
@@ -362,7 +363,7 @@ def editor() -> None:
     if st.button("← All templates"):
         state.tpl_open = False
         st.rerun()
-    st.title(state.tpl_name or "New template")
+    st.title(md(state.tpl_name) if state.tpl_name else "New template")
     with db() as session:
         variables = list_variables(session, me)
     cols = st.columns(2)

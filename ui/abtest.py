@@ -14,6 +14,8 @@ from typing import Any
 import plotly.graph_objects as go
 import streamlit as st
 
+from ui.text import md
+
 SHARES = [5, 10, 15, 20, 25, 30, 35, 40, 45, 50, 100]
 RULES = {
     "click": "Click rate (recommended: opens are inflated by machine opens)",
@@ -67,7 +69,7 @@ def ab_settings_section(
         try:
             suggestions = suggest(base, count - 1) if suggest else []
         except Exception as exc:  # noqa: BLE001 - the page shows any assistant failure
-            st.error(f"The AI assistant failed: {exc}")
+            st.error(f"The AI assistant failed: {md(exc)}")
             suggestions = []
         for index, subject in enumerate(suggestions[: count - 1], start=1):
             st.session_state[f"{key}_subject_{index}"] = subject

@@ -12,6 +12,7 @@ from core.config import settings
 from core.db import get_sessionmaker
 from core.errors import MailwrightError
 from core.permissions import Actor
+from ui.text import md
 
 
 @st.cache_resource
@@ -40,4 +41,4 @@ def shows_errors() -> Iterator[None]:
     try:
         yield
     except MailwrightError as exc:
-        st.error(str(exc))
+        st.error(md(exc))
