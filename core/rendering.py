@@ -43,6 +43,8 @@ import html as html_lib
 import operator
 import re
 import secrets
+import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -50,8 +52,9 @@ from typing import Any
 import css_inline
 import html2text
 from jinja2 import ChainableUndefined, TemplateSyntaxError, meta, nodes
+from jinja2.compiler import CodeGenerator
 from jinja2.exceptions import SecurityError, TemplateError, UndefinedError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment, safe_range
 
 from core import tracking
 from core.errors import ValidationFailed
@@ -79,6 +82,15 @@ SAFE_STR_METHODS = frozenset(
 )
 # A rendered string or list may not grow beyond this through `*` (memory exhaustion).
 MAX_REPEAT = 10_000
+# The budget of one render (subject, HTML and text together): any text a template builds,
+# the whole output, the loop iterations over range(), and the time it may take.
+MAX_TEXT = 200_000
+MAX_OUTPUT = 2_000_000
+MAX_STEPS = 100_000
+MAX_SECONDS = 2.0
+MAX_INT_BITS = 4096
+# Filters that build text of a size the template chooses: not offered in templates.
+REMOVED_FILTERS = ("center", "indent", "format", "wordwrap", "filesizeformat", "xmlattr")
 FOOTER = (
     '<div style="margin-top:24px;font-size:12px;color:#666;text-align:center">'
     "{{ workspace_name }}{% if postal_address %} · {{ postal_address }}{% endif %}<br>"
@@ -106,29 +118,116 @@ class TemplateProblem(ValidationFailed):
         self.part = part
 
 
+class _LimitExceeded(SecurityError):
+    """A render went past its budget (size, loop steps or time)."""
+
+
+class TemplateTooCostly(TemplateProblem):
+    """Rendering would take more memory or time than an email may."""
+
+
+class _Budget(threading.local):
+    steps = 0
+    deadline = 0.0
+
+
+_budget = _Budget()
+
+
+def _start_budget() -> None:
+    _budget.steps = 0
+    _budget.deadline = time.monotonic() + MAX_SECONDS
+
+
+def _tick() -> None:
+    _budget.steps += 1
+    if _budget.steps > MAX_STEPS:
+        raise _LimitExceeded(f"the template loops more than {MAX_STEPS:,} times")
+    if not _budget.steps & 1023 and time.monotonic() > _budget.deadline:
+        raise _LimitExceeded(f"the template takes longer than {MAX_SECONDS:g} seconds")
+
+
+def _checked(value: Any) -> Any:
+    """`value` if it is of a size a template may build."""
+    if isinstance(value, (str, list, tuple)) and len(value) > MAX_TEXT:
+        raise _LimitExceeded(f"a text or list would be longer than {MAX_TEXT:,}")
+    if isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
+        raise _LimitExceeded("a number would be too large")
+    return value
+
+
+class _Range:
+    """range() for templates: Jinja's capped range, each step counted against the budget."""
+
+    def __init__(self, *args: Any) -> None:
+        self._range = safe_range(*args)
+
+    def __len__(self) -> int:
+        return len(self._range)
+
+    def __iter__(self) -> Any:  # noqa: ANN401
+        for value in self._range:
+            _tick()
+            yield value
+
+
+def _join_capped(pieces: Iterable[str]) -> str:
+    out: list[str] = []
+    size = 0
+    for piece in pieces:
+        size += len(piece)
+        if size > MAX_OUTPUT:
+            raise _LimitExceeded(
+                f"the rendered email would be larger than {MAX_OUTPUT:,} characters"
+            )
+        out.append(piece)
+    return "".join(out)
+
+
+class _Generator(CodeGenerator):
+    """Jinja's code generator, with every `~` concatenation checked for size."""
+
+    def visit_Concat(self, node: nodes.Concat, frame: Any) -> None:  # noqa: N802
+        self.write("environment.checked(")
+        super().visit_Concat(node, frame)
+        self.write(")")
+
+
 def _capped_mul(a: Any, b: Any) -> Any:
     for seq, n in ((a, b), (b, a)):
         too_long = isinstance(seq, (str, list, tuple)) and isinstance(n, int)
         if too_long and len(seq) * max(n, 0) > MAX_REPEAT:
-            raise SecurityError("a repeated text or list would be too long")
+            raise _LimitExceeded("a repeated text or list would be too long")
     return operator.mul(a, b)
 
 
 def _capped_pow(a: Any, b: Any) -> Any:
     if isinstance(b, (int, float)) and abs(b) > 100:
-        raise SecurityError("exponent too large")
+        raise _LimitExceeded("exponent too large")
     return operator.pow(a, b)
 
 
 class _Sandbox(ImmutableSandboxedEnvironment):
-    intercepted_binops = frozenset(["*", "**"])
+    intercepted_binops = frozenset(["*", "**", "+", "-", "%", "/", "//"])
+    code_generator_class = _Generator
 
     def call_binop(self, context: Any, operator_: str, left: Any, right: Any) -> Any:
         if operator_ == "*":
-            return _capped_mul(left, right)
+            return _checked(_capped_mul(left, right))
         if operator_ == "**":
-            return _capped_pow(left, right)
-        return super().call_binop(context, operator_, left, right)
+            return _checked(_capped_pow(left, right))
+        if operator_ == "%" and isinstance(left, str):
+            raise SecurityError("%-formatting of text is not allowed")
+        growing = operator_ == "+" and isinstance(left, (str, list, tuple))
+        if growing and hasattr(right, "__len__") and len(left) + len(right) > MAX_TEXT:
+            raise _LimitExceeded(f"a text or list would be longer than {MAX_TEXT:,}")
+        return _checked(super().call_binop(context, operator_, left, right))
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+        return _checked(super().call(__context, __obj, *args, **kwargs))
+
+    def checked(self, value: Any) -> Any:  # noqa: ANN401 - called by _Generator's code
+        return _checked(value)
 
     def is_safe_callable(self, obj: Any) -> bool:
         if obj is self.globals.get("range"):
@@ -139,8 +238,21 @@ class _Sandbox(ImmutableSandboxedEnvironment):
 
 def _environment(autoescape: bool) -> _Sandbox:
     env = _Sandbox(autoescape=autoescape, undefined=ChainableUndefined)
-    env.globals = {"range": env.globals["range"]}
+    env.globals = {"range": _Range}
+    for name in REMOVED_FILTERS:
+        env.filters.pop(name, None)
+    # Every filter's result is checked for size too (replace, join, list, ...).
+    for name, function in list(env.filters.items()):
+        env.filters[name] = _checked_filter(function)
     return env
+
+
+def _checked_filter(function: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(function)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        return _checked(function(*args, **kwargs))
+
+    return checked
 
 
 HTML_ENV = _environment(autoescape=True)
@@ -323,8 +435,9 @@ class CompiledTemplate:
     ) -> Rendered:
         """One message. `click_url(url)` rewrites each http(s) link except the unsubscribe
         link; `open_pixel_url` adds a 1x1 image at the end of the body."""
+        _start_budget()
         try:
-            parts = self._all.render(variables).split(self._sep)
+            parts = _join_capped(self._all.generate(variables)).split(self._sep)
         except _RENDER_ERRORS:
             parts = self._render_parts(variables)  # raises, naming the part
         if len(parts) != 3:
@@ -347,8 +460,11 @@ class CompiledTemplate:
             ("html", self._html),
             ("text", self._text),
         ):
+            _start_budget()
             try:
-                out.append(template.render(variables))
+                out.append(_join_capped(template.generate(variables)))
+            except _LimitExceeded as exc:
+                raise TemplateTooCostly(f"too costly to render ({exc})", part=part) from exc
             except SecurityError as exc:
                 reason = str(exc)
                 if "safely callable" in reason:

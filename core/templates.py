@@ -21,7 +21,10 @@ from core.rendering import (
     STANDARD_VARIABLES,
     MailContext,
     Rendered,
+    TemplateProblem,
+    TemplateTooCostly,
     check_template,
+    contact_variables,
     html_to_text,
     render_for_contact,
     sample_contact,
@@ -134,9 +137,18 @@ def check_content(session: Session, actor: Actor, draft: TemplateDraft) -> list[
             "Embedded (base64) images are not allowed: many mail clients block them. "
             "Host the image and insert it by URL."
         )
-    _compiled, warnings = check_template(
+    compiled, warnings = check_template(
         draft.subject, draft.html, draft.text, known_names(session, actor)
     )
+    # A template that is too costly for sample data would be for every recipient.
+    keys = [f.key for f in list_custom_fields(session, actor)]
+    sample = contact_variables(sample_contact(keys), unsubscribe_url="https://example.com/u")
+    try:
+        compiled.render(sample)
+    except TemplateTooCostly:
+        raise
+    except TemplateProblem:
+        pass  # other render errors depend on the data; preview and sending name them
     if not draft.subject.strip():
         warnings.append("There is no default subject: each campaign will have to set one.")
     return warnings

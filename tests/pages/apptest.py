@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from streamlit.runtime.pages_manager import PagesManager
@@ -51,4 +52,5 @@ def texts(at: AppTest) -> str:
         [e.value for e in at.error] + [e.value for e in at.info] + [e.value for e in at.success]
     )
     parts += [str(e.value) for e in at.caption]
-    return "\n".join(str(p) for p in parts)
+    # As a reader sees it: Markdown's backslash escapes (ui.text.md) removed.
+    return re.sub(r"\\(.)", r"\1", "\n".join(str(p) for p in parts))
