@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -37,6 +38,7 @@ PASSWORD_RULE = "at least 10 characters, with at least one letter and one digit 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 # A real bcrypt hash of a random secret: locked accounts are checked against it, so a
 # locked account fails exactly like a wrong password and reveals nothing.
+log = logging.getLogger(__name__)
 _LOCKED_HASH = bcrypt.hashpw(random_token().encode(), bcrypt.gensalt(rounds=4)).decode()
 
 
@@ -259,6 +261,9 @@ def sweep_revoked_sessions(session: Session) -> int:
 # --- password reset ------------------------------------------------------------------
 
 
+RESETS_PER_HOUR = 3
+
+
 def request_password_reset(session: Session, email: str) -> None:
     """Mail a single-use reset link if the address belongs to a user; silent otherwise."""
     try:
@@ -268,6 +273,17 @@ def request_password_reset(session: Session, email: str) -> None:
     user = get_user_by_email(session, email)
     if user is None:
         return
+    recent = session.scalar(
+        select(func.count())
+        .select_from(PasswordResetToken)
+        .where(
+            PasswordResetToken.user_id == user.id,
+            PasswordResetToken.created_at > clock.now() - timedelta(hours=1),
+        )
+    )
+    if recent >= RESETS_PER_HOUR:
+        log.warning("password reset for user %s refused: %s this hour", user.id, recent)
+        return  # as silent as for an unknown address: no mail-bombing, no enumeration
     token = random_token()
     session.add(
         PasswordResetToken(
@@ -469,6 +485,19 @@ def describe_invitation(session: Session, token: str) -> tuple[str, str, str]:
 
 def accept_invitation(session: Session, token: str, name: str, password: str) -> User:
     inv = _valid_invitation(session, token)
+    # The invitation grants what its inviter may grant today, not what they could then.
+    inviter = session.get(User, inv.invited_by_id) if inv.invited_by_id else None
+    try:
+        if inviter is None or inviter.workspace_id != inv.workspace_id:
+            raise PermissionDenied("no inviter")
+        actor = actor_for(inviter)
+        actor.require("admin")
+        _check_can_grant(actor, inv.role)
+    except PermissionDenied as exc:
+        raise PermissionDenied(
+            "This invitation is no longer valid (whoever sent it can no longer grant it). "
+            "Ask an admin for a new one."
+        ) from exc
     workspace = session.get(Workspace, inv.workspace_id)
     user = create_user(session, workspace, inv.email, password, inv.role, name=name)
     inv.accepted_at = clock.now()

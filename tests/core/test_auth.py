@@ -173,3 +173,25 @@ def test_a_password_with_outer_spaces_is_refused_as_the_sign_in_form_would_strip
     with pytest.raises(WeakPassword, match="space"):
         auth.check_password_policy("a-long-password-9 ")
     auth.check_password_policy("a long password 9")  # inner spaces are fine
+
+
+def test_an_invitation_from_an_admin_later_demoted_grants_nothing(session, outbox):
+    ws = make_workspace(session)
+    owner = make_user(session, ws, role="owner")
+    admin = make_user(session, ws, role="admin")
+    auth.invite_user(session, actor_of(admin), "second.admin@example.com", "admin")
+    token = re.search(r"invite=([\w-]+)", message_text(outbox_messages(outbox)[0])).group(1)
+    auth.change_role(session, actor_of(owner), admin.id, "editor")
+    with pytest.raises(PermissionDenied, match="no longer valid"):
+        auth.accept_invitation(session, token, "Second", "admin-password-1")
+    assert auth.get_user_by_email(session, "second.admin@example.com") is None
+
+
+def test_password_reset_requests_are_capped_per_address(session, outbox):
+    user = make_user(session, make_workspace(session))
+    for _ in range(auth.RESETS_PER_HOUR + 5):
+        auth.request_password_reset(session, user.email)
+    assert len(outbox_messages(outbox)) == auth.RESETS_PER_HOUR
+    clock.advance(timedelta(hours=1, minutes=1))
+    auth.request_password_reset(session, user.email)
+    assert len(outbox_messages(outbox)) == auth.RESETS_PER_HOUR + 1
