@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     # Uploaded files, import error reports and exports hold contacts' personal data: they are
     # deleted this many days after they were written (beat runs the sweep hourly).
     file_retention_days: float = 7.0
+    # Contact imports: the largest upload, and the most an .xlsx may unpack to.
+    max_upload_mb: float = 100.0
+    max_xlsx_unpacked_mb: float = 1024.0
 
     # Webhook group commit: SNS notifications arriving together share one transaction.
     # Writers: transactions in flight per webhook process. One: the request path's

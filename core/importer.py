@@ -75,6 +75,11 @@ ALIASES = {
 DELIMITERS = (",", ";", "\t", "|")
 CHUNK_ROWS = 50_000
 SAMPLE_ROWS = 1000
+# Columns a file may have: each unmapped one can become a custom field.
+MAX_COLUMNS = 200
+# An .xlsx member that unpacks to more than this many times its packed size is not a
+# spreadsheet someone typed (real sheets pack 5-20 times): a decompression bomb.
+MAX_PACK_RATIO = 200
 EXCEL_SUFFIXES = (".xlsx", ".xlsm")
 
 
@@ -151,6 +156,13 @@ def _sniff_delimiter(sample: str) -> str:
 
 
 def _unique_headers(raw: list[Any]) -> list[str]:
+    while raw and (raw[-1] is None or not str(raw[-1]).strip()):
+        raw = raw[:-1]  # trailing empty columns (a sheet's formatted but empty cells)
+    if len(raw) > MAX_COLUMNS:
+        raise UnreadableFile(
+            f"The file has {len(raw):,} columns; at most {MAX_COLUMNS} can be imported. "
+            "Remove the columns you do not need."
+        )
     headers: list[str] = []
     for index, value in enumerate(raw):
         name = str(value if value is not None else "").strip().lstrip("\ufeff") or (
@@ -290,13 +302,58 @@ def _cell_text(value: Any) -> str:
     return str(value)
 
 
-def excel_sheets(path: Path) -> list[str]:
+def _check_xlsx(path: Path) -> None:
+    """Refuse a workbook that would unpack to more than MAX_XLSX_UNPACKED_MB, or holds a
+    member packed like a decompression bomb, before openpyxl unpacks anything."""
+    limit = settings.max_xlsx_unpacked_mb * 1024 * 1024
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise UnreadableFile(f"The file is not a readable .xlsx workbook ({exc}).") from None
+    if sum(m.file_size for m in members) > limit:
+        raise UnreadableFile(
+            f"The workbook unpacks to more than {settings.max_xlsx_unpacked_mb:,.0f} MB "
+            "(MAX_XLSX_UNPACKED_MB): save it as CSV, or split it."
+        )
+    with zipfile.ZipFile(path) as archive:
+        for member in members:
+            if not member.filename.endswith((".xml", ".rels")):
+                continue
+            with archive.open(member) as part:
+                prolog = part.read(4096).upper()
+            # A document type declaration can define entities that expand without end;
+            # no spreadsheet program writes one.
+            if b"<!DOCTYPE" in prolog or "<!DOCTYPE".encode("utf-16-le") in prolog:
+                raise UnreadableFile(
+                    f"The file is not a readable .xlsx workbook ({member.filename} declares "
+                    "a document type, which spreadsheets never do)."
+                )
+    for member in members:
+        if member.file_size > 1_000_000 and member.file_size > MAX_PACK_RATIO * max(
+            member.compress_size, 1
+        ):
+            raise UnreadableFile(
+                f"The workbook's {member.filename} unpacks {member.file_size // member.compress_size:,} "
+                "times its size: this is not an ordinary spreadsheet, so it is not read."
+            )
+
+
+def _load_workbook(path: Path) -> Any:  # noqa: ANN401 - openpyxl's Workbook
     from openpyxl import load_workbook
 
+    _check_xlsx(path)
     try:
-        book = load_workbook(path, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, OSError, KeyError, ValueError) as exc:
-        raise UnreadableFile(f"The file is not a readable .xlsx workbook ({exc}).") from None
+        return load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # noqa: BLE001 - any parser failure means the same to a user
+        # e.g. a DTD or entity declaration (refused by the XML parser), a broken part
+        raise UnreadableFile(
+            f"The file is not a readable .xlsx workbook ({type(exc).__name__})."
+        ) from None
+
+
+def excel_sheets(path: Path) -> list[str]:
+    book = _load_workbook(path)
     try:
         return list(book.sheetnames)
     finally:
@@ -304,12 +361,7 @@ def excel_sheets(path: Path) -> list[str]:
 
 
 def _open_excel(path: Path, sheet: str | None) -> TableSource:
-    from openpyxl import load_workbook
-
-    try:
-        book = load_workbook(path, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, OSError, KeyError, ValueError) as exc:
-        raise UnreadableFile(f"The file is not a readable .xlsx workbook ({exc}).") from None
+    book = _load_workbook(path)
     names = list(book.sheetnames)
     if sheet and sheet not in names:
         book.close()
@@ -411,7 +463,7 @@ def inspect_file(
     session: Session, actor: Actor, path: str | Path, sheet: str | None = None
 ) -> Preview:
     """Read the header and the first rows; guess the mapping and the types of new fields."""
-    actor.require("read")
+    actor.require("edit")  # reading an upload costs as much as importing it
     source = open_table(path, sheet)
     try:
         sample = []
@@ -1332,7 +1384,12 @@ def upload_dir() -> Path:
 
 
 def save_upload(name: str, data: bytes) -> Path:
-    """Keep an uploaded file where the worker can read it."""
+    """Keep an uploaded file where the worker can read it; refuse one over MAX_UPLOAD_MB."""
+    if len(data) > settings.max_upload_mb * 1024 * 1024:
+        raise UnreadableFile(
+            f"The file is {len(data) / 1024 / 1024:,.0f} MB; uploads are limited to "
+            f"{settings.max_upload_mb:,.0f} MB (MAX_UPLOAD_MB)."
+        )
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).name)[-80:] or "upload.csv"
     path = upload_dir() / f"{uuid.uuid4().hex[:12]}-{safe}"
     path.write_bytes(data)

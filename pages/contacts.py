@@ -334,8 +334,11 @@ with import_tab:
     uploaded = st.file_uploader("CSV or Excel file", type=["csv", "tsv", "txt", "xlsx"])
     if uploaded is not None and st.session_state.get("imp_file_id") != uploaded.file_id:
         st.session_state["imp_file_id"] = uploaded.file_id
-        st.session_state["imp_path"] = str(importer.save_upload(uploaded.name, uploaded.getvalue()))
+        st.session_state.pop("imp_path", None)
         st.session_state.pop("imp_result", None)
+        with shows_errors():
+            saved = importer.save_upload(uploaded.name, uploaded.getvalue())
+            st.session_state["imp_path"] = str(saved)
     path = st.session_state.get("imp_path") if uploaded is not None else None
     if path:
         sheet = None
