@@ -156,11 +156,12 @@ def _sniff_delimiter(sample: str) -> str:
 
 
 def _unique_headers(raw: list[Any]) -> list[str]:
-    while raw and (raw[-1] is None or not str(raw[-1]).strip()):
-        raw = raw[:-1]  # trailing empty columns (a sheet's formatted but empty cells)
-    if len(raw) > MAX_COLUMNS:
+    used = len(raw)  # up to the last named column: a sheet may format empty ones
+    while used and (raw[used - 1] is None or not str(raw[used - 1]).strip()):
+        used -= 1
+    if used > MAX_COLUMNS:
         raise UnreadableFile(
-            f"The file has {len(raw):,} columns; at most {MAX_COLUMNS} can be imported. "
+            f"The file has {used:,} columns; at most {MAX_COLUMNS} can be imported. "
             "Remove the columns you do not need."
         )
     headers: list[str] = []
