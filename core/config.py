@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     # Contact imports: the largest upload, and the most an .xlsx may unpack to.
     max_upload_mb: float = 100.0
     max_xlsx_unpacked_mb: float = 1024.0
+    # The Data page's queries: DuckDB's memory limit and threads, per query.
+    data_query_memory_mb: int = 1024
+    data_query_threads: int = 1
 
     # Webhook group commit: SNS notifications arriving together share one transaction.
     # Writers: transactions in flight per webhook process. One: the request path's

@@ -22,8 +22,12 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import logging
 import os
+import pickle
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -828,6 +832,9 @@ class QueryResult:
     seconds: float
 
 
+CHILD_STARTUP_SECONDS = 3.0
+
+
 class QueryRefused(ValidationFailed):
     """Only one SELECT statement is allowed."""
 
@@ -843,8 +850,11 @@ def workspace_query(
 
     The file is attached read-only; this workspace's rows are copied into an in-memory
     database, the file is detached, and external access (files, ATTACH, COPY) is switched
-    off and locked before the query runs. Only a single SELECT is accepted; the query is
-    interrupted after `time_limit` seconds and at most `row_limit` rows come back.
+    off and locked before the query runs. Only a single SELECT is accepted. It runs in a
+    child process (core/data_query.py) with DuckDB's memory_limit (DATA_QUERY_MEMORY_MB),
+    DATA_QUERY_THREADS threads and an address-space limit; the child is killed after
+    `time_limit` seconds, and at most `row_limit` rows come back. The error names the
+    limit that stopped the query.
     """
     try:
         statements = duckdb.extract_statements(sql)
@@ -855,35 +865,48 @@ def workspace_query(
     path = rollup_path(path)
     if not path.exists():
         raise RollupsMissing("The rollups have not been built yet (python -m core rollup).")
-    con = duckdb.connect(":memory:")
+    request = {
+        "path": str(path),
+        "workspace_id": workspace_id,
+        "tables": list(TABLES),
+        "sql": statements[0].query,
+        "row_limit": row_limit,
+        "memory_mb": settings.data_query_memory_mb,
+        "threads": settings.data_query_threads,
+    }
     started = time.monotonic()
+    # A child process the time limit can kill (see core/data_query.py); its start-up
+    # (about a third of a second) is not counted against the query.
     try:
-        con.execute(f"ATTACH '{path}' AS r (READ_ONLY)")
-        for name in TABLES:
-            where = "" if name == "rollup_info" else " WHERE workspace_id = ?"
-            params = [] if name == "rollup_info" else [workspace_id]
-            con.execute(f"CREATE TABLE main.{name} AS SELECT * FROM r.{name}{where}", params)
-        con.execute("DETACH r")
-        con.execute("SET enable_external_access = false")
-        con.execute("SET lock_configuration = true")
-        timer = threading.Timer(time_limit, con.interrupt)
-        timer.start()
-        try:
-            cursor = con.execute(statements[0].query)
-            columns = [d[0] for d in cursor.description]
-            rows = cursor.fetchmany(row_limit + 1)
-        except duckdb.InterruptException as exc:
-            raise QueryRefused(
-                f"The query ran longer than {time_limit:g} s and was stopped."
-            ) from exc
-        except duckdb.Error as exc:
-            raise QueryRefused(str(exc).splitlines()[0]) from exc
-        finally:
-            timer.cancel()
-    finally:
-        con.close()
+        done = subprocess.run(
+            [sys.executable, "-m", "core.data_query"],
+            input=json.dumps(request).encode(),
+            capture_output=True,
+            timeout=time_limit + CHILD_STARTUP_SECONDS,
+            cwd=Path(__file__).resolve().parents[1],
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise QueryRefused(
+            f"The query ran longer than {time_limit:g} s and was stopped (time limit)."
+        ) from exc
+    try:
+        answer = pickle.loads(done.stdout) if done.returncode == 0 else {"error": "memory"}
+    except (pickle.UnpicklingError, EOFError):
+        answer = {"error": "memory"}
+    if answer.get("error") == "memory":
+        raise QueryRefused(
+            f"The query needed more than {settings.data_query_memory_mb:,} MB of memory and "
+            "was stopped (memory limit, DATA_QUERY_MEMORY_MB)."
+        )
+    if "error" in answer:
+        raise QueryRefused(answer["detail"])
+    rows = answer["rows"]
     return QueryResult(
-        columns, rows[:row_limit], len(rows) > row_limit, round(time.monotonic() - started, 3)
+        answer["columns"],
+        rows[:row_limit],
+        len(rows) > row_limit,
+        round(time.monotonic() - started, 3),
     )
 
 

@@ -324,3 +324,25 @@ def test_report_from_rollups_plus_newer_events_equals_the_live_count(world, roll
         )
         # Another database's rollups are never used.
         assert rollups.campaign_snapshot(known.workspace_id, cid, "someone-else") is None
+
+
+def test_a_runaway_data_query_is_stopped_by_its_limits_and_says_which(
+    world, rollup_file, monkeypatch
+):
+    from core.config import settings
+
+    known, _other = world
+    rollups.build_rollups(lag_seconds=0)
+    ws = known.workspace_id
+    # One scalar expression: DuckDB's interrupt() cannot stop it; killing the child can.
+    with pytest.raises(rollups.QueryRefused, match="time limit"):
+        rollups.workspace_query(
+            ws,
+            "SELECT length(regexp_replace(repeat('a', 100000000), 'a', 'bb', 'g'))",
+            time_limit=0.5,
+        )
+    monkeypatch.setattr(settings, "data_query_memory_mb", 256)
+    with pytest.raises(rollups.QueryRefused, match="memory limit"):
+        rollups.workspace_query(ws, "SELECT length(repeat('a', 3000000000))", time_limit=30)
+    # The app goes on: the next query answers.
+    assert rollups.workspace_query(ws, "SELECT 1").rows == [(1,)]
