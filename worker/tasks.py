@@ -11,7 +11,7 @@ def ping() -> str:
     return "pong"
 
 
-@app.task(name="worker.tasks.sweep_files")
+@app.task(name="worker.tasks.sweep_files", ignore_result=True, soft_time_limit=900)
 def sweep_files() -> int:
     """Deletes uploads, import error reports and exports past FILE_RETENTION_DAYS, and
     signed-out sessions whose cookies have expired anyway."""
@@ -24,7 +24,7 @@ def sweep_files() -> int:
     return len(sweep())
 
 
-@app.task(name="worker.tasks.make_sns_events")
+@app.task(name="worker.tasks.make_sns_events", ignore_result=True, soft_time_limit=300)
 def make_sns_events() -> int:
     """Makes the events of the SES notifications the webhook has stored (its inbox)."""
     from core.events import drain_sns_backlog
