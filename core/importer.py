@@ -29,14 +29,14 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from queue import Full, Queue
 from typing import Any
 
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 from psycopg.errors import UniqueViolation
-from sqlalchemy import DateTime, bindparam, select, text, update
+from sqlalchemy import DateTime, bindparam, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from core.clock import now
@@ -1472,6 +1472,46 @@ def run_import_job(job_id: int) -> str:
         raise
     _finish_job(job_id, "done", result=result.to_dict(), progress=result.rows)
     return "done"
+
+
+# A pending job no worker took, or a running one that stopped reporting progress (the
+# worker reports every second), is handed out again; after MAX_REQUEUES it fails.
+STALE_PENDING = timedelta(minutes=10)
+STALE_RUNNING = timedelta(minutes=15)
+MAX_REQUEUES = 3
+
+
+def recover_import_jobs(session: Session) -> dict[str, int]:
+    """Beat's sweep: queue again the imports a lost task or a dead worker left behind.
+
+    Safe because an import is idempotent (running it again merges into what it created)."""
+    current = now()
+    stale = session.scalars(
+        select(Job).where(
+            Job.kind == JOB_KIND,
+            or_(
+                (Job.status == "pending") & (Job.updated_at < current - STALE_PENDING),
+                (Job.status == "running") & (Job.updated_at < current - STALE_RUNNING),
+            ),
+        )
+    ).all()
+    stats = {"requeued": 0, "failed": 0}
+    for job in stale:
+        tries = int(job.params.get("requeued", 0))
+        if tries >= MAX_REQUEUES:
+            job.status = "failed"
+            job.error = (
+                f"No worker finished this import after {tries + 1} tries; "
+                "check that a worker is running, then import the file again."
+            )
+            stats["failed"] += 1
+            continue
+        job.params = {**job.params, "requeued": tries + 1}
+        job.status = "pending"
+        job.updated_at = current
+        enqueue(session, IMPORT_TASK, job.id)
+        stats["requeued"] += 1
+    return stats
 
 
 def _finish_job(job_id: int, status: str, **values: Any) -> None:

@@ -38,6 +38,11 @@ app.conf.beat_schedule["make-sns-events"] = {
     "schedule": settings.sns_drain_seconds,
     "options": {"expires": settings.sns_drain_seconds},
 }
+app.conf.beat_schedule["recover-import-jobs"] = {
+    "task": "worker.tasks_contacts.recover_import_jobs",
+    "schedule": 60.0,
+    "options": {"expires": 60.0},
+}
 app.conf.beat_schedule["sweep-files"] = {
     "task": "worker.tasks.sweep_files",
     "schedule": 3600.0,

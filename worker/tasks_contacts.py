@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from core.importer import run_import_job
+from core.db import session_scope
+from core.importer import recover_import_jobs, run_import_job
 from worker.celery_app import app
 
 
@@ -10,3 +11,10 @@ from worker.celery_app import app
 def import_contacts(job_id: int) -> str:
     """Import the file of Job `job_id`; a finished job is left alone."""
     return run_import_job(job_id)
+
+
+@app.task(name="worker.tasks_contacts.recover_import_jobs", ignore_result=True)
+def recover_imports() -> dict[str, int]:
+    """Queue again the imports whose task was lost or whose worker died."""
+    with session_scope() as session:
+        return recover_import_jobs(session)
