@@ -29,10 +29,18 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001
     cursor.close()
 
 
+READ_ONLY = "mailwright_read_only"
+
+
 def _sqlite_begin(conn) -> None:  # noqa: ANN001
     # BEGIN IMMEDIATE takes the write lock up front, so two writers queue on the busy
-    # timeout instead of deadlocking when a reader upgrades to a writer.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # timeout instead of deadlocking when a reader upgrades to a writer. A transaction
+    # that only reads (read_scope) begins deferred: under WAL it never takes the write
+    # lock, so a slow page does not hold up the worker's and the webhook's writes.
+    if conn.get_execution_options().get(READ_ONLY):
+        conn.exec_driver_sql("BEGIN")
+    else:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def create_db_engine(url: str) -> Engine:
@@ -78,6 +86,26 @@ def session_scope(url: str | None = None) -> Iterator[Session]:
     """One transaction: commit on success, roll back on error."""
     with get_sessionmaker(url).begin() as session:
         yield session
+
+
+@contextmanager
+def read_scope(url: str | None = None) -> Iterator[Session]:
+    """A transaction that only reads: no write lock on SQLite; a flush raises.
+
+    Use it for pages and checks that read; anything that may write uses session_scope."""
+    engine = get_engine(url).execution_options(**{READ_ONLY: True})
+    with Session(engine, expire_on_commit=False, autoflush=False) as session:
+        session.info[READ_ONLY] = True
+        try:
+            yield session
+        finally:
+            session.rollback()
+
+
+@event.listens_for(Session, "before_flush")
+def _no_writes_in_read_scope(session: Session, _context, _instances) -> None:  # noqa: ANN001
+    if session.info.get(READ_ONLY) and (session.new or session.dirty or session.deleted):
+        raise RuntimeError("read_scope() is for reading: write in a session_scope() instead")
 
 
 def dispose_all() -> None:

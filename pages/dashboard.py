@@ -4,11 +4,11 @@ import streamlit as st
 
 from core.analytics import dashboard
 from core.workspaces import get_workspace
-from ui.state import actor, db
+from ui.state import actor, read_db
 from ui.text import md
 
 me = actor()
-with db() as session:
+with read_db() as session:
     workspace_name = get_workspace(session, me).name
     data = dashboard(session, me)
 

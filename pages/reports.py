@@ -5,12 +5,12 @@ import streamlit as st
 from core import abtest, analytics, rollups
 from ui import charts
 from ui.abtest import ab_report_section
-from ui.state import actor, db, shows_errors
+from ui.state import actor, db, read_db, shows_errors
 
 me = actor()
 st.title("Reports")
 
-with db() as session:
+with read_db() as session:
     choices = analytics.reportable_campaigns(session, me)
 if not choices:
     st.info("No campaign has been sent yet. Reports appear here once a campaign starts sending.")
@@ -42,7 +42,7 @@ with report_tab:
 
     @st.fragment(run_every=5 if live else None)
     def figures_and_charts() -> None:
-        with db() as session, shows_errors():
+        with read_db() as session, shows_errors():
             report = analytics.campaign_report(session, me, campaign_id)
             f = report.figures
             st.session_state["report_recipients"] = (campaign_id, f.recipients)

@@ -10,7 +10,7 @@ from core import auth, clock
 from core.config import settings
 from core.permissions import Actor
 from ui import cookies
-from ui.state import db
+from ui.state import db, read_db
 
 cookies.install()
 
@@ -22,7 +22,7 @@ GENERIC_FAILURE = (
 
 
 def _build_authenticator() -> stauth.Authenticate:
-    with db() as session:
+    with read_db() as session:
         entries = auth.login_entries(session)
     credentials = {
         "usernames": {
@@ -75,7 +75,7 @@ def authenticate() -> Actor | None:
         signed_in_at = (exp - settings.session_cookie_days * 86400) if exp else 0.0
         st.session_state["mw_signed_in_at"] = signed_in_at
         st.session_state["mw_token_exp"] = exp
-    with db() as session:
+    with read_db() as session:
         user = auth.get_user_by_email(session, email)
         current = (
             user is not None

@@ -9,7 +9,7 @@ import streamlit as st
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.config import settings
-from core.db import get_sessionmaker
+from core.db import get_sessionmaker, read_scope
 from core.errors import MailwrightError
 from core.permissions import Actor
 from ui.text import md
@@ -24,6 +24,13 @@ def _maker(url: str) -> sessionmaker[Session]:
 def db() -> Iterator[Session]:
     """One transaction for one piece of page work; the page owns it."""
     with _maker(settings.database_url).begin() as session:
+        yield session
+
+
+@contextmanager
+def read_db() -> Iterator[Session]:
+    """A transaction that only reads (no write lock on SQLite): for drawing a page."""
+    with read_scope(settings.database_url) as session:
         yield session
 
 
