@@ -262,6 +262,24 @@ def sweep_revoked_sessions(session: Session) -> int:
 
 
 RESETS_PER_HOUR = 3
+RESETS_PER_CLIENT_PER_HOUR = 20
+
+
+def reset_request_allowed(client: str) -> bool:
+    """Whether `client` (an IP address) may ask for another reset link this hour.
+
+    Books a slot on the shared rate limiter (database or Redis), so the cap holds across
+    app processes. Call it before opening the transaction that handles the request: on
+    SQLite the limiter's own transaction would wait for that one's write lock."""
+    if not client:
+        return True
+    from core.ratelimit import get_limiter
+
+    wait = get_limiter().reserve(f"reset:{client}", 1, RESETS_PER_CLIENT_PER_HOUR / 3600)
+    if wait > 3600:
+        log.warning("password reset requests from %s refused: over the hourly cap", client)
+        return False
+    return True
 
 
 def request_password_reset(session: Session, email: str) -> None:

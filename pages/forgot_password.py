@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core.auth import request_password_reset
+from core.auth import request_password_reset, reset_request_allowed
 from ui.state import db
 
 st.title("Forgot password")
@@ -10,8 +10,10 @@ with st.form("forgot"):
     email = st.text_input("Your email")
     submitted = st.form_submit_button("Send me a reset link")
 if submitted:
-    with db() as session:
-        request_password_reset(session, email)
+    # Capped per address (in core) and per client address, silently: the same answer.
+    if reset_request_allowed(st.context.ip_address or ""):
+        with db() as session:
+            request_password_reset(session, email)
     # The same answer whether or not the address has an account.
     st.success(
         "If an account uses that address, a reset link is on its way. It works for one hour."

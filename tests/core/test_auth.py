@@ -195,3 +195,10 @@ def test_password_reset_requests_are_capped_per_address(session, outbox):
     clock.advance(timedelta(hours=1, minutes=1))
     auth.request_password_reset(session, user.email)
     assert len(outbox_messages(outbox)) == auth.RESETS_PER_HOUR + 1
+
+
+def test_reset_requests_are_capped_per_client_address(live_db):
+    allowed = [auth.reset_request_allowed("203.0.113.9") for _ in range(30)]
+    assert allowed[: auth.RESETS_PER_CLIENT_PER_HOUR] == [True] * auth.RESETS_PER_CLIENT_PER_HOUR
+    assert not any(allowed[auth.RESETS_PER_CLIENT_PER_HOUR + 1 :])
+    assert auth.reset_request_allowed("198.51.100.7"), "another client is not held up"
