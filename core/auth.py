@@ -185,6 +185,54 @@ def record_login_failure(session: Session, email: str) -> None:
         )
 
 
+def check_login(email: str, password: str) -> bool:
+    """The sign-in form's password check, with the lockout counted *before* the check.
+
+    Runs its own transactions: the attempt is claimed (failed_logins + 1, committed) before
+    bcrypt runs, so parallel attempts see each other and at most LOGIN_LOCKOUT_ATTEMPTS
+    passwords are ever checked before the lock. A success is recorded by the caller
+    (record_login_success resets the count); a failure keeps the claimed count and locks
+    the account at the last allowed attempt."""
+    from core.db import session_scope
+
+    email = (email or "").strip().lower()
+    with session_scope() as session:
+        # FOR UPDATE: parallel attempts queue here on PostgreSQL (SQLite's BEGIN IMMEDIATE
+        # already does), so none reads a count another is about to raise.
+        user = session.scalar(select(User).where(User.email == email).with_for_update())
+        if user is None or is_locked(user):
+            verify_password(password, _LOCKED_HASH)  # the same time as a real check
+            return False
+        if user.locked_until is not None:  # an expired lock: count afresh
+            user.locked_until = None
+            user.failed_logins = 0
+        user.failed_logins += 1
+        attempt, password_hash = user.failed_logins, user.password_hash
+        if attempt > settings.login_lockout_attempts:
+            _lock(session, user)
+            return False
+    if verify_password(password, password_hash):
+        return True
+    if attempt >= settings.login_lockout_attempts:
+        with session_scope() as session:
+            user = get_user_by_email(session, email)
+            if user is not None and not is_locked(user):
+                _lock(session, user)
+    return False
+
+
+def _lock(session: Session, user: User) -> None:
+    user.locked_until = clock.now() + timedelta(minutes=settings.login_lockout_minutes)
+    session.add(
+        AuditLog(
+            workspace_id=user.workspace_id,
+            user_id=user.id,
+            action="account_locked",
+            target=user.email,
+        )
+    )
+
+
 def record_login_success(session: Session, email: str) -> User:
     user = get_user_by_email(session, email)
     if user is None:

@@ -37,7 +37,6 @@ def _build_authenticator() -> stauth.Authenticate:
             for email, entry in entries.items()
         }
     }
-    st.session_state["mw_failed_before"] = {e: x.failed_logins for e, x in entries.items()}
     authenticator = stauth.Authenticate(
         credentials,
         COOKIE_NAME,
@@ -47,6 +46,20 @@ def _build_authenticator() -> stauth.Authenticate:
         login_sleep_time=0.1,
     )
     st.session_state["mw_credentials"] = credentials
+    # The form's password check goes through core, which counts the attempt before it
+    # checks (parallel guesses cannot outrun the lockout).
+    model = authenticator.authentication_controller.authentication_model
+    known = credentials["usernames"]
+
+    def check_credentials(username: str, password: str) -> bool:
+        # The library looks the typed name up as it is after a success: only exact keys
+        # (an unknown one still costs a hash check, so both answers take as long).
+        if username not in known:
+            auth.check_login("", password)
+            return False
+        return auth.check_login(username, password)
+
+    model.check_credentials = check_credentials
     return authenticator
 
 
@@ -106,8 +119,6 @@ def login_form() -> None:
         },
     )
     status = st.session_state.get("authentication_status")
-    credentials = st.session_state["mw_credentials"]["usernames"]
-    before = st.session_state.get("mw_failed_before", {})
     if status:
         with db() as session:
             auth.record_login_success(session, st.session_state["username"])
@@ -117,10 +128,7 @@ def login_form() -> None:
         # Same page, now signed in: app.py's private pages share the sign-in pages' URLs.
         st.rerun()
     elif status is False:
-        with db() as session:
-            for email, data in credentials.items():
-                if data.get("failed_login_attempts", 0) > before.get(email, 0):
-                    auth.record_login_failure(session, email)
+        # The attempt was counted by auth.check_login, before the password was checked.
         st.error(GENERIC_FAILURE)
 
 

@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 
 from core import auth, clock
+from core.config import settings
 from core.errors import InvalidToken, NotFound, PermissionDenied, ValidationFailed, WeakPassword
 from core.models import User
 from tests.helpers import (
@@ -202,3 +203,31 @@ def test_reset_requests_are_capped_per_client_address(live_db):
     assert allowed[: auth.RESETS_PER_CLIENT_PER_HOUR] == [True] * auth.RESETS_PER_CLIENT_PER_HOUR
     assert not any(allowed[auth.RESETS_PER_CLIENT_PER_HOUR + 1 :])
     assert auth.reset_request_allowed("198.51.100.7"), "another client is not held up"
+
+
+def test_parallel_sign_ins_cannot_outrun_the_lockout(live_db, backend):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from core.db import session_scope
+    from tests.apptest_db import seed_user
+
+    email = seed_user()
+    checked = []
+    real_verify = auth.verify_password
+
+    def counting_verify(password: str, password_hash: str) -> bool:
+        if password_hash != auth._LOCKED_HASH:
+            checked.append(password)
+        return real_verify(password, password_hash)
+
+    auth.verify_password = counting_verify
+    try:
+        with ThreadPoolExecutor(12) as pool:
+            results = list(pool.map(lambda i: auth.check_login(email, f"guess-{i}-x1"), range(12)))
+    finally:
+        auth.verify_password = real_verify
+    assert not any(results)
+    assert len(checked) <= settings.login_lockout_attempts, f"{len(checked)} guesses were checked"
+    with session_scope() as session:
+        assert auth.is_locked(auth.get_user_by_email(session, email))
+    assert not auth.check_login(email, PASSWORD), "locked: even the right password fails"
