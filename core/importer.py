@@ -383,9 +383,15 @@ def _open_excel(path: Path, sheet: str | None) -> TableSource:
 
     def rows() -> Iterator[tuple[int, list[str]]]:
         number = header_line
+        limit = csv.field_size_limit()
         for values in iterator:
             number += 1
-            yield number, [_cell_text(v) for v in values]
+            cells = [_cell_text(v) for v in values]
+            if any(len(cell) > limit for cell in cells):
+                # The same limit and the same row error as a CSV field.
+                yield number, [f"\x00a cell is longer than {limit:,} characters"]
+                continue
+            yield number, cells
 
     return TableSource(
         header=header,

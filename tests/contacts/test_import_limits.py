@@ -96,3 +96,28 @@ def test_a_viewer_cannot_make_the_server_read_an_upload(session, tmp_path):
     path.write_text("email\na@example.com\n")
     with pytest.raises(PermissionDenied):
         inspect_file(session, viewer, path)
+
+
+def test_an_over_long_cell_is_a_row_error_and_the_other_rows_import(session, tmp_path):
+    owner = actor_of(make_user(session, make_workspace(session)))
+    plain, path = tmp_path / "plain.xlsx", tmp_path / "long.xlsx"
+    _workbook(plain, [["email"], ["a@example.com"]])
+    long_cell = b"<c r='B2' t='inlineStr'><is><t>" + b"x" * 200_000 + b"</t></is></c>"
+    sheet = (
+        b'<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+        b'<sheetData><row r="1"><c r="A1" t="inlineStr"><is><t>email</t></is></c>'
+        b'<c r="B1" t="inlineStr"><is><t>note</t></is></c></row>'
+        b"<row r='2'><c r='A2' t='inlineStr'><is><t>long@example.com</t></is></c>"
+        + long_cell
+        + b"</row><row r='3'><c r='A3' t='inlineStr'><is><t>ok@example.com</t></is></c></row>"
+        b"</sheetData></worksheet>"
+    )
+    with zipfile.ZipFile(plain) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as out:
+        for item in src.infolist():
+            data = sheet if item.filename == "xl/worksheets/sheet1.xml" else src.read(item)
+            out.writestr(item.filename, data, zipfile.ZIP_DEFLATED)
+    result = import_contacts(session, owner, path)
+    emails = set(session.scalars(select(Contact.email)))
+    assert emails == {"ok@example.com"}
+    assert result.invalid == 1
+    assert [(line, "longer than" in why) for line, _raw, why in result.errors] == [(2, True)]
