@@ -96,10 +96,10 @@ def read_scope(url: str | None = None) -> Iterator[Session]:
     engine = get_engine(url).execution_options(**{READ_ONLY: True})
     with Session(engine, expire_on_commit=False, autoflush=False) as session:
         session.info[READ_ONLY] = True
-        try:
-            yield session
-        finally:
-            session.rollback()
+        yield session
+        # Ending it with a commit (nothing to write) keeps what was loaded usable after
+        # the block, as with session_scope; a rollback would expire it.
+        session.commit()
 
 
 @event.listens_for(Session, "before_flush")

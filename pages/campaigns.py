@@ -11,7 +11,7 @@ from core.contacts import search_contacts
 from core.models import CAMPAIGN_STATUSES
 from ui.abtest import ab_settings_section
 from ui.preview import show_email
-from ui.state import actor, db, shows_errors
+from ui.state import actor, db, read_db, shows_errors
 from ui.text import md
 
 me = actor()
@@ -49,7 +49,7 @@ def campaign_list() -> None:
     text = search.text_input("Search by name")
     statuses = status.multiselect("Status", CAMPAIGN_STATUSES)
     created_since = since.date_input("Created since", value=None)
-    with db() as session:
+    with read_db() as session:
         rows = campaigns.list_campaigns(
             session,
             me,
@@ -134,7 +134,7 @@ def campaign_controls(row: campaigns.CampaignRow) -> None:
             st.switch_page("pages/reports.py")
         st.rerun()
     if row.failed or row.status == "sent":
-        with db() as session:
+        with read_db() as session:
             failed = campaigns.failures(session, me, row.id)
         if failed:
             with st.expander(f"Why messages failed or need a look ({len(failed)})"):
@@ -214,7 +214,7 @@ def setup_step(campaign_id: int, state: dict) -> None:
 
 def recipients_step(campaign_id: int, state: dict) -> None:
     audience = state["audience"]
-    with db() as session:
+    with read_db() as session:
         lists = campaigns.list_choices(session, me)
         segments = campaigns.segment_choices(session, me)
     modes = ["All subscribed contacts", "Lists", "Chosen contacts"]
@@ -251,7 +251,7 @@ def recipients_step(campaign_id: int, state: dict) -> None:
         )
     elif mode == "Chosen contacts":
         query = st.text_input("Find contacts (email or name starts with)")
-        with db() as session:
+        with read_db() as session:
             found = {c.id: c.email for c in search_contacts(session, me, query, 50)}
             for cid in audience.get("contact_ids", []):
                 if cid not in found:
@@ -264,7 +264,7 @@ def recipients_step(campaign_id: int, state: dict) -> None:
             default=audience.get("contact_ids", []),
             format_func=found.get,
         )
-    with db() as session:
+    with read_db() as session:
         counts = count_recipients(session, me, chosen)
     st.metric("Will receive it", f"{counts['recipients']:,}")
     st.caption(
@@ -295,7 +295,7 @@ def suggest_subjects(subject: str, count: int) -> list[str]:
 
 
 def template_step(campaign_id: int, state: dict) -> None:
-    with db() as session:
+    with read_db() as session:
         templates = campaigns.template_choices(session, me)
     if not templates:
         st.warning("There are no templates yet: create one on the Templates page.")
@@ -308,7 +308,7 @@ def template_step(campaign_id: int, state: dict) -> None:
         index=ids.index(state["template_id"]) if state["template_id"] in ids else 0,
         format_func=by_id.get,
     )
-    with db() as session:
+    with read_db() as session:
         current_ab = abtest.ab_settings(session, me, campaign_id)
     ab = ab_settings_section(
         {i: n for i, n, _s in templates},

@@ -12,7 +12,7 @@ from core.config import settings
 from core.db import get_sessionmaker
 from core.errors import MailwrightError
 from core.models import CONTACT_STATUSES, FIELD_TYPES
-from ui.state import actor, db, shows_errors
+from ui.state import actor, db, read_db, shows_errors
 from ui.text import md
 
 me = actor()
@@ -108,7 +108,7 @@ st.title("Contacts")
 if notice := st.session_state.pop("ct_flash", None):
     st.success(notice)
 
-with db() as session:
+with read_db() as session:
     all_lists = lists.list_lists(session, me)
     defs = fields.list_custom_fields(session, me)
     counts = {f.key: fields.count_field_values(session, me, f.key) for f in defs}
@@ -138,7 +138,7 @@ with table_tab:
         created_to=created_to,
     )
     page_number = st.number_input("Page", min_value=1, value=1, step=1, key="ct_page")
-    with db() as session:
+    with read_db() as session:
         page = book.page_contacts(
             session, me, flt, SORTS[sort_label], descending, int(page_number), page_size
         )
@@ -243,7 +243,7 @@ with table_tab:
         key="ct_open",
     )
     if opened is not None:
-        with db() as session:
+        with read_db() as session:
             contact = book.get_contact(session, me, opened)
             member_of = {lst.id for lst in lists.lists_of(session, me, opened)}
             activity = book.contact_activity(session, me, opened)
@@ -316,7 +316,7 @@ def show_result(result: dict) -> None:
 
 
 def show_jobs() -> None:
-    with db() as session:
+    with read_db() as session:
         jobs = importer.import_jobs(session, me)
         shown = [(j.id, j.status, j.progress, j.total, j.result, j.error, j.params) for j in jobs]
     for job_id, status, progress, total, result, error, params in shown:
@@ -438,7 +438,7 @@ with import_tab:
         show_result(result)
 
     st.subheader("Background imports")
-    with db() as session:
+    with read_db() as session:
         active = any(j.status in ("pending", "running") for j in importer.import_jobs(session, me))
     if active:
         st.fragment(run_every="3s")(show_jobs)()

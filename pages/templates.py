@@ -27,7 +27,7 @@ from core.templates import (
 )
 from core.templates import create_template as create_template_row
 from ui.preview import WIDTHS, show_email
-from ui.state import actor, db, shows_errors
+from ui.state import actor, db, read_db, shows_errors
 from ui.text import md
 
 # An email-fit toolbar: no image button (Quill would embed images as base64), no fonts,
@@ -255,7 +255,7 @@ def text_part() -> None:
 def preview_tab(draft: TemplateDraft) -> None:
     cols = st.columns([2, 3])
     query = cols[0].text_input("Find a contact", placeholder="email or name", key="tpl_find")
-    with db() as session:
+    with read_db() as session:
         found = [(c.id, c.email) for c in search_contacts(session, me, query, limit=20)]
     choices = {"Sample data": None, **{email: cid for cid, email in found}}
     chosen = cols[1].selectbox("Preview with", list(choices), key="tpl_preview_contact")
@@ -364,7 +364,7 @@ def editor() -> None:
         state.tpl_open = False
         st.rerun()
     st.title(md(state.tpl_name) if state.tpl_name else "New template")
-    with db() as session:
+    with read_db() as session:
         variables = list_variables(session, me)
     cols = st.columns(2)
     state.tpl_name = cols[0].text_input(

@@ -34,6 +34,6 @@ def test_a_long_read_does_not_hold_up_a_write(live_db, backend):
 
 
 def test_a_read_scope_refuses_to_write(live_db):
-    with read_scope() as session, pytest.raises(RuntimeError, match="for reading"):
+    with pytest.raises(RuntimeError, match="for reading"), read_scope() as session:
         session.add(Workspace(slug="nope", name="Nope"))
         session.flush()
