@@ -174,15 +174,7 @@ def record_login_failure(session: Session, email: str) -> None:
         user.failed_logins = 0
     user.failed_logins += 1
     if user.failed_logins >= settings.login_lockout_attempts:
-        user.locked_until = clock.now() + timedelta(minutes=settings.login_lockout_minutes)
-        session.add(
-            AuditLog(
-                workspace_id=user.workspace_id,
-                user_id=user.id,
-                action="account_locked",
-                target=user.email,
-            )
-        )
+        _lock(session, user)
 
 
 def check_login(email: str, password: str) -> bool:
