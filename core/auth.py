@@ -193,7 +193,7 @@ def check_login(email: str, password: str) -> bool:
         # already does), so none reads a count another is about to raise.
         user = session.scalar(select(User).where(User.email == email).with_for_update())
         if user is None or is_locked(user):
-            verify_password(password, _LOCKED_HASH)  # the same time as a real check
+            verify_password(password, _LOCKED_HASH)  # some hash work either way (cheaper)
             return False
         if user.locked_until is not None:  # an expired lock: count afresh
             user.locked_until = None

@@ -31,7 +31,7 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
     try:
         con.execute(f"SET memory_limit = '{memory_mb}MB'")
         con.execute("SET preserve_insertion_order = false")
-        con.execute("ATTACH ? AS r (READ_ONLY)".replace("?", _quote(request["path"])))
+        con.execute(f"ATTACH {_quote(request['path'])} AS r (READ_ONLY)")
         for name in request["tables"]:
             where = "" if name == "rollup_info" else " WHERE workspace_id = ?"
             params = [] if name == "rollup_info" else [request["workspace_id"]]

@@ -40,10 +40,12 @@ _PENDING = "mw_cookie_writes"
 
 def _script(name: str, value: str, expires: datetime) -> str:
     stamp = expires.astimezone(UTC).strftime("%a, %d %b %Y %H:%M:%S GMT")
-    # json.dumps quotes both strings for JavaScript; neither comes from user input.
+    # json.dumps quotes both strings for JavaScript (and "<" is escaped, so no value can
+    # close the script tag); neither comes from user input.
+    name, value = (json.dumps(v).replace("<", "\\u003c") for v in (name, value))
     return (
         "<script>(function(){"
-        f"var c={json.dumps(name)}+'='+encodeURIComponent({json.dumps(value)})"
+        f"var c={name}+'='+encodeURIComponent({value})"
         f"+'; Path=/; Expires={stamp}; SameSite=Strict';"
         "if(location.protocol==='https:'){c+='; Secure';}"
         "document.cookie=c;})();</script>"
