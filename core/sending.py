@@ -662,7 +662,9 @@ def recover(session: Session) -> dict[str, int]:
                     Message.status == "sending",
                     Message.updated_at < cutoff,
                 )
-                .values(status=reclaimed_to, updated_at=now)
+                # The clock stays: a reclaim is not a sign of life, so the re-dispatch
+                # below still counts one lease from the worker's last write.
+                .values(status=reclaimed_to)
             ).rowcount
             or 0
         )

@@ -89,3 +89,40 @@ def test_recovery_requeues_what_a_lost_worker_held(live_db, enqueued, outbox, mo
     run_tasks(enqueued, transport=Flaky(OutboxTransport(outbox)))
     status = status_of(setup, cid)
     assert (status["status"], status["sent"], status["uncertain"]) == ("sent", 4, 2)
+
+
+def test_a_killed_workers_campaign_resumes_one_lease_after_its_last_write(live_db, enqueued):
+    """Rows claimed early in a batch are reclaimed before the worker's last send is a lease
+    old; that reclaim must not count as activity, or the re-dispatch waits a second lease."""
+    from sqlalchemy import select, update
+
+    from core.models import Message
+
+    lease = timedelta(seconds=settings.send_lease_seconds)
+    clock.freeze(clock.now())
+    setup, cid, _ = start(live_db, contacts=6)
+    with get_sessionmaker()() as s:
+        sending.start_campaign(s, cid)
+    enqueued.clear()  # the batch tasks died with the worker
+    claimed = clock.now()
+    with session_scope() as s:
+        ids = s.scalars(select(Message.id).where(Message.campaign_id == cid)).all()
+        s.execute(update(Message).values(updated_at=claimed))
+        s.execute(update(Message).where(Message.id.in_(ids[:2])).values(status="sending"))
+    clock.advance(lease / 2)  # the worker sends two more, then is killed
+    killed = clock.now()
+    with session_scope() as s:
+        s.execute(
+            update(Message)
+            .where(Message.id.in_(ids[2:4]))
+            .values(status="sent", sent_at=killed, updated_at=killed)
+        )
+    clock.advance(lease / 2 + timedelta(seconds=1))  # the claimed rows are a lease old
+    with get_sessionmaker()() as s:
+        assert sending.recover(s) == {"reclaimed": 2, "redispatched": 0, "finished": 0}
+    clock.freeze(killed + lease + timedelta(seconds=1))  # one lease after the last write
+    with get_sessionmaker()() as s:
+        assert sending.recover(s)["redispatched"] == 1
+    run_tasks(enqueued)
+    status = status_of(setup, cid)
+    assert (status["status"], status["sent"]) == ("sent", 6)
