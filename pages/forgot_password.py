@@ -2,8 +2,7 @@
 
 import streamlit as st
 
-from core.auth import request_password_reset, reset_request_allowed
-from ui.state import db
+from core.auth import queue_password_reset, reset_request_allowed
 
 st.title("Forgot password")
 with st.form("forgot"):
@@ -11,9 +10,10 @@ with st.form("forgot"):
     submitted = st.form_submit_button("Send me a reset link")
 if submitted:
     # Capped per address (in core) and per client address, silently: the same answer.
+    # The worker looks the address up and mails, so known and unknown addresses take the
+    # same time here.
     if reset_request_allowed(st.context.ip_address or ""):
-        with db() as session:
-            request_password_reset(session, email)
+        queue_password_reset(email)
     # The same answer whether or not the address has an account.
     st.success(
         "If an account uses that address, a reset link is on its way. It works for one hour."

@@ -51,7 +51,18 @@ def _reset_token(outbox) -> str:  # noqa: ANN001
     return re.search(r"token=([\w-]+)", message_text(outbox_messages(outbox)[-1])).group(1)
 
 
-def test_reset_flow(live_db, outbox):
+def _run_reset_tasks(enqueued, outbox) -> None:  # noqa: ANN001
+    """The worker's part: the page mailed nothing itself, it queued one task."""
+    from worker.tasks import password_reset
+
+    assert not (outbox / "new").exists() or not list((outbox / "new").iterdir())
+    assert [name for name, _, _ in enqueued] == ["worker.tasks.password_reset"]
+    while enqueued:
+        _, args, _ = enqueued.pop(0)
+        password_reset(*args)
+
+
+def test_reset_flow(live_db, outbox, enqueued):
     email = seed_user()
     at = new_app()
     at.run()
@@ -60,6 +71,7 @@ def test_reset_flow(live_db, outbox):
     by_label(at.button, "Send me a reset link").click()
     at.run()
     assert "If an account uses that address" in texts(at)
+    _run_reset_tasks(enqueued, outbox)
     token = _reset_token(outbox)
 
     at = new_app()
@@ -95,7 +107,8 @@ def test_expired_reset_token_refused(live_db, outbox):
     assert "expired" in texts(at)
 
 
-def test_unknown_address_gets_the_same_answer(live_db, outbox):
+def test_unknown_address_gets_the_same_answer(live_db, outbox, enqueued):
+    """Same words, and the same work on the page (one queued task), for any address."""
     at = new_app()
     at.run()
     at.switch_page("pages/forgot_password.py").run()
@@ -103,4 +116,5 @@ def test_unknown_address_gets_the_same_answer(live_db, outbox):
     by_label(at.button, "Send me a reset link").click()
     at.run()
     assert "If an account uses that address" in texts(at)
+    _run_reset_tasks(enqueued, outbox)
     assert not (outbox / "new").exists() or not list((outbox / "new").iterdir())
