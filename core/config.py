@@ -98,6 +98,9 @@ class Settings(BaseSettings):
     # Sending (issue 5); SEND_BATCH_SIZE above is the ledger rows one batch task owns.
     # A message left in "sending" longer than this belongs to a lost worker: recovered.
     send_lease_seconds: float = 120.0
+    # A batch task that has sent for this long hands the rest of its range to a new task,
+    # so every task ends well inside the worker's time limit (SEND_BATCH_SECONDS + 300).
+    send_batch_seconds: float = 120.0
     # How often beat starts due scheduled campaigns and recovers stalled ones.
     send_tick_seconds: float = 15.0
     # Transient errors (not throttling) are retried this many times before a message fails.

@@ -22,6 +22,7 @@ from core.config import settings
 kombu_sqla.Transport.polling_interval = 0.1
 
 Dispatcher = Callable[[str, tuple, dict], None]
+TASK_SOFT_TIME_LIMIT = 600
 _client: Celery | None = None
 _client_lock = threading.Lock()
 _dispatcher: Dispatcher | None = None
@@ -42,6 +43,12 @@ def celery_config() -> dict[str, Any]:
         "enable_utc": True,
         "broker_connection_retry_on_startup": True,
         "result_expires": 3600,
+        # Nobody reads what tasks return (progress lives on Job rows): store nothing unless
+        # a task asks (ping does). And no task runs unbounded: a soft limit raises inside
+        # the task, the hard one kills its process. Long tasks set their own.
+        "task_ignore_result": True,
+        "task_soft_time_limit": TASK_SOFT_TIME_LIMIT,
+        "task_time_limit": TASK_SOFT_TIME_LIMIT + 60,
     }
     if settings.broker_url.startswith("filesystem"):
         folder = settings.data_dir / "broker"

@@ -551,6 +551,7 @@ def send_batch(
     # Three transactions per chunk: book slots; check status + claim + load; record + peek.
     ids = pending_after(first_id - 1)
     session.commit()
+    deadline = time.monotonic() + settings.send_batch_seconds
     while ids:
         acquire(lim, rate_key, len(ids), rate)
         status = session.scalar(select(Campaign.status).where(Campaign.id == campaign_id))
@@ -590,6 +591,13 @@ def send_batch(
             return result
         ids = pending_after(cursor)
         session.commit()
+        if ids and time.monotonic() > deadline:
+            # A slow rate would keep one task busy for minutes: after at least one chunk, a
+            # new task takes the rest, so each ends inside the worker's time limit.
+            jobs.enqueue(session, BATCH_TASK, campaign_id, ids[0], last_id)
+            session.commit()
+            result.stopped = "continued"
+            return result
     finish_if_done(session, campaign_id)
     return result
 

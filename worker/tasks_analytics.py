@@ -10,7 +10,8 @@ from worker.celery_app import app
 log = logging.getLogger(__name__)
 
 
-@app.task(name="worker.tasks_analytics.build_rollups", ignore_result=True)
+# A full rebuild at 10M events takes minutes; a stuck one must not hold the lock for ever.
+@app.task(name="worker.tasks_analytics.build_rollups", soft_time_limit=3600, time_limit=3660)
 def build_rollups_task(full: bool = False) -> dict:
     """Rebuild the rollups; a rebuild already running makes this one a no-op."""
     try:

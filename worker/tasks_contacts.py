@@ -7,13 +7,19 @@ from core.importer import recover_import_jobs, run_import_job
 from worker.celery_app import app
 
 
-@app.task(name="worker.tasks_contacts.import_contacts", acks_late=True)
+# A million-row .xlsx takes minutes; past the soft limit the job fails with its reason.
+@app.task(
+    name="worker.tasks_contacts.import_contacts",
+    acks_late=True,
+    soft_time_limit=3 * 3600,
+    time_limit=3 * 3600 + 60,
+)
 def import_contacts(job_id: int) -> str:
     """Import the file of Job `job_id`; a finished job is left alone."""
     return run_import_job(job_id)
 
 
-@app.task(name="worker.tasks_contacts.recover_import_jobs", ignore_result=True)
+@app.task(name="worker.tasks_contacts.recover_import_jobs")
 def recover_imports() -> dict[str, int]:
     """Queue again the imports whose task was lost or whose worker died."""
     with session_scope() as session:

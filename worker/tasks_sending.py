@@ -5,18 +5,24 @@ from __future__ import annotations
 from celery.signals import worker_ready
 
 from core import sending
+from core.config import settings
 from core.db import get_sessionmaker
 from worker.celery_app import app
 
 
-@app.task(name="worker.tasks_sending.start_campaign", ignore_result=True)
+@app.task(name="worker.tasks_sending.start_campaign")
 def start_campaign(campaign_id: int) -> bool:
     """Snapshot the audience and fan out batches (a no-op unless the campaign is due)."""
     with get_sessionmaker()() as session:
         return sending.start_campaign(session, campaign_id)
 
 
-@app.task(name="worker.tasks_sending.send_batch", ignore_result=True)
+# A batch hands over after SEND_BATCH_SECONDS; the margin covers its last chunk's back-offs.
+@app.task(
+    name="worker.tasks_sending.send_batch",
+    soft_time_limit=settings.send_batch_seconds + 300,
+    time_limit=settings.send_batch_seconds + 360,
+)
 def send_batch(campaign_id: int, first_id: int, last_id: int) -> dict:
     """Send the pending messages of one id range; safe to run twice (claims are atomic)."""
     with get_sessionmaker()() as session:
@@ -24,7 +30,7 @@ def send_batch(campaign_id: int, first_id: int, last_id: int) -> dict:
     return {"sent": result.sent, "failed": result.failed, "stopped": result.stopped}
 
 
-@app.task(name="worker.tasks_sending.tick", ignore_result=True)
+@app.task(name="worker.tasks_sending.tick")
 def tick() -> dict:
     """Start due scheduled campaigns; recover what lost workers held."""
     with get_sessionmaker()() as session:

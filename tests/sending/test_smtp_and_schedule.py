@@ -126,3 +126,21 @@ def test_a_killed_workers_campaign_resumes_one_lease_after_its_last_write(live_d
     run_tasks(enqueued)
     status = status_of(setup, cid)
     assert (status["status"], status["sent"]) == ("sent", 6)
+
+
+def test_a_slow_batch_hands_the_rest_of_its_range_to_a_new_task(live_db, enqueued, monkeypatch):
+    """Each task ends inside the worker's time limit: past SEND_BATCH_SECONDS it stops after
+    its current chunk and queues the rest; nobody is skipped or sent twice."""
+    monkeypatch.setattr(settings, "send_batch_seconds", 0.0)
+    setup, cid, _ = start(live_db, contacts=5, rate=50)  # chunks of two messages
+    with get_sessionmaker()() as s:
+        sending.start_campaign(s, cid)
+    name, args, _ = enqueued[-1]  # the one batch covering the whole range
+    enqueued.clear()
+    with get_sessionmaker()() as s:
+        result = sending.send_batch(s, *args)
+    assert (result.sent, result.stopped) == (2, "continued")
+    assert [n for n, _, _ in enqueued] == [name]
+    run_tasks(enqueued)
+    status = status_of(setup, cid)
+    assert (status["status"], status["sent"]) == ("sent", 5)
