@@ -36,14 +36,18 @@ from core.tokens import hash_token, random_token
 
 PASSWORD_RULE = "at least 10 characters, with at least one letter and one digit or symbol"
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
-# A real bcrypt hash of a random secret: locked accounts are checked against it, so a
-# locked account fails exactly like a wrong password and reveals nothing.
 log = logging.getLogger(__name__)
-_LOCKED_HASH = bcrypt.hashpw(random_token().encode(), bcrypt.gensalt(rounds=4)).decode()
+BCRYPT_ROUNDS = 12
 
 
 def hash_password(password: str) -> str:
-    return bcrypt.hashpw(password.encode(), bcrypt.gensalt()).decode()
+    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=BCRYPT_ROUNDS)).decode()
+
+
+# A real bcrypt hash of a random secret, at the same cost as real ones: unknown and locked
+# accounts are checked against it, so they fail exactly like a wrong password, in the same
+# time (a cheaper dummy told a stranger which addresses have accounts).
+_LOCKED_HASH = hash_password(random_token())
 
 
 def verify_password(password: str, password_hash: str) -> bool:
@@ -193,7 +197,7 @@ def check_login(email: str, password: str) -> bool:
         # already does), so none reads a count another is about to raise.
         user = session.scalar(select(User).where(User.email == email).with_for_update())
         if user is None or is_locked(user):
-            verify_password(password, _LOCKED_HASH)  # some hash work either way (cheaper)
+            verify_password(password, _LOCKED_HASH)  # the same work as a real check
             return False
         if user.locked_until is not None:  # an expired lock: count afresh
             user.locked_until = None

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from core import audience as audiences
 from core import clock, jobs
+from core.db import fold, like_escape
 from core.errors import NotFound, ValidationFailed
 from core.mail import check_sender_address, check_sender_name
 from core.models import (
@@ -140,7 +141,8 @@ def list_campaigns(
     actor.require("read")
     query = select(Campaign).where(Campaign.workspace_id == actor.workspace_id)
     if search.strip():
-        query = query.where(Campaign.name.ilike(f"%{search.strip()}%"))
+        pattern = f"%{like_escape(search.strip())}%"
+        query = query.where(fold(Campaign.name).like(fold(pattern), escape="\\"))
     if statuses:
         query = query.where(Campaign.status.in_(statuses))
     if since is not None:

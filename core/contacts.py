@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from core.auth import normalize_email
 from core.clock import now
+from core.db import fold, like_escape
 from core.errors import NotFound, ValidationFailed
 from core.fields import validate_custom_values
 from core.lists import set_contact_lists
@@ -59,14 +60,14 @@ def search_contacts(session: Session, actor: Actor, text: str, limit: int = 20) 
     """Contacts whose email or name starts with `text` (case-insensitive), for pickers."""
     actor.require("read")
     query = select(Contact).where(Contact.workspace_id == actor.workspace_id)
-    text = (text or "").strip().lower()
+    text = (text or "").strip()
     if text:
-        pattern = f"{text}%"
+        pattern = f"{like_escape(text)}%"
         query = query.where(
             or_(
-                Contact.email.like(pattern),
-                Contact.first_name.ilike(pattern),
-                Contact.last_name.ilike(pattern),
+                Contact.email.like(pattern.lower(), escape="\\"),
+                fold(Contact.first_name).like(fold(pattern), escape="\\"),
+                fold(Contact.last_name).like(fold(pattern), escape="\\"),
             )
         )
     return list(session.scalars(query.order_by(Contact.email).limit(limit)))
@@ -98,30 +99,27 @@ class ContactPage:
         return max(1, -(-self.total // self.page_size))
 
 
-def _like_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 def filtered_query(actor: Actor, flt: ContactFilter) -> Select:
     """SELECT Contact rows of the acting workspace that match `flt`."""
     query = select(Contact).where(Contact.workspace_id == actor.workspace_id)
-    text = (flt.search or "").strip().lower()
+    text = (flt.search or "").strip()
     if text:
-        escaped = _like_escape(text)
+        # Addresses are stored lower-cased; names compare case-folded (core.db.fold).
+        escaped = like_escape(text)
         if EMAIL_LIKE.fullmatch(text):
             # A whole address: the unique index answers at once, even with a million rows.
-            query = query.where(Contact.email == text)
+            query = query.where(Contact.email == text.lower())
         elif " " in text:
             # "Ann Smith": the full name.
             full_name = Contact.first_name + " " + Contact.last_name
-            query = query.where(full_name.ilike(f"%{escaped}%", escape="\\"))
+            query = query.where(fold(full_name).like(fold(f"%{escaped}%"), escape="\\"))
         else:
             # Part of the address, or the start of a first or last name; one cheap pass.
             query = query.where(
                 or_(
-                    Contact.email.like(f"%{escaped}%", escape="\\"),
-                    Contact.first_name.ilike(f"{escaped}%", escape="\\"),
-                    Contact.last_name.ilike(f"{escaped}%", escape="\\"),
+                    Contact.email.like(f"%{escaped.lower()}%", escape="\\"),
+                    fold(Contact.first_name).like(fold(f"{escaped}%"), escape="\\"),
+                    fold(Contact.last_name).like(fold(f"{escaped}%"), escape="\\"),
                 )
             )
     if flt.statuses:

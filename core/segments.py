@@ -48,6 +48,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from core.clock import now
+from core.db import fold, like_escape
 from core.errors import NotFound, ValidationFailed
 from core.fields import CUSTOM_KEY_RE, STANDARD_FIELDS, FieldInfo, all_fields
 from core.models import (
@@ -529,22 +530,27 @@ class _Compiler:
             return and_(col.is_not(None), col != "") if nullable else col != ""
         # Values are never empty (validated), so "" cannot pass a positive test and needs no
         # guard; a NULL (missing custom value) makes the test NULL, settled below.
-        # Emails and statuses are stored lower-case: compare them as they are, so the
-        # (workspace, status) index and plain comparisons serve.
-        low = col if col in (Contact.email, Contact.status) else func.lower(col)
-        if op in ("in", "not_in"):
-            test = low.in_([func.lower(literal(v, String)) for v in value])
-        elif op in ("eq", "neq"):
-            test = low == func.lower(literal(value, String))
+        # Emails and statuses are stored lower-case (Python's lower): compare them as they
+        # are, so the (workspace, status) index and plain comparisons serve. Everything else
+        # is case-folded as Python's str.casefold does, on both databases ("Straße" is
+        # "STRASSE"; SQLite's own lower() folds ASCII only).
+        if col in (Contact.email, Contact.status):
+            low, norm = col, lambda v: literal(v.lower(), String)
         else:
-            escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            low, norm = fold(col), lambda v: fold(literal(v, String))
+        if op in ("in", "not_in"):
+            test = low.in_([norm(v) for v in value])
+        elif op in ("eq", "neq"):
+            test = low == norm(value)
+        else:
+            escaped = like_escape(value)
             pattern = {
                 "contains": f"%{escaped}%",
                 "not_contains": f"%{escaped}%",
                 "starts_with": f"{escaped}%",
                 "ends_with": f"%{escaped}",
             }[op]
-            test = low.like(func.lower(literal(pattern, String)), escape="\\")
+            test = low.like(norm(pattern), escape="\\")
         if op in ("neq", "not_contains", "not_in"):
             # Negative operators also match empty values ("city is not X" includes no city).
             return func.coalesce(not_(test), true()) if nullable else not_(test)

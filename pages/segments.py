@@ -14,7 +14,7 @@ from core.errors import MailwrightError
 from core.permissions import Actor
 from core.segments import ACTIVITIES, MAX_DEPTH, OPERATOR_LABELS, OPERATORS
 from ui.state import actor as current_actor
-from ui.state import db, shows_errors
+from ui.state import db, read_db, shows_errors
 from ui.text import md
 
 NEW = "➕ New segment"
@@ -288,7 +288,7 @@ def _saved_count(url: str, workspace_id: int, segment_id: int, version: str) -> 
     del url, version  # cache keys
     reader = Actor(workspace_id=workspace_id, role="viewer")
     try:
-        with db() as session:
+        with read_db() as session:
             return f"{segments.count_segment(session, reader, segment_id).count:,}"
     except MailwrightError as exc:
         return f"error: {exc}"
@@ -315,7 +315,7 @@ actor = current_actor()
 editable = actor.can("edit")
 st.title("Segments")
 
-with db() as session:
+with read_db() as session:
     options = segments.builder_options(session, actor)
     saved = segments.list_segments(session, actor)
     saved_rules = {s.id: (s.name, copy.deepcopy(s.rules)) for s in saved}
@@ -375,7 +375,7 @@ with builder:
 with preview:
     valid = False
     try:
-        with db() as session:
+        with read_db() as session:
             result = segments.count_matching(session, actor, rules)
             sample = segments.sample_matching(session, actor, rules, limit=20)
             sample_rows = [

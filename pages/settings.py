@@ -12,7 +12,7 @@ from core.workspaces import (
     update_sending_identity,
 )
 from ui.auth import sign_out_everywhere
-from ui.state import actor, db, shows_errors
+from ui.state import actor, db, read_db, shows_errors
 from ui.text import md
 
 me = actor()
@@ -20,7 +20,7 @@ st.title("Settings")
 identity_tab, users_tab, profile_tab = st.tabs(["Sending identity", "Users", "Your profile"])
 
 with identity_tab:
-    with db() as session:
+    with read_db() as session:
         ws = get_workspace(session, me)
         current = SendingIdentity(
             name=ws.name,
@@ -75,7 +75,7 @@ with identity_tab:
                 )
 
 with users_tab:
-    with db() as session:
+    with read_db() as session:
         users = [
             (u.id, u.email, u.name, u.role, auth.is_locked(u)) for u in auth.list_users(session, me)
         ]

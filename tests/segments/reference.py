@@ -71,12 +71,14 @@ class World:
         if op == "is_not_empty":
             return not (x is None or x == "")
         if type_ == "text":
+            # Addresses and statuses are stored lower-cased and compared so; the rest folds.
+            fold = str.lower if rule["field"] in ("email", "status") else str.casefold
             empty = x is None or x == ""
-            low = None if empty else x.lower()
+            low = None if empty else fold(x)
             if op in ("in", "not_in"):
-                hit = not empty and low in {w.strip().lower() for w in v}
+                hit = not empty and low in {fold(w.strip()) for w in v}
             else:
-                w = v.strip().lower()
+                w = fold(v.strip())
                 hit = (
                     not empty
                     and {
