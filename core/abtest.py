@@ -47,6 +47,7 @@ from core.jobs import enqueue
 from core.mail import check_sender_name
 from core.models import Campaign, Event, Message, Template, Variant
 from core.permissions import Actor
+from core.statuses import LEFT, CampaignStatus, MessageStatus
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +59,7 @@ WINNER_RULES = ("click", "open", "manual")
 # Recipients counted (sent minus bounced) each variant needs before a winner is declared.
 MIN_SAMPLE = 100
 INTERVAL_LEVEL = 0.95
-SENT_STATUSES = ("sent", "uncertain")
-IN_FLIGHT_STATUSES = ("queued", "sending")
+IN_FLIGHT = (MessageStatus.QUEUED, MessageStatus.SENDING)
 RELEASE_TASK = "worker.tasks_abtest.release_ab_rest"
 _CHUNK = 5000
 
@@ -190,7 +190,7 @@ def configure_ab_test(
     actor.require("edit")
     parsed = validate_settings(settings)
     campaign = _campaign(session, actor, campaign_id, lock=True)
-    if campaign.status not in ("draft", "scheduled"):
+    if campaign.status not in (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED):
         raise ValidationFailed(
             f"The A/B test of a campaign that is {campaign.status} cannot be changed."
         )
@@ -279,7 +279,7 @@ def remove_ab_test(session: Session, actor: Actor, campaign_id: int) -> Campaign
     """Back to a plain campaign: variant A stays, for everyone."""
     actor.require("edit")
     campaign = _campaign(session, actor, campaign_id, lock=True)
-    if campaign.status not in ("draft", "scheduled"):
+    if campaign.status not in (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED):
         raise ValidationFailed(
             f"The A/B test of a campaign that is {campaign.status} cannot be changed."
         )
@@ -334,7 +334,7 @@ def assign_variants(session: Session, campaign_id: int) -> dict[str, int]:
     )
     unassigned = and_(
         Message.campaign_id == campaign_id,
-        Message.status == "queued",
+        Message.status == MessageStatus.QUEUED,
         Message.variant_id.is_(None),
     )
     if len(variants) == 1:
@@ -351,7 +351,7 @@ def assign_variants(session: Session, campaign_id: int) -> dict[str, int]:
         session.execute(
             update(Message)
             .where(unassigned)
-            .values(status="held", ab_rest=True)
+            .values(status=MessageStatus.HELD, ab_rest=True)
             .execution_options(synchronize_session=False)
         )
         return _split_counts(session, campaign)
@@ -377,7 +377,7 @@ def assign_variants(session: Session, campaign_id: int) -> dict[str, int]:
     session.execute(
         update(Message)
         .where(unassigned)
-        .values(status="held", ab_rest=True)
+        .values(status=MessageStatus.HELD, ab_rest=True)
         .execution_options(synchronize_session=False)
     )
     return _split_counts(session, campaign)
@@ -569,7 +569,7 @@ def decide(
 def _figures(session: Session, campaign_id: int) -> dict[tuple[int | None, bool], VariantFigures]:
     """Counts per (variant id, is rest) from the ledger and the events."""
     out: dict[tuple[int | None, bool], VariantFigures] = {}
-    sent = case((Message.status.in_(SENT_STATUSES), 1), else_=0)
+    sent = case((Message.status.in_(LEFT), 1), else_=0)
     for variant_id, rest, recipients, n_sent in session.execute(
         select(Message.variant_id, Message.ab_rest, func.count(), func.sum(sent))
         .where(Message.campaign_id == campaign_id)
@@ -644,7 +644,7 @@ def _test_in_flight(session: Session, campaign_id: int) -> int:
         .select_from(Message)
         .where(
             Message.campaign_id == campaign_id,
-            Message.status.in_(IN_FLIGHT_STATUSES),
+            Message.status.in_(IN_FLIGHT),
             Message.ab_rest.is_(False),
         )
     )
@@ -668,7 +668,7 @@ def due_ab_tests(session: Session, now: datetime | None = None) -> list[int]:
     candidates = session.scalars(
         select(Campaign)
         .where(
-            Campaign.status.in_(("sending", "sent")),
+            Campaign.status.in_((CampaignStatus.SENDING, CampaignStatus.SENT)),
             Campaign.started_at.is_not(None),
             Campaign.ab_decided_at.is_(None),
             Campaign.ab_winner_variant_id.is_(None),
@@ -683,7 +683,7 @@ def pending_releases(session: Session) -> list[int]:
     """Ids of campaigns with a winner whose held rest is not released yet (a sweep)."""
     held = (
         select(Message.id)
-        .where(Message.campaign_id == Campaign.id, Message.status == "held")
+        .where(Message.campaign_id == Campaign.id, Message.status == MessageStatus.HELD)
         .exists()
     )
     return list(
@@ -691,7 +691,9 @@ def pending_releases(session: Session) -> list[int]:
             select(Campaign.id)
             .where(
                 Campaign.ab_winner_variant_id.is_not(None),
-                Campaign.status.in_(("sending", "sent", "paused")),
+                Campaign.status.in_(
+                    (CampaignStatus.SENDING, CampaignStatus.SENT, CampaignStatus.PAUSED)
+                ),
                 held,
             )
             .order_by(Campaign.id)
@@ -742,7 +744,7 @@ def choose_winner_manually(
     variant = next((v for v in campaign.variants if v.id == variant_id), None)
     if variant is None or len(campaign.variants) < MIN_VARIANTS:
         raise ValidationFailed("Pick one of this A/B test's variants.")
-    if campaign.status in ("cancelled", "failed"):
+    if campaign.status in (CampaignStatus.CANCELLED, CampaignStatus.FAILED):
         raise ValidationFailed(f"The campaign is {campaign.status}; nothing more can be sent.")
     if campaign.started_at is None:
         raise ValidationFailed("The test has not started yet: send the campaign first.")
@@ -775,7 +777,7 @@ def choose_winner_manually(
             (v.label for v in campaign.variants if v.id == campaign.ab_winner_variant_id), "?"
         )
         raise ValidationFailed(f"Variant {chosen} has already been chosen as the winner.")
-    if campaign.status in ("sending", "sent", "paused"):
+    if campaign.status in (CampaignStatus.SENDING, CampaignStatus.SENT, CampaignStatus.PAUSED):
         enqueue(session, RELEASE_TASK, campaign.id)
     return campaign
 
@@ -794,7 +796,7 @@ def release_rest(session: Session, campaign_id: int, now: datetime | None = None
         raise ValidationFailed("No winner has been chosen yet.")
     result = session.execute(
         update(Message)
-        .where(Message.campaign_id == campaign_id, Message.status == "held")
+        .where(Message.campaign_id == campaign_id, Message.status == MessageStatus.HELD)
         .values(status="queued", variant_id=campaign.ab_winner_variant_id, updated_at=now)
         .execution_options(synchronize_session=False)
     )
@@ -957,7 +959,7 @@ def ab_report(
         report["summary"] = "The waiting time is over; the test is evaluated shortly."
     report["can_choose_winner"] = (
         winner is None
-        and campaign.status not in ("cancelled", "failed")
+        and campaign.status not in (CampaignStatus.CANCELLED, CampaignStatus.FAILED)
         and actor.can("edit")
         and campaign.started_at is not None
     )

@@ -25,9 +25,7 @@ from core.errors import NotFound, ValidationFailed
 from core.exporter import neutralize
 from core.models import Campaign, Contact, Event, Message, Workspace
 from core.permissions import Actor
-
-# Messages that left: "uncertain" ones were handed over when a worker died and may have gone.
-SENT_STATUSES = ("sent", "uncertain")
+from core.statuses import LEFT, CampaignStatus
 
 RATE_DEFINITIONS = {
     "open_rate": "unique human opens ÷ delivered",
@@ -93,7 +91,7 @@ class CampaignFigures:
     @property
     def is_live(self) -> bool:
         """Still sending: the report page refreshes itself."""
-        return self.status in ("sending", "scheduled")
+        return self.status in (CampaignStatus.SENDING, CampaignStatus.SCHEDULED)
 
     def as_row(self) -> dict[str, Any]:
         row = asdict(self)
@@ -165,7 +163,7 @@ def campaign_figures(
         ).all()
     )
     fig.recipients = sum(by_status.values())
-    fig.sent = sum(by_status.get(s, 0) for s in SENT_STATUSES)
+    fig.sent = sum(by_status.get(s, 0) for s in LEFT)
     fig.uncertain = by_status.get("uncertain", 0)
     fig.failed = by_status.get("failed", 0)
     fig.cancelled = by_status.get("cancelled", 0)
@@ -447,7 +445,15 @@ def reportable_campaigns(session: Session, actor: Actor, limit: int = 500) -> li
         select(Campaign.id, Campaign.name, Campaign.status, Campaign.started_at)
         .where(
             Campaign.workspace_id == actor.workspace_id,
-            Campaign.status.in_(("sending", "paused", "sent", "failed", "cancelled")),
+            Campaign.status.in_(
+                (
+                    CampaignStatus.SENDING,
+                    CampaignStatus.PAUSED,
+                    CampaignStatus.SENT,
+                    CampaignStatus.FAILED,
+                    CampaignStatus.CANCELLED,
+                )
+            ),
         )
         .order_by(Campaign.started_at.desc().nulls_last(), Campaign.id.desc())
         .limit(limit)
@@ -722,7 +728,7 @@ def dashboard(
         return [RecentCampaign(i, n, s, as_utc(a), as_utc(b)) for i, n, s, a, b in rows]
 
     recent = campaigns(Campaign.started_at.is_not(None), Campaign.started_at.desc())
-    upcoming = campaigns(Campaign.status == "scheduled", Campaign.scheduled_at)
+    upcoming = campaigns(Campaign.status == CampaignStatus.SCHEDULED, Campaign.scheduled_at)
     trends = rollups.dashboard_trends(ws, clock.now(), rollup_path, last_campaigns)
     return Dashboard(
         subscribed=by_status.get("subscribed", 0),

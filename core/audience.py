@@ -32,6 +32,7 @@ from core.abtest import assign_variants
 from core.errors import ValidationFailed
 from core.models import Campaign, Contact, ListMembership, Message, Suppression
 from core.permissions import Actor
+from core.statuses import ContactStatus
 
 EMPTY: dict[str, Any] = {"all": False, "list_ids": [], "segment_id": None, "contact_ids": []}
 
@@ -79,7 +80,7 @@ def _chosen(session: Session, workspace_id: int, audience: dict[str, Any]) -> Co
 def eligible() -> ColumnElement[bool]:
     """Subscribed and not suppressed (bounced and complained contacts are not subscribed)."""
     return and_(
-        Contact.status == "subscribed",
+        Contact.status == ContactStatus.SUBSCRIBED,
         ~exists().where(
             Suppression.workspace_id == Contact.workspace_id,
             Suppression.email == Contact.email,

@@ -40,11 +40,15 @@ from core.rendering import (
     compile_template,
     contact_variables,
 )
+from core.statuses import (
+    PENDING,
+    Action,
+    CampaignStatus,
+    MessageStatus,
+    allowed,
+)
 
 START_TASK = "worker.tasks_sending.start_campaign"
-EDITABLE = ("draft", "scheduled")
-ACTIVE = ("sending", "paused")
-PENDING = ("queued", "uncertain")
 
 
 class CampaignNotSendable(ValidationFailed):
@@ -185,7 +189,7 @@ def create_campaign(session: Session, actor: Actor, name: str) -> Campaign:
     campaign = Campaign(
         workspace_id=actor.workspace_id,
         name=name.strip(),
-        status="draft",
+        status=CampaignStatus.DRAFT,
         audience=dict(audiences.EMPTY),
         from_name=workspace.from_name if workspace else "",
         from_email=workspace.from_email if workspace else "",
@@ -201,9 +205,15 @@ def create_campaign(session: Session, actor: Actor, name: str) -> Campaign:
 def _editable(session: Session, actor: Actor, campaign_id: int) -> Campaign:
     actor.require("edit")
     campaign = get_campaign(session, actor, campaign_id)
-    if campaign.status not in EDITABLE:
-        raise ValidationFailed(f"A {campaign.status} campaign cannot be edited.")
+    _require(Action.EDIT, campaign)
     return campaign
+
+
+def _require(action: Action, campaign: Campaign) -> None:
+    """Raise with the transition table's reason unless `action` applies to `campaign`."""
+    verdict = allowed(action, campaign.status)
+    if not verdict:
+        raise ValidationFailed(f"{verdict.reason} This one is {campaign.status}.")
 
 
 def update_setup(
@@ -413,7 +423,9 @@ def schedule(
     session: Session, actor: Actor, campaign_id: int, when: datetime, _now: bool = False
 ) -> Campaign:
     """Send at `when` (an aware datetime in any zone; stored in UTC)."""
-    campaign = _editable(session, actor, campaign_id)
+    actor.require("edit")
+    campaign = get_campaign(session, actor, campaign_id)
+    _require(Action.SEND, campaign)
     if when.tzinfo is None:
         raise ValidationFailed("A schedule needs a time zone.")
     if not _now and when <= clock.now():
@@ -421,7 +433,7 @@ def schedule(
     found = problems(session, actor, campaign)
     if found:
         raise CampaignNotSendable(found)
-    campaign.status = "scheduled"
+    campaign.status = CampaignStatus.SCHEDULED
     campaign.scheduled_at = when.astimezone(clock.now().tzinfo)
     campaign.error = ""
     session.add(
@@ -441,7 +453,7 @@ def schedule(
 def unschedule(session: Session, actor: Actor, campaign_id: int) -> Campaign:
     """Back to a draft (for editing)."""
     campaign = _editable(session, actor, campaign_id)
-    campaign.status = "draft"
+    campaign.status = CampaignStatus.DRAFT
     campaign.scheduled_at = None
     return campaign
 
@@ -449,14 +461,11 @@ def unschedule(session: Session, actor: Actor, campaign_id: int) -> Campaign:
 def pause(session: Session, actor: Actor, campaign_id: int) -> Campaign:
     actor.require("edit")
     campaign = get_campaign(session, actor, campaign_id)
-    if campaign.status != "sending":
-        raise ValidationFailed(
-            f"Only a sending campaign can be paused (this one is {campaign.status})."
-        )
+    _require(Action.PAUSE, campaign)
     session.execute(
         update(Campaign)
-        .where(Campaign.id == campaign.id, Campaign.status == "sending")
-        .values(status="paused")
+        .where(Campaign.id == campaign.id, Campaign.status == CampaignStatus.SENDING)
+        .values(status=CampaignStatus.PAUSED)
     )
     session.refresh(campaign)
     return campaign
@@ -467,11 +476,8 @@ def resume(session: Session, actor: Actor, campaign_id: int) -> Campaign:
 
     actor.require("edit")
     campaign = get_campaign(session, actor, campaign_id)
-    if campaign.status != "paused":
-        raise ValidationFailed(
-            f"Only a paused campaign can be resumed (this one is {campaign.status})."
-        )
-    campaign.status = "sending"
+    _require(Action.RESUME, campaign)
+    campaign.status = CampaignStatus.SENDING
     campaign.error = ""
     session.flush()
     dispatch_batches(session, campaign.id)
@@ -482,15 +488,16 @@ def cancel(session: Session, actor: Actor, campaign_id: int) -> Campaign:
     """Stop for good: messages not yet sent are cancelled (those in flight still finish)."""
     actor.require("edit")
     campaign = get_campaign(session, actor, campaign_id)
-    if campaign.status not in ("scheduled", "sending", "paused", "failed"):
-        raise ValidationFailed(f"A {campaign.status} campaign cannot be cancelled.")
-    campaign.status = "cancelled"
+    _require(Action.CANCEL, campaign)
+    campaign.status = CampaignStatus.CANCELLED
     campaign.finished_at = clock.now()
     session.flush()
     session.execute(
         update(Message)
-        .where(Message.campaign_id == campaign.id, Message.status.in_((*PENDING, "held")))
-        .values(status="cancelled", updated_at=clock.now())
+        .where(
+            Message.campaign_id == campaign.id, Message.status.in_((*PENDING, MessageStatus.HELD))
+        )
+        .values(status=MessageStatus.CANCELLED, updated_at=clock.now())
     )
     return campaign
 
@@ -501,19 +508,18 @@ def retry_failed(session: Session, actor: Actor, campaign_id: int) -> int:
 
     actor.require("edit")
     campaign = get_campaign(session, actor, campaign_id)
-    if campaign.status not in ("sent", "failed"):
-        raise ValidationFailed("Retry failed messages once the campaign has finished.")
+    _require(Action.RETRY_FAILED, campaign)
     result = session.execute(
         update(Message)
-        .where(Message.campaign_id == campaign.id, Message.status == "failed")
-        .values(status="queued", attempts=0, error="", updated_at=clock.now())
+        .where(Message.campaign_id == campaign.id, Message.status == MessageStatus.FAILED)
+        .values(status=MessageStatus.QUEUED, attempts=0, error="", updated_at=clock.now())
     )
     pending = session.scalar(
         select(func.count()).where(Message.campaign_id == campaign.id, Message.status.in_(PENDING))
     )
     if not pending:
-        raise ValidationFailed("There are no failed messages to send again.")
-    campaign.status = "sending"
+        raise ValidationFailed(allowed(Action.RETRY_FAILED, campaign.status, 0).reason)
+    campaign.status = CampaignStatus.SENDING
     campaign.error = ""
     campaign.finished_at = None
     session.flush()
@@ -524,8 +530,7 @@ def retry_failed(session: Session, actor: Actor, campaign_id: int) -> int:
 def delete_campaign(session: Session, actor: Actor, campaign_id: int) -> None:
     actor.require("edit")
     campaign = get_campaign(session, actor, campaign_id)
-    if campaign.status in ACTIVE:
-        raise ValidationFailed("Pause and cancel the campaign before deleting it.")
+    _require(Action.DELETE, campaign)
     # Events and the ledger have no foreign keys (core.models): they go first, by hand.
     session.execute(
         delete(Event).where(
@@ -576,7 +581,7 @@ def failures(session: Session, actor: Actor, campaign_id: int, limit: int = 500)
         select(Message.email, Message.error, Message.attempts, Message.updated_at)
         .where(
             Message.campaign_id == campaign.id,
-            or_(Message.status == "failed", Message.error != ""),
+            or_(Message.status == MessageStatus.FAILED, Message.error != ""),
         )
         .order_by(Message.id)
         .limit(limit)

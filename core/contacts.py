@@ -28,6 +28,7 @@ from core.models import (
     Suppression,
 )
 from core.permissions import Actor
+from core.statuses import ContactStatus
 
 STANDARD_COLUMNS = ("first_name", "last_name", "company", "city", "country", "phone")
 SORTABLE = {
@@ -229,7 +230,7 @@ def create_contact(session: Session, actor: Actor, data: ContactInput) -> Contac
     _check_status(data.status)
     status = data.status
     suppressed = _suppression_status(session, actor, email)
-    if status == "subscribed" and suppressed:
+    if status == ContactStatus.SUBSCRIBED and suppressed:
         # A suppressed address is never subscribed by adding it again.
         status = suppressed
     contact = Contact(
@@ -283,8 +284,8 @@ def _change_status(
 ) -> int:
     _check_status(status)
     changing = [c for c in contacts if c.status != status]
-    if status == "subscribed":
-        back = [c for c in changing if c.status != "subscribed"]
+    if status == ContactStatus.SUBSCRIBED:
+        back = [c for c in changing if c.status != ContactStatus.SUBSCRIBED]
         if back and not confirm_resubscribe:
             raise ConfirmationRequired(
                 f"{len(back)} contact(s) unsubscribed, bounced or complained. Re-subscribing "
@@ -294,7 +295,7 @@ def _change_status(
         previous = contact.status
         contact.status = status
         contact.updated_at = now()
-        if status == "subscribed":
+        if status == ContactStatus.SUBSCRIBED:
             removed = session.execute(
                 delete(Suppression).where(
                     Suppression.workspace_id == actor.workspace_id,

@@ -27,6 +27,7 @@ from core.models import (
     Variant,
     Workspace,
 )
+from core.statuses import CampaignStatus, ContactStatus, MessageStatus
 
 DEMO_EMAIL = "owner@demo.example.com"
 FIRST = [
@@ -200,7 +201,7 @@ def _seed_sent_campaign(
     campaign = Campaign(
         workspace_id=workspace.id,
         name="Welcome series #1",
-        status="sent",
+        status=CampaignStatus.SENT,
         audience={"all": True, "list_ids": [], "segment_id": None, "contact_ids": []},
         from_name=workspace.from_name,
         from_email=workspace.from_email,
@@ -220,7 +221,7 @@ def _seed_sent_campaign(
     session.flush()
     link = "https://example.com/getting-started"
     for contact in people:
-        if contact.status != "subscribed" and rng.random() < 0.8:
+        if contact.status != ContactStatus.SUBSCRIBED and rng.random() < 0.8:
             continue
         sent_at = started + timedelta(seconds=rng.randint(0, 700))
         msg = Message(
@@ -229,7 +230,7 @@ def _seed_sent_campaign(
             contact_id=contact.id,
             variant_id=variant.id,
             email=contact.email,
-            status="sent",
+            status=MessageStatus.SENT,
             attempts=1,
             provider_message_id=f"demo-{contact.id}",
             sent_at=sent_at,

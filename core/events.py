@@ -75,6 +75,7 @@ from core.db import session_scope
 from core.errors import NotFound
 from core.models import Contact, Event, Message, SnsMessage, Suppression, Workspace
 from core.permissions import Actor
+from core.statuses import MessageStatus
 
 log = logging.getLogger(__name__)
 
@@ -361,9 +362,12 @@ def _apply_consequences(conn: Connection, events: list[NewEvent]) -> None:
                 suppress.setdefault((e.workspace_id, e.email.lower()), (reason, detail[:500]))
         message = e.message
         if message is not None:
-            if e.type in SETTLES_SENT and message.status in ("sending", "uncertain"):
+            if e.type in SETTLES_SENT and message.status in (
+                MessageStatus.SENDING,
+                MessageStatus.UNCERTAIN,
+            ):
                 settled.setdefault(message.id, e.occurred_at)
-            elif e.type in FAILS_MESSAGE and message.status != "failed":
+            elif e.type in FAILS_MESSAGE and message.status != MessageStatus.FAILED:
                 failed.setdefault(message.id, e.error or e.type)
     # Messages: conditional updates, so a concurrent sender's final word is never undone.
     # Core statements on the connection: the ORM's bulk-update bookkeeping costs more
@@ -372,14 +376,21 @@ def _apply_consequences(conn: Connection, events: list[NewEvent]) -> None:
     for message_id, sent_at in settled.items():
         conn.execute(
             update(Message.__table__)
-            .where(messages.id == message_id, messages.status.in_(("sending", "uncertain")))
-            .values(status="sent", sent_at=func.coalesce(messages.sent_at, sent_at), updated_at=at)
+            .where(
+                messages.id == message_id,
+                messages.status.in_((MessageStatus.SENDING, MessageStatus.UNCERTAIN)),
+            )
+            .values(
+                status=MessageStatus.SENT,
+                sent_at=func.coalesce(messages.sent_at, sent_at),
+                updated_at=at,
+            )
         )
     for message_id, error in failed.items():
         conn.execute(
             update(Message.__table__)
-            .where(messages.id == message_id, messages.status != "failed")
-            .values(status="failed", error=error, updated_at=at)
+            .where(messages.id == message_id, messages.status != MessageStatus.FAILED)
+            .values(status=MessageStatus.FAILED, error=error, updated_at=at)
         )
     by_status: dict[str, list[int]] = {}
     for contact_id, status in targets.items():

@@ -57,6 +57,7 @@ from core.jobs import enqueue
 from core.lists import ensure_list, get_list
 from core.models import Contact, Job
 from core.permissions import Actor
+from core.statuses import JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -1412,7 +1413,7 @@ def start_import_job(
     job = Job(
         workspace_id=actor.workspace_id,
         kind=JOB_KIND,
-        status="pending",
+        status=JobStatus.PENDING,
         total=estimated_rows,
         params={"path": str(path), "options": options.to_dict(), "role": actor.role},
         created_by_id=actor.user_id,
@@ -1443,9 +1444,9 @@ def run_import_job(job_id: int) -> str:
         job = session.get(Job, job_id)
         if job is None or job.kind != JOB_KIND:
             return "missing"
-        if job.status in ("done", "failed"):
+        if job.status in (JobStatus.DONE, JobStatus.FAILED):
             return job.status
-        job.status = "running"
+        job.status = JobStatus.RUNNING
         params = dict(job.params)
         actor = Actor(
             workspace_id=job.workspace_id,
@@ -1496,8 +1497,8 @@ def recover_import_jobs(session: Session) -> dict[str, int]:
         select(Job).where(
             Job.kind == JOB_KIND,
             or_(
-                (Job.status == "pending") & (Job.updated_at < current - STALE_PENDING),
-                (Job.status == "running") & (Job.updated_at < current - STALE_RUNNING),
+                (Job.status == JobStatus.PENDING) & (Job.updated_at < current - STALE_PENDING),
+                (Job.status == JobStatus.RUNNING) & (Job.updated_at < current - STALE_RUNNING),
             ),
         )
     ).all()
@@ -1505,7 +1506,7 @@ def recover_import_jobs(session: Session) -> dict[str, int]:
     for job in stale:
         tries = int(job.params.get("requeued", 0))
         if tries >= MAX_REQUEUES:
-            job.status = "failed"
+            job.status = JobStatus.FAILED
             job.error = (
                 f"No worker finished this import after {tries + 1} tries; "
                 "check that a worker is running, then import the file again."
@@ -1513,7 +1514,7 @@ def recover_import_jobs(session: Session) -> dict[str, int]:
             stats["failed"] += 1
             continue
         job.params = {**job.params, "requeued": tries + 1}
-        job.status = "pending"
+        job.status = JobStatus.PENDING
         job.updated_at = current
         enqueue(session, IMPORT_TASK, job.id)
         stats["requeued"] += 1

@@ -9,6 +9,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    CheckConstraint,
     DateTime,
     Float,
     ForeignKey,
@@ -27,6 +28,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from core.clock import now
+from core.statuses import CampaignStatus, ContactStatus, JobStatus, MessageStatus
 
 # JSONB on PostgreSQL (indexable, compact), JSON text on SQLite.
 JSONType = JSON().with_variant(JSONB(), "postgresql")
@@ -53,28 +55,19 @@ def _ts() -> Mapped[datetime]:
 
 
 ROLES = ("owner", "admin", "editor", "viewer")
-CONTACT_STATUSES = ("subscribed", "unsubscribed", "bounced", "complained")
+CONTACT_STATUSES = tuple(s.value for s in ContactStatus)
 FIELD_TYPES = ("text", "number", "date", "boolean")
-CAMPAIGN_STATUSES = (
-    "draft",
-    "scheduled",
-    "sending",
-    "paused",
-    "sent",
-    "failed",
-    "cancelled",
-)
-# queued: waiting to send; held: A/B rest waiting for the winner; sending: handed to the
-# transport, outcome not yet recorded (after a crash: uncertain); sent/failed/cancelled: final.
-MESSAGE_STATUSES = (
-    "queued",
-    "held",
-    "sending",
-    "sent",
-    "failed",
-    "uncertain",
-    "cancelled",
-)
+CAMPAIGN_STATUSES = tuple(s.value for s in CampaignStatus)
+MESSAGE_STATUSES = tuple(s.value for s in MessageStatus)
+JOB_STATUSES = tuple(s.value for s in JobStatus)
+
+
+def _one_of(column: str, values: tuple[str, ...], name: str) -> CheckConstraint:
+    """A CHECK that `column` holds one of `values` (migration 0015 adds them)."""
+    listed = ", ".join(f"'{v}'" for v in values)
+    return CheckConstraint(f"{column} IN ({listed})", name=name)
+
+
 EVENT_TYPES = (
     "sent",
     "delivered",
@@ -177,6 +170,7 @@ class Contact(Base):
         UniqueConstraint("workspace_id", "email", name="uq_contact_workspace_email"),
         Index("ix_contact_workspace_status", "workspace_id", "status"),
         Index("ix_contact_workspace_created", "workspace_id", "created_at"),
+        _one_of("status", CONTACT_STATUSES, "status"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -272,6 +266,7 @@ class Campaign(Base):
     __table_args__ = (
         Index("ix_campaign_workspace_status", "workspace_id", "status"),
         Index("ix_campaign_status_scheduled", "status", "scheduled_at"),
+        _one_of("status", CAMPAIGN_STATUSES, "status"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -353,6 +348,7 @@ class Message(Base):
             postgresql_where=text("provider_message_id IS NOT NULL"),
             sqlite_where=text("provider_message_id IS NOT NULL"),
         ),
+        _one_of("status", MESSAGE_STATUSES, "status"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -473,14 +469,15 @@ class Job(Base):
     """Long-running background work the UI follows (imports, rollups)."""
 
     __tablename__ = "job"
-    __table_args__ = (Index("ix_job_workspace_kind", "workspace_id", "kind", "created_at"),)
+    __table_args__ = (
+        Index("ix_job_workspace_kind", "workspace_id", "kind", "created_at"),
+        _one_of("status", JOB_STATUSES, "status"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(32))
-    status: Mapped[str] = mapped_column(
-        String(16), default="pending"
-    )  # pending|running|done|failed
+    status: Mapped[str] = mapped_column(String(16), default=JobStatus.PENDING.value)
     progress: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     total: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     params: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, server_default="{}")

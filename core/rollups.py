@@ -44,6 +44,7 @@ from sqlalchemy.engine import make_url
 from core.config import settings
 from core.db import get_engine
 from core.errors import MailwrightError, ValidationFailed
+from core.statuses import FINISHED
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,6 @@ EXAMPLE_QUERIES: dict[str, str] = {
 }
 
 CHUNK_ROWS = 200_000
-FINAL_CAMPAIGN_STATUSES = ("sent", "failed", "cancelled")
 STAGES: dict[str, float] = {}  # seconds per stage of the last build in this process
 
 
@@ -640,7 +640,7 @@ def _build(url: str | None, path: Path, full: bool, lag: int, started: float) ->
             final = [
                 [cid, sig]
                 for cid, (status, sig) in current.items()
-                if cid in keep or status in FINAL_CAMPAIGN_STATUSES
+                if cid in keep or status in FINISHED
             ]
             if final:
                 con.executemany("INSERT INTO message_loaded VALUES (?, ?)", final)

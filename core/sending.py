@@ -56,13 +56,12 @@ from core.rendering import (
     compile_template,
     render_for_contact,
 )
+from core.statuses import NOT_FINAL, PENDING, CampaignStatus, MessageStatus
 from core.transports import Outgoing, Transport, get_transport
 
 log = logging.getLogger(__name__)
 
 BATCH_TASK = "worker.tasks_sending.send_batch"
-PENDING = ("queued", "uncertain")
-NOT_FINAL = ("queued", "uncertain", "sending", "held")
 POSSIBLE_DUPLICATE = "possible duplicate"
 IDEMPOTENT_TRANSPORTS = ("outbox",)
 CONTACT_FIELDS = (
@@ -250,8 +249,8 @@ def start_campaign(session: Session, campaign_id: int) -> bool:
     """
     won = session.execute(
         update(Campaign)
-        .where(Campaign.id == campaign_id, Campaign.status == "scheduled")
-        .values(status="sending", started_at=clock.now(), error="")
+        .where(Campaign.id == campaign_id, Campaign.status == CampaignStatus.SCHEDULED)
+        .values(status=CampaignStatus.SENDING, started_at=clock.now(), error="")
     ).rowcount
     if not won:
         session.rollback()
@@ -282,7 +281,7 @@ def start_campaign(session: Session, campaign_id: int) -> bool:
 
 
 def _fail(session: Session, campaign: Campaign, reason: str) -> bool:
-    campaign.status = "failed"
+    campaign.status = CampaignStatus.FAILED
     campaign.error = reason
     campaign.finished_at = clock.now()
     session.commit()
@@ -351,7 +350,7 @@ def _claim(session: Session, ids: list[int]) -> tuple[list[int], set[int]]:
     claimed = session.scalars(
         update(Message)
         .where(Message.id.in_(ids), Message.status.in_(PENDING))
-        .values(status="sending", attempts=Message.attempts + 1, updated_at=clock.now())
+        .values(status=MessageStatus.SENDING, attempts=Message.attempts + 1, updated_at=clock.now())
         .returning(Message.id)
     ).all()
     return sorted(claimed), {i for i in claimed if before.get(i) == "uncertain"}
@@ -387,7 +386,7 @@ def _record(
                 update(Message)
                 .where(Message.id.in_(ids))
                 .values(
-                    status="sent",
+                    status=MessageStatus.SENT,
                     sent_at=now,
                     updated_at=now,
                     error="",
@@ -405,7 +404,7 @@ def _record(
                 update(Message)
                 .where(Message.id == mid)
                 .values(
-                    status="sent",
+                    status=MessageStatus.SENT,
                     sent_at=now,
                     updated_at=now,
                     error=error,
@@ -416,11 +415,13 @@ def _record(
         session.execute(
             update(Message)
             .where(Message.id == mid)
-            .values(status="failed", updated_at=now, error=reason[:2000])
+            .values(status=MessageStatus.FAILED, updated_at=now, error=reason[:2000])
         )
     if requeue:
         session.execute(
-            update(Message).where(Message.id.in_(requeue)).values(status="queued", updated_at=now)
+            update(Message)
+            .where(Message.id.in_(requeue))
+            .values(status=MessageStatus.QUEUED, updated_at=now)
         )
     _insert_events(
         session,
@@ -515,7 +516,7 @@ def send_batch(
     """Send the pending messages of `campaign_id` with ids in [first_id, last_id]. Commits."""
     result = BatchResult()
     campaign = session.get(Campaign, campaign_id)
-    if campaign is None or campaign.status != "sending":
+    if campaign is None or campaign.status != CampaignStatus.SENDING:
         session.rollback()
         result.stopped = campaign.status if campaign else "deleted"
         return result
@@ -555,7 +556,7 @@ def send_batch(
     while ids:
         acquire(lim, rate_key, len(ids), rate)
         status = session.scalar(select(Campaign.status).where(Campaign.id == campaign_id))
-        if status != "sending":
+        if status != CampaignStatus.SENDING:
             result.stopped = status or "deleted"
             session.commit()
             return result
@@ -577,8 +578,8 @@ def send_batch(
         if misconfigured:
             session.execute(
                 update(Campaign)
-                .where(Campaign.id == campaign_id, Campaign.status == "sending")
-                .values(status="failed", error=misconfigured, finished_at=clock.now())
+                .where(Campaign.id == campaign_id, Campaign.status == CampaignStatus.SENDING)
+                .values(status=CampaignStatus.FAILED, error=misconfigured, finished_at=clock.now())
             )
             session.commit()
             result.stopped = "failed"
@@ -614,16 +615,16 @@ def finish_if_done(session: Session, campaign_id: int) -> str | None:
         return None
     sent = session.scalar(
         select(Message.id)
-        .where(Message.campaign_id == campaign_id, Message.status == "sent")
+        .where(Message.campaign_id == campaign_id, Message.status == MessageStatus.SENT)
         .limit(1)
     )
-    status = "sent" if sent is not None else "failed"
+    status = CampaignStatus.SENT if sent is not None else CampaignStatus.FAILED
     values: dict[str, Any] = {"status": status, "finished_at": clock.now()}
-    if status == "failed":
+    if status == CampaignStatus.FAILED:
         values["error"] = "No message could be sent: see the failed messages for the reasons."
     done = session.execute(
         update(Campaign)
-        .where(Campaign.id == campaign_id, Campaign.status == "sending")
+        .where(Campaign.id == campaign_id, Campaign.status == CampaignStatus.SENDING)
         .values(**values)
     ).rowcount
     session.commit()
@@ -637,7 +638,7 @@ def start_due_campaigns(session: Session) -> list[int]:
     """Start every scheduled campaign whose time has come. Commits."""
     due = session.scalars(
         select(Campaign.id).where(
-            Campaign.status == "scheduled", Campaign.scheduled_at <= clock.now()
+            Campaign.status == CampaignStatus.SCHEDULED, Campaign.scheduled_at <= clock.now()
         )
     ).all()
     session.commit()
@@ -652,9 +653,15 @@ def recover(session: Session) -> dict[str, int]:
     """
     now = clock.now()
     cutoff = now - timedelta(seconds=settings.send_lease_seconds)
-    reclaimed_to = "queued" if settings.email_transport in IDEMPOTENT_TRANSPORTS else "uncertain"
+    reclaimed_to = (
+        MessageStatus.QUEUED
+        if settings.email_transport in IDEMPOTENT_TRANSPORTS
+        else MessageStatus.UNCERTAIN
+    )
     stats = {"reclaimed": 0, "redispatched": 0, "finished": 0}
-    campaign_ids = session.scalars(select(Campaign.id).where(Campaign.status == "sending")).all()
+    campaign_ids = session.scalars(
+        select(Campaign.id).where(Campaign.status == CampaignStatus.SENDING)
+    ).all()
     for cid in campaign_ids:
         # Last sign of life, before the reclaim below touches anything.
         started = session.scalar(select(Campaign.started_at).where(Campaign.id == cid))
@@ -667,7 +674,7 @@ def recover(session: Session) -> dict[str, int]:
                 update(Message)
                 .where(
                     Message.campaign_id == cid,
-                    Message.status == "sending",
+                    Message.status == MessageStatus.SENDING,
                     Message.updated_at < cutoff,
                 )
                 # The clock stays: a reclaim is not a sign of life, so the re-dispatch

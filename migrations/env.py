@@ -38,14 +38,35 @@ def run_migrations_online() -> None:
         return
     engine = create_db_engine(_url())
     with engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
         context.configure(
             connection=connection,
             target_metadata=target_metadata,
-            render_as_batch=connection.dialect.name == "sqlite",
+            render_as_batch=sqlite,
         )
+        if sqlite:
+            _without_foreign_keys(connection)
+        else:
+            with context.begin_transaction():
+                context.run_migrations()
+    engine.dispose()
+
+
+def _without_foreign_keys(connection) -> None:  # noqa: ANN001
+    """SQLite: rebuilding a table (batch mode) drops the old one, and with foreign keys on
+    that DROP deletes every row pointing at it (list memberships of a rebuilt contact
+    table, cascaded). The pragma only changes outside a transaction, so it is set on the
+    raw connection before Alembic begins; the keys are checked once the migrations ran."""
+    raw = connection.connection.dbapi_connection
+    raw.execute("PRAGMA foreign_keys=OFF")
+    try:
         with context.begin_transaction():
             context.run_migrations()
-    engine.dispose()
+        broken = raw.execute("PRAGMA foreign_key_check").fetchall()
+        if broken:
+            raise RuntimeError(f"foreign keys broken by the migration: {broken[:5]}")
+    finally:
+        raw.execute("PRAGMA foreign_keys=ON")
 
 
 if context.is_offline_mode():

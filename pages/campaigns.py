@@ -9,6 +9,7 @@ from core import abtest, ai, campaigns, clock
 from core.audience import count_recipients
 from core.contacts import search_contacts
 from core.models import CAMPAIGN_STATUSES
+from core.statuses import EDITABLE, Action, allowed_actions
 from ui.abtest import ab_settings_section
 from ui.preview import show_email
 from ui.state import actor, db, read_db, shows_errors
@@ -92,24 +93,20 @@ def campaign_controls(row: campaigns.CampaignRow) -> None:
         st.progress(row.progress, f"{row.sent} sent, {row.failed} failed of {row.recipients}")
     if row.error:
         st.error(row.error)
-    buttons = st.columns(8)
+    # Which actions apply, and why not, come from core's one transition table.
+    verdicts = allowed_actions(row.status, failed=row.failed)
+    shown = [a for a in Action if a is not Action.SEND]  # sending is the wizard's last step
     can = me.can("edit")
-    actions = [
-        ("Edit", row.status in campaigns.EDITABLE),
-        ("Pause", row.status == "sending"),
-        ("Resume", row.status == "paused"),
-        ("Cancel", row.status in ("scheduled", "sending", "paused", "failed")),
-        ("Retry failed", row.status in ("sent", "failed")),
-        ("Clone", True),
-        ("Delete", row.status not in campaigns.ACTIVE),
-        ("Report", row.status not in ("draft", "scheduled")),
-    ]
     clicked = None
-    for column, (label, enabled) in zip(buttons, actions, strict=True):
+    for column, action in zip(st.columns(len(shown)), shown, strict=True):
+        verdict = verdicts[action]
+        reason = verdict.reason
+        if verdict and not can and action is not Action.REPORT:
+            reason = "Viewers can look but not change campaigns."
         if column.button(
-            label, key=f"cw_{label}", disabled=not enabled or (not can and label != "Report")
+            action.value, key=f"cw_{action.value}", disabled=bool(reason), help=reason or None
         ):
-            clicked = label
+            clicked = action.value
     if clicked:
         with shows_errors(), db() as session:
             if clicked == "Edit":
@@ -165,7 +162,7 @@ def wizard(campaign_id: int) -> None:
     if st.button("← All campaigns"):
         open_wizard(None)
         st.rerun()
-    if state["status"] not in campaigns.EDITABLE:
+    if state["status"] not in EDITABLE:
         st.info(f"This campaign is {state['status']}; it can no longer be edited.")
         return
     step = st.session_state.get("cw_step", 0)

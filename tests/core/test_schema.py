@@ -45,3 +45,49 @@ def test_migrations_match_models_and_downgrade(backend, databases):
         assert not TABLES & set(inspect(conn).get_table_names())
     engine.dispose()
     migrate(url)
+
+
+def test_status_checks_refuse_unknown_statuses_and_the_upgrade_keeps_rows(backend, databases):
+    """Migration 0015 adds the CHECKs; on SQLite it rebuilds tables, which must not cascade
+    into the rows that point at them (list memberships of the contact table)."""
+    import pytest
+    from sqlalchemy import text
+    from sqlalchemy.exc import IntegrityError
+    from sqlalchemy.orm import Session
+
+    from core.lists import add_members, create_list
+    from core.models import Campaign, Job, Message
+    from tests.helpers import actor_of, make_contact, make_user, make_workspace
+
+    url = databases.fresh(backend)
+    downgrade(url, "0014_casefold")
+    engine = create_db_engine(url)
+    with Session(engine) as session:
+        ws = make_workspace(session)
+        contact = make_contact(session, ws, email="kept@example.com")
+        owner = actor_of(make_user(session, ws))
+        group = create_list(session, owner, "Kept")
+        add_members(session, owner, group.id, [contact.id])
+        session.commit()
+        ws_id, contact_id = ws.id, contact.id
+    engine.dispose()
+    migrate(url)
+    engine = create_db_engine(url)
+    bogus = [
+        lambda: Campaign(workspace_id=ws_id, name="x", status="bogus"),
+        lambda: Message(
+            workspace_id=ws_id, campaign_id=1, contact_id=contact_id, email="e", status="bogus"
+        ),
+        lambda: Job(workspace_id=ws_id, kind="import", status="bogus"),
+    ]
+    with Session(engine) as session:
+        assert session.execute(text("SELECT count(*) FROM list_membership")).scalar() == 1
+        with pytest.raises(IntegrityError, match="ck_contact_status|CHECK"):
+            session.execute(text("UPDATE contact SET status = 'bogus'"))
+        session.rollback()
+        for make in bogus:
+            session.add(make())
+            with pytest.raises(IntegrityError, match="_status|CHECK"):
+                session.flush()
+            session.rollback()
+    engine.dispose()

@@ -1,0 +1,61 @@
+"""Core's checks and the Campaigns page's buttons read one transition table: for every
+campaign status, each action works exactly where the table allows it."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from core import campaigns
+from core.errors import ValidationFailed
+from core.models import Campaign, Contact, Message
+from core.statuses import Action, CampaignStatus, allowed, allowed_actions
+from tests.sending.builders import make_campaign, make_setup
+
+CALLS = {
+    Action.EDIT: lambda s, a, cid: campaigns.update_setup(
+        s, a, cid, name="Renamed", subject="Hi", from_name="Acme", from_email="news@acme.io"
+    ),
+    Action.SEND: lambda s, a, cid: campaigns.send_now(s, a, cid),
+    Action.PAUSE: campaigns.pause,
+    Action.RESUME: campaigns.resume,
+    Action.CANCEL: campaigns.cancel,
+    Action.RETRY_FAILED: campaigns.retry_failed,
+    Action.CLONE: campaigns.clone_campaign,
+    Action.DELETE: campaigns.delete_campaign,
+}
+
+
+@pytest.mark.parametrize("status", list(CampaignStatus))
+def test_core_does_exactly_what_the_table_allows(session, status):
+    setup = make_setup(session, contacts=2)
+    for action, call in CALLS.items():
+        cid = make_campaign(session, setup, name=f"{status} {action}")
+        session.get(Campaign, cid).status = status
+        contact = session.scalars(select(Contact).limit(1)).first()
+        session.add(
+            Message(
+                workspace_id=setup.workspace_id,
+                campaign_id=cid,
+                contact_id=contact.id,
+                email=contact.email,
+                status="failed",
+            )
+        )
+        session.flush()
+        with session.begin_nested():
+            try:
+                call(session, setup.actor, cid)
+                done = True
+            except ValidationFailed as exc:
+                done = False
+                if not allowed(action, status, failed=1):
+                    assert allowed(action, status).reason in str(exc)
+        assert done == bool(allowed(action, status, failed=1)), (action, status)
+
+
+def test_retry_is_offered_only_when_something_failed():
+    assert not allowed_actions("sent", failed=0)[Action.RETRY_FAILED]
+    assert "nothing to send again" in allowed_actions("sent", failed=0)[Action.RETRY_FAILED].reason
+    assert allowed_actions("sent", failed=3)[Action.RETRY_FAILED]
+    assert allowed_actions("sending")[Action.DELETE].reason.startswith("Pause and cancel")
