@@ -37,11 +37,10 @@ from core.tokens import hash_token, random_token
 PASSWORD_RULE = "at least 10 characters, with at least one letter and one digit or symbol"
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 log = logging.getLogger(__name__)
-BCRYPT_ROUNDS = 12
 
 
 def hash_password(password: str) -> str:
-    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=BCRYPT_ROUNDS)).decode()
+    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=settings.bcrypt_rounds)).decode()
 
 
 # A real bcrypt hash of a random secret, at the same cost as real ones: unknown and locked

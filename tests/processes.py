@@ -54,6 +54,7 @@ def process_env(data_dir: Path, database_url: str, **extra: str) -> dict[str, st
             "OUTBOX_DIR": str(data_dir / "outbox"),
             "SECRET_KEY": os.environ.get("SECRET_KEY", "test-secret-key-with-enough-length-0123"),
             "EMAIL_TRANSPORT": "outbox",
+            "BCRYPT_ROUNDS": os.environ.get("BCRYPT_ROUNDS", "4"),
         }
     )
     env.update(extra)

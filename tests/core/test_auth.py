@@ -46,7 +46,7 @@ def test_unknown_user_is_indistinguishable(session):
     # Unknown and locked accounts are checked against a dummy hash of the same bcrypt cost
     # as real ones, so sign-in takes as long as for a real account (no timing oracle).
     cost = auth.hash_password("a-real-password-1").split("$")[2]
-    assert auth._LOCKED_HASH.split("$")[2] == cost == f"{auth.BCRYPT_ROUNDS:02d}"
+    assert auth._LOCKED_HASH.split("$")[2] == cost == f"{settings.bcrypt_rounds:02d}"
 
 
 def test_reset_flow_single_use_and_sessions_end(session, outbox):
