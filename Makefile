@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: run test test-browser-stress lint format venv dev-venv migrate seed bench clean
+.PHONY: run test test-fast test-browser-stress lint format venv dev-venv migrate seed bench clean
 
 $(BIN)/.installed: requirements.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -37,10 +37,17 @@ format: dev-venv
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Two pytest-xdist workers (one per core); tests sharing Redis run in one group.
+PARALLEL ?= -n 2 --dist loadgroup
+
 test: dev-venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PARALLEL)
+
+# The inner loop: SQLite only, no processes started, no browser.
+test-fast: dev-venv
+	env -u TEST_DATABASE_URL -u TEST_REDIS_URL $(BIN)/python -m pytest $(PARALLEL) -m "not slow and not browser" -r fE
 
 # The browser tests 20 times in a row with a busy loop on every core (issue 21: a link
 # must open its page and the first sign-in click must count on a busy server).

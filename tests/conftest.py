@@ -76,6 +76,10 @@ def pytest_collection_modifyitems(config, items) -> None:  # noqa: ANN001
             item.add_marker(pytest.mark.skip(reason=f"{CHROMIUM} is not installed"))
         if "redis" in item.keywords and not REDIS_URL:
             item.add_marker(pytest.mark.skip(reason="TEST_REDIS_URL is not set"))
+        if "redis" in item.keywords:
+            # One Redis database for all: its queues and limiter keys are shared, so these
+            # run one after another in one xdist worker (--dist loadgroup).
+            item.add_marker(pytest.mark.xdist_group("redis"))
         if "postgres" in item.keywords and not PG_ADMIN_URL:
             item.add_marker(pytest.mark.skip(reason="TEST_DATABASE_URL is not set"))
     # Browser tests last: they are the slowest, and by then imports and caches are warm.
