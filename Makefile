@@ -32,6 +32,7 @@ run: venv
 lint: dev-venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: dev-venv
 	$(BIN)/ruff format .
@@ -43,6 +44,7 @@ PARALLEL ?= -n 2 --dist loadgroup
 test: dev-venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest $(PARALLEL)
 
 # The inner loop: SQLite only, no processes started, no browser.
