@@ -4,6 +4,7 @@ import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
 from ui import cookies
+from ui.actions import show_flash
 from ui.auth import authenticate, sign_in_screen, sign_out
 from ui.text import md
 
@@ -67,4 +68,5 @@ else:
             st.rerun()
 
 cookies.flush()
+show_flash()  # what the last change left to say (ui.actions)
 navigation.run()

@@ -11,6 +11,7 @@ from core.contacts import search_contacts
 from core.models import CAMPAIGN_STATUSES
 from core.statuses import EDITABLE, Action, allowed_actions
 from ui.abtest import ab_settings_section
+from ui.actions import act, flash
 from ui.preview import show_email
 from ui.state import actor, db, read_db, shows_errors
 from ui.text import md
@@ -373,15 +374,11 @@ def review_step(campaign_id: int, state: dict) -> None:
     back, send = st.columns(2)
     if back.button("Back"):
         next_step(2)
-    if send.button("Send now", type="primary", disabled=bool(problems)):
-        done = False
-        with shows_errors(), db() as session:
-            campaigns.send_now(session, me, campaign_id)
-            done = True
-        if done:
-            open_wizard(None)
-            st.session_state["cw_notice"] = f"“{state['name']}” is on its way."
-            st.rerun()
+    sent = send.button("Send now", type="primary", disabled=bool(problems))
+    if sent and act(lambda s: campaigns.send_now(s, me, campaign_id), rerun=False):
+        open_wizard(None)
+        flash(f"“{state['name']}” is on its way.")
+        st.rerun()
     st.subheader("Or schedule it")
     browser_zone = getattr(st.context, "timezone", None)
     default_zone = st.session_state.get("mw_timezone") or browser_zone or "UTC"
@@ -394,21 +391,12 @@ def review_step(campaign_id: int, state: dict) -> None:
     if st.button("Schedule", disabled=bool(problems)):
         st.session_state["mw_timezone"] = zone
         when = datetime.combine(day, at, ZoneInfo(zone))
-        done = False
-        with shows_errors(), db() as session:
-            campaigns.schedule(session, me, campaign_id, when)
-            done = True
-        if done:
+        if act(lambda s: campaigns.schedule(s, me, campaign_id, when), rerun=False):
             open_wizard(None)
-            st.session_state["cw_notice"] = (
-                f"“{state['name']}” is scheduled for {when:%Y-%m-%d %H:%M} {zone}."
-            )
+            flash(f"“{state['name']}” is scheduled for {when:%Y-%m-%d %H:%M} {zone}.")
             st.rerun()
 
 
-notice = st.session_state.pop("cw_notice", None)
-if notice:
-    st.success(notice)
 editing = st.session_state.get("cw_campaign")
 if editing is None:
     campaign_list()

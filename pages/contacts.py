@@ -10,8 +10,8 @@ from core import contacts as book
 from core import exporter, fields, importer, lists
 from core.config import settings
 from core.db import get_sessionmaker
-from core.errors import MailwrightError
 from core.models import CONTACT_STATUSES, FIELD_TYPES
+from ui.actions import act
 from ui.state import actor, db, read_db, shows_errors
 from ui.text import md
 
@@ -26,24 +26,6 @@ SORTS = {
     "Company": "company",
     "Status": "status",
 }
-
-
-def flash(message: str) -> None:
-    """Show `message` after the rerun that follows a change."""
-    st.session_state["ct_flash"] = message
-    st.rerun()
-
-
-def run(work, done):  # noqa: ANN001, ANN201
-    """`work(session)` in one transaction; on success show `done` (text, or a function of
-    the result) after a rerun, on a domain error show the error and stay."""
-    try:
-        with db() as session:
-            result = work(session)
-    except MailwrightError as exc:
-        st.error(str(exc))
-        return None
-    flash(done(result) if callable(done) else done)
 
 
 def custom_inputs(defs: list, values: dict, prefix: str) -> dict:
@@ -105,9 +87,6 @@ def contact_form(prefix: str, defs: list, all_lists: list, contact=None, member_
 
 
 st.title("Contacts")
-if notice := st.session_state.pop("ct_flash", None):
-    st.success(notice)
-
 with read_db() as session:
     all_lists = lists.list_lists(session, me)
     defs = fields.list_custom_fields(session, me)
@@ -193,24 +172,24 @@ with table_tab:
             if action == "Delete" and not confirmed:
                 st.warning("Tick the box to confirm the deletion.")
             elif action == "Delete":
-                run(
+                act(
                     lambda s: book.delete_contacts(s, me, selected),
                     lambda n: f"Deleted {n} contact(s).",
                 )
             elif action == "Set status":
-                run(
+                act(
                     lambda s: book.set_status(s, me, selected, new_status, confirmed),
                     lambda n: f"Changed the status of {n} contact(s) to {new_status}.",
                 )
             elif target_list not in list_ids:
                 st.warning("Create a list first (Lists tab).")
             elif action == "Add to list":
-                run(
+                act(
                     lambda s: lists.add_members(s, me, list_ids[target_list], selected),
                     lambda n: f"Added {n} contact(s) to {target_list}.",
                 )
             else:
-                run(
+                act(
                     lambda s: lists.remove_members(s, me, list_ids[target_list], selected),
                     lambda n: f"Removed {n} contact(s) from {target_list}.",
                 )
@@ -229,7 +208,7 @@ with table_tab:
     with st.expander("Add a contact"), st.form("add_contact", clear_on_submit=True):
         data = contact_form("add", defs, all_lists)
         if st.form_submit_button("Add contact"):
-            run(
+            act(
                 lambda s: book.create_contact(s, me, data),
                 lambda c: f"Added {c.email} ({c.status}).",
             )
@@ -282,14 +261,14 @@ with table_tab:
                 key=f"edit{opened}_resub",
             )
             if st.form_submit_button("Save changes"):
-                run(
+                act(
                     lambda s: book.update_contact(s, me, opened, data, resubscribe),
                     lambda c: f"Saved {c.email} ({c.status}).",
                 )
         sure = st.checkbox("Yes, delete this contact", key=f"del_ok_{opened}")
         if st.button("Delete this contact", disabled=not sure):
             st.session_state.pop("ct_open", None)
-            run(lambda s: book.delete_contacts(s, me, [opened]), f"Deleted {contact.email}.")
+            act(lambda s: book.delete_contacts(s, me, [opened]), f"Deleted {contact.email}.")
 
 # --- import --------------------------------------------------------------------------------------
 
@@ -467,7 +446,7 @@ with fields_tab:
         label = b.text_input("Label")
         type_ = c.selectbox("Type", FIELD_TYPES)
         if st.form_submit_button("Create field"):
-            run(
+            act(
                 lambda s: fields.create_custom_field(s, me, key, label, type_),
                 lambda f: f"Created the field {f.key}.",
             )
@@ -476,7 +455,7 @@ with fields_tab:
         field_key = st.selectbox("Field", list(by_key), key="cf_pick")
         new_label = st.text_input("New label", value=by_key[field_key].label, key="cf_label")
         if st.button("Rename label"):
-            run(
+            act(
                 lambda s: fields.rename_custom_field(s, me, by_key[field_key].id, new_label),
                 f"Renamed {field_key}.",
             )
@@ -485,7 +464,7 @@ with fields_tab:
             key="cf_delete_ok",
         )
         if st.button("Delete field", disabled=not sure):
-            run(
+            act(
                 lambda s: fields.delete_custom_field(s, me, by_key[field_key].id),
                 lambda n: f"Deleted {field_key} ({n:,} values removed).",
             )
@@ -509,7 +488,7 @@ with lists_tab:
         name = st.text_input("List name")
         description = st.text_input("Description")
         if st.form_submit_button("Create list"):
-            run(
+            act(
                 lambda s: lists.create_list(s, me, name, description),
                 lambda lst: f"Created the list {lst.name}.",
             )
@@ -517,10 +496,10 @@ with lists_tab:
         chosen = st.selectbox("List", list(list_ids), key="ls_pick")
         renamed = st.text_input("New name", value=chosen, key="ls_name")
         if st.button("Rename list"):
-            run(
+            act(
                 lambda s: lists.rename_list(s, me, list_ids[chosen], renamed),
                 lambda lst: f"Renamed {md(chosen)} to {md(lst.name)}.",
             )
         sure = st.checkbox(f"Delete {md(chosen)} (its contacts stay)", key="ls_delete_ok")
         if st.button("Delete list", disabled=not sure):
-            run(lambda s: lists.delete_list(s, me, list_ids[chosen]), f"Deleted the list {chosen}.")
+            act(lambda s: lists.delete_list(s, me, list_ids[chosen]), f"Deleted the list {chosen}.")

@@ -26,6 +26,7 @@ from core.templates import (
     update_template,
 )
 from core.templates import create_template as create_template_row
+from ui.actions import act
 from ui.preview import WIDTHS, show_email
 from ui.state import actor, db, read_db, shows_errors
 from ui.text import md
@@ -136,10 +137,10 @@ def library() -> None:
                 open_editor(template_id)
                 st.rerun()
             if cols[2].button("Duplicate", key=f"dup_{template_id}", disabled=not me.can("edit")):
-                with shows_errors(), db() as session:
-                    copy = duplicate_template(session, me, template_id)
-                    state.tpl_flash = f"Created “{copy.name}”."
-                st.rerun()
+                act(
+                    lambda s, tid=template_id: duplicate_template(s, me, tid),
+                    lambda copy: f"Created “{copy.name}”.",
+                )
             if cols[3].button("Delete", key=f"del_{template_id}", disabled=not me.can("edit")):
                 state.tpl_confirm_delete = template_id
                 st.rerun()
@@ -148,13 +149,9 @@ def library() -> None:
                 yes, no = st.columns(2)
                 if yes.button("Yes, delete", key=f"yes_{template_id}", type="primary"):
                     state.tpl_confirm_delete = None
-                    try:
-                        with db() as session:
-                            delete_template(session, me, template_id)
-                        state.tpl_flash = f"Deleted “{name}”."
-                        st.rerun()
-                    except MailwrightError as exc:
-                        st.error(str(exc))
+                    act(
+                        lambda s, tid=template_id: delete_template(s, me, tid), f"Deleted “{name}”."
+                    )
                 if no.button("Keep it", key=f"no_{template_id}"):
                     state.tpl_confirm_delete = None
                     st.rerun()
@@ -406,8 +403,6 @@ def editor() -> None:
         assistant_tab()
 
 
-if flash := state.pop("tpl_flash", None):
-    st.success(flash)
 if state.get("tpl_open"):
     editor()
 else:
