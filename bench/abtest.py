@@ -36,7 +36,7 @@ from core.schema import migrate  # noqa: E402
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
-def timed(fn):  # noqa: ANN001, ANN201
+def timed(fn):
     start = time.perf_counter()
     value = fn()
     return value, time.perf_counter() - start

@@ -34,15 +34,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("DATA_DIR", tempfile.mkdtemp(prefix="mw-bench-analytics-"))
 
-from sqlalchemy import create_engine, func, select, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.engine import make_url
 
-from core import analytics, rollups  # noqa: E402
-from core.config import settings  # noqa: E402
-from core.db import dispose_all, get_engine, session_scope  # noqa: E402
-from core.models import Base, Campaign, Contact, Event, Message, Workspace  # noqa: E402
-from core.permissions import Actor  # noqa: E402
-from core.schema import migrate  # noqa: E402
+from core import analytics, rollups
+from core.config import settings
+from core.db import dispose_all, get_engine, session_scope
+from core.models import Base, Campaign, Contact, Event, Message, Workspace
+from core.permissions import Actor
+from core.schema import migrate
 
 DOMAINS = ["gmail.com", "yahoo.com", "outlook.com", "example.org", "web.de"]
 LINKS = [f"https://example.com/page-{i}" for i in range(5)]
@@ -266,7 +266,7 @@ def add_events(url: str, ws_id: int, campaign_id: int, n: int) -> None:
         )
 
 
-def timed(fn, repeat: int = 3) -> tuple[float, float]:  # noqa: ANN001
+def timed(fn, repeat: int = 3) -> tuple[float, float]:
     """(first run, median of `repeat` more) in seconds."""
     t = time.perf_counter()
     fn()

@@ -26,9 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("SECRET_KEY", "bench-secret-key-with-enough-length-0123456789")
 os.environ.setdefault("DATA_DIR", "/tmp/mailwright-bench")
 
-import jinja2  # noqa: E402
+import jinja2
 
-from core.rendering import (  # noqa: E402
+from core.rendering import (
     MailContext,
     compile_template,
     contact_variables,

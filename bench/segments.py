@@ -24,15 +24,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import create_engine, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
-from sqlalchemy.orm import Session  # noqa: E402
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
-from core.db import create_db_engine  # noqa: E402
-from core.models import Campaign, ContactList, CustomField, Event, Workspace  # noqa: E402
-from core.permissions import Actor  # noqa: E402
-from core.schema import migrate  # noqa: E402
-from core.segments import count_matching, matching_query  # noqa: E402
+from core.db import create_db_engine
+from core.models import Campaign, ContactList, CustomField, Event, Workspace
+from core.permissions import Actor
+from core.schema import migrate
+from core.segments import count_matching, matching_query
 
 CUSTOM = (("plan", "text"), ("score", "number"), ("vip", "boolean"), ("renewal", "date"))
 CAMPAIGNS = 10
@@ -66,7 +66,7 @@ def _ago(pg: bool, minutes_sql: str) -> str:
     )
 
 
-def load(engine, pg: bool, contacts: int) -> dict[str, float]:  # noqa: ANN001
+def load(engine, pg: bool, contacts: int) -> dict[str, float]:
     """Fill a fresh migrated database; returns timings."""
     timings = {}
     started = time.perf_counter()
@@ -290,7 +290,7 @@ def trees(pg: bool) -> list[tuple[str, dict, str]]:
     ]
 
 
-def _best_pair(first, second, repeats: int) -> tuple[float, int, float, int]:  # noqa: ANN001
+def _best_pair(first, second, repeats: int) -> tuple[float, int, float, int]:
     """Best-of-N wall time of two callables, run alternately so both see the same load."""
     times: tuple[list[float], list[float]] = ([], [])
     results = [0, 0]

@@ -52,7 +52,7 @@ def run_migrations_online() -> None:
     engine.dispose()
 
 
-def _without_foreign_keys(connection) -> None:  # noqa: ANN001
+def _without_foreign_keys(connection) -> None:
     """SQLite: rebuilding a table (batch mode) drops the old one, and with foreign keys on
     that DROP deletes every row pointing at it (list memberships of a rebuilt contact
     table, cascaded). The pragma only changes outside a transaction, so it is set on the

@@ -53,7 +53,7 @@ def custom_inputs(defs: list, values: dict, prefix: str) -> dict:
     return {k: v for k, v in chosen.items() if v is not None and v != ""}
 
 
-def contact_form(prefix: str, defs: list, all_lists: list, contact=None, member_of=()):  # noqa: ANN001, ANN201
+def contact_form(prefix: str, defs: list, all_lists: list, contact=None, member_of=()):
     """The inputs of the add and edit forms, as a ContactInput."""
     left, right = st.columns(2)
     email = left.text_input("Email", value=contact.email if contact else "", key=f"{prefix}_email")

@@ -158,7 +158,7 @@ def library() -> None:
 
 
 # ---------------------------------------------------------------- editor
-def insert_tools(variables) -> None:  # noqa: ANN001
+def insert_tools(variables) -> None:
     with st.expander("Insert variable", expanded=False):
         cols = st.columns([3, 2, 1], vertical_alignment="bottom")
         chosen = cols[0].selectbox(
@@ -238,7 +238,7 @@ def text_part() -> None:
     else:
         try:
             generated = plain_text(state.tpl_html)
-        except Exception:  # noqa: BLE001 - html2text on half-typed markup; show nothing
+        except Exception:
             generated = ""
         st.text_area(
             "Plain-text part (generated from the HTML)",
@@ -309,7 +309,7 @@ def assistant_tab() -> None:
         state.tpl_ai_result = None
         pieces: list[str] = []
 
-        def collect():  # noqa: ANN202
+        def collect():
             for piece in ai.stream(me, ai.Request(action, source, tone)):
                 pieces.append(piece)
                 yield piece

@@ -70,7 +70,7 @@ def _cpu_hog(request: pytest.FixtureRequest) -> Iterator[None]:
             hog.wait()
 
 
-def pytest_collection_modifyitems(config, items) -> None:  # noqa: ANN001
+def pytest_collection_modifyitems(config, items) -> None:
     for item in items:
         if "browser" in item.keywords and not Path(CHROMIUM).exists():
             item.add_marker(pytest.mark.skip(reason=f"{CHROMIUM} is not installed"))
@@ -209,7 +209,7 @@ def outbox(tmp_path: Path) -> Path:
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # noqa: ANN201
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     """Keep each phase's report on the test item, for fixtures to see how the test went."""
     report = yield
     setattr(item, f"rep_{report.when}", report)

@@ -17,7 +17,7 @@ PASSWORD = "correct-horse-42"
 _seq = itertools.count(1)
 
 
-def make_workspace(session: Session, slug: str | None = None, **fields) -> Workspace:  # noqa: ANN003
+def make_workspace(session: Session, slug: str | None = None, **fields) -> Workspace:
     workspace = ensure_workspace(session, slug or f"ws-{next(_seq)}")
     for key, value in fields.items():
         setattr(workspace, key, value)
@@ -39,7 +39,7 @@ def actor_of(user: User) -> Actor:
     return Actor(workspace_id=user.workspace_id, role=user.role, user_id=user.id, email=user.email)
 
 
-def make_contact(session: Session, workspace: Workspace, **fields) -> Contact:  # noqa: ANN003
+def make_contact(session: Session, workspace: Workspace, **fields) -> Contact:
     fields.setdefault("email", f"contact{next(_seq)}@example.com")
     contact = Contact(workspace_id=workspace.id, **fields)
     session.add(contact)

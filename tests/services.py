@@ -42,7 +42,7 @@ class MotoSes:
             "AWS_REGION": self.region,
         }
 
-    def client(self):  # noqa: ANN201
+    def client(self):
         import boto3
 
         return boto3.client(
@@ -101,7 +101,7 @@ class _Handler:
     def __init__(self, sink: SmtpSink) -> None:
         self.sink = sink
 
-    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: ANN001, N802
+    async def handle_DATA(self, server, session, envelope) -> str:
         with self.sink.lock:
             if self.sink.fail_next:
                 code, text = self.sink.fail_next.pop(0)

@@ -13,7 +13,7 @@ from core.models import Campaign, Contact, Event, User
 from tests.processes import ROOT, process_env
 
 
-def run_cli(tmp_path, url: str, *args: str, **env: str) -> subprocess.CompletedProcess:  # noqa: ANN001
+def run_cli(tmp_path, url: str, *args: str, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "core", *args],
         cwd=ROOT,

@@ -68,7 +68,7 @@ def ab_settings_section(
         base = st.session_state.get(f"{key}_subject_0") or default_subject
         try:
             suggestions = suggest(base, count - 1) if suggest else []
-        except Exception as exc:  # noqa: BLE001 - the page shows any assistant failure
+        except Exception as exc:
             st.error(f"The AI assistant failed: {md(exc)}")
             suggestions = []
         for index, subject in enumerate(suggestions[: count - 1], start=1):

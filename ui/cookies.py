@@ -58,7 +58,7 @@ class BrowserCookies:
     def __init__(self, key: str = "init") -> None:
         self.cookies: dict[str, Any] = dict(st.context.cookies)
 
-    def get(self, cookie: str) -> Any:  # noqa: ANN401 - mirrors the replaced class
+    def get(self, cookie: str) -> Any:
         return self.cookies.get(cookie)
 
     def set(self, cookie: str, val: str, expires_at: datetime | None = None, **_: Any) -> None:

@@ -81,12 +81,12 @@ class GroupCommitter(Generic[T, R]):
         items = [item for item, _ in batch]
         try:
             outcomes = await self._call(items)
-        except Exception:  # noqa: BLE001 - retried one by one below, each failure reported
+        except Exception:
             log.exception("group of %d failed; retrying one by one", len(items))
             for item, future in batch:
                 try:
                     outcome = (await self._call([item]))[0]
-                except Exception as exc:  # noqa: BLE001 - handed to the waiting request
+                except Exception as exc:
                     if not future.done():
                         future.set_exception(exc)
                 else:

@@ -38,6 +38,6 @@ def tick() -> dict:
 
 
 @worker_ready.connect
-def _recover_at_start(sender=None, **_kwargs) -> None:  # noqa: ANN001
+def _recover_at_start(sender=None, **_kwargs) -> None:
     # A restarted worker looks for campaigns a dead one left behind without waiting for beat.
     tick.apply_async(countdown=1)

@@ -48,7 +48,7 @@ def make_contacts(session: Session, workspace: Workspace, n: int) -> list[int]:
     )
 
 
-def settings_for(templates: list[int], n: int = 2, **overrides) -> dict:  # noqa: ANN003
+def settings_for(templates: list[int], n: int = 2, **overrides) -> dict:
     settings = {
         "variants": [
             {"subject": f"Subject {label}", "template_id": templates[i % len(templates)]}

@@ -31,7 +31,7 @@ HOUR = timedelta(hours=1)
 def running(session):
     """A 2,000-recipient, two-variant test of 20% (200 + 200, 1,600 held), started at T0."""
 
-    def build(**overrides):  # noqa: ANN003, ANN202
+    def build(**overrides):
         workspace = make_workspace(session)
         actor = actor_of(make_user(session, workspace, role="editor"))
         templates = make_templates(session, workspace)

@@ -32,7 +32,7 @@ def test_concurrent_releases_queue_the_rest_exactly_once(live_db):
                 first_updated.set()
                 # Hold the transaction open so the second release runs into it.
                 time.sleep(0.5)
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             errors.append(exc)
             first_updated.set()
 
@@ -41,7 +41,7 @@ def test_concurrent_releases_queue_the_rest_exactly_once(live_db):
         try:
             with session_scope() as session:
                 results["second"] = abtest.release_rest(session, campaign_id)
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=first), threading.Thread(target=second)]
@@ -62,7 +62,7 @@ def dispatched(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     calls: list[int] = []
     original = core.sending.dispatch_batches
 
-    def recording(session, campaign_id):  # noqa: ANN001, ANN202
+    def recording(session, campaign_id):
         calls.append(campaign_id)
         return original(session, campaign_id)
 

@@ -33,7 +33,7 @@ def _statuses(cid: int) -> Counter:
         return Counter(dict(rows.all()))
 
 
-def _campaign_status(setup, cid: int) -> str:  # noqa: ANN001
+def _campaign_status(setup, cid: int) -> str:
     with session_scope() as s:
         return campaigns.campaign_status(s, setup.actor, cid)["status"]
 

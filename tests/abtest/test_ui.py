@@ -26,7 +26,7 @@ from tests.helpers import actor_of, make_user, make_workspace
 SCRIPT = str(Path(__file__).with_name("ui_script.py"))
 
 
-def _app(**state) -> AppTest:  # noqa: ANN003
+def _app(**state) -> AppTest:
     at = AppTest.from_file(SCRIPT, default_timeout=30)
     for key, value in state.items():
         at.session_state[key] = value

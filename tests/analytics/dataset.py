@@ -68,7 +68,7 @@ def _contacts(session: Session, workspace_id: int, n: int, domain: str) -> list[
     return list(session.scalars(insert(Contact).returning(Contact.id), rows))
 
 
-def _messages(session: Session, ws: int, campaign: int, contacts: list[int], statuses) -> list[int]:  # noqa: ANN001
+def _messages(session: Session, ws: int, campaign: int, contacts: list[int], statuses) -> list[int]:
     rows = [
         {
             "workspace_id": ws,
@@ -87,7 +87,7 @@ def event_rows(ws: int, campaign: int, mids: list[int], cids: list[int]) -> list
     """The main campaign's events (indexes are 0-based: m[0] is message 1)."""
     out: list[dict] = []
 
-    def ev(i: int, type_: str, after: timedelta, **extra) -> None:  # noqa: ANN003
+    def ev(i: int, type_: str, after: timedelta, **extra) -> None:
         at = T0 + after
         out.append(
             {

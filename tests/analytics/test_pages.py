@@ -28,7 +28,7 @@ def seeded(live_db, tmp_path, monkeypatch):
     return email, known
 
 
-def _metrics(at) -> dict[str, str]:  # noqa: ANN001
+def _metrics(at) -> dict[str, str]:
     return {m.label: m.value for m in at.metric}
 
 

@@ -36,7 +36,7 @@ def world(live_db):
     return known, other
 
 
-def _rows(path, sql, params=()):  # noqa: ANN001, ANN202
+def _rows(path, sql, params=()):
     with rollups.open_rollups(path) as con:
         cur = con.execute(sql, list(params))
         names = [d[0] for d in cur.description]
@@ -279,7 +279,7 @@ def test_report_from_rollups_plus_newer_events_equals_the_live_count(world, roll
     rollups.build_rollups(lag_seconds=0)
     m, c = known.message_ids, known.contact_ids
 
-    def ev(i, type_, hours, **extra):  # noqa: ANN001, ANN003, ANN202
+    def ev(i, type_, hours, **extra):
         return {
             "workspace_id": known.workspace_id,
             "campaign_id": known.campaign_id,

@@ -87,7 +87,7 @@ def live_stack(live_db: str, tmp_path: Path) -> Iterator[LiveApp]:
 
 
 @pytest.fixture
-def page(tmp_path: Path, request: pytest.FixtureRequest):  # noqa: ANN201
+def page(tmp_path: Path, request: pytest.FixtureRequest):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
@@ -108,7 +108,7 @@ def page(tmp_path: Path, request: pytest.FixtureRequest):  # noqa: ANN201
         browser.close()
 
 
-def sign_in(page, app: LiveApp, path: str = "", heading: str = "Dashboard") -> None:  # noqa: ANN001
+def sign_in(page, app: LiveApp, path: str = "", heading: str = "Dashboard") -> None:
     """Open `path` signed out, sign in with one click, and wait for `heading` there.
 
     One click, no retry: a dropped click or a lost address is the bug this checks for."""

@@ -33,7 +33,7 @@ PAGES = [
 
 
 @pytest.fixture
-def asked_campaign(live_app) -> tuple[int, str]:  # noqa: ANN001
+def asked_campaign(live_app) -> tuple[int, str]:
     """Sent campaigns to report on; returns one that is not the Reports page's default."""
     with session_scope() as session:
         ws = session.scalar(select(Workspace).where(Workspace.slug == "acme"))
@@ -52,7 +52,7 @@ def _links(campaign_id: int) -> list[tuple[str, str, str]]:
     ]
 
 
-def _assert_on(page, app, path: str, query: str, heading: str) -> None:  # noqa: ANN001
+def _assert_on(page, app, path: str, query: str, heading: str) -> None:
     title = page.get_by_role("heading", name=re.compile(f"^{heading}")).first
     title.wait_for()
     # A late rerun could still swap the page: look again once the run has settled.
@@ -64,7 +64,7 @@ def _assert_on(page, app, path: str, query: str, heading: str) -> None:  # noqa:
     assert not query or address.query == query, f"asked for ?{query}, got {page.url}"
 
 
-def _assert_report_on(page, name: str) -> None:  # noqa: ANN001
+def _assert_report_on(page, name: str) -> None:
     from playwright.sync_api import expect
 
     expect(page.get_by_role("combobox", name="Campaign")).to_have_value(re.compile(re.escape(name)))

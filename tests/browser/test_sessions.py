@@ -14,11 +14,11 @@ from tests.helpers import PASSWORD
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
-def _session_cookie(page) -> dict:  # noqa: ANN001
+def _session_cookie(page) -> dict:
     return next(c for c in page.context.cookies() if c["name"] == "mailwright_session")
 
 
-def _with_cookie(page, cookie: dict):  # noqa: ANN001, ANN202
+def _with_cookie(page, cookie: dict):
     """A second browser that holds a copy of `cookie` (a stolen or synced session)."""
     context = page.context.browser.new_context(**CONTEXT)
     context.add_cookies([cookie])
@@ -27,7 +27,7 @@ def _with_cookie(page, cookie: dict):  # noqa: ANN001, ANN202
     return other
 
 
-def _signed_in_at_settings(other, app: LiveApp) -> bool:  # noqa: ANN001
+def _signed_in_at_settings(other, app: LiveApp) -> bool:
     other.goto(f"{app.url}/settings")
     settings = other.get_by_role("heading", name="Settings")
     sign_in_button = other.get_by_role("button", name="Sign in")

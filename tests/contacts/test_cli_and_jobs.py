@@ -28,7 +28,7 @@ from tests.processes import process_env, start_worker, wait_until
 from tests.test_cli import run_cli
 
 
-def _file(tmp_path, rows: int = 3):  # noqa: ANN001
+def _file(tmp_path, rows: int = 3):
     lines = ["Email Address,First Name,Tier"]
     lines += [f"P{i}@Example.com,P{i},{'gold' if i % 2 else 'silver'}" for i in range(rows)]
     lines += ["nope,Bad,gold"]

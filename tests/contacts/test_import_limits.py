@@ -16,7 +16,7 @@ from core.models import Contact, CustomField
 from tests.helpers import actor_of, make_user, make_workspace
 
 
-def _workbook(path, rows) -> None:  # noqa: ANN001
+def _workbook(path, rows) -> None:
     book = openpyxl.Workbook()
     for row in rows:
         book.active.append(row)

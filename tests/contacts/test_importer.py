@@ -400,7 +400,7 @@ def test_no_worker_processes_beside_other_threads(session, owner, tmp_path, monk
     assert result.workers == 0 and result.created > 250
 
 
-def _die(block):  # noqa: ANN001, ANN202 - in place of _check_block, in a worker process
+def _die(block):
     os._exit(3)
 
 

@@ -11,7 +11,7 @@ from tests.helpers import make_contact
 from tests.pages.apptest import by_label, new_app, sign_in, texts
 
 
-def _open_contacts(role: str = "owner", contacts: int = 120):  # noqa: ANN201
+def _open_contacts(role: str = "owner", contacts: int = 120):
     email = seed_user(role=role)
     with session_scope() as session:
         ws = session.scalar(select(Workspace).where(Workspace.slug == "acme"))

@@ -205,7 +205,7 @@ def test_lists_bulk_membership(session, ws, owner):
     assert session.get(Contact, people[2].id) is not None
 
 
-def _sent(session, campaign: Campaign, contact: Contact) -> Message:  # noqa: ANN001
+def _sent(session, campaign: Campaign, contact: Contact) -> Message:
     message = Message(
         workspace_id=campaign.workspace_id,
         campaign_id=campaign.id,

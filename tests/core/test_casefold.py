@@ -23,7 +23,7 @@ CASED = [
 WORDS = ["Straße", "STRASSE", "São Paulo", "ΣΊΣΥΦΟΣ", "ﬁx", "İstanbul", "Plain ASCII"]
 
 
-def _fold_all(session, texts: list[str]) -> list[str]:  # noqa: ANN001
+def _fold_all(session, texts: list[str]) -> list[str]:
     out: list[str] = []
     for start in range(0, len(texts), 400):
         chunk = texts[start : start + 400]

@@ -13,7 +13,7 @@ from tests.helpers import PASSWORD
 _original_init = PagesManager.__init__
 
 
-def _navigation_only(self, *args, **kwargs) -> None:  # noqa: ANN001, ANN002, ANN003
+def _navigation_only(self, *args, **kwargs) -> None:
     # AppTest resets Streamlit's "uses a pages/ directory" flag before every run, so a
     # rerun would execute pages/x.py directly (the v1 multipage mode) and skip app.py's
     # sign-in gate. The app uses st.navigation only; say so.
@@ -30,7 +30,7 @@ def new_app() -> AppTest:
     return AppTest.from_file(str(APP), default_timeout=60)
 
 
-def by_label(elements, label: str):  # noqa: ANN001
+def by_label(elements, label: str):
     for element in elements:
         if element.label == label:
             return element

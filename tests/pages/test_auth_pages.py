@@ -47,11 +47,11 @@ def test_lockout_then_unlock_with_the_clock(live_db):
     assert "Dashboard" in texts(at)
 
 
-def _reset_token(outbox) -> str:  # noqa: ANN001
+def _reset_token(outbox) -> str:
     return re.search(r"token=([\w-]+)", message_text(outbox_messages(outbox)[-1])).group(1)
 
 
-def _run_reset_tasks(enqueued, outbox) -> None:  # noqa: ANN001
+def _run_reset_tasks(enqueued, outbox) -> None:
     """The worker's part: the page mailed nothing itself, it queued one task."""
     from worker.tasks import password_reset
 

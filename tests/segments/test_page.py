@@ -43,11 +43,11 @@ def _seed() -> tuple[str, int]:
         return email, vip.id
 
 
-def texts(at) -> str:  # noqa: ANN001
+def texts(at) -> str:
     return _texts(at) + "\n" + "\n".join(str(w.value) for w in at.warning)
 
 
-def _metric(at) -> str:  # noqa: ANN001
+def _metric(at) -> str:
     return at.metric[0].value
 
 

@@ -71,7 +71,7 @@ def add_excluded(session: Session, setup: Setup) -> list[str]:
     return excluded
 
 
-def make_campaign(session: Session, setup: Setup, name: str = "Launch", lists=None) -> int:  # noqa: ANN001
+def make_campaign(session: Session, setup: Setup, name: str = "Launch", lists=None) -> int:
     c = campaigns.create_campaign(session, setup.actor, name)
     campaigns.update_setup(
         session,

@@ -17,7 +17,7 @@ from tests.helpers import message_text, outbox_messages
 from tests.sending.builders import add_excluded, make_campaign, make_setup
 
 
-def run_tasks(enqueued: list, **kwargs) -> None:  # noqa: ANN003
+def run_tasks(enqueued: list, **kwargs) -> None:
     """Run the recorded tasks in-process until none are left (the worker's job in production)."""
     while enqueued:
         name, args, _ = enqueued.pop(0)
@@ -28,7 +28,7 @@ def run_tasks(enqueued: list, **kwargs) -> None:  # noqa: ANN003
                 sending.send_batch(session, *args, **kwargs)
 
 
-def start(live_db, contacts=6, rate=1000.0, excluded=False):  # noqa: ANN001, ANN201
+def start(live_db, contacts=6, rate=1000.0, excluded=False):
     with session_scope() as s:
         setup = make_setup(s, contacts=contacts, rate=rate)
         skipped = add_excluded(s, setup) if excluded else []
@@ -44,7 +44,7 @@ def html_part(msg: MimeMessage) -> str:
     return ""
 
 
-def status_of(setup, cid) -> dict:  # noqa: ANN001
+def status_of(setup, cid) -> dict:
     with session_scope() as s:
         return campaigns.campaign_status(s, setup.actor, cid)
 
@@ -91,14 +91,14 @@ class Flaky:
 
     name = "ses"
 
-    def __init__(self, inner, throttle_first: int = 0, reject: str = "", misconfigured=False):  # noqa: ANN001
+    def __init__(self, inner, throttle_first: int = 0, reject: str = "", misconfigured=False):
         self.inner = inner
         self.throttles_left = throttle_first
         self.reject = reject
         self.misconfigured = misconfigured
         self.calls = 0
 
-    def send(self, message):  # noqa: ANN001, ANN201
+    def send(self, message):
         self.calls += 1
         if self.misconfigured:
             raise TransportMisconfigured("SES refused: verify the sender identity news@acme.io")

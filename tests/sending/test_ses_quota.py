@@ -30,7 +30,7 @@ class _Ses(BaseHTTPRequestHandler):
     answer: tuple[int, dict] = (200, ACCOUNT)
     seen: list[tuple[str, str]] = []
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         type(self).seen.append((self.path, self.headers.get("Authorization", "")))
         status, body = type(self).answer
         data = json.dumps(body).encode()

@@ -37,7 +37,7 @@ def _env(tmp_path: Path, db: str, **extra: str) -> dict[str, str]:
     )
 
 
-def _create(contacts: int, rate: float, when=None):  # noqa: ANN001, ANN202
+def _create(contacts: int, rate: float, when=None):
     with session_scope() as s:
         setup = make_setup(s, contacts=contacts, rate=rate)
         cid = make_campaign(s, setup)
@@ -48,7 +48,7 @@ def _create(contacts: int, rate: float, when=None):  # noqa: ANN001, ANN202
     return setup, cid
 
 
-def _status(setup, cid) -> dict:  # noqa: ANN001
+def _status(setup, cid) -> dict:
     with session_scope() as s:
         return campaigns.campaign_status(s, setup.actor, cid)
 

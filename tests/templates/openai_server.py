@@ -22,10 +22,10 @@ class Behaviour:
 class _Handler(BaseHTTPRequestHandler):
     behaviour: Behaviour
 
-    def log_message(self, *args) -> None:  # noqa: ANN002
+    def log_message(self, *args) -> None:
         pass
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
         b = self.server.behaviour  # type: ignore[attr-defined]
         b.requests.append(

@@ -13,14 +13,14 @@ from tests.browser.conftest import backend, live_app, page, sign_in  # noqa: F40
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
-def _frame_showing(browser_page, text: str):  # noqa: ANN001, ANN202
+def _frame_showing(browser_page, text: str):
     """The (nested, sandboxed) frame whose page shows `text`."""
     for _ in range(150):
         for frame in browser_page.frames:
             try:
                 if text in frame.inner_text("body", timeout=1000):
                     return frame
-            except Exception:  # noqa: BLE001, S112 - frames come and go while Streamlit reruns
+            except Exception:
                 continue
         browser_page.wait_for_timeout(200)
     raise AssertionError(f"no frame shows {text!r}")

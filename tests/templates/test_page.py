@@ -23,14 +23,14 @@ def _workspace_id() -> int:
         return session.scalar(select(Workspace.id).where(Workspace.slug == "acme"))
 
 
-def open_templates(email: str):  # noqa: ANN201
+def open_templates(email: str):
     at = sign_in(new_app(), email)
     at.switch_page("pages/templates.py").run()
     assert not at.exception
     return at
 
 
-def new_template(at, name: str, subject: str, html: str):  # noqa: ANN001, ANN201
+def new_template(at, name: str, subject: str, html: str):
     by_label(at.button, "New template").click()
     at.run()
     by_label(at.text_input, "Name").input(name)

@@ -19,7 +19,7 @@ from core.rendering import (
 CTX = MailContext(workspace_id=7, workspace_name="Acme", postal_address="1 Main St, Springfield")
 
 
-def render(html: str, subject: str = "Hi", text: str | None = None, **contact):  # noqa: ANN003
+def render(html: str, subject: str = "Hi", text: str | None = None, **contact):
     contact.setdefault("email", "ann@example.com")
     return render_for_contact(compile_template(subject, html, text), contact, CTX)
 

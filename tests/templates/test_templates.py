@@ -40,7 +40,7 @@ def owner(session):
     return actor_of(make_user(session, workspace))
 
 
-def draft(name="Welcome", subject="Welcome, {{ first_name }}", html=HTML, text=None):  # noqa: ANN001
+def draft(name="Welcome", subject="Welcome, {{ first_name }}", html=HTML, text=None):
     return TemplateDraft(name=name, subject=subject, html=html, text=text)
 
 

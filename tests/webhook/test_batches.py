@@ -20,7 +20,7 @@ def item(body: dict, message_id: str | None = None) -> events.SnsItem:
     return events.SnsItem(message_id or str(uuid.uuid4()), "Notification", TOPIC, json.dumps(body))
 
 
-def count(session: Session, model: type, *where) -> int:  # noqa: ANN002
+def count(session: Session, model: type, *where) -> int:
     return session.scalar(select(func.count()).select_from(model).where(*where))
 
 
@@ -128,7 +128,7 @@ def test_the_worker_makes_the_inbox_events_and_sets_aside_one_that_fails(live_db
 
     make = events._make_sns_events
 
-    def failing(conn, notifications):  # noqa: ANN001, ANN202
+    def failing(conn, notifications):
         if any(sns_id == bad.message_id for sns_id, _, _ in notifications):
             raise RuntimeError("cannot read this one")
         return make(conn, notifications)

@@ -96,7 +96,7 @@ def test_a_deeply_nested_body_and_a_certificate_url_with_a_newline_are_refused(f
 
 def test_healthz_does_not_tell_the_database_details(monkeypatch: pytest.MonkeyPatch):
     class Broken:
-        def connect(self):  # noqa: ANN201
+        def connect(self):
             raise OperationalError("SELECT 1", {}, Exception("host db.internal port 5432 user x"))
 
     monkeypatch.setattr(main, "get_engine", lambda: Broken())

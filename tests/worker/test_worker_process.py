@@ -12,7 +12,7 @@ from tests.processes import process_env, start_worker
 pytestmark = pytest.mark.slow
 
 
-def _roundtrip(tmp_path, broker: str, backend: str) -> None:  # noqa: ANN001
+def _roundtrip(tmp_path, broker: str, backend: str) -> None:
     env = process_env(
         tmp_path, f"sqlite:///{tmp_path / 'app.db'}", BROKER_URL=broker, RESULT_BACKEND=backend
     )
