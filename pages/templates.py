@@ -11,7 +11,7 @@ from core.templates import (
     list_templates,
 )
 from ui.actions import act
-from ui.state import actor, db, shows_errors
+from ui.state import actor, read_db, shows_errors
 from ui.template_editor import editor, open_editor
 from ui.text import md
 
@@ -31,7 +31,7 @@ def library() -> None:
         open_editor(None)
         st.rerun()
     rows = []
-    with shows_errors(), db() as session:
+    with shows_errors(), read_db() as session:
         rows = [
             (t.id, t.name, t.subject, t.updated_at)
             for t in list_templates(session, me, search, sort)
