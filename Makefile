@@ -33,6 +33,7 @@ lint: dev-venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 format: dev-venv
 	$(BIN)/ruff format .
@@ -45,6 +46,7 @@ test: dev-venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PARALLEL)
 
 # The inner loop: SQLite only, no processes started, no browser.

@@ -41,7 +41,7 @@ from sqlalchemy import and_, case, distinct, func, select, update
 from sqlalchemy.orm import Session
 
 from core import clock
-from core.db import session_scope
+from core.db import rowcount, session_scope
 from core.errors import MailwrightError, NotFound, ValidationFailed
 from core.jobs import enqueue
 from core.mail import check_sender_name
@@ -194,7 +194,8 @@ def configure_ab_test(
         raise ValidationFailed(
             f"The A/B test of a campaign that is {campaign.status} cannot be changed."
         )
-    template_ids = {v.template_id for v in parsed.variants}
+    # ABSettings has rejected any variant without a template.
+    template_ids = {v.template_id for v in parsed.variants if v.template_id is not None}
     found = set(
         session.scalars(
             select(Template.id).where(
@@ -579,7 +580,7 @@ def _figures(session: Session, campaign_id: int) -> dict[tuple[int | None, bool]
 
     human = Event.is_machine.is_(False)
 
-    def distinct_messages(condition):  # noqa: ANN001, ANN202
+    def distinct_messages(condition):
         return func.count(distinct(case((condition, Event.message_id))))
 
     rows = session.execute(
@@ -629,7 +630,7 @@ def wait_ends_at(campaign: Campaign) -> datetime | None:
     return started + timedelta(minutes=campaign.ab_wait_minutes) if started else None
 
 
-def _variant_count():  # noqa: ANN202
+def _variant_count():
     return (
         select(func.count())
         .select_from(Variant)
@@ -639,14 +640,17 @@ def _variant_count():  # noqa: ANN202
 
 
 def _test_in_flight(session: Session, campaign_id: int) -> int:
-    return session.scalar(
-        select(func.count())
-        .select_from(Message)
-        .where(
-            Message.campaign_id == campaign_id,
-            Message.status.in_(IN_FLIGHT),
-            Message.ab_rest.is_(False),
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(Message)
+            .where(
+                Message.campaign_id == campaign_id,
+                Message.status.in_(IN_FLIGHT),
+                Message.ab_rest.is_(False),
+            )
         )
+        or 0
     )
 
 
@@ -772,7 +776,7 @@ def choose_winner_manually(
         .execution_options(synchronize_session=False)
     )
     session.refresh(campaign)
-    if result.rowcount != 1:
+    if rowcount(result) != 1:
         chosen = next(
             (v.label for v in campaign.variants if v.id == campaign.ab_winner_variant_id), "?"
         )
@@ -800,7 +804,7 @@ def release_rest(session: Session, campaign_id: int, now: datetime | None = None
         .values(status="queued", variant_id=campaign.ab_winner_variant_id, updated_at=now)
         .execution_options(synchronize_session=False)
     )
-    released = result.rowcount or 0
+    released = rowcount(result) or 0
     if released:
         decision = dict(campaign.ab_decision or {})
         decision["rest_released_at"] = now.isoformat()
@@ -836,8 +840,9 @@ def _trend(
     if not rows:
         return []
     # An open is the first open or click of a message; a click its first click.
-    first_open: dict[tuple[int, int], datetime] = {}
-    first_click: dict[tuple[int, int], datetime] = {}
+    # Keyed by (variant id, message id), both nullable columns.
+    first_open: dict[tuple[int | None, int | None], datetime] = {}
+    first_click: dict[tuple[int | None, int | None], datetime] = {}
     for variant_id, type_, message_id, at in rows:
         at = clock.as_utc(at)
         key = (variant_id, message_id)

@@ -89,7 +89,7 @@ def _messages(request: Request) -> list[dict[str, str]]:
     return [{"role": "system", "content": _SYSTEM}, {"role": "user", "content": user}]
 
 
-def _client():  # noqa: ANN202
+def _client():
     from openai import OpenAI
 
     return OpenAI(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -129,7 +130,7 @@ def _campaign(session: Session, actor: Actor, campaign_id: int) -> Campaign:
     return campaign
 
 
-def _tracking_source(session: Session, workspace_id: int) -> str:
+def _tracking_source(session: Session, workspace_id: int) -> str | None:
     return session.scalar(select(Workspace.tracking_source).where(Workspace.id == workspace_id))
 
 
@@ -199,10 +200,13 @@ def campaign_figures(
         else:
             fig.soft_bounces += n
     if bounce_rows:
-        fig.bounces = session.scalar(
-            select(func.count(func.distinct(Event.message_id))).where(
-                Event.campaign_id == campaign.id, Event.type == "bounce"
+        fig.bounces = (
+            session.scalar(
+                select(func.count(func.distinct(Event.message_id))).where(
+                    Event.campaign_id == campaign.id, Event.type == "bounce"
+                )
             )
+            or 0
         )
     if delivered_events:
         fig.delivered = delivered_events
@@ -215,14 +219,14 @@ def campaign_figures(
 COUNTED_TYPES = ("click", "delivered", "open")
 
 
-def _snapshot(session: Session, campaign: Campaign):  # noqa: ANN202
+def _snapshot(session: Session, campaign: Campaign):
     from core import rollups
 
     key = rollups.source_key(session.get_bind().engine.url)
     return rollups.campaign_snapshot(campaign.workspace_id, campaign.id, key)
 
 
-def _apply(fig: CampaignFigures, source: str, rows) -> int:  # noqa: ANN001
+def _apply(fig: CampaignFigures, source: str, rows) -> int:
     """Add (type, source, machine, unique, total) rows to `fig`; returns unique deliveries."""
     delivered = 0
     for type_, ev_source, machine, unique, total in rows:
@@ -241,7 +245,7 @@ def _apply(fig: CampaignFigures, source: str, rows) -> int:  # noqa: ANN001
     return delivered
 
 
-def _full_event_counts(session: Session, campaign_id: int, source: str, fig) -> int:  # noqa: ANN001
+def _full_event_counts(session: Session, campaign_id: int, source: str, fig) -> int:
     # Per (type, source, machine) the messages that had one and how many; the inner
     # GROUP BY follows ix_event_campaign_report: no sort and no table access.
     per_message = (
@@ -264,7 +268,7 @@ def _full_event_counts(session: Session, campaign_id: int, source: str, fig) -> 
     return _apply(fig, source, rows)
 
 
-def _snapshot_plus_delta(session: Session, campaign_id: int, source: str, snap, fig) -> int:  # noqa: ANN001
+def _snapshot_plus_delta(session: Session, campaign_id: int, source: str, snap, fig) -> int:
     fig.unique_opens, fig.total_opens = snap.unique_opens, snap.total_opens
     fig.machine_opens = snap.machine_opens
     fig.unique_clicks, fig.total_clicks = snap.unique_clicks, snap.total_clicks
@@ -307,7 +311,7 @@ def _snapshot_plus_delta(session: Session, campaign_id: int, source: str, snap, 
     return snap.delivered_events + _apply(fig, source, rows)
 
 
-def _hour_bucket(session: Session):  # noqa: ANN202
+def _hour_bucket(session: Session):
     if session.get_bind().dialect.name == "postgresql":
         return func.date_trunc("hour", func.timezone("UTC", Event.occurred_at))
     return func.strftime("%Y-%m-%d %H:00:00", Event.occurred_at)
@@ -501,11 +505,12 @@ def _activity(session: Session, campaign_id: int, source: str, message_ids: list
         .group_by(Event.message_id, Event.type)
     ).all()
     for mid, type_, bounce_type, n in rows:
+        assert mid is not None  # the IN (message_ids) above matches no NULL
         activity[mid][type_] = (n, bounce_type)
     return activity
 
 
-def _to_rows(session: Session, campaign: Campaign, messages: list) -> list[RecipientRow]:
+def _to_rows(session: Session, campaign: Campaign, messages: Sequence[Any]) -> list[RecipientRow]:
     source = _tracking_source(session, campaign.workspace_id) or "own"
     activity = _activity(session, campaign.id, source, [m[0] for m in messages])
     out = []

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from core import clock, jobs
 from core.config import settings
+from core.db import rowcount
 from core.errors import (
     InvalidToken,
     NotFound,
@@ -269,14 +270,17 @@ def session_is_revoked(session: Session, user_id: int, token_exp: float | None) 
 
 def end_session(session: Session, actor: Actor, token_exp: float | None) -> None:
     """Sign-out: this session's cookie stops working now, on every device that holds it."""
-    if token_exp is not None and not session_is_revoked(session, actor.user_id, token_exp):
-        session.add(
-            RevokedSession(
-                user_id=actor.user_id,
-                token_exp=_session_key(token_exp),
-                expires_at=datetime.fromtimestamp(token_exp, UTC),
+    if token_exp is not None:
+        if actor.user_id is None:
+            raise ValidationFailed("Only a signed-in user has a session to end.")
+        if not session_is_revoked(session, actor.user_id, token_exp):
+            session.add(
+                RevokedSession(
+                    user_id=actor.user_id,
+                    token_exp=_session_key(token_exp),
+                    expires_at=datetime.fromtimestamp(token_exp, UTC),
+                )
             )
-        )
     session.add(
         AuditLog(workspace_id=actor.workspace_id, user_id=actor.user_id, action="signed_out")
     )
@@ -298,7 +302,7 @@ def end_all_sessions(session: Session, actor: Actor) -> None:
 def sweep_revoked_sessions(session: Session) -> int:
     """Forget signed-out sessions whose cookies have expired anyway."""
     result = session.execute(delete(RevokedSession).where(RevokedSession.expires_at < clock.now()))
-    return result.rowcount or 0
+    return rowcount(result) or 0
 
 
 # --- password reset ------------------------------------------------------------------
@@ -345,13 +349,16 @@ def request_password_reset(session: Session, email: str) -> None:
     user = get_user_by_email(session, email)
     if user is None:
         return
-    recent = session.scalar(
-        select(func.count())
-        .select_from(PasswordResetToken)
-        .where(
-            PasswordResetToken.user_id == user.id,
-            PasswordResetToken.created_at > clock.now() - timedelta(hours=1),
+    recent = (
+        session.scalar(
+            select(func.count())
+            .select_from(PasswordResetToken)
+            .where(
+                PasswordResetToken.user_id == user.id,
+                PasswordResetToken.created_at > clock.now() - timedelta(hours=1),
+            )
         )
+        or 0
     )
     if recent >= RESETS_PER_HOUR:
         log.warning("password reset for user %s refused: %s this hour", user.id, recent)
@@ -387,17 +394,22 @@ def _valid_reset_token(session: Session, token: str) -> PasswordResetToken:
     return row
 
 
+def _reset_token_user(session: Session, row: PasswordResetToken) -> User:
+    user = session.get(User, row.user_id)
+    assert user is not None  # the token's foreign key (ON DELETE CASCADE) guarantees it
+    return user
+
+
 def check_reset_token(session: Session, token: str) -> str:
     """The email the token resets, or InvalidToken."""
-    row = _valid_reset_token(session, token)
-    return session.get(User, row.user_id).email
+    return _reset_token_user(session, _valid_reset_token(session, token)).email
 
 
 def reset_password(session: Session, token: str, new_password: str) -> User:
     """Set a new password with a reset token, use the token up and end all sessions."""
     row = _valid_reset_token(session, token)
     check_password_policy(new_password)
-    user = session.get(User, row.user_id)
+    user = _reset_token_user(session, row)
     now = clock.now()
     row.used_at = now
     user.password_hash = hash_password(new_password)
@@ -482,10 +494,13 @@ def change_role(session: Session, actor: Actor, user_id: int, role: str) -> User
 
 
 def _owner_count(session: Session, actor: Actor) -> int:
-    return session.scalar(
-        select(func.count())
-        .select_from(User)
-        .where(User.workspace_id == actor.workspace_id, User.role == "owner")
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(User)
+            .where(User.workspace_id == actor.workspace_id, User.role == "owner")
+        )
+        or 0
     )
 
 
@@ -529,6 +544,8 @@ def invite_user(session: Session, actor: Actor, email: str, role: str) -> str:
     )
     session.flush()
     workspace = session.get(Workspace, actor.workspace_id)
+    if workspace is None:
+        raise NotFound("This workspace no longer exists.")
     link = f"{settings.app_base_url.rstrip('/')}/register?invite={token}"
     send_system_mail(
         email,
@@ -549,10 +566,16 @@ def _valid_invitation(session: Session, token: str) -> Invitation:
     return inv
 
 
+def _invitation_workspace(session: Session, inv: Invitation) -> Workspace:
+    workspace = session.get(Workspace, inv.workspace_id)
+    assert workspace is not None  # the invitation's foreign key (ON DELETE CASCADE) guarantees it
+    return workspace
+
+
 def describe_invitation(session: Session, token: str) -> tuple[str, str, str]:
     """(email, role, workspace name) of a valid invitation."""
     inv = _valid_invitation(session, token)
-    return inv.email, inv.role, session.get(Workspace, inv.workspace_id).name
+    return inv.email, inv.role, _invitation_workspace(session, inv).name
 
 
 def accept_invitation(session: Session, token: str, name: str, password: str) -> User:
@@ -570,7 +593,7 @@ def accept_invitation(session: Session, token: str, name: str, password: str) ->
             "This invitation is no longer valid (whoever sent it can no longer grant it). "
             "Ask an admin for a new one."
         ) from exc
-    workspace = session.get(Workspace, inv.workspace_id)
+    workspace = _invitation_workspace(session, inv)
     user = create_user(session, workspace, inv.email, password, inv.role, name=name)
     inv.accepted_at = clock.now()
     return user

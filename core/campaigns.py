@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from core import audience as audiences
 from core import clock, jobs
-from core.db import fold, like_escape
+from core.db import fold, like_escape, rowcount
 from core.errors import NotFound, ValidationFailed
 from core.mail import check_sender_address, check_sender_name
 from core.models import (
@@ -524,7 +524,7 @@ def retry_failed(session: Session, actor: Actor, campaign_id: int) -> int:
     campaign.finished_at = None
     session.flush()
     dispatch_batches(session, campaign.id)
-    return int(result.rowcount or 0)
+    return int(rowcount(result) or 0)
 
 
 def delete_campaign(session: Session, actor: Actor, campaign_id: int) -> None:
@@ -603,6 +603,7 @@ def send_test(
     campaign = get_campaign(session, actor, campaign_id)
     rendered = preview(session, actor, campaign_id, contact_id)
     workspace = session.get(Workspace, campaign.workspace_id)
+    assert workspace is not None  # the campaign's foreign key guarantees it
     composer = Composer(campaign, workspace)
     raw = composer.build(
         message_id=0,

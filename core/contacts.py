@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from core.auth import normalize_email
 from core.clock import now
-from core.db import fold, like_escape
+from core.db import fold, like_escape, rowcount
 from core.errors import NotFound, ValidationFailed
 from core.fields import validate_custom_values
 from core.lists import set_contact_lists
@@ -157,7 +157,7 @@ def page_contacts(
     if page_size not in PAGE_SIZES:
         raise ValidationFailed(f"A page has {' or '.join(map(str, PAGE_SIZES))} rows.")
     query = filtered_query(actor, flt)
-    total = session.scalar(query.with_only_columns(func.count(), maintain_column_froms=True))
+    total = session.scalar(query.with_only_columns(func.count(), maintain_column_froms=True)) or 0
     pages = max(1, -(-total // page_size))
     page = min(max(1, page), pages)
     column = SORTABLE[sort]
@@ -296,12 +296,14 @@ def _change_status(
         contact.status = status
         contact.updated_at = now()
         if status == ContactStatus.SUBSCRIBED:
-            removed = session.execute(
-                delete(Suppression).where(
-                    Suppression.workspace_id == actor.workspace_id,
-                    Suppression.email == contact.email,
+            removed = rowcount(
+                session.execute(
+                    delete(Suppression).where(
+                        Suppression.workspace_id == actor.workspace_id,
+                        Suppression.email == contact.email,
+                    )
                 )
-            ).rowcount
+            )
             _audit(
                 session,
                 actor,
@@ -380,10 +382,12 @@ def delete_contacts(session: Session, actor: Actor, contact_ids: Iterable[int]) 
                 Message.contact_id.in_(own), Message.workspace_id == actor.workspace_id
             )
         )
-        deleted += session.execute(
-            delete(Contact).where(Contact.id.in_(own)),
-            execution_options={"synchronize_session": False},
-        ).rowcount
+        deleted += rowcount(
+            session.execute(
+                delete(Contact).where(Contact.id.in_(own)),
+                execution_options={"synchronize_session": False},
+            )
+        )
     if deleted:
         _audit(session, actor, "contact.delete", f"{deleted} contact(s)", ids=ids[:100])
     session.expire_all()

@@ -6,10 +6,11 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, cast
 
-from sqlalchemy import Engine, String, create_engine, event, func
+from sqlalchemy import CursorResult, Engine, Result, String, create_engine, event, func
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import QueryableAttribute, Session, sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
 
 from core.config import settings
@@ -19,7 +20,7 @@ _engines: dict[str, Engine] = {}
 _makers: dict[str, sessionmaker[Session]] = {}
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
     # WAL lets the app, the worker and the webhook write side by side; the busy
     # timeout makes a writer wait for the lock instead of failing at once.
     cursor = dbapi_connection.cursor()
@@ -36,12 +37,20 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001
 CASEFOLD = "mw_casefold"
 
 
-def fold(expr: ColumnElement[str] | str) -> ColumnElement[str]:
+def fold(expr: ColumnElement[str] | QueryableAttribute[str] | str) -> ColumnElement[str]:
     """`expr` case-folded in SQL the way Python's `str.casefold` folds it, on both databases.
 
     Compare case-insensitively as `fold(a) == fold(b)` or `fold(a).like(fold(pattern))`.
     A NULL folds to '' (callers that care about missing values test them separately)."""
     return getattr(func, CASEFOLD)(func.coalesce(expr, ""), type_=String)
+
+
+def rowcount(result: Result[*tuple[Any, ...]]) -> int:
+    """How many rows the UPDATE or DELETE that produced `result` matched.
+
+    Session.execute() is typed as returning a plain Result, but for DML it returns a
+    CursorResult, which is what carries rowcount."""
+    return cast("CursorResult[*tuple[Any, ...]]", result).rowcount
 
 
 def like_escape(text: str) -> str:
@@ -52,7 +61,7 @@ def like_escape(text: str) -> str:
 READ_ONLY = "mailwright_read_only"
 
 
-def _sqlite_begin(conn) -> None:  # noqa: ANN001
+def _sqlite_begin(conn) -> None:
     # BEGIN IMMEDIATE takes the write lock up front, so two writers queue on the busy
     # timeout instead of deadlocking when a reader upgrades to a writer. A transaction
     # that only reads (read_scope) begins deferred: under WAL it never takes the write
@@ -77,7 +86,7 @@ def create_db_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
 
         @event.listens_for(engine, "connect")
-        def _no_pysqlite_begin(dbapi_connection, _record) -> None:  # noqa: ANN001
+        def _no_pysqlite_begin(dbapi_connection, _record) -> None:
             dbapi_connection.isolation_level = None
 
         event.listen(engine, "begin", _sqlite_begin)
@@ -123,7 +132,7 @@ def read_scope(url: str | None = None) -> Iterator[Session]:
 
 
 @event.listens_for(Session, "before_flush")
-def _no_writes_in_read_scope(session: Session, _context, _instances) -> None:  # noqa: ANN001
+def _no_writes_in_read_scope(session: Session, _context, _instances) -> None:
     if session.info.get(READ_ONLY) and (session.new or session.dirty or session.deleted):
         raise RuntimeError("read_scope() is for reading: write in a session_scope() instead")
 

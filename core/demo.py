@@ -196,7 +196,7 @@ def _seed_sent_campaign(
     people: list[Contact],
     rng: random.Random,
     now,
-) -> None:  # noqa: ANN001
+) -> None:
     started = now - timedelta(days=3)
     campaign = Campaign(
         workspace_id=workspace.id,
@@ -240,7 +240,7 @@ def _seed_sent_campaign(
         session.add(msg)
         session.flush()
 
-        def event(type_: str, at, msg=msg, contact=contact, **extra) -> None:  # noqa: ANN001, ANN003
+        def event(type_: str, at, msg=msg, contact=contact, **extra) -> None:
             session.add(
                 Event(
                     workspace_id=workspace.id,

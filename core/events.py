@@ -139,7 +139,7 @@ def _connection(db: Session | Connection) -> Connection:
     return db
 
 
-def _insert(conn: Connection, table: Table):  # noqa: ANN202 - dialect-specific Insert
+def _insert(conn: Connection, table: Table):
     dialect = conn.dialect.name
     return (postgresql if dialect == "postgresql" else sqlite).insert(table)
 
@@ -341,7 +341,8 @@ def _apply_consequences(conn: Connection, events: list[NewEvent]) -> None:
     settled: dict[int, datetime] = {}
     failed: dict[int, str] = {}
     for e in events:
-        status = reason = None
+        status: str | None = None
+        reason = ""  # set together with status
         if e.type == "bounce" and e.bounce_type == "hard":
             status, reason = SUPPRESSING["bounce"]
         elif e.type == "complaint":
@@ -593,7 +594,8 @@ def parse_ses_event(text: str, received: datetime | None = None) -> list[SesReco
 
 def _tag(tags: dict[str, list[str]], names: Iterable[str]) -> int | None:
     for name in names:
-        value = tags.get(name)
+        # SES sends a list per tag; a bare string is read as well.
+        value: list[str] | str | None = tags.get(name)
         if isinstance(value, list):
             value = value[0] if value else None
         if value is None:
@@ -697,7 +699,7 @@ def drain_sns_backlog(batch: int | None = None, url: str | None = None) -> int:
         try:
             with session_scope(url) as session:
                 taken = len(process_sns_backlog(session, batch))
-        except Exception:  # noqa: BLE001 - find the notification that fails, below
+        except Exception:
             log.exception("a batch of SNS notifications failed; retrying them one by one")
             taken = _drain_one_by_one(batch, url)
         total += taken
@@ -712,7 +714,7 @@ def _drain_one_by_one(batch: int, url: str | None) -> int:
         try:
             with session_scope(url) as session:
                 process_sns_backlog(session, 1, only=[message_id])
-        except Exception as exc:  # noqa: BLE001 - counted against it; the rest go on
+        except Exception as exc:
             log.exception("SNS notification %s failed", message_id)
             with session_scope(url) as session:
                 note_sns_failure(session, message_id, f"{type(exc).__name__}: {exc}")

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.orm import Session
 
+from core.db import rowcount
 from core.errors import NotFound, ValidationFailed
 from core.models import FIELD_TYPES, AuditLog, Contact, CustomField
 from core.permissions import Actor
@@ -224,10 +225,13 @@ def _has_key(session: Session, key: str) -> ColumnElement[bool]:
 def count_field_values(session: Session, actor: Actor, key: str) -> int:
     """How many contacts hold a value for custom field `key`."""
     actor.require("read")
-    return session.scalar(
-        select(func.count())
-        .select_from(Contact)
-        .where(Contact.workspace_id == actor.workspace_id, _has_key(session, key))
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(Contact)
+            .where(Contact.workspace_id == actor.workspace_id, _has_key(session, key))
+        )
+        or 0
     )
 
 
@@ -236,13 +240,16 @@ def delete_custom_field(session: Session, actor: Actor, field_id: int) -> int:
     actor.require("admin")
     field = get_custom_field(session, actor, field_id)
     where = (Contact.workspace_id == actor.workspace_id, _has_key(session, field.key))
+    stripped: ColumnElement[Any]
     if session.get_bind().dialect.name == "postgresql":
         stripped = Contact.custom_fields.op("-")(field.key)
     else:
         stripped = func.json_remove(Contact.custom_fields, f'$."{field.key}"')
-    result = session.execute(
-        update(Contact).where(*where).values(custom_fields=stripped),
-        execution_options={"synchronize_session": False},
+    removed = rowcount(
+        session.execute(
+            update(Contact).where(*where).values(custom_fields=stripped),
+            execution_options={"synchronize_session": False},
+        )
     )
     session.add(
         AuditLog(
@@ -250,12 +257,12 @@ def delete_custom_field(session: Session, actor: Actor, field_id: int) -> int:
             user_id=actor.user_id,
             action="custom_field.delete",
             target=field.key,
-            detail={"values_removed": result.rowcount},
+            detail={"values_removed": removed},
         )
     )
     session.delete(field)
     session.flush()
-    return result.rowcount
+    return removed
 
 
 def field_types(session: Session, actor: Actor) -> dict[str, str]:

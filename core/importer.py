@@ -32,17 +32,17 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from queue import Full, Queue
-from typing import Any
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 from psycopg.errors import UniqueViolation
-from sqlalchemy import DateTime, bindparam, or_, select, text, update
+from sqlalchemy import DateTime, String, bindparam, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from core.clock import now
 from core.config import settings
 from core.db import get_sessionmaker, session_scope
-from core.errors import MailwrightError, ValidationFailed
+from core.errors import MailwrightError, NotFound, ValidationFailed
 from core.fields import (
     CONTACT_COLUMNS,
     FIELD_LABELS,
@@ -58,6 +58,9 @@ from core.lists import ensure_list, get_list
 from core.models import Contact, Job
 from core.permissions import Actor
 from core.statuses import JobStatus
+
+if TYPE_CHECKING:
+    from _csv import Writer as CsvWriter  # what csv.writer() returns
 
 log = logging.getLogger(__name__)
 
@@ -341,13 +344,13 @@ def _check_xlsx(path: Path) -> None:
             )
 
 
-def _load_workbook(path: Path) -> Any:  # noqa: ANN401 - openpyxl's Workbook
+def _load_workbook(path: Path) -> Any:
     from openpyxl import load_workbook
 
     _check_xlsx(path)
     try:
         return load_workbook(path, read_only=True, data_only=True)
-    except Exception as exc:  # noqa: BLE001 - any parser failure means the same to a user
+    except Exception as exc:
         # e.g. a DTD or entity declaration (refused by the XML parser), a broken part
         raise UnreadableFile(
             f"The file is not a readable .xlsx workbook ({type(exc).__name__})."
@@ -641,8 +644,8 @@ class _ErrorReport:
     def __init__(self, header: list[str]) -> None:
         self.header = header
         self.path: Path | None = None
-        self._fh = None
-        self._writer = None
+        self._fh: TextIO | None = None
+        self._writer: CsvWriter | None = None
         self.preview: list[tuple[int, str, str]] = []
         self._lock = threading.Lock()
 
@@ -697,7 +700,7 @@ class _Stager:
         self.list_id = list_id
         self.probe = False
 
-    def _exec(self, sql: str, **params: Any):  # noqa: ANN202
+    def _exec(self, sql: str, **params: Any):
         statement = text(sql)
         if "now" in params:
             statement = statement.bindparams(bindparam("now", type_=DateTime(timezone=True)))
@@ -749,6 +752,7 @@ class _Stager:
         try:
             with self.session.begin_nested():
                 raw = self.session.connection().connection.driver_connection
+                assert raw is not None  # a checked-out connection has its driver connection
                 with (
                     raw.cursor() as cursor,
                     cursor.copy(f"COPY contact ({names}) FROM STDIN") as copy,
@@ -773,6 +777,7 @@ class _Stager:
         connection = self.session.connection()
         if self.pg:
             raw = connection.connection.driver_connection
+            assert raw is not None  # a checked-out connection has its driver connection
             with raw.cursor() as cursor:
                 names = ", ".join(_STAGE_COLUMNS[1:])  # the line is not needed here
                 with cursor.copy(f"COPY mw_import_stage ({names}) FROM STDIN") as copy:
@@ -849,10 +854,14 @@ class _Stager:
         )
 
 
+def _max_length(name: str) -> int:
+    length = cast(String, Contact.__table__.c[name].type).length
+    assert length is not None  # every standard text column of contact is a sized String
+    return length
+
+
 # Lengths of the contact's text columns (core/models.py).
-MAX_LENGTHS = {
-    name: Contact.__table__.c[name].type.length for name in STANDARD_TARGETS if name != "email"
-}
+MAX_LENGTHS = {name: _max_length(name) for name in STANDARD_TARGETS if name != "email"}
 
 
 @dataclass
@@ -1131,7 +1140,7 @@ def _check_block(block: _Block) -> _Checked:
     standard = plan.standard
     custom = [(index, key, type_, _fast_coercer(type_)) for index, key, type_ in plan.custom]
     copy = block.copy
-    blank = [""] * 9
+    blank: list[Any] = [""] * 9  # the line number, then the text columns
     dumps = json.dumps
     bad = out.bad
     for line, cells in zip(
@@ -1524,6 +1533,8 @@ def recover_import_jobs(session: Session) -> dict[str, int]:
 def _finish_job(job_id: int, status: str, **values: Any) -> None:
     with session_scope() as session:
         job = session.get(Job, job_id)
+        if job is None:
+            raise NotFound(f"Import job {job_id} no longer exists.")
         job.status = status
         for key, value in values.items():
             setattr(job, key, value)

@@ -109,6 +109,6 @@ def _send_pending(session: Session) -> None:
 
 
 @event.listens_for(Session, "after_soft_rollback")
-def _drop_pending(session: Session, previous_transaction) -> None:  # noqa: ANN001
+def _drop_pending(session: Session, previous_transaction) -> None:
     if previous_transaction.parent is None:
         session.info.pop(_PENDING, None)

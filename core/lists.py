@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
+from core.db import rowcount
 from core.errors import NotFound, ValidationFailed
 from core.models import Contact, ContactList, ListMembership
 from core.permissions import Actor
@@ -155,7 +156,7 @@ def remove_members(session: Session, actor: Actor, list_id: int, contact_ids: It
                 ListMembership.contact_id.in_(ids[start : start + _BULK]),
             )
         )
-        removed += result.rowcount
+        removed += rowcount(result)
     return removed
 
 

@@ -165,7 +165,7 @@ class _Range:
     def __len__(self) -> int:
         return len(self._range)
 
-    def __iter__(self) -> Any:  # noqa: ANN401
+    def __iter__(self) -> Any:
         for value in self._range:
             _tick()
             yield value
@@ -187,7 +187,7 @@ def _join_capped(pieces: Iterable[str]) -> str:
 class _Generator(CodeGenerator):
     """Jinja's code generator, with every `~` concatenation checked for size."""
 
-    def visit_Concat(self, node: nodes.Concat, frame: Any) -> None:  # noqa: N802
+    def visit_Concat(self, node: nodes.Concat, frame: Any) -> None:
         self.write("environment.checked(")
         super().visit_Concat(node, frame)
         self.write(")")
@@ -223,10 +223,10 @@ class _Sandbox(ImmutableSandboxedEnvironment):
             raise _LimitExceeded(f"a text or list would be longer than {MAX_TEXT:,}")
         return _checked(super().call_binop(context, operator_, left, right))
 
-    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         return _checked(super().call(__context, __obj, *args, **kwargs))
 
-    def checked(self, value: Any) -> Any:  # noqa: ANN401 - called by _Generator's code
+    def checked(self, value: Any) -> Any:
         return _checked(value)
 
     def is_safe_callable(self, obj: Any) -> bool:
@@ -300,16 +300,16 @@ def _forbidden(ast: nodes.Template) -> tuple[str, int] | None:
     """The first construct the sandbox would refuse, found before anything runs."""
     for node in ast.find_all((nodes.Import, nodes.FromImport, nodes.Include, nodes.Extends)):
         return "importing, including or extending other templates is not allowed", node.lineno
-    for node in ast.find_all(nodes.Getattr):
-        if node.attr.startswith("_"):
-            return f"“{node.attr}” is not allowed (names starting with “_”)", node.lineno
-    for node in ast.find_all(nodes.Getitem):
-        arg = node.arg
+    for attr in ast.find_all(nodes.Getattr):
+        if attr.attr.startswith("_"):
+            return f"“{attr.attr}” is not allowed (names starting with “_”)", attr.lineno
+    for item in ast.find_all(nodes.Getitem):
+        arg = item.arg
         if isinstance(arg, nodes.Const) and isinstance(arg.value, str) and arg.value[:1] == "_":
-            return f"“{arg.value}” is not allowed (names starting with “_”)", node.lineno
-    for node in ast.find_all(nodes.Filter):
-        if node.name == "attr":
-            return "the attr filter is not allowed", node.lineno
+            return f"“{arg.value}” is not allowed (names starting with “_”)", item.lineno
+    for filter_ in ast.find_all(nodes.Filter):
+        if filter_.name == "attr":
+            return "the attr filter is not allowed", filter_.lineno
     return None
 
 
@@ -336,7 +336,7 @@ def _readable(exc: TemplateSyntaxError) -> str:
     return message
 
 
-def _compile(env: _Sandbox, source: str, part: str):  # noqa: ANN202
+def _compile(env: _Sandbox, source: str, part: str):
     _parse(env, source, part)
     try:
         return env.from_string(source)
@@ -589,16 +589,16 @@ def referenced_names(source: str) -> set[str]:
     except TemplateSyntaxError:
         return set()
     found = set(meta.find_undeclared_variables(ast))
-    for node in ast.find_all(nodes.Getattr):
-        if isinstance(node.node, nodes.Name) and node.node.name == "custom_fields":
-            found.add(f"custom_fields.{node.attr}")
-    for node in ast.find_all(nodes.Getitem):
+    for attr in ast.find_all(nodes.Getattr):
+        if isinstance(attr.node, nodes.Name) and attr.node.name == "custom_fields":
+            found.add(f"custom_fields.{attr.attr}")
+    for item in ast.find_all(nodes.Getitem):
         if (
-            isinstance(node.node, nodes.Name)
-            and node.node.name == "custom_fields"
-            and isinstance(node.arg, nodes.Const)
+            isinstance(item.node, nodes.Name)
+            and item.node.name == "custom_fields"
+            and isinstance(item.arg, nodes.Const)
         ):
-            found.add(f"custom_fields.{node.arg.value}")
+            found.add(f"custom_fields.{item.arg.value}")
     return found
 
 

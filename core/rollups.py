@@ -116,7 +116,9 @@ class RollupResult:
 
 
 def rollup_path(path: Path | None = None) -> Path:
-    return Path(path or settings.rollup_path)
+    path = path or settings.rollup_path
+    assert path is not None  # Settings defaults it to data_dir / "rollups.duckdb"
+    return Path(path)
 
 
 def _state_path(path: Path) -> Path:
@@ -253,7 +255,7 @@ def _copy_all_pg(engine: Any, queries: dict[str, str], workdir: Path) -> dict[st
         mark = time.monotonic()
         try:
             results[table] = _copy_out(engine, query, workdir)
-        except BaseException as exc:  # noqa: BLE001 - re-raised below in the caller
+        except BaseException as exc:
             errors.append(exc)
         STAGES[f"copy {table}"] = round(time.monotonic() - mark, 3)
 
@@ -600,7 +602,9 @@ def _build(url: str | None, path: Path, full: bool, lag: int, started: float) ->
         # A raw connection: on SQLite a SQLAlchemy one would BEGIN IMMEDIATE (a write lock).
         raw = engine.raw_connection()
         try:
-            cur = raw.driver_connection.cursor()
+            driver = raw.driver_connection
+            assert driver is not None  # a checked-out connection has its driver connection
+            cur = driver.cursor()
             cur.execute("SELECT id, status, updated_at FROM campaign")
             current = {cid: (st, f"{st}|{updated}") for cid, st, updated in cur.fetchall()}
             cur.close()
@@ -890,6 +894,7 @@ def workspace_query(
         raise QueryRefused(
             f"The query ran longer than {time_limit:g} s and was stopped (time limit)."
         ) from exc
+    answer: dict[str, Any]
     try:
         answer = pickle.loads(done.stdout) if done.returncode == 0 else {"error": "memory"}
     except (pickle.UnpicklingError, EOFError):
@@ -995,9 +1000,17 @@ def campaign_snapshot(
             ).fetchall()
     except (RollupsMissing, duckdb.Error):
         return None
+    delivered, unique_opens, total_opens, machine_opens, unique_clicks, total_clicks = (
+        int(v) for v in row[0]
+    )
     return CampaignSnapshot(
         int(info[0][0] or 0),
-        *(int(v) for v in row[0]),
+        delivered,
+        unique_opens,
+        total_opens,
+        machine_opens,
+        unique_clicks,
+        total_clicks,
         {h.replace(tzinfo=UTC): (int(o), int(c)) for h, o, c in hours},
         {u: (int(a), int(b)) for u, a, b in links},
     )

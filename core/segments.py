@@ -27,6 +27,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy import (
+    ColumnClause,
     ColumnElement,
     Float,
     Select,
@@ -328,12 +329,12 @@ def _check_value(type_: str, op: str, value: Any) -> Any:
         if op == "between":
             if not isinstance(value, list) or len(value) != 2:
                 raise ValueError("needs two dates [from, to] as YYYY-MM-DD")
-            dates = [_as_date(v) for v in value]
-            if None in dates:
+            first, last = (_as_date(v) for v in value)
+            if first is None or last is None:
                 raise ValueError("needs two dates [from, to] as YYYY-MM-DD")
-            if dates[0] > dates[1]:
+            if first > last:
                 raise ValueError("needs the earlier date first")
-            return [d.isoformat() for d in dates]
+            return [first.isoformat(), last.isoformat()]
         parsed = _as_date(value)
         if parsed is None:
             raise ValueError("needs a date as YYYY-MM-DD")
@@ -451,7 +452,7 @@ class _Compiler:
     def _sqlite_custom(self, key: str, type_: str) -> ColumnElement[Any]:
         """SQLite: the custom field's value when its JSON type fits `type_`, else NULL."""
         cf = Contact.custom_fields
-        path = literal_column(f"'$.{key}'")
+        path: ColumnClause[str] = literal_column(f"'$.{key}'")
         jtype = func.json_type(cf, path)
         raw = func.json_extract(cf, path, type_=String)
         if type_ == "number":
@@ -468,6 +469,7 @@ class _Compiler:
     # Leaves -------------------------------------------------------------------------
     def field(self, rule: FieldRule) -> ColumnElement[bool]:
         type_ = field_type(self.scope, rule.field)
+        assert type_ is not None  # compile_rules ran check_rules, which refuses unknown fields
         custom = rule.field.startswith("custom_fields.")
         op, value = rule.op, rule.value
         if custom and self.pg:
@@ -534,6 +536,7 @@ class _Compiler:
         # are, so the (workspace, status) index and plain comparisons serve. Everything else
         # is case-folded as Python's str.casefold does, on both databases ("Straße" is
         # "STRASSE"; SQLite's own lower() folds ASCII only).
+        norm: Callable[[Any], ColumnElement[str]]
         if col in (Contact.email, Contact.status):
             low, norm = col, lambda v: literal(v.lower(), String)
         else:
@@ -752,7 +755,7 @@ def compile_rules(
     return compiler.group(group)
 
 
-def matching_query(session: Session, workspace_id: int, rules: Any, at: datetime | None = None):  # noqa: ANN201
+def matching_query(session: Session, workspace_id: int, rules: Any, at: datetime | None = None):
     """SELECT contact.id of the workspace's contacts that match `rules`."""
     return select(Contact.id).where(
         Contact.workspace_id == workspace_id, compile_rules(session, workspace_id, rules, at)

@@ -39,6 +39,7 @@ from sqlalchemy.orm import Session
 
 from core import audience, clock, jobs, tracking
 from core.config import settings
+from core.db import rowcount
 from core.errors import (
     PermanentSendError,
     ThrottledSendError,
@@ -247,15 +248,18 @@ def start_campaign(session: Session, campaign_id: int) -> bool:
 
     Commits. A second delivery of the start task finds the campaign no longer scheduled.
     """
-    won = session.execute(
-        update(Campaign)
-        .where(Campaign.id == campaign_id, Campaign.status == CampaignStatus.SCHEDULED)
-        .values(status=CampaignStatus.SENDING, started_at=clock.now(), error="")
-    ).rowcount
+    won = rowcount(
+        session.execute(
+            update(Campaign)
+            .where(Campaign.id == campaign_id, Campaign.status == CampaignStatus.SCHEDULED)
+            .values(status=CampaignStatus.SENDING, started_at=clock.now(), error="")
+        )
+    )
     if not won:
         session.rollback()
         return False
     campaign = session.get(Campaign, campaign_id)
+    assert campaign is not None  # the UPDATE above has just matched it
     session.refresh(campaign)
     _snapshot_content(session, campaign)
     try:
@@ -521,6 +525,7 @@ def send_batch(
         result.stopped = campaign.status if campaign else "deleted"
         return result
     workspace = session.get(Workspace, campaign.workspace_id)
+    assert workspace is not None  # the campaign's foreign key guarantees it
     transport = transport or get_transport_cached()
     lim = rate_limiter or limiter()
     composer = Composer(campaign, workspace)
@@ -622,11 +627,13 @@ def finish_if_done(session: Session, campaign_id: int) -> str | None:
     values: dict[str, Any] = {"status": status, "finished_at": clock.now()}
     if status == CampaignStatus.FAILED:
         values["error"] = "No message could be sent: see the failed messages for the reasons."
-    done = session.execute(
-        update(Campaign)
-        .where(Campaign.id == campaign_id, Campaign.status == CampaignStatus.SENDING)
-        .values(**values)
-    ).rowcount
+    done = rowcount(
+        session.execute(
+            update(Campaign)
+            .where(Campaign.id == campaign_id, Campaign.status == CampaignStatus.SENDING)
+            .values(**values)
+        )
+    )
     session.commit()
     return status if done else None
 
@@ -670,17 +677,19 @@ def recover(session: Session) -> dict[str, int]:
         )
         activity = max(t for t in (clock.as_utc(last), clock.as_utc(started), cutoff) if t)
         stats["reclaimed"] += int(
-            session.execute(
-                update(Message)
-                .where(
-                    Message.campaign_id == cid,
-                    Message.status == MessageStatus.SENDING,
-                    Message.updated_at < cutoff,
+            rowcount(
+                session.execute(
+                    update(Message)
+                    .where(
+                        Message.campaign_id == cid,
+                        Message.status == MessageStatus.SENDING,
+                        Message.updated_at < cutoff,
+                    )
+                    # The clock stays: a reclaim is not a sign of life, so the re-dispatch
+                    # below still counts one lease from the worker's last write.
+                    .values(status=reclaimed_to)
                 )
-                # The clock stays: a reclaim is not a sign of life, so the re-dispatch
-                # below still counts one lease from the worker's last write.
-                .values(status=reclaimed_to)
-            ).rowcount
+            )
             or 0
         )
         session.commit()

@@ -7,6 +7,7 @@ import html as html_lib
 import json
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -15,7 +16,7 @@ from core import tracking
 from core.config import settings
 from core.errors import NotFound, ValidationFailed
 from core.fields import FIELD_LABELS, list_custom_fields
-from core.models import AuditLog, Campaign, Template, Variant
+from core.models import AuditLog, Campaign, Contact, Template, Variant
 from core.permissions import Actor
 from core.rendering import (
     STANDARD_VARIABLES,
@@ -309,6 +310,7 @@ def preview(
     actor.require("read")
     warnings = check_content(session, actor, draft)
     compiled, _ = check_template(draft.subject, draft.html, draft.text, ())
+    contact: dict[str, Any] | Contact
     if contact_id is None:
         keys = [f.key for f in list_custom_fields(session, actor)]
         contact = sample_contact(keys)

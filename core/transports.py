@@ -46,7 +46,9 @@ class OutboxTransport:
     name = "outbox"
 
     def __init__(self, directory: Path | str | None = None) -> None:
-        self.directory = Path(directory or settings.outbox_dir)
+        directory = directory or settings.outbox_dir
+        assert directory is not None  # Settings defaults it to data_dir / "outbox"
+        self.directory = Path(directory)
         for sub in ("tmp", "new", "cur"):
             (self.directory / sub).mkdir(parents=True, exist_ok=True)
 
@@ -103,7 +105,8 @@ class SmtpTransport:
             raise PermanentSendError(f"Recipient refused: {exc.recipients}") from exc
         except smtplib.SMTPResponseException as exc:
             self.close()
-            text = exc.smtp_error.decode(errors="replace") if exc.smtp_error else ""
+            error = exc.smtp_error  # bytes from a server reply, str from some smtplib checks
+            text = error.decode(errors="replace") if isinstance(error, bytes) else error or ""
             if exc.smtp_code == 454 or "throttl" in text.lower():
                 raise ThrottledSendError(f"SMTP {exc.smtp_code}: {text}") from exc
             if 400 <= exc.smtp_code < 500:

@@ -13,7 +13,7 @@ def fail_cleanly(func: Callable[..., int]) -> Callable[..., int]:
     """Turn a domain error into one readable line on stderr and exit status 2."""
 
     @wraps(func)
-    def wrapper(*args, **kwargs) -> int:  # noqa: ANN002, ANN003
+    def wrapper(*args, **kwargs) -> int:
         try:
             return func(*args, **kwargs)
         except MailwrightError as exc:

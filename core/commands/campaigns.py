@@ -43,14 +43,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.set_defaults(func=cmd_control, action=name)
 
 
-def _actor_for_slug(session, slug: str) -> Actor:  # noqa: ANN001
+def _actor_for_slug(session, slug: str) -> Actor:
     workspace = session.scalars(select(Workspace).where(Workspace.slug == slug)).first()
     if workspace is None:
         raise NotFound(f"No workspace {slug!r}.")
     return Actor.system(workspace.id)
 
 
-def _actor_for_campaign(session, campaign_id: int) -> Actor:  # noqa: ANN001
+def _actor_for_campaign(session, campaign_id: int) -> Actor:
     campaign = session.get(Campaign, campaign_id)
     if campaign is None:
         raise NotFound(f"No campaign {campaign_id}.")
