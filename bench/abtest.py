@@ -27,11 +27,11 @@ os.environ.setdefault("DATA_DIR", tempfile.mkdtemp(prefix="mailwright-bench-"))
 import numpy as np  # noqa: E402
 from sqlalchemy import insert, select, text, update  # noqa: E402
 
-from core import abtest  # noqa: E402
-from core.db import dispose_all, session_scope  # noqa: E402
+from core.abtest import engine as abtest  # noqa: E402
+from core.infra.db import dispose_all, session_scope  # noqa: E402
+from core.infra.migrate import migrate  # noqa: E402
+from core.infra.permissions import Actor  # noqa: E402
 from core.models import Campaign, Contact, Event, Message, Template, Workspace  # noqa: E402
-from core.permissions import Actor  # noqa: E402
-from core.schema import migrate  # noqa: E402
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 

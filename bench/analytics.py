@@ -37,12 +37,13 @@ os.environ.setdefault("DATA_DIR", tempfile.mkdtemp(prefix="mw-bench-analytics-")
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
-from core import analytics, rollups
-from core.config import settings
-from core.db import dispose_all, get_engine, session_scope
+from core.analytics import reports as analytics
+from core.analytics import rollups
+from core.infra.config import settings
+from core.infra.db import dispose_all, get_engine, session_scope
+from core.infra.migrate import migrate
+from core.infra.permissions import Actor
 from core.models import Base, Campaign, Contact, Event, Message, Workspace
-from core.permissions import Actor
-from core.schema import migrate
 
 DOMAINS = ["gmail.com", "yahoo.com", "outlook.com", "example.org", "web.de"]
 LINKS = [f"https://example.com/page-{i}" for i in range(5)]

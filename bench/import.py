@@ -56,11 +56,11 @@ def generate(path: Path, rows: int, seed: int = 1) -> None:
 
 def child(backend: str, url: str, csv_path: str) -> None:
     """Run one import in this process and print its figures as JSON."""
-    from core.db import get_sessionmaker, session_scope
-    from core.importer import import_contacts
+    from core.contacts.importing import import_contacts
+    from core.infra.db import get_sessionmaker, session_scope
+    from core.infra.migrate import migrate
+    from core.infra.permissions import Actor
     from core.models import Workspace
-    from core.permissions import Actor
-    from core.schema import migrate
 
     migrate(url)
     with session_scope(url) as session:
@@ -74,7 +74,7 @@ def child(backend: str, url: str, csv_path: str) -> None:
         result = import_contacts(session, Actor.system(ws_id), csv_path)
     seconds = time.perf_counter() - start
     # The contacts page's first render on what was just imported: one page and the total.
-    from core.contacts import ContactFilter, page_contacts
+    from core.contacts.service import ContactFilter, page_contacts
 
     timings = {}
     for name, flt, sort in [

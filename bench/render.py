@@ -1,11 +1,11 @@
 """Rendering speed: a personalised subject, a ~2 KB HTML body (5 variables, a loop, CSS) and
-a text part, rendered for N contacts on one core through core.rendering, compared with a
+a text part, rendered for N contacts on one core through core.content.rendering, compared with a
 bare (unsandboxed) Jinja2 render of the same compiled sources in the same run.
 
     python bench/render.py [--scale 1.0]      # scale 1.0 = 100,000 contacts
 
 The bare baseline renders the three parts as three plain Jinja2 templates (unsandboxed,
-same sources after footer and CSS inlining); core.rendering renders them in one sandboxed
+same sources after footer and CSS inlining); core.content.rendering renders them in one sandboxed
 pass. Methods run interleaved in chunks so that load from other processes hits them alike:
 bare (unsandboxed Jinja2), sandboxed (CompiledTemplate.render), full (render_for_contact:
 variables, signed unsubscribe URL, render) and tracked (full plus click rewriting and the
@@ -28,7 +28,7 @@ os.environ.setdefault("DATA_DIR", "/tmp/mailwright-bench")
 
 import jinja2
 
-from core.rendering import (
+from core.content.rendering import (
     MailContext,
     compile_template,
     contact_variables,
@@ -100,7 +100,7 @@ def main() -> None:
     people = contacts(n)
     ctx = MailContext(workspace_id=1, workspace_name="Acme", postal_address="1 Main St")
 
-    import core.tracking  # noqa: F401 - load settings before timing anything
+    import core.ingest.tracking  # noqa: F401 - load settings before timing anything
 
     t0 = time.perf_counter()
     compiled = compile_template(SUBJECT, HTML, TEXT)

@@ -28,11 +28,11 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from core.db import create_db_engine
+from core.infra.db import create_db_engine
+from core.infra.migrate import migrate
+from core.infra.permissions import Actor
 from core.models import Campaign, ContactList, CustomField, Event, Workspace
-from core.permissions import Actor
-from core.schema import migrate
-from core.segments import count_matching, matching_query
+from core.segments.rules import count_matching, matching_query
 
 CUSTOM = (("plan", "text"), ("score", "number"), ("vip", "boolean"), ("renewal", "date"))
 CAMPAIGNS = 10
@@ -400,7 +400,7 @@ def main() -> int:
                 url, True, int(1_000_000 * args.scale), args.repeats, bool(args.reuse_pg)
             )
         finally:
-            from core.db import dispose_all
+            from core.infra.db import dispose_all
 
             dispose_all()
             if not args.keep and not args.reuse_pg:

@@ -41,12 +41,14 @@ os.environ.update(
 
 from sqlalchemy import create_engine, func, select, text  # noqa: E402
 
-from core import audience, campaigns, sending  # noqa: E402
-from core.config import settings  # noqa: E402
-from core.db import get_sessionmaker, session_scope  # noqa: E402
+from core.campaigns import audience  # noqa: E402
+from core.campaigns import service as campaigns  # noqa: E402
+from core.infra.config import settings  # noqa: E402
+from core.infra.db import get_sessionmaker, session_scope  # noqa: E402
+from core.infra.migrate import migrate  # noqa: E402
+from core.infra.permissions import Actor  # noqa: E402
 from core.models import Campaign, ContactList, Message, Template  # noqa: E402
-from core.permissions import Actor  # noqa: E402
-from core.schema import migrate  # noqa: E402
+from core.sending import pipeline as sending  # noqa: E402
 from tests.processes import process_env, start_worker, wait_until  # noqa: E402
 
 # About 2 KB of personalised HTML with a few links.
@@ -276,7 +278,7 @@ def pg_snapshot(pg_admin: str, rows: int) -> dict:
             count = s.scalar(select(func.count()).where(Message.campaign_id == cid))
         return {"rows": count, "seconds": round(seconds, 2)}
     finally:
-        from core.db import dispose_all
+        from core.infra.db import dispose_all
 
         dispose_all()
         with admin.connect() as c:
@@ -292,7 +294,7 @@ def main() -> None:
     parser.add_argument("--snapshot-rows", type=int, default=1_000_000)
     parser.add_argument("--skip-rate", action="store_true")
     args = parser.parse_args()
-    from core import jobs
+    from core.infra import jobs
 
     jobs.set_dispatcher(None)
     figures: dict = {"load_before": [round(x, 2) for x in os.getloadavg()]}

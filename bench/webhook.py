@@ -139,7 +139,7 @@ def _sign_chunk(args: tuple[bytes, list[dict]]) -> list[bytes]:
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import padding
 
-    from core.sns import string_to_sign
+    from core.ingest.sns import string_to_sign
 
     key_pem, messages = args
     key = serialization.load_pem_private_key(key_pem, password=None)
@@ -253,7 +253,7 @@ def make_cert(directory: Path) -> bytes:
 def seed(url: str, count: int) -> list[tuple[str, str]]:
     from sqlalchemy import insert, select
 
-    from core.db import session_scope
+    from core.infra.db import session_scope
     from core.models import Campaign, Contact, Message, Workspace
 
     with session_scope(url) as session:
@@ -328,7 +328,7 @@ def database_cpu_seconds(url: str) -> float | None:
     from sqlalchemy import text
     from sqlalchemy.engine import make_url
 
-    from core.db import get_engine
+    from core.infra.db import get_engine
 
     with get_engine(url).connect() as conn:
         pids = conn.execute(
@@ -365,7 +365,7 @@ def wait_drained(url: str, timeout: float = 300.0) -> float:
     """Seconds until the webhook's inbox is empty (every event made)."""
     from sqlalchemy import func, select
 
-    from core.db import session_scope
+    from core.infra.db import session_scope
     from core.models import SnsMessage
 
     started = time.perf_counter()
@@ -482,7 +482,7 @@ def create_pg_database(server_url: str) -> str:
 def drop_pg_database(server_url: str, url: str) -> None:
     from sqlalchemy.engine import make_url
 
-    from core.db import dispose_all
+    from core.infra.db import dispose_all
 
     dispose_all()
     name = make_url(url).database
@@ -500,9 +500,9 @@ def run(args: argparse.Namespace, work: Path, url: str) -> None:
     )
     from sqlalchemy import func, select
 
-    from core.db import session_scope
+    from core.infra.db import session_scope
+    from core.infra.migrate import migrate
     from core.models import Event
-    from core.schema import migrate
     from tests.processes import process_env, start_worker
 
     total = max(1000, int(12_000 * args.scale))

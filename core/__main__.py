@@ -1,6 +1,6 @@
 """`python -m core COMMAND`: operations from the shell, on the same functions as the UI.
 
-Each module in core/commands/ adds its sub-commands with `register(subparsers)`.
+Each module in core/cli/ adds its sub-commands with `register(subparsers)`.
 """
 
 from __future__ import annotations
@@ -11,15 +11,16 @@ import logging
 import pkgutil
 import sys
 
-import core.commands
+import core.cli
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description=__doc__)
     subparsers = parser.add_subparsers(dest="command", required=True)
-    for info in sorted(pkgutil.iter_modules(core.commands.__path__), key=lambda m: m.name):
-        module = importlib.import_module(f"core.commands.{info.name}")
-        module.register(subparsers)
+    for info in sorted(pkgutil.iter_modules(core.cli.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"core.cli.{info.name}")
+        if hasattr(module, "register"):  # demo.py is the seeding code `base` calls
+            module.register(subparsers)
     return parser
 
 

@@ -4,8 +4,8 @@ from logging.config import fileConfig
 
 from alembic import context
 
-from core.config import settings
-from core.db import create_db_engine
+from core.infra.config import settings
+from core.infra.db import create_db_engine
 from core.models import Base
 
 config = context.config

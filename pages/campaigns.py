@@ -4,9 +4,10 @@ from datetime import datetime, time
 
 import streamlit as st
 
-from core import campaigns, clock
+from core.campaigns import service as campaigns
+from core.infra import clock
 from core.models import CAMPAIGN_STATUSES
-from core.statuses import Action, allowed_actions
+from core.models.statuses import Action, allowed_actions
 from ui.campaign_wizard import open_wizard, wizard
 from ui.state import actor, db, read_db, shows_errors
 

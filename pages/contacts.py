@@ -6,8 +6,9 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core import contacts as book
-from core import exporter, fields, lists
+from core.contacts import export as exporter
+from core.contacts import fields, lists
+from core.contacts import service as book
 from core.models import CONTACT_STATUSES, FIELD_TYPES
 from ui import contact_import
 from ui.actions import act

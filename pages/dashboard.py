@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from core.analytics import dashboard
-from core.workspaces import get_workspace
+from core.accounts.workspaces import get_workspace
+from core.analytics.reports import dashboard
 from ui.state import actor, read_db
 from ui.text import md
 

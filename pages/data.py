@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from core import rollups
-from core.config import settings
+from core.analytics import rollups
+from core.infra.config import settings
 from ui.state import actor, shows_errors
 
 me = actor()

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core.auth import queue_password_reset, reset_request_allowed
+from core.accounts.auth import queue_password_reset, reset_request_allowed
 
 st.title("Forgot password")
 with st.form("forgot"):

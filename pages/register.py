@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from core import auth
-from core.errors import MailwrightError
+from core.accounts import auth
+from core.infra.errors import MailwrightError
 from ui.state import db
 from ui.text import md
 

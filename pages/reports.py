@@ -2,7 +2,9 @@
 
 import streamlit as st
 
-from core import abtest, analytics, rollups
+from core.abtest import engine as abtest
+from core.analytics import reports as analytics
+from core.analytics import rollups
 from ui import charts
 from ui.abtest import ab_report_section
 from ui.state import actor, db, read_db, shows_errors

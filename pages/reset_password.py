@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from core.auth import PASSWORD_RULE, check_reset_token, reset_password
-from core.errors import InvalidToken, WeakPassword
+from core.accounts.auth import PASSWORD_RULE, check_reset_token, reset_password
+from core.infra.errors import InvalidToken, WeakPassword
 from ui.state import db
 from ui.text import md
 

@@ -2,15 +2,16 @@
 
 import streamlit as st
 
-from core import auth, clock
-from core.config import settings
-from core.models import ROLES
-from core.workspaces import (
+from core.accounts import auth
+from core.accounts.workspaces import (
     SendingIdentity,
     adopt_ses_send_rate,
     get_workspace,
     update_sending_identity,
 )
+from core.infra import clock
+from core.infra.config import settings
+from core.models import ROLES
 from ui.auth import sign_out_everywhere
 from ui.state import actor, db, read_db, shows_errors
 from ui.text import md

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.templates import (
+from core.content.templates import (
     delete_template,
     duplicate_template,
     list_templates,

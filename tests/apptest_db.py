@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.db import session_scope
+from core.infra.db import session_scope
 from tests.helpers import PASSWORD, make_user, make_workspace
 
 

@@ -32,10 +32,10 @@ from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
-from core import clock, jobs  # noqa: E402
-from core.config import settings  # noqa: E402
-from core.db import create_db_engine, dispose_all  # noqa: E402
-from core.schema import migrate  # noqa: E402
+from core.infra import clock, jobs  # noqa: E402
+from core.infra.config import settings  # noqa: E402
+from core.infra.db import create_db_engine, dispose_all  # noqa: E402
+from core.infra.migrate import migrate  # noqa: E402
 
 PG_ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "")

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from core.auth import create_user, ensure_workspace
+from core.accounts.auth import create_user, ensure_workspace
+from core.infra.permissions import Actor
 from core.models import Contact, User, Workspace
-from core.permissions import Actor
 
 PASSWORD = "correct-horse-42"
 _seq = itertools.count(1)

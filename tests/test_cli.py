@@ -8,7 +8,7 @@ import sys
 
 from sqlalchemy import func, select
 
-from core.db import session_scope
+from core.infra.db import session_scope
 from core.models import Campaign, Contact, Event, User
 from tests.processes import ROOT, process_env
 

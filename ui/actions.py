@@ -17,7 +17,7 @@ from typing import TypeVar
 import streamlit as st
 from sqlalchemy.orm import Session
 
-from core.errors import MailwrightError
+from core.infra.errors import MailwrightError
 from ui.state import db
 from ui.text import md
 

@@ -6,9 +6,10 @@ import streamlit as st
 import streamlit_authenticator as stauth
 from streamlit_authenticator.utilities.exceptions import LoginError
 
-from core import auth, clock
-from core.config import settings
-from core.permissions import Actor
+from core.accounts import auth
+from core.infra import clock
+from core.infra.config import settings
+from core.infra.permissions import Actor
 from ui import cookies
 from ui.state import db, read_db
 

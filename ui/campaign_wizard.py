@@ -9,11 +9,13 @@ from zoneinfo import ZoneInfo, available_timezones
 
 import streamlit as st
 
-from core import abtest, ai, campaigns
-from core.audience import count_recipients
-from core.contacts import search_contacts
-from core.rendering import Rendered
-from core.statuses import EDITABLE
+from core.abtest import engine as abtest
+from core.campaigns import service as campaigns
+from core.campaigns.audience import count_recipients
+from core.contacts.service import search_contacts
+from core.content import ai
+from core.content.rendering import Rendered
+from core.models.statuses import EDITABLE
 from ui.abtest import ab_settings_section
 from ui.actions import act, flash
 from ui.preview import show_email
@@ -141,7 +143,7 @@ def recipients_step(campaign_id: int, state: dict) -> None:
             found = {c.id: c.email for c in search_contacts(session, actor(), query, 50)}
             for cid in audience.get("contact_ids", []):
                 if cid not in found:
-                    from core.contacts import get_contact
+                    from core.contacts.service import get_contact
 
                     found[cid] = get_contact(session, actor(), cid).email
         chosen["contact_ids"] = st.multiselect(

@@ -8,7 +8,7 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from core.analytics import CampaignFigures, LinkClicks, TimelinePoint
+from core.analytics.reports import CampaignFigures, LinkClicks, TimelinePoint
 
 COLORS = {
     "delivered": "#2e7d32",

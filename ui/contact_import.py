@@ -11,12 +11,12 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core import importer
-from core.config import settings
-from core.db import get_sessionmaker
+from core.contacts import importing as importer
+from core.infra.config import settings
+from core.infra.db import get_sessionmaker
+from core.infra.permissions import Actor
 from core.models import FIELD_TYPES
-from core.permissions import Actor
-from core.statuses import JobStatus
+from core.models.statuses import JobStatus
 from ui.state import db, read_db, shows_errors
 from ui.text import md
 

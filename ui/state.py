@@ -8,10 +8,10 @@ from contextlib import contextmanager
 import streamlit as st
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.config import settings
-from core.db import get_sessionmaker, read_scope
-from core.errors import MailwrightError
-from core.permissions import Actor
+from core.infra.config import settings
+from core.infra.db import get_sessionmaker, read_scope
+from core.infra.errors import MailwrightError
+from core.infra.permissions import Actor
 from ui.text import md
 
 

@@ -10,11 +10,10 @@ import html as html_lib
 
 import streamlit as st
 
-from core import ai
-from core.contacts import search_contacts
-from core.errors import MailwrightError
-from core.rendering import TemplateProblem
-from core.templates import (
+from core.contacts.service import search_contacts
+from core.content import ai
+from core.content.rendering import TemplateProblem
+from core.content.templates import (
     TemplateDraft,
     check_content,
     get_template,
@@ -25,7 +24,8 @@ from core.templates import (
     tidy_editor_html,
     update_template,
 )
-from core.templates import create_template as create_template_row
+from core.content.templates import create_template as create_template_row
+from core.infra.errors import MailwrightError
 from ui.preview import WIDTHS, show_email
 from ui.state import actor, db, read_db
 from ui.text import md

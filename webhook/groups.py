@@ -20,8 +20,8 @@ from typing import Generic, TypeVar
 
 from sqlalchemy import Connection
 
-from core.config import settings
-from core.db import get_engine
+from core.infra.config import settings
+from core.infra.db import get_engine
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ and maps domain errors to status codes (403 forged, 400 malformed, 404 unknown t
 
 An SES notification is answered once it is stored in the inbox (sns_message.body), in a
 transaction shared with the notifications arriving alongside it; the worker makes its
-events a moment later, in large batches (core.events.drain_sns_backlog). So the request
+events a moment later, in large batches (core.ingest.events.drain_sns_backlog). So the request
 path is verify, store, answer, whatever the ledger look-ups and the nine indexes of an
 event cost.
 """
@@ -26,13 +26,13 @@ from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
 
-from core import events, sns
-from core.config import settings
-from core.db import get_engine, session_scope
-from core.errors import InvalidToken, NotFound
+from core.infra.config import settings
+from core.infra.db import get_engine, session_scope
+from core.infra.errors import InvalidToken, NotFound
+from core.infra.permissions import Actor
+from core.ingest import events, sns
+from core.ingest.tracking import parse_click, parse_open, parse_unsubscribe
 from core.models import SnsMessage
-from core.permissions import Actor
-from core.tracking import parse_click, parse_open, parse_unsubscribe
 from webhook.groups import GroupCommitter, run_in_transaction
 
 log = logging.getLogger("webhook")

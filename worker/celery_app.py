@@ -1,4 +1,4 @@
-"""The Celery application: broker settings from core.jobs, tasks from worker/tasks*.py."""
+"""The Celery application: broker settings from core.infra.jobs, tasks from worker/tasks*.py."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pkgutil
 from celery import Celery
 
 import worker
-from core.config import settings
-from core.jobs import celery_config
+from core.infra.config import settings
+from core.infra.jobs import celery_config
 
 TASK_MODULES = sorted(
     f"worker.{m.name}" for m in pkgutil.iter_modules(worker.__path__) if m.name.startswith("tasks")

@@ -15,9 +15,9 @@ def ping() -> str:
 def sweep_files() -> int:
     """Deletes uploads, import error reports and exports past FILE_RETENTION_DAYS, and
     signed-out sessions whose cookies have expired anyway."""
-    from core.auth import sweep_revoked_sessions
-    from core.db import session_scope
-    from core.retention import sweep_files as sweep
+    from core.accounts.auth import sweep_revoked_sessions
+    from core.infra.db import session_scope
+    from core.infra.retention import sweep_files as sweep
 
     with session_scope() as session:
         sweep_revoked_sessions(session)
@@ -27,7 +27,7 @@ def sweep_files() -> int:
 @app.task(name="worker.tasks.make_sns_events", soft_time_limit=300, time_limit=360)
 def make_sns_events() -> int:
     """Makes the events of the SES notifications the webhook has stored (its inbox)."""
-    from core.events import drain_sns_backlog
+    from core.ingest.events import drain_sns_backlog
 
     return drain_sns_backlog()
 
@@ -38,8 +38,8 @@ def password_reset(email: str) -> None:
 
     Queued by the Forgot password page, so its answer takes the same time whether or not
     the address has an account."""
-    from core.auth import request_password_reset
-    from core.db import session_scope
+    from core.accounts.auth import request_password_reset
+    from core.infra.db import session_scope
 
     with session_scope() as session:
         request_password_reset(session, email)

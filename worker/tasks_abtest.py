@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.exc import OperationalError
 
-from core import abtest
+from core.abtest import engine as abtest
 from worker.celery_app import app
 
 

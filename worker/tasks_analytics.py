@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from core.rollups import RollupBusy, build_rollups
+from core.analytics.rollups import RollupBusy, build_rollups
 from worker.celery_app import app
 
 log = logging.getLogger(__name__)

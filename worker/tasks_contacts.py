@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from core.db import session_scope
-from core.importer import recover_import_jobs, run_import_job
+from core.contacts.importing import recover_import_jobs, run_import_job
+from core.infra.db import session_scope
 from worker.celery_app import app
 
 

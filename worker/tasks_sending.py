@@ -1,12 +1,12 @@
-"""Sending tasks: start a campaign, send one batch, and beat's tick. Thin over core.sending."""
+"""Sending tasks: start a campaign, send one batch, and beat's tick. Thin over core.sending.pipeline."""
 
 from __future__ import annotations
 
 from celery.signals import worker_ready
 
-from core import sending
-from core.config import settings
-from core.db import get_sessionmaker
+from core.infra.config import settings
+from core.infra.db import get_sessionmaker
+from core.sending import pipeline as sending
 from worker.celery_app import app
 
 

@@ -3,7 +3,7 @@
 Segments, contact search and campaign search compare text case-insensitively the way
 Python's `str.casefold` does ("Strasse" equals "STRASSE", "Sao Paulo" with its tilde
 equals "SAO PAULO" with its tilde). SQLite gets `mw_casefold` as a Python function on
-every connection (core.db); PostgreSQL gets this SQL function, which the planner inlines:
+every connection (core.infra.db); PostgreSQL gets this SQL function, which the planner inlines:
 ASCII text is lower-cased in the C collation (no per-locale surprises such as a Turkish
 dotless i), other text is lower-cased by ICU (or the database's collation where PostgreSQL
 has no ICU), then the characters whose case folding differs from lower case are mapped.
@@ -120,7 +120,7 @@ def _quote(text: str) -> str:
 def upgrade() -> None:
     bind = op.get_bind()
     if bind.dialect.name != "postgresql":
-        return  # SQLite: core.db registers mw_casefold on every connection
+        return  # SQLite: core.infra.db registers mw_casefold on every connection
     icu = bind.exec_driver_sql("SELECT 1 FROM pg_collation WHERE collname = 'und-x-icu'").scalar()
     lowered = 'lower(t COLLATE "und-x-icu")' if icu else "lower(t)"
     folded = f"translate({lowered}, {_quote(SINGLE_FROM)}, {_quote(SINGLE_TO)})"

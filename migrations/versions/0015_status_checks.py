@@ -1,4 +1,4 @@
-"""CHECK constraints: each status column holds one of its statuses (core.statuses)
+"""CHECK constraints: each status column holds one of its statuses (core.models.statuses)
 
 The lists are written out here, not imported: a migration states the schema of its day.
 PostgreSQL adds each constraint NOT VALID and then validates it (existing rows are checked

@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
-from core import abtest
-from core.db import session_scope
+from core.abtest import engine as abtest
+from core.infra.db import session_scope
+from core.infra.permissions import Actor
 from core.models import Campaign, Contact, Event, Message, Template, Workspace
-from core.permissions import Actor
 from tests.helpers import actor_of, make_user, make_workspace
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)

@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from core import abtest
-from core.errors import PermissionDenied, ValidationFailed
+from core.abtest import engine as abtest
+from core.infra.errors import PermissionDenied, ValidationFailed
 from core.models import Campaign, Message
 from tests.abtest.builders import (
     T0,

@@ -6,8 +6,9 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from core import abtest, clock
-from core.db import session_scope
+from core.abtest import engine as abtest
+from core.infra import clock
+from core.infra.db import session_scope
 from core.models import Campaign, User, Workspace
 from tests.abtest.builders import (
     T0,

@@ -8,10 +8,11 @@ from datetime import timedelta
 
 import pytest
 
-from core import abtest, clock
-from core.db import session_scope
+from core.abtest import engine as abtest
+from core.infra import clock
+from core.infra.db import session_scope
+from core.infra.permissions import Actor
 from core.models import Campaign
-from core.permissions import Actor
 from tests.abtest.builders import T0, committed_test, rest_states
 
 
@@ -56,17 +57,17 @@ def test_concurrent_releases_queue_the_rest_exactly_once(live_db):
 
 @pytest.fixture
 def dispatched(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Campaign ids handed to core.sending.dispatch_batches (which still runs)."""
-    import core.sending
+    """Campaign ids handed to core.sending.pipeline.dispatch_batches (which still runs)."""
+    import core.sending.pipeline
 
     calls: list[int] = []
-    original = core.sending.dispatch_batches
+    original = core.sending.pipeline.dispatch_batches
 
     def recording(session, campaign_id):
         calls.append(campaign_id)
         return original(session, campaign_id)
 
-    monkeypatch.setattr(core.sending, "dispatch_batches", recording)
+    monkeypatch.setattr(core.sending.pipeline, "dispatch_batches", recording)
     return calls
 
 

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from core import abtest, campaigns
-from core.db import session_scope
+from core.abtest import engine as abtest
+from core.campaigns import service as campaigns
+from core.infra.db import session_scope
 from core.models import Message, Template
 from tests.helpers import outbox_messages
 from tests.processes import process_env, start_worker, wait_until

@@ -8,9 +8,9 @@ import pytest
 from scipy.stats import chi2_contingency
 from sqlalchemy import delete, select
 
-from core import abtest
-from core.config import settings
-from core.errors import NotFound, PermissionDenied, ValidationFailed
+from core.abtest import engine as abtest
+from core.infra.config import settings
+from core.infra.errors import NotFound, PermissionDenied, ValidationFailed
 from core.models import Campaign, Contact, Message, Variant
 from tests.abtest.builders import (
     make_ab_campaign,

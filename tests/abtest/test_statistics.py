@@ -9,7 +9,7 @@ import pytest
 from scipy.special import betaln
 from scipy.stats import binomtest, chi2_contingency
 
-from core.abtest import (
+from core.abtest.engine import (
     VariantFigures,
     decide,
     probability_best,

@@ -7,9 +7,12 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from core import abtest, campaigns, clock, sending
-from core.db import get_sessionmaker, session_scope
+from core.abtest import engine as abtest
+from core.campaigns import service as campaigns
+from core.infra import clock
+from core.infra.db import get_sessionmaker, session_scope
 from core.models import Campaign, Message
+from core.sending import pipeline as sending
 from tests.abtest.builders import T0, add_events
 from tests.helpers import outbox_messages
 from tests.sending.builders import make_campaign, make_setup

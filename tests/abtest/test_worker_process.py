@@ -8,8 +8,8 @@ import kombu.transport.sqlalchemy as kombu_sqla
 import pytest
 from celery import Celery
 
-from core import clock
-from core.db import session_scope
+from core.infra import clock
+from core.infra.db import session_scope
 from core.models import Campaign
 from tests.abtest.builders import committed_test, rest_states
 from tests.processes import process_env, start_worker

@@ -7,8 +7,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from core import clock, rollups
-from core.db import session_scope
+from core.analytics import rollups
+from core.infra import clock
+from core.infra.db import session_scope
 from core.models import Workspace
 from tests.analytics.dataset import T0, build_known
 from tests.apptest_db import seed_user
@@ -17,7 +18,7 @@ from tests.pages.apptest import by_label, new_app, sign_in, texts
 
 @pytest.fixture
 def seeded(live_db, tmp_path, monkeypatch):
-    from core.config import settings
+    from core.infra.config import settings
 
     monkeypatch.setattr(settings, "rollup_path", tmp_path / "rollups.duckdb")
     email = seed_user()

@@ -6,9 +6,9 @@ from datetime import timedelta
 
 import pytest
 
-from core import analytics
-from core.errors import NotFound, PermissionDenied
-from core.permissions import Actor
+from core.analytics import reports as analytics
+from core.infra.errors import NotFound, PermissionDenied
+from core.infra.permissions import Actor
 from tests.analytics.dataset import (
     EXPECTED,
     EXPECTED_RATES,

@@ -11,17 +11,18 @@ import duckdb
 import pytest
 from sqlalchemy import insert
 
-from core import analytics, rollups
-from core.db import session_scope
+from core.analytics import reports as analytics
+from core.analytics import rollups
+from core.infra.db import session_scope
+from core.infra.permissions import Actor
 from core.models import Event
-from core.permissions import Actor
 from tests.analytics.dataset import LINK_A, LINK_B, T0, build_known, event_rows, other_workspace
 from tests.helpers import make_workspace
 
 
 @pytest.fixture
 def rollup_file(tmp_path, monkeypatch):
-    from core.config import settings
+    from core.infra.config import settings
 
     path = tmp_path / "rollups.duckdb"
     monkeypatch.setattr(settings, "rollup_path", path)
@@ -235,7 +236,7 @@ def test_data_queries_are_read_only_and_scoped(world, rollup_file, tmp_path):
 
 def test_dashboard_trends_read_the_rollups(world, rollup_file):
     known, _ = world
-    from core import clock
+    from core.infra import clock
 
     clock.freeze(T0 + timedelta(days=3))
     with session_scope() as session:
@@ -329,7 +330,7 @@ def test_report_from_rollups_plus_newer_events_equals_the_live_count(world, roll
 def test_a_runaway_data_query_is_stopped_by_its_limits_and_says_which(
     world, rollup_file, monkeypatch
 ):
-    from core.config import settings
+    from core.infra.config import settings
 
     known, _other = world
     rollups.build_rollups(lag_seconds=0)

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import pytest
 from sqlalchemy import select
 
-from core.db import session_scope
+from core.infra.db import session_scope
 from core.models import Campaign, Workspace
 from tests.analytics.dataset import build_known
 from tests.browser.conftest import CONTEXT, sign_in

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from core import auth
-from core.db import session_scope
+from core.accounts import auth
+from core.infra.db import session_scope
 from tests.apptest_db import seed_user
 from tests.browser.conftest import CONTEXT, LiveApp, sign_in
 from tests.helpers import PASSWORD

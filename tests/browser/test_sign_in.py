@@ -38,8 +38,8 @@ def test_wrong_password_in_the_browser(live_app, page):
 def test_session_survives_a_reload_and_ends_after_a_password_reset(live_app, page, outbox):
     import re
 
-    from core.auth import request_password_reset, reset_password
-    from core.db import session_scope
+    from core.accounts.auth import request_password_reset, reset_password
+    from core.infra.db import session_scope
     from tests.helpers import message_text, outbox_messages
 
     sign_in(page, live_app)

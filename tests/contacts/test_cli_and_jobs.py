@@ -9,10 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from core import jobs
-from core.config import settings
-from core.db import session_scope
-from core.importer import (
+from core.contacts.importing import (
     MAX_WORKERS,
     PARALLEL_MIN_ROWS,
     ImportOptions,
@@ -20,9 +17,12 @@ from core.importer import (
     run_import_job,
     start_import_job,
 )
-from core.lists import find_list
+from core.contacts.lists import find_list
+from core.infra import jobs
+from core.infra.config import settings
+from core.infra.db import session_scope
+from core.infra.permissions import Actor
 from core.models import Contact, Job, Workspace
-from core.permissions import Actor
 from tests.apptest_db import seed_user
 from tests.processes import process_env, start_worker, wait_until
 from tests.test_cli import run_cli

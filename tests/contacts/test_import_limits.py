@@ -9,9 +9,15 @@ import openpyxl
 import pytest
 from sqlalchemy import func, select
 
-from core.config import settings
-from core.errors import PermissionDenied
-from core.importer import MAX_COLUMNS, UnreadableFile, import_contacts, inspect_file, save_upload
+from core.contacts.importing import (
+    MAX_COLUMNS,
+    UnreadableFile,
+    import_contacts,
+    inspect_file,
+    save_upload,
+)
+from core.infra.config import settings
+from core.infra.errors import PermissionDenied
 from core.models import Contact, CustomField
 from tests.helpers import actor_of, make_user, make_workspace
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from core import clock
-from core.db import session_scope
-from core.importer import IMPORT_TASK, JOB_KIND, MAX_REQUEUES, recover_import_jobs
+from core.contacts.importing import IMPORT_TASK, JOB_KIND, MAX_REQUEUES, recover_import_jobs
+from core.infra import clock
+from core.infra.db import session_scope
 from core.models import Job
 from tests.helpers import make_workspace
 

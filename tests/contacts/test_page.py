@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from core.db import session_scope
+from core.infra.db import session_scope
 from core.models import AuditLog, Contact, ContactList, CustomField, Workspace
 from tests.apptest_db import seed_user
 from tests.helpers import make_contact
@@ -107,8 +107,8 @@ def test_lists_and_viewer_cannot_change(live_db):
 
 
 def test_import_in_the_page_inline_and_as_a_job(live_db, monkeypatch, enqueued):
-    from core.config import settings
-    from core.importer import run_import_job
+    from core.contacts.importing import run_import_job
+    from core.infra.config import settings
     from core.models import Job
 
     at = _open_contacts(contacts=1)

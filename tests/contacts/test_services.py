@@ -9,9 +9,17 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import select
 
-from core import clock
-from core.campaigns import delete_campaign
-from core.contacts import (
+from core.campaigns.service import delete_campaign
+from core.contacts.export import export_contacts, neutralize
+from core.contacts.fields import (
+    count_field_values,
+    create_custom_field,
+    delete_custom_field,
+    list_custom_fields,
+    rename_custom_field,
+)
+from core.contacts.lists import add_members, create_list, delete_list, list_lists, remove_members
+from core.contacts.service import (
     ConfirmationRequired,
     ContactFilter,
     ContactInput,
@@ -24,16 +32,8 @@ from core.contacts import (
     status_history,
     update_contact,
 )
-from core.errors import NotFound, PermissionDenied, ValidationFailed
-from core.exporter import export_contacts, neutralize
-from core.fields import (
-    count_field_values,
-    create_custom_field,
-    delete_custom_field,
-    list_custom_fields,
-    rename_custom_field,
-)
-from core.lists import add_members, create_list, delete_list, list_lists, remove_members
+from core.infra import clock
+from core.infra.errors import NotFound, PermissionDenied, ValidationFailed
 from core.models import AuditLog, Campaign, Contact, Event, Message, Suppression
 from tests.helpers import actor_of, make_contact, make_user, make_workspace
 

@@ -7,9 +7,16 @@ from datetime import timedelta
 
 import pytest
 
-from core import auth, clock
-from core.config import settings
-from core.errors import InvalidToken, NotFound, PermissionDenied, ValidationFailed, WeakPassword
+from core.accounts import auth
+from core.infra import clock
+from core.infra.config import settings
+from core.infra.errors import (
+    InvalidToken,
+    NotFound,
+    PermissionDenied,
+    ValidationFailed,
+    WeakPassword,
+)
 from core.models import User
 from tests.helpers import (
     PASSWORD,
@@ -127,7 +134,7 @@ def test_a_user_cannot_touch_another_workspace(session):
 
 
 def test_registration_is_open_only_when_empty_or_allowed(session, monkeypatch):
-    from core.config import settings
+    from core.infra.config import settings
 
     if not auth.installation_is_empty(session):
         pytest.skip("shared database already has users")
@@ -212,7 +219,7 @@ def test_reset_requests_are_capped_per_client_address(live_db):
 def test_parallel_sign_ins_cannot_outrun_the_lockout(live_db, backend):
     from concurrent.futures import ThreadPoolExecutor
 
-    from core.db import session_scope
+    from core.infra.db import session_scope
     from tests.apptest_db import seed_user
 
     email = seed_user()

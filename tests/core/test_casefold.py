@@ -6,9 +6,9 @@ import unicodedata
 
 from sqlalchemy import literal, select, union_all
 
-from core.campaigns import list_campaigns
-from core.contacts import ContactFilter, page_contacts, search_contacts
-from core.db import fold
+from core.campaigns.service import list_campaigns
+from core.contacts.service import ContactFilter, page_contacts, search_contacts
+from core.infra.db import fold
 from core.models import Campaign
 from tests.helpers import actor_of, make_contact, make_user, make_workspace
 

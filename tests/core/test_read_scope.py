@@ -8,7 +8,7 @@ import sqlite3
 import pytest
 from sqlalchemy import select, text
 
-from core.db import read_scope, session_scope
+from core.infra.db import read_scope, session_scope
 from core.models import Workspace
 from tests.helpers import make_workspace
 

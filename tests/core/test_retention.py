@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import time
 
-from core.config import settings
-from core.retention import sweep_files
+from core.infra.config import settings
+from core.infra.retention import sweep_files
 
 
 def test_old_uploads_reports_and_exports_go_and_the_rest_stays(tmp_path, monkeypatch):

@@ -6,9 +6,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
-from core.db import create_db_engine
+from core.infra.db import create_db_engine
+from core.infra.migrate import downgrade, migrate
 from core.models import Base
-from core.schema import downgrade, migrate
 
 TABLES = {
     "workspace",
@@ -55,7 +55,7 @@ def test_status_checks_refuse_unknown_statuses_and_the_upgrade_keeps_rows(backen
     from sqlalchemy.exc import IntegrityError
     from sqlalchemy.orm import Session
 
-    from core.lists import add_members, create_list
+    from core.contacts.lists import add_members, create_list
     from core.models import Campaign, Job, Message
     from tests.helpers import actor_of, make_contact, make_user, make_workspace
 

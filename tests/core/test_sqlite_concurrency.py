@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core.db import create_db_engine
+from core.infra.db import create_db_engine
 from core.models import AuditLog, Workspace
 
 WRITES = 150
@@ -21,7 +21,7 @@ WRITER = """
 import sys
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
-from core.db import create_db_engine
+from core.infra.db import create_db_engine
 from core.models import AuditLog
 
 url, workspace_id, name, writes = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])

@@ -6,8 +6,8 @@ from __future__ import annotations
 import email
 import re
 
-from core.config import settings
-from core.mail import send_system_mail
+from core.infra.config import settings
+from core.mail.compose import send_system_mail
 from tests.services import smtp_sink
 
 

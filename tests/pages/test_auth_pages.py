@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from core import clock
-from core.db import session_scope
+from core.infra import clock
+from core.infra.db import session_scope
 from tests.apptest_db import seed_user
 from tests.helpers import message_text, outbox_messages
 from tests.pages.apptest import by_label, new_app, sign_in, texts
@@ -94,7 +94,7 @@ def test_reset_flow(live_db, outbox, enqueued):
 
 
 def test_expired_reset_token_refused(live_db, outbox):
-    from core.auth import request_password_reset
+    from core.accounts.auth import request_password_reset
 
     email = seed_user()
     with session_scope() as session:

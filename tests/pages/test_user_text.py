@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from core.db import session_scope
+from core.infra.db import session_scope
 from core.models import Campaign, Workspace
 from tests.analytics.dataset import build_known
 from tests.apptest_db import seed_user

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from core.db import session_scope
+from core.infra.db import session_scope
 from core.models import Contact, Segment, User
 
 # The browser fixtures live in tests/browser/conftest.py; bring them (SQLite only) here.

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-from core.db import session_scope
+from core.infra.db import session_scope
+from core.infra.permissions import Actor
 from core.models import Contact
-from core.permissions import Actor
-from core.segments import create_segment
+from core.segments.rules import create_segment
 from tests.helpers import make_workspace
 from tests.test_cli import run_cli
 

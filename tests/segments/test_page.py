@@ -6,7 +6,7 @@ import json
 
 from sqlalchemy import select
 
-from core.db import session_scope
+from core.infra.db import session_scope
 from core.models import (
     Campaign,
     Contact,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, not_, select, text
 
-from core.errors import NotFound, PermissionDenied, ValidationFailed
+from core.infra.errors import NotFound, PermissionDenied, ValidationFailed
+from core.infra.permissions import Actor
 from core.models import Campaign, Contact
-from core.permissions import Actor
-from core.segments import (
+from core.segments.rules import (
     InvalidRule,
     SegmentInUse,
     count_matching,

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from core import campaigns
+from core.campaigns import service as campaigns
+from core.infra.permissions import Actor
 from core.models import ContactList, ListMembership, Suppression, Template
-from core.permissions import Actor
 from tests.helpers import actor_of, make_contact, make_user, make_workspace
 
 HTML = (

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from core import audience, campaigns, clock, sending
+from core.campaigns import audience
+from core.campaigns import service as campaigns
+from core.infra import clock
 from core.models import Campaign, Message
+from core.sending import pipeline as sending
 from tests.helpers import make_contact, make_workspace
 from tests.sending.builders import add_excluded, make_campaign, make_setup
 
@@ -39,7 +42,7 @@ def test_snapshot_excludes_unsubscribed_suppressed_and_duplicates(session):
 
 
 def test_start_snapshots_and_dispatches_batches(session, enqueued, monkeypatch):
-    from core.config import settings
+    from core.infra.config import settings
 
     monkeypatch.setattr(settings, "send_batch_size", 4)
     setup = make_setup(session, contacts=10)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from core.db import session_scope
+from core.infra.db import session_scope
 from core.models import ContactList, ListMembership, Template, Workspace
 from tests.browser.conftest import backend, live_stack, page, sign_in  # noqa: F401
 from tests.helpers import outbox_messages

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 
-from core import clock
-from core.db import session_scope
+from core.infra import clock
+from core.infra.db import session_scope
 from core.models import Campaign, Workspace
 from tests.sending.builders import make_setup
 from tests.test_cli import run_cli

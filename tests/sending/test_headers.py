@@ -9,13 +9,14 @@ from email.policy import default
 import pytest
 from pydantic import ValidationError
 
-from core import campaigns, workspaces
-from core.abtest import VariantSettings
-from core.errors import ValidationFailed
-from core.mail import build_mime
+from core.abtest.engine import VariantSettings
+from core.accounts import workspaces
+from core.accounts.workspaces import SendingIdentity
+from core.campaigns import service as campaigns
+from core.infra.errors import ValidationFailed
+from core.mail.compose import build_mime
 from core.models import Campaign, Workspace
-from core.sending import Composer
-from core.workspaces import SendingIdentity
+from core.sending.pipeline import Composer
 from tests.sending.builders import make_campaign, make_setup
 
 INJECTED = [

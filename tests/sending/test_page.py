@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from core.db import session_scope
+from core.infra.db import session_scope
 from core.models import Campaign
 from tests.pages.apptest import by_label, new_app, sign_in, texts
 from tests.sending.builders import make_setup

@@ -8,11 +8,13 @@ from email.message import Message as MimeMessage
 import pytest
 from sqlalchemy import func, select
 
-from core import campaigns, sending, tracking
-from core.db import get_sessionmaker, session_scope
-from core.errors import PermanentSendError, ThrottledSendError, TransportMisconfigured
+from core.campaigns import service as campaigns
+from core.infra.db import get_sessionmaker, session_scope
+from core.infra.errors import PermanentSendError, ThrottledSendError, TransportMisconfigured
+from core.ingest import tracking
+from core.mail.transports import OutboxTransport
 from core.models import Event, Message
-from core.transports import OutboxTransport
+from core.sending import pipeline as sending
 from tests.helpers import message_text, outbox_messages
 from tests.sending.builders import add_excluded, make_campaign, make_setup
 
@@ -113,7 +115,7 @@ class Flaky:
 def test_throttling_backs_off_and_loses_nobody_permanent_errors_fail_one(
     live_db, enqueued, outbox, monkeypatch
 ):
-    from core.config import settings
+    from core.infra.config import settings
 
     monkeypatch.setattr(settings, "send_max_backoff", 0.05)
     setup, cid, _ = start(live_db, contacts=5)

@@ -22,9 +22,9 @@ SENDER = """
 import json, sys, time
 from pathlib import Path
 url, backend, redis_url, folder, name, rate, seconds = sys.argv[1:]
-from core import ratelimit
-from core.config import settings
-from core.db import get_sessionmaker
+from core.mail import ratelimit
+from core.infra.config import settings
+from core.infra.db import get_sessionmaker
 settings.rate_limit_backend = backend
 settings.redis_url = redis_url
 # More headroom than the default: 2 cores shared by many processes delay wake-ups.

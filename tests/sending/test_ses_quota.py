@@ -12,9 +12,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from core.errors import PermissionDenied, TransportMisconfigured
+from core.accounts.workspaces import adopt_ses_send_rate
+from core.infra.errors import PermissionDenied, TransportMisconfigured
 from core.models import AuditLog
-from core.workspaces import adopt_ses_send_rate
 from tests.helpers import actor_of, make_user, make_workspace
 
 ACCOUNT = {
@@ -100,8 +100,8 @@ def test_a_refusal_says_what_to_fix_and_changes_nothing(session, ses):
 def test_settings_page_button_reads_the_rate(live_db, ses, monkeypatch):
     from sqlalchemy import select
 
-    from core.config import settings
-    from core.db import session_scope
+    from core.infra.config import settings
+    from core.infra.db import session_scope
     from core.models import Workspace
     from tests.apptest_db import seed_user
     from tests.pages.apptest import by_label, new_app, sign_in, texts

@@ -8,11 +8,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from core import campaigns, clock, sending
-from core.config import settings
-from core.db import get_sessionmaker, session_scope
+from core.campaigns import service as campaigns
+from core.infra import clock
+from core.infra.config import settings
+from core.infra.db import get_sessionmaker, session_scope
+from core.mail.transports import OutboxTransport
 from core.models import Campaign
-from core.transports import OutboxTransport
+from core.sending import pipeline as sending
 from tests.sending.builders import make_campaign, make_setup
 from tests.sending.test_pipeline import Flaky, run_tasks, start, status_of
 from tests.services import smtp_sink

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from core import campaigns
-from core.errors import ValidationFailed
+from core.campaigns import service as campaigns
+from core.infra.errors import ValidationFailed
 from core.models import Campaign, Contact, Message
-from core.statuses import Action, CampaignStatus, allowed, allowed_actions
+from core.models.statuses import Action, CampaignStatus, allowed, allowed_actions
 from tests.sending.builders import make_campaign, make_setup
 
 CALLS = {

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from core import campaigns, clock
-from core.db import session_scope
+from core.campaigns import service as campaigns
+from core.infra import clock
+from core.infra.db import session_scope
 from core.models import Message
 from tests.helpers import outbox_messages
 from tests.processes import process_env, start_worker, wait_until

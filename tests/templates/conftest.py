@@ -4,7 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from core.config import settings
+from core.infra.config import settings
 from tests.templates.openai_server import FakeOpenAI
 
 

@@ -1,4 +1,4 @@
-"""core/ai.py against a real local chat-completions server (no network, no patched client)."""
+"""core/content/ai.py against a real local chat-completions server (no network, no patched client)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import time
 
 import pytest
 
-from core import ai
-from core.config import settings
-from core.errors import PermissionDenied
-from core.permissions import Actor
+from core.content import ai
+from core.infra.config import settings
+from core.infra.errors import PermissionDenied
+from core.infra.permissions import Actor
 
 EDITOR = Actor(workspace_id=1, role="editor", user_id=1, email="ed@example.com")
 

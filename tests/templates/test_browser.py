@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from core.db import session_scope
+from core.infra.db import session_scope
 from core.models import Template
 from tests.browser.conftest import backend, live_app, page, sign_in  # noqa: F401
 

@@ -6,7 +6,7 @@ import json
 
 from sqlalchemy import select
 
-from core.db import session_scope
+from core.infra.db import session_scope
 from core.models import Template
 from tests.apptest_db import seed_user
 from tests.test_cli import run_cli

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from core import templates
-from core.rendering import TemplateProblem, TemplateTooCostly, compile_template
-from core.templates import TemplateDraft
+from core.content import templates
+from core.content.rendering import TemplateProblem, TemplateTooCostly, compile_template
+from core.content.templates import TemplateDraft
 from tests.helpers import actor_of, make_user, make_workspace
 
 HOSTILE = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from core.db import session_scope
+from core.infra.db import session_scope
 from core.models import Campaign, Contact, CustomField, Template, Variant, Workspace
 from tests.apptest_db import seed_user
 from tests.helpers import outbox_messages

@@ -1,4 +1,4 @@
-"""core/rendering.py: the one sandboxed render path (no database needed)."""
+"""core/content/rendering.py: the one sandboxed render path (no database needed)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ import re
 
 import pytest
 
-from core import tracking
-from core.rendering import (
+from core.content.rendering import (
     MailContext,
     TemplateProblem,
     compile_template,
@@ -15,6 +14,7 @@ from core.rendering import (
     render_for_contact,
     unknown_variables,
 )
+from core.ingest import tracking
 
 CTX = MailContext(workspace_id=7, workspace_name="Acme", postal_address="1 Main St, Springfield")
 

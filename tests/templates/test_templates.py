@@ -1,4 +1,4 @@
-"""core/templates.py: the library, variables, preview and test sends (SQLite and PG)."""
+"""core/content/templates.py: the library, variables, preview and test sends (SQLite and PG)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,8 @@ import re
 
 import pytest
 
-from core import tracking
-from core.errors import NotFound, PermissionDenied, ValidationFailed
-from core.models import Campaign, CustomField, Template, Variant, Workspace
-from core.rendering import TemplateProblem
-from core.templates import (
+from core.content.rendering import TemplateProblem
+from core.content.templates import (
     TemplateDraft,
     create_template,
     delete_template,
@@ -22,6 +19,9 @@ from core.templates import (
     update_template,
     validate_draft,
 )
+from core.infra.errors import NotFound, PermissionDenied, ValidationFailed
+from core.ingest import tracking
+from core.models import Campaign, CustomField, Template, Variant, Workspace
 from tests.helpers import (
     actor_of,
     make_contact,
@@ -165,7 +165,7 @@ def test_send_test_goes_through_the_transport(session, owner, outbox):
 
 
 def test_tags_typed_into_the_visual_editor_are_tidied():
-    from core.templates import tidy_editor_html
+    from core.content.templates import tidy_editor_html
 
     quill = (
         "<p>{% if custom_fields.visits &gt; 1 %}Welcome back{% endif %}"

@@ -10,10 +10,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy.orm import Session
 
-from core import sns
-from core.clock import now
-from core.config import settings
-from core.db import session_scope
+from core.infra.clock import now
+from core.infra.config import settings
+from core.infra.db import session_scope
+from core.ingest import sns
 from core.models import Campaign, Contact, Message, Workspace
 from tests.helpers import make_contact, make_workspace
 from tests.webhook.snsutil import CERT_PEM, CERT_URL, TOPIC

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
-from core.sns import string_to_sign
+from core.ingest.sns import string_to_sign
 
 TOPIC = "arn:aws:sns:us-east-1:123456789012:mailwright-ses"
 CERT_URL = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-test.pem"

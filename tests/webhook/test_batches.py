@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from core import events
-from core.db import session_scope
+from core.infra.db import session_scope
+from core.ingest import events
 from core.models import Contact, Event, Message, SnsMessage, Suppression
 from tests.webhook.conftest import make_ledger
 from tests.webhook.snsutil import TOPIC, ses_event

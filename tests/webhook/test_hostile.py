@@ -11,7 +11,7 @@ import httpx
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from core import sns
+from core.ingest import sns
 from tests.webhook.snsutil import notification
 from tests.webhook.test_sns import BODY
 from webhook import main

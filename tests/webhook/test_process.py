@@ -9,10 +9,10 @@ import urllib.request
 import pytest
 from sqlalchemy import select
 
-from core.config import settings
-from core.db import session_scope
+from core.infra.config import settings
+from core.infra.db import session_scope
+from core.ingest.tracking import open_url, unsubscribe_url
 from core.models import Contact, Event, Suppression
-from core.tracking import open_url, unsubscribe_url
 from tests.processes import process_env, start_webhook, start_worker, wait_until
 from tests.webhook.conftest import make_ledger
 from tests.webhook.snsutil import CERT_PEM, CERT_URL, TOPIC, notification, ses_event

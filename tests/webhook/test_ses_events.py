@@ -8,8 +8,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from core.db import session_scope
-from core.events import counted, drain_sns_backlog, pending_sns_messages
+from core.infra.db import session_scope
+from core.ingest.events import counted, drain_sns_backlog, pending_sns_messages
 from core.models import Contact, Event, Message, SnsMessage, Suppression, Workspace
 from tests.webhook.conftest import make_ledger
 from tests.webhook.snsutil import SUBSCRIBE_URL, notification, ses_event, subscription
@@ -225,7 +225,7 @@ def test_opens_from_the_other_source_are_stored_but_not_counted(fake_sns, ledger
     client = TestClient(app)
     body = ses_event("Open", message.provider_message_id, [message.email])
     assert post(client, notification(body)).status_code == 200
-    from core.tracking import open_url
+    from core.ingest.tracking import open_url
 
     pixel = open_url(ledger.workspace.id, message.id).split("/t/o/", 1)[1]
     assert client.get(f"/t/o/{pixel}").status_code == 200

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from core import sns
-from core.config import settings
+from core.infra.config import settings
+from core.ingest import sns
 from tests.webhook.snsutil import (
     CERT_PEM,
     CERT_URL,

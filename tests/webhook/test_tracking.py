@@ -7,11 +7,11 @@ from datetime import timedelta
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from core import clock
-from core.db import session_scope
+from core.infra import clock
+from core.infra.db import session_scope
+from core.infra.tokens import sign
+from core.ingest.tracking import click_url, open_url, unsubscribe_url
 from core.models import Contact, Event, Message, Suppression
-from core.tokens import sign
-from core.tracking import click_url, open_url, unsubscribe_url
 from tests.webhook.conftest import make_ledger
 from webhook.main import PIXEL, app
 

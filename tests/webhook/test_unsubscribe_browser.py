@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from core.config import settings
-from core.db import session_scope
+from core.infra.config import settings
+from core.infra.db import session_scope
+from core.ingest.tracking import unsubscribe_url
 from core.models import Contact, Suppression
-from core.tracking import unsubscribe_url
 from tests.browser.conftest import page  # noqa: F401 - the Chromium fixture
 from tests.processes import process_env, start_webhook
 from tests.webhook.conftest import make_ledger

@@ -3,7 +3,7 @@ ran 86,400 times a day, each leaving a row in the result backend (issue 14)."""
 
 from __future__ import annotations
 
-from core import jobs
+from core.infra import jobs
 from worker.celery_app import app
 
 app.loader.import_default_modules()  # the worker imports its task modules at start

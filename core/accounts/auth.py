@@ -1,0 +1,628 @@
+"""Users, passwords, sign-in lockout, password reset, invitations and registration."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import bcrypt
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from core.infra import clock, jobs
+from core.infra.config import settings
+from core.infra.db import rowcount
+from core.infra.errors import (
+    InvalidToken,
+    NotFound,
+    PermissionDenied,
+    ValidationFailed,
+    WeakPassword,
+)
+from core.infra.permissions import ROLE_RANK, Actor
+from core.infra.tokens import hash_token, random_token
+from core.mail.compose import send_system_mail
+from core.models import (
+    ROLES,
+    AuditLog,
+    Invitation,
+    PasswordResetToken,
+    RevokedSession,
+    User,
+    Workspace,
+)
+
+PASSWORD_RULE = "at least 10 characters, with at least one letter and one digit or symbol"
+SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+log = logging.getLogger(__name__)
+
+
+def hash_password(password: str) -> str:
+    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=settings.bcrypt_rounds)).decode()
+
+
+# A real bcrypt hash of a random secret, at the same cost as real ones: unknown and locked
+# accounts are checked against it, so they fail exactly like a wrong password, in the same
+# time (a cheaper dummy told a stranger which addresses have accounts).
+_LOCKED_HASH = hash_password(random_token())
+
+
+def verify_password(password: str, password_hash: str) -> bool:
+    try:
+        return bcrypt.checkpw(password.encode(), password_hash.encode())
+    except ValueError:
+        return False
+
+
+def check_password_policy(password: str) -> None:
+    """Raise WeakPassword unless the password meets the policy (registration and reset)."""
+    if password != password.strip():
+        # The sign-in form strips what is typed: such a password could never sign in.
+        raise WeakPassword("The password cannot begin or end with a space.")
+    if len(password) < 10 or len(password) > 128:
+        raise WeakPassword(f"The password needs {PASSWORD_RULE}.")
+    if not re.search(r"[A-Za-z]", password) or not re.search(r"[^A-Za-z]", password):
+        raise WeakPassword(f"The password needs {PASSWORD_RULE}.")
+
+
+def normalize_email(email: str) -> str:
+    """Trim and lower-case; raise ValidationFailed when it is not an address."""
+    email = (email or "").strip().lower()
+    try:
+        validate_email(email, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise ValidationFailed(f"{email!r} is not a valid email address: {exc}") from exc
+    return email
+
+
+def actor_for(user: User) -> Actor:
+    return Actor(
+        workspace_id=user.workspace_id,
+        role=user.role,
+        user_id=user.id,
+        email=user.email,
+    )
+
+
+def get_user_by_email(session: Session, email: str) -> User | None:
+    return session.scalar(select(User).where(User.email == (email or "").strip().lower()))
+
+
+def ensure_workspace(session: Session, slug: str, name: str | None = None) -> Workspace:
+    """The workspace with `slug`, created when it does not exist."""
+    slug = slug.strip().lower()
+    if not SLUG_RE.match(slug):
+        raise ValidationFailed(
+            "A workspace slug is 2-63 lower-case letters, digits and dashes, starting with a "
+            "letter or digit."
+        )
+    workspace = session.scalar(select(Workspace).where(Workspace.slug == slug))
+    if workspace is None:
+        workspace = Workspace(slug=slug, name=name or slug.replace("-", " ").title())
+        session.add(workspace)
+        session.flush()
+    return workspace
+
+
+def create_user(
+    session: Session,
+    workspace: Workspace,
+    email: str,
+    password: str,
+    role: str,
+    name: str = "",
+) -> User:
+    """A new user in `workspace`; the password must meet the policy."""
+    if role not in ROLES:
+        raise ValidationFailed(f"Unknown role {role!r}: use one of {', '.join(ROLES)}.")
+    email = normalize_email(email)
+    check_password_policy(password)
+    if get_user_by_email(session, email) is not None:
+        raise ValidationFailed(f"A user with the email {email} already exists.")
+    user = User(
+        workspace_id=workspace.id,
+        email=email,
+        name=name or email.split("@")[0],
+        password_hash=hash_password(password),
+        role=role,
+    )
+    session.add(user)
+    session.flush()
+    return user
+
+
+# --- sign-in -------------------------------------------------------------------------
+
+
+def is_locked(user: User) -> bool:
+    until = clock.as_utc(user.locked_until)
+    return until is not None and until > clock.now()
+
+
+@dataclass
+class LoginEntry:
+    """What the login form needs to know about one user."""
+
+    name: str
+    email: str
+    password_hash: str
+    failed_logins: int
+    role: str
+
+
+def login_entries(session: Session) -> dict[str, LoginEntry]:
+    """Every user keyed by email; a locked account carries a hash nobody can match."""
+    entries = {}
+    for user in session.scalars(select(User)):
+        entries[user.email] = LoginEntry(
+            name=user.name or user.email,
+            email=user.email,
+            password_hash=_LOCKED_HASH if is_locked(user) else user.password_hash,
+            failed_logins=user.failed_logins,
+            role=user.role,
+        )
+    return entries
+
+
+def record_login_failure(session: Session, email: str) -> None:
+    """Count a failed attempt; the fifth in a row locks the account for 15 minutes."""
+    user = get_user_by_email(session, email)
+    if user is None or is_locked(user):
+        return
+    if user.locked_until is not None:
+        # The previous lock has run out: start counting afresh.
+        user.locked_until = None
+        user.failed_logins = 0
+    user.failed_logins += 1
+    if user.failed_logins >= settings.login_lockout_attempts:
+        _lock(session, user)
+
+
+def check_login(email: str, password: str) -> bool:
+    """The sign-in form's password check, with the lockout counted *before* the check.
+
+    Runs its own transactions: the attempt is claimed (failed_logins + 1, committed) before
+    bcrypt runs, so parallel attempts see each other and at most LOGIN_LOCKOUT_ATTEMPTS
+    passwords are ever checked before the lock. A success is recorded by the caller
+    (record_login_success resets the count); a failure keeps the claimed count and locks
+    the account at the last allowed attempt."""
+    from core.infra.db import session_scope
+
+    email = (email or "").strip().lower()
+    with session_scope() as session:
+        # FOR UPDATE: parallel attempts queue here on PostgreSQL (SQLite's BEGIN IMMEDIATE
+        # already does), so none reads a count another is about to raise.
+        user = session.scalar(select(User).where(User.email == email).with_for_update())
+        if user is None or is_locked(user):
+            verify_password(password, _LOCKED_HASH)  # the same work as a real check
+            return False
+        if user.locked_until is not None:  # an expired lock: count afresh
+            user.locked_until = None
+            user.failed_logins = 0
+        user.failed_logins += 1
+        attempt, password_hash = user.failed_logins, user.password_hash
+        if attempt > settings.login_lockout_attempts:
+            _lock(session, user)
+            return False
+    if verify_password(password, password_hash):
+        return True
+    if attempt >= settings.login_lockout_attempts:
+        with session_scope() as session:
+            user = get_user_by_email(session, email)
+            if user is not None and not is_locked(user):
+                _lock(session, user)
+    return False
+
+
+def _lock(session: Session, user: User) -> None:
+    user.locked_until = clock.now() + timedelta(minutes=settings.login_lockout_minutes)
+    session.add(
+        AuditLog(
+            workspace_id=user.workspace_id,
+            user_id=user.id,
+            action="account_locked",
+            target=user.email,
+        )
+    )
+
+
+def record_login_success(session: Session, email: str) -> User:
+    user = get_user_by_email(session, email)
+    if user is None:
+        raise NotFound("No such user.")
+    user.failed_logins = 0
+    user.locked_until = None
+    user.last_login_at = clock.now()
+    return user
+
+
+def authenticate(session: Session, email: str, password: str) -> User | None:
+    """Check a password with the lockout rules; the CLI and tests use this path."""
+    user = get_user_by_email(session, email)
+    if user is None or is_locked(user) or not verify_password(password, user.password_hash):
+        if user is not None:
+            record_login_failure(session, email)
+        return None
+    return record_login_success(session, email)
+
+
+def session_is_current(user: User, signed_in_at_ts: float) -> bool:
+    """False when the password was reset or changed, or every session was signed out,
+    after this session signed in."""
+    cutoff = clock.as_utc(user.sessions_valid_after)
+    return cutoff is None or signed_in_at_ts >= cutoff.timestamp()
+
+
+def _session_key(token_exp: float) -> int:
+    return round(token_exp * 1_000_000)
+
+
+def session_is_revoked(session: Session, user_id: int, token_exp: float | None) -> bool:
+    """True once the session whose cookie expires at `token_exp` has signed out."""
+    if token_exp is None:
+        return False
+    key = _session_key(token_exp)
+    return session.get(RevokedSession, (user_id, key)) is not None
+
+
+def end_session(session: Session, actor: Actor, token_exp: float | None) -> None:
+    """Sign-out: this session's cookie stops working now, on every device that holds it."""
+    if token_exp is not None:
+        if actor.user_id is None:
+            raise ValidationFailed("Only a signed-in user has a session to end.")
+        if not session_is_revoked(session, actor.user_id, token_exp):
+            session.add(
+                RevokedSession(
+                    user_id=actor.user_id,
+                    token_exp=_session_key(token_exp),
+                    expires_at=datetime.fromtimestamp(token_exp, UTC),
+                )
+            )
+    session.add(
+        AuditLog(workspace_id=actor.workspace_id, user_id=actor.user_id, action="signed_out")
+    )
+
+
+def end_all_sessions(session: Session, actor: Actor) -> None:
+    """ "Sign out everywhere": every session of this user that exists now ends."""
+    user = session.get(User, actor.user_id)
+    if user is None:
+        raise NotFound("No such user.")
+    user.sessions_valid_after = clock.now()
+    session.add(
+        AuditLog(
+            workspace_id=actor.workspace_id, user_id=actor.user_id, action="signed_out_everywhere"
+        )
+    )
+
+
+def sweep_revoked_sessions(session: Session) -> int:
+    """Forget signed-out sessions whose cookies have expired anyway."""
+    result = session.execute(delete(RevokedSession).where(RevokedSession.expires_at < clock.now()))
+    return rowcount(result) or 0
+
+
+# --- password reset ------------------------------------------------------------------
+
+
+RESETS_PER_HOUR = 3
+RESETS_PER_CLIENT_PER_HOUR = 20
+
+
+def reset_request_allowed(client: str) -> bool:
+    """Whether `client` (an IP address) may ask for another reset link this hour.
+
+    Books a slot on the shared rate limiter (database or Redis), so the cap holds across
+    app processes. Call it before opening the transaction that handles the request: on
+    SQLite the limiter's own transaction would wait for that one's write lock."""
+    if not client:
+        return True
+    from core.mail.ratelimit import get_limiter
+
+    wait = get_limiter().reserve(f"reset:{client}", 1, RESETS_PER_CLIENT_PER_HOUR / 3600)
+    if wait > 3600:
+        log.warning("password reset requests from %s refused: over the hourly cap", client)
+        return False
+    return True
+
+
+RESET_TASK = "worker.tasks.password_reset"
+
+
+def queue_password_reset(email: str) -> None:
+    """Hand a reset request to the worker (which calls request_password_reset).
+
+    The Forgot password page does only this, for every address: its answer then takes the
+    same time whether or not the address has an account (mailing inline told them apart)."""
+    jobs.enqueue(None, RESET_TASK, (email or "").strip()[:320])
+
+
+def request_password_reset(session: Session, email: str) -> None:
+    """Mail a single-use reset link if the address belongs to a user; silent otherwise."""
+    try:
+        email = normalize_email(email)
+    except ValidationFailed:
+        return
+    user = get_user_by_email(session, email)
+    if user is None:
+        return
+    recent = (
+        session.scalar(
+            select(func.count())
+            .select_from(PasswordResetToken)
+            .where(
+                PasswordResetToken.user_id == user.id,
+                PasswordResetToken.created_at > clock.now() - timedelta(hours=1),
+            )
+        )
+        or 0
+    )
+    if recent >= RESETS_PER_HOUR:
+        log.warning("password reset for user %s refused: %s this hour", user.id, recent)
+        return  # as silent as for an unknown address: no mail-bombing, no enumeration
+    token = random_token()
+    session.add(
+        PasswordResetToken(
+            user_id=user.id,
+            token_hash=hash_token(token),
+            expires_at=clock.now() + timedelta(minutes=settings.reset_token_minutes),
+        )
+    )
+    session.flush()
+    link = f"{settings.app_base_url.rstrip('/')}/reset?token={token}"
+    send_system_mail(
+        user.email,
+        "Reset your Mailwright password",
+        "Someone asked to reset the password of your Mailwright account. If it was you, open "
+        f"the link below within {settings.reset_token_minutes} minutes. If it was not, ignore "
+        "this mail: your password stays as it is.",
+        link=link,
+    )
+
+
+def _valid_reset_token(session: Session, token: str) -> PasswordResetToken:
+    row = session.scalar(
+        select(PasswordResetToken).where(PasswordResetToken.token_hash == hash_token(token or ""))
+    )
+    if row is None or row.used_at is not None:
+        raise InvalidToken("This reset link is not valid or was already used.")
+    if clock.as_utc(row.expires_at) <= clock.now():
+        raise InvalidToken("This reset link has expired. Ask for a new one.")
+    return row
+
+
+def _reset_token_user(session: Session, row: PasswordResetToken) -> User:
+    user = session.get(User, row.user_id)
+    assert user is not None  # the token's foreign key (ON DELETE CASCADE) guarantees it
+    return user
+
+
+def check_reset_token(session: Session, token: str) -> str:
+    """The email the token resets, or InvalidToken."""
+    return _reset_token_user(session, _valid_reset_token(session, token)).email
+
+
+def reset_password(session: Session, token: str, new_password: str) -> User:
+    """Set a new password with a reset token, use the token up and end all sessions."""
+    row = _valid_reset_token(session, token)
+    check_password_policy(new_password)
+    user = _reset_token_user(session, row)
+    now = clock.now()
+    row.used_at = now
+    user.password_hash = hash_password(new_password)
+    user.sessions_valid_after = now
+    user.failed_logins = 0
+    user.locked_until = None
+    # Any other outstanding link for this user dies with this one.
+    for other in session.scalars(
+        select(PasswordResetToken).where(
+            PasswordResetToken.user_id == user.id, PasswordResetToken.used_at.is_(None)
+        )
+    ):
+        other.used_at = now
+    session.add(AuditLog(workspace_id=user.workspace_id, user_id=user.id, action="password_reset"))
+    return user
+
+
+def change_password(session: Session, actor: Actor, current: str, new_password: str) -> User:
+    """A signed-in user changes their own password; other sessions end."""
+    user = session.get(User, actor.user_id)
+    if user is None or not verify_password(current, user.password_hash):
+        raise ValidationFailed("The current password is not right.")
+    check_password_policy(new_password)
+    user.password_hash = hash_password(new_password)
+    user.sessions_valid_after = clock.now()
+    return user
+
+
+def update_profile(session: Session, actor: Actor, name: str) -> User:
+    user = session.get(User, actor.user_id)
+    if user is None:
+        raise NotFound("No such user.")
+    user.name = name.strip()[:200] or user.name
+    return user
+
+
+# --- users, roles, invitations, registration -------------------------------------------
+
+
+def list_users(session: Session, actor: Actor) -> list[User]:
+    actor.require("read")
+    return list(
+        session.scalars(
+            select(User).where(User.workspace_id == actor.workspace_id).order_by(User.email)
+        )
+    )
+
+
+def _workspace_user(session: Session, actor: Actor, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None or user.workspace_id != actor.workspace_id:
+        raise NotFound("No such user in this workspace.")
+    return user
+
+
+def _check_can_grant(actor: Actor, role: str) -> None:
+    if role not in ROLES:
+        raise ValidationFailed(f"Unknown role {role!r}.")
+    if ROLE_RANK[role] > ROLE_RANK[actor.role]:
+        raise PermissionDenied("You cannot give a role above your own.")
+
+
+def change_role(session: Session, actor: Actor, user_id: int, role: str) -> User:
+    actor.require("admin")
+    _check_can_grant(actor, role)
+    user = _workspace_user(session, actor, user_id)
+    if ROLE_RANK[user.role] > ROLE_RANK[actor.role]:
+        raise PermissionDenied("You cannot change the role of someone above you.")
+    if user.role == "owner" and role != "owner" and _owner_count(session, actor) <= 1:
+        raise ValidationFailed("A workspace needs at least one owner.")
+    session.add(
+        AuditLog(
+            workspace_id=actor.workspace_id,
+            user_id=actor.user_id,
+            action="role_changed",
+            target=user.email,
+            detail={"from": user.role, "to": role},
+        )
+    )
+    user.role = role
+    return user
+
+
+def _owner_count(session: Session, actor: Actor) -> int:
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(User)
+            .where(User.workspace_id == actor.workspace_id, User.role == "owner")
+        )
+        or 0
+    )
+
+
+def remove_user(session: Session, actor: Actor, user_id: int) -> None:
+    actor.require("admin")
+    user = _workspace_user(session, actor, user_id)
+    if user.id == actor.user_id:
+        raise ValidationFailed("You cannot remove yourself.")
+    if ROLE_RANK[user.role] > ROLE_RANK[actor.role]:
+        raise PermissionDenied("You cannot remove someone above you.")
+    if user.role == "owner" and _owner_count(session, actor) <= 1:
+        raise ValidationFailed("A workspace needs at least one owner.")
+    session.add(
+        AuditLog(
+            workspace_id=actor.workspace_id,
+            user_id=actor.user_id,
+            action="user_removed",
+            target=user.email,
+        )
+    )
+    session.delete(user)
+
+
+def invite_user(session: Session, actor: Actor, email: str, role: str) -> str:
+    """Mail an invitation to join this workspace with `role`; returns the link."""
+    actor.require("admin")
+    _check_can_grant(actor, role)
+    email = normalize_email(email)
+    if get_user_by_email(session, email) is not None:
+        raise ValidationFailed(f"{email} already has an account.")
+    token = random_token()
+    session.add(
+        Invitation(
+            workspace_id=actor.workspace_id,
+            email=email,
+            role=role,
+            token_hash=hash_token(token),
+            invited_by_id=actor.user_id,
+            expires_at=clock.now() + timedelta(days=7),
+        )
+    )
+    session.flush()
+    workspace = session.get(Workspace, actor.workspace_id)
+    if workspace is None:
+        raise NotFound("This workspace no longer exists.")
+    link = f"{settings.app_base_url.rstrip('/')}/register?invite={token}"
+    send_system_mail(
+        email,
+        f"You are invited to {workspace.name} on Mailwright",
+        f"{actor.email} invited you to join {workspace.name} on Mailwright as {role}. "
+        "Open the link below within 7 days to choose your password.",
+        link=link,
+    )
+    return link
+
+
+def _valid_invitation(session: Session, token: str) -> Invitation:
+    inv = session.scalar(select(Invitation).where(Invitation.token_hash == hash_token(token or "")))
+    if inv is None or inv.accepted_at is not None:
+        raise InvalidToken("This invitation is not valid or was already used.")
+    if clock.as_utc(inv.expires_at) <= clock.now():
+        raise InvalidToken("This invitation has expired. Ask for a new one.")
+    return inv
+
+
+def _invitation_workspace(session: Session, inv: Invitation) -> Workspace:
+    workspace = session.get(Workspace, inv.workspace_id)
+    assert workspace is not None  # the invitation's foreign key (ON DELETE CASCADE) guarantees it
+    return workspace
+
+
+def describe_invitation(session: Session, token: str) -> tuple[str, str, str]:
+    """(email, role, workspace name) of a valid invitation."""
+    inv = _valid_invitation(session, token)
+    return inv.email, inv.role, _invitation_workspace(session, inv).name
+
+
+def accept_invitation(session: Session, token: str, name: str, password: str) -> User:
+    inv = _valid_invitation(session, token)
+    # The invitation grants what its inviter may grant today, not what they could then.
+    inviter = session.get(User, inv.invited_by_id) if inv.invited_by_id else None
+    try:
+        if inviter is None or inviter.workspace_id != inv.workspace_id:
+            raise PermissionDenied("no inviter")
+        actor = actor_for(inviter)
+        actor.require("admin")
+        _check_can_grant(actor, inv.role)
+    except PermissionDenied as exc:
+        raise PermissionDenied(
+            "This invitation is no longer valid (whoever sent it can no longer grant it). "
+            "Ask an admin for a new one."
+        ) from exc
+    workspace = _invitation_workspace(session, inv)
+    user = create_user(session, workspace, inv.email, password, inv.role, name=name)
+    inv.accepted_at = clock.now()
+    return user
+
+
+def installation_is_empty(session: Session) -> bool:
+    return session.scalar(select(func.count()).select_from(User)) == 0
+
+
+def registration_open(session: Session) -> bool:
+    """Whether a visitor without an invitation may create a workspace."""
+    return settings.allow_signup or installation_is_empty(session)
+
+
+def register_workspace(
+    session: Session,
+    workspace_name: str,
+    slug: str,
+    email: str,
+    name: str,
+    password: str,
+) -> User:
+    """A new workspace with its first owner: the first visitor, or anyone with ALLOW_SIGNUP."""
+    if not registration_open(session):
+        raise PermissionDenied("Sign-up is closed here: ask an admin for an invitation.")
+    slug = slug.strip().lower()
+    if session.scalar(select(Workspace).where(Workspace.slug == slug)) is not None:
+        raise ValidationFailed(f"The workspace {slug!r} exists already.")
+    workspace = ensure_workspace(session, slug, workspace_name.strip() or slug)
+    workspace.from_email = normalize_email(email)
+    workspace.from_name = workspace.name
+    return create_user(session, workspace, email, password, "owner", name=name)

@@ -1,0 +1,778 @@
+"""Campaign reports and dashboard figures.
+
+A campaign's live numbers are named queries over the SQL database (message ledger and
+events) that read covering indexes only; the dashboard's trends read the DuckDB rollups
+(core.analytics.rollups). Opens and clicks count only from the workspace's tracking source ("own"
+pixel and links, or "ses"), so a campaign tracked by both is never counted twice, and
+machine opens (prefetchers, image proxies) are kept apart from human ones.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import and_, case, func, literal_column, or_, select
+from sqlalchemy.orm import Session, aliased
+
+from core.contacts.export import neutralize
+from core.infra import clock
+from core.infra.clock import as_utc
+from core.infra.errors import NotFound, ValidationFailed
+from core.infra.permissions import Actor
+from core.models import Campaign, Contact, Event, Message, Workspace
+from core.models.statuses import LEFT, CampaignStatus
+
+RATE_DEFINITIONS = {
+    "open_rate": "unique human opens ÷ delivered",
+    "click_rate": "unique clicks ÷ delivered",
+    "click_to_open_rate": "unique clicks ÷ unique human opens",
+    "bounce_rate": "bounced messages (hard or soft) ÷ sent",
+    "complaint_rate": "complaints ÷ delivered",
+    "unsubscribe_rate": "unsubscribes ÷ delivered",
+}
+
+# SES puts an account under review, then may pause sending, at these rates; Gmail asks
+# bulk senders to stay under 0.3 % spam (we compare the complaint rate we can see).
+SES_BOUNCE_REVIEW, SES_BOUNCE_PAUSE = 0.05, 0.10
+SES_COMPLAINT_REVIEW, SES_COMPLAINT_PAUSE = 0.001, 0.005
+GMAIL_SPAM_LIMIT = 0.003
+CLOSE_TO_LIMIT = 0.8  # warn at 80 % of a threshold
+
+
+def rate(numerator: int, denominator: int) -> float | None:
+    """numerator ÷ denominator, or None when there is nothing to divide by."""
+    return numerator / denominator if denominator else None
+
+
+@dataclass
+class CampaignFigures:
+    campaign_id: int
+    name: str
+    status: str
+    started_at: datetime | None
+    finished_at: datetime | None
+    recipients: int = 0
+    queued: int = 0
+    sent: int = 0
+    uncertain: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    delivered: int = 0
+    # True when the transport reports no deliveries (SMTP, outbox): sent − bounced.
+    delivered_estimated: bool = False
+    hard_bounces: int = 0
+    soft_bounces: int = 0
+    bounces: int = 0
+    complaints: int = 0
+    unsubscribes: int = 0
+    unique_opens: int = 0
+    total_opens: int = 0
+    machine_opens: int = 0
+    unique_clicks: int = 0
+    total_clicks: int = 0
+    tracking_source: str = "own"
+
+    @property
+    def rates(self) -> dict[str, float | None]:
+        return {
+            "open_rate": rate(self.unique_opens, self.delivered),
+            "click_rate": rate(self.unique_clicks, self.delivered),
+            "click_to_open_rate": rate(self.unique_clicks, self.unique_opens),
+            "bounce_rate": rate(self.bounces, self.sent),
+            "complaint_rate": rate(self.complaints, self.delivered),
+            "unsubscribe_rate": rate(self.unsubscribes, self.delivered),
+        }
+
+    @property
+    def is_live(self) -> bool:
+        """Still sending: the report page refreshes itself."""
+        return self.status in (CampaignStatus.SENDING, CampaignStatus.SCHEDULED)
+
+    def as_row(self) -> dict[str, Any]:
+        row = asdict(self)
+        row.update(self.rates)
+        return row
+
+
+@dataclass
+class TimelinePoint:
+    start: datetime
+    granularity: str  # "hour" or "day"
+    opens: int = 0
+    clicks: int = 0
+
+
+@dataclass
+class LinkClicks:
+    url: str
+    unique_clicks: int
+    total_clicks: int
+
+
+@dataclass
+class CampaignReport:
+    figures: CampaignFigures
+    timeline: list[TimelinePoint]
+    links: list[LinkClicks]
+
+
+def _campaign(session: Session, actor: Actor, campaign_id: int) -> Campaign:
+    actor.require("read")
+    campaign = session.get(Campaign, campaign_id)
+    if campaign is None or campaign.workspace_id != actor.workspace_id:
+        raise NotFound("That campaign does not exist in this workspace.")
+    return campaign
+
+
+def _tracking_source(session: Session, workspace_id: int) -> str | None:
+    return session.scalar(select(Workspace.tracking_source).where(Workspace.id == workspace_id))
+
+
+def campaign_figures(
+    session: Session, actor: Actor, campaign_id: int, use_rollups: bool = True
+) -> CampaignFigures:
+    """Counts and rates of one campaign, live from the ledger and the events.
+
+    Deliveries, opens and clicks of a big campaign are millions of index entries; with
+    `use_rollups` they are the rollups' counts up to the event id the rollups were built
+    through, plus the newer events counted live (a newer event is unique only if its
+    message had no such event before). Without rollups (or with another database's),
+    every event is counted here.
+    """
+    campaign = _campaign(session, actor, campaign_id)
+    source = _tracking_source(session, campaign.workspace_id) or "own"
+    fig = CampaignFigures(
+        campaign.id,
+        campaign.name,
+        campaign.status,
+        as_utc(campaign.started_at),
+        as_utc(campaign.finished_at),
+        tracking_source=source,
+    )
+    # The ledger: an index-only scan of (campaign_id, status, id).
+    by_status = dict(
+        session.execute(
+            select(Message.status, func.count())
+            .where(Message.campaign_id == campaign.id)
+            .group_by(Message.status)
+        ).all()
+    )
+    fig.recipients = sum(by_status.values())
+    fig.sent = sum(by_status.get(s, 0) for s in LEFT)
+    fig.uncertain = by_status.get("uncertain", 0)
+    fig.failed = by_status.get("failed", 0)
+    fig.cancelled = by_status.get("cancelled", 0)
+    fig.queued = sum(by_status.get(s, 0) for s in ("queued", "held", "sending"))
+
+    snap = _snapshot(session, campaign) if use_rollups else None
+    if snap is None:
+        delivered_events = _full_event_counts(session, campaign.id, source, fig)
+    else:
+        delivered_events = _snapshot_plus_delta(session, campaign.id, source, snap, fig)
+    # Complaints and unsubscribes are few: always counted live, each message once.
+    for type_, n in session.execute(
+        select(Event.type, func.count(func.distinct(Event.message_id)))
+        .where(Event.campaign_id == campaign.id, Event.type.in_(("complaint", "unsubscribe")))
+        .group_by(Event.type)
+    ).all():
+        if type_ == "complaint":
+            fig.complaints = n
+        else:
+            fig.unsubscribes = n
+    # Bounces are few: split hard and soft, and count each bounced message once.
+    bounce_rows = session.execute(
+        select(
+            Event.bounce_type,
+            func.count(func.distinct(Event.message_id)),
+        )
+        .where(Event.campaign_id == campaign.id, Event.type == "bounce")
+        .group_by(Event.bounce_type)
+    ).all()
+    for bounce_type, n in bounce_rows:
+        if bounce_type == "hard":
+            fig.hard_bounces = n
+        else:
+            fig.soft_bounces += n
+    if bounce_rows:
+        fig.bounces = (
+            session.scalar(
+                select(func.count(func.distinct(Event.message_id))).where(
+                    Event.campaign_id == campaign.id, Event.type == "bounce"
+                )
+            )
+            or 0
+        )
+    if delivered_events:
+        fig.delivered = delivered_events
+    elif fig.sent:
+        fig.delivered = max(fig.sent - fig.bounces, 0)
+        fig.delivered_estimated = True
+    return fig
+
+
+COUNTED_TYPES = ("click", "delivered", "open")
+
+
+def _snapshot(session: Session, campaign: Campaign):
+    from core.analytics import rollups
+
+    key = rollups.source_key(session.get_bind().engine.url)
+    return rollups.campaign_snapshot(campaign.workspace_id, campaign.id, key)
+
+
+def _apply(fig: CampaignFigures, source: str, rows) -> int:
+    """Add (type, source, machine, unique, total) rows to `fig`; returns unique deliveries."""
+    delivered = 0
+    for type_, ev_source, machine, unique, total in rows:
+        unique, total = int(unique or 0), int(total or 0)
+        if type_ == "delivered":
+            delivered += unique
+        elif type_ == "open" and ev_source == source:
+            if machine:
+                fig.machine_opens += total
+            else:
+                fig.unique_opens += unique
+                fig.total_opens += total
+        elif type_ == "click" and ev_source == source and not machine:
+            fig.unique_clicks += unique
+            fig.total_clicks += total
+    return delivered
+
+
+def _full_event_counts(session: Session, campaign_id: int, source: str, fig) -> int:
+    # Per (type, source, machine) the messages that had one and how many; the inner
+    # GROUP BY follows ix_event_campaign_report: no sort and no table access.
+    per_message = (
+        select(
+            Event.type, Event.source, Event.is_machine, Event.message_id, func.count().label("n")
+        )
+        .where(Event.campaign_id == campaign_id, Event.type.in_(COUNTED_TYPES))
+        .group_by(Event.type, Event.source, Event.is_machine, Event.message_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(
+            per_message.c.type,
+            per_message.c.source,
+            per_message.c.is_machine,
+            func.count(),
+            func.sum(per_message.c.n),
+        ).group_by(per_message.c.type, per_message.c.source, per_message.c.is_machine)
+    ).all()
+    return _apply(fig, source, rows)
+
+
+def _snapshot_plus_delta(session: Session, campaign_id: int, source: str, snap, fig) -> int:
+    fig.unique_opens, fig.total_opens = snap.unique_opens, snap.total_opens
+    fig.machine_opens = snap.machine_opens
+    fig.unique_clicks, fig.total_clicks = snap.unique_clicks, snap.total_clicks
+    prior = aliased(Event)
+    is_new = ~(
+        select(prior.id)
+        .where(
+            prior.message_id == Event.message_id,
+            prior.type == Event.type,
+            prior.source == Event.source,
+            prior.is_machine == Event.is_machine,
+            prior.id <= snap.through,
+        )
+        .exists()
+    )
+    delta = (
+        select(
+            Event.type,
+            Event.source,
+            Event.is_machine,
+            Event.message_id,
+            case((is_new, Event.message_id)).label("new_message"),
+        )
+        .where(
+            Event.id > snap.through,
+            Event.campaign_id == campaign_id,
+            Event.type.in_(COUNTED_TYPES),
+        )
+        .subquery()
+    )
+    rows = session.execute(
+        select(
+            delta.c.type,
+            delta.c.source,
+            delta.c.is_machine,
+            func.count(func.distinct(delta.c.new_message)),
+            func.count(),
+        ).group_by(delta.c.type, delta.c.source, delta.c.is_machine)
+    ).all()
+    return snap.delivered_events + _apply(fig, source, rows)
+
+
+def _hour_bucket(session: Session):
+    if session.get_bind().dialect.name == "postgresql":
+        return func.date_trunc("hour", func.timezone("UTC", Event.occurred_at))
+    return func.strftime("%Y-%m-%d %H:00:00", Event.occurred_at)
+
+
+def _parse_bucket(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return datetime.fromisoformat(str(value)).replace(tzinfo=UTC)
+
+
+def campaign_timeline(
+    session: Session, actor: Actor, campaign_id: int, use_rollups: bool = True
+) -> list[TimelinePoint]:
+    """Human opens and clicks per hour for the first 48 hours after the start, per day after.
+
+    With `use_rollups`, hours come from the rollups plus newer events counted live."""
+    campaign = _campaign(session, actor, campaign_id)
+    source = _tracking_source(session, campaign.workspace_id) or "own"
+    snap = _snapshot(session, campaign) if use_rollups else None
+    bucket = _hour_bucket(session).label("bucket")
+    query = (
+        select(bucket, Event.type, func.count())
+        .where(
+            Event.campaign_id == campaign.id,
+            Event.type.in_(("open", "click")),
+            Event.source == source,
+            Event.is_machine.is_(False),
+        )
+        .group_by(literal_column("bucket"), Event.type)
+    )
+    if snap is not None:
+        query = query.where(Event.id > snap.through)
+    hours = [(_parse_bucket(b), t, n) for b, t, n in session.execute(query).all()]
+    if snap is not None:
+        for hour, (opens, clicks) in snap.hours.items():
+            hours += [(hour, "open", opens), (hour, "click", clicks)]
+    if not hours:
+        return []
+    start = as_utc(campaign.started_at) or min(h for h, _, _ in hours)
+    start = start.replace(minute=0, second=0, microsecond=0)
+    cutoff = start + timedelta(hours=48)
+    points: dict[tuple[datetime, str], TimelinePoint] = {}
+    for hour, type_, n in hours:
+        key = (hour, "hour") if hour < cutoff else (hour.replace(hour=0), "day")
+        point = points.setdefault(key, TimelinePoint(key[0], key[1]))
+        if type_ == "open":
+            point.opens += n
+        else:
+            point.clicks += n
+    return sorted((p for p in points.values() if p.opens or p.clicks), key=lambda p: p.start)
+
+
+def top_links(
+    session: Session, actor: Actor, campaign_id: int, limit: int = 10, use_rollups: bool = True
+) -> list[LinkClicks]:
+    """Links by unique (human) clickers, then total clicks."""
+    campaign = _campaign(session, actor, campaign_id)
+    source = _tracking_source(session, campaign.workspace_id) or "own"
+    snap = _snapshot(session, campaign) if use_rollups else None
+    human_clicks = (
+        Event.campaign_id == campaign.id,
+        Event.type == "click",
+        Event.source == source,
+        Event.is_machine.is_(False),
+    )
+    if snap is None:
+        unique = func.count(func.distinct(Event.message_id))
+        rows = session.execute(
+            select(Event.url, unique, func.count())
+            .where(*human_clicks)
+            .group_by(Event.url)
+            .order_by(unique.desc(), func.count().desc(), Event.url)
+            .limit(limit)
+        ).all()
+        return [LinkClicks(url or "(no link)", int(u), int(t)) for url, u, t in rows]
+    prior = aliased(Event)
+    is_new = ~(
+        select(prior.id)
+        .where(
+            prior.message_id == Event.message_id,
+            prior.type == "click",
+            prior.source == source,
+            prior.is_machine.is_(False),
+            prior.url == Event.url,
+            prior.id <= snap.through,
+        )
+        .exists()
+    )
+    delta = (
+        select(Event.url, case((is_new, Event.message_id)).label("new_message"))
+        .where(Event.id > snap.through, *human_clicks)
+        .subquery()
+    )
+    links = dict(snap.links)
+    for url, new_unique, total in session.execute(
+        select(delta.c.url, func.count(func.distinct(delta.c.new_message)), func.count()).group_by(
+            delta.c.url
+        )
+    ).all():
+        u, t = links.get(url or "", (0, 0))
+        links[url or ""] = (u + int(new_unique), t + int(total))
+    ranked = sorted(links.items(), key=lambda kv: (-kv[1][0], -kv[1][1], kv[0]))[:limit]
+    return [LinkClicks(url or "(no link)", u, t) for url, (u, t) in ranked]
+
+
+def campaign_report(session: Session, actor: Actor, campaign_id: int) -> CampaignReport:
+    """Everything the report page shows above the recipients table."""
+    return CampaignReport(
+        campaign_figures(session, actor, campaign_id),
+        campaign_timeline(session, actor, campaign_id),
+        top_links(session, actor, campaign_id),
+    )
+
+
+def compare_campaigns(
+    session: Session, actor: Actor, campaign_ids: list[int]
+) -> list[CampaignFigures]:
+    """Figures of several campaigns, side by side."""
+    return [campaign_figures(session, actor, cid) for cid in campaign_ids]
+
+
+@dataclass
+class CampaignChoice:
+    id: int
+    name: str
+    status: str
+    started_at: datetime | None
+
+
+def reportable_campaigns(session: Session, actor: Actor, limit: int = 500) -> list[CampaignChoice]:
+    """Campaigns that have (or are getting) a report, newest first."""
+    actor.require("read")
+    rows = session.execute(
+        select(Campaign.id, Campaign.name, Campaign.status, Campaign.started_at)
+        .where(
+            Campaign.workspace_id == actor.workspace_id,
+            Campaign.status.in_(
+                (
+                    CampaignStatus.SENDING,
+                    CampaignStatus.PAUSED,
+                    CampaignStatus.SENT,
+                    CampaignStatus.FAILED,
+                    CampaignStatus.CANCELLED,
+                )
+            ),
+        )
+        .order_by(Campaign.started_at.desc().nulls_last(), Campaign.id.desc())
+        .limit(limit)
+    ).all()
+    return [CampaignChoice(i, n, s, as_utc(t)) for i, n, s, t in rows]
+
+
+# --- Recipients -------------------------------------------------------------------------
+
+
+@dataclass
+class RecipientRow:
+    email: str
+    status: str
+    sent_at: datetime | None
+    delivered: bool = False
+    opens: int = 0
+    clicks: int = 0
+    bounce: str = ""
+    complained: bool = False
+    unsubscribed: bool = False
+    error: str = ""
+
+
+def _recipient_filter(campaign_id: int, search: str, status: str | None) -> list:
+    conds = [Message.campaign_id == campaign_id]
+    if search.strip():
+        conds.append(Message.email.like(f"%{search.strip().lower()}%"))
+    if status:
+        conds.append(Message.status == status)
+    return conds
+
+
+def _activity(session: Session, campaign_id: int, source: str, message_ids: list[int]) -> dict:
+    activity: dict[int, dict[str, Any]] = {mid: {} for mid in message_ids}
+    if not message_ids:
+        return activity
+    counted = or_(
+        Event.type.notin_(("open", "click")),
+        and_(Event.source == source, Event.is_machine.is_(False)),
+    )
+    rows = session.execute(
+        select(Event.message_id, Event.type, func.max(Event.bounce_type), func.count())
+        .where(Event.campaign_id == campaign_id, Event.message_id.in_(message_ids), counted)
+        .group_by(Event.message_id, Event.type)
+    ).all()
+    for mid, type_, bounce_type, n in rows:
+        assert mid is not None  # the IN (message_ids) above matches no NULL
+        activity[mid][type_] = (n, bounce_type)
+    return activity
+
+
+def _to_rows(session: Session, campaign: Campaign, messages: Sequence[Any]) -> list[RecipientRow]:
+    source = _tracking_source(session, campaign.workspace_id) or "own"
+    activity = _activity(session, campaign.id, source, [m[0] for m in messages])
+    out = []
+    for mid, email, status, sent_at, error in messages:
+        act = activity.get(mid, {})
+        out.append(
+            RecipientRow(
+                email=email,
+                status=status,
+                sent_at=as_utc(sent_at),
+                delivered="delivered" in act,
+                opens=act.get("open", (0, None))[0],
+                clicks=act.get("click", (0, None))[0],
+                bounce=(act["bounce"][1] or "soft") if "bounce" in act else "",
+                complained="complaint" in act,
+                unsubscribed="unsubscribe" in act,
+                error=error or "",
+            )
+        )
+    return out
+
+
+def recipients_page(
+    session: Session,
+    actor: Actor,
+    campaign_id: int,
+    search: str = "",
+    status: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+    known_total: int | None = None,
+) -> tuple[list[RecipientRow], int]:
+    """One page of recipients with their activity, and how many match in all.
+
+    `known_total` (the report's recipient count) saves counting again when nothing filters."""
+    campaign = _campaign(session, actor, campaign_id)
+    conds = _recipient_filter(campaign.id, search, status)
+    if known_total is not None and not search.strip() and not status:
+        total = known_total
+    else:
+        total = session.scalar(select(func.count()).select_from(Message).where(*conds)) or 0
+    messages = session.execute(
+        select(Message.id, Message.email, Message.status, Message.sent_at, Message.error)
+        .where(*conds)
+        .order_by(Message.id)
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    return _to_rows(session, campaign, messages), total
+
+
+RECIPIENT_COLUMNS = [
+    "email",
+    "status",
+    "sent_at",
+    "delivered",
+    "opens",
+    "clicks",
+    "bounce",
+    "complained",
+    "unsubscribed",
+    "error",
+]
+
+
+def recipients_csv(
+    session: Session,
+    actor: Actor,
+    campaign_id: int,
+    search: str = "",
+    status: str | None = None,
+    chunk: int = 5000,
+) -> str:
+    """Every matching recipient with activity as CSV (the export), read in id order."""
+    campaign = _campaign(session, actor, campaign_id)
+    conds = _recipient_filter(campaign.id, search, status)
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(RECIPIENT_COLUMNS)
+    last_id = 0
+    while True:
+        messages = session.execute(
+            select(Message.id, Message.email, Message.status, Message.sent_at, Message.error)
+            .where(*conds, Message.id > last_id)
+            .order_by(Message.id)
+            .limit(chunk)
+        ).all()
+        if not messages:
+            break
+        last_id = messages[-1][0]
+        for row in _to_rows(session, campaign, messages):
+            values = asdict(row)
+            values["sent_at"] = row.sent_at.isoformat() if row.sent_at else ""
+            # Same escaping as the contacts export: a cell never runs as a formula.
+            cells = ("" if values[c] is None else str(values[c]) for c in RECIPIENT_COLUMNS)
+            writer.writerow([neutralize(cell) for cell in cells])
+    return buf.getvalue()
+
+
+# --- Dashboard ------------------------------------------------------------------------
+
+
+@dataclass
+class Threshold:
+    name: str
+    value: float | None
+    limit: float
+    kind: str  # "review", "pause" or "spam"
+
+    @property
+    def level(self) -> str:
+        """ "ok", "close" (within 80 % of the limit) or "over"."""
+        if self.value is None:
+            return "ok"
+        if self.value >= self.limit:
+            return "over"
+        return "close" if self.value >= self.limit * CLOSE_TO_LIMIT else "ok"
+
+
+@dataclass
+class Deliverability:
+    sent: int
+    bounces: int
+    complaints: int
+    bounce_rate: float | None
+    complaint_rate: float | None
+    thresholds: list[Threshold] = field(default_factory=list)
+
+    @property
+    def warnings(self) -> list[str]:
+        out = []
+        for t in self.thresholds:
+            if t.level != "ok":
+                word = "over" if t.level == "over" else "close to"
+                out.append(f"{t.name} {t.value:.2%} is {word} {t.kind} threshold {t.limit:.2%}.")
+        return out
+
+
+def deliverability(sent: int, bounces: int, complaints: int) -> Deliverability:
+    """Bounce and complaint rates (over sent, as SES measures) against the known limits."""
+    br, cr = rate(bounces, sent), rate(complaints, sent)
+    return Deliverability(
+        sent,
+        bounces,
+        complaints,
+        br,
+        cr,
+        [
+            Threshold("Bounce rate", br, SES_BOUNCE_REVIEW, "SES review"),
+            Threshold("Bounce rate", br, SES_BOUNCE_PAUSE, "SES pause"),
+            Threshold("Complaint rate", cr, SES_COMPLAINT_REVIEW, "SES review"),
+            Threshold("Complaint rate", cr, SES_COMPLAINT_PAUSE, "SES pause"),
+            Threshold("Complaint rate", cr, GMAIL_SPAM_LIMIT, "Gmail spam-rate"),
+        ],
+    )
+
+
+@dataclass
+class RecentCampaign:
+    id: int
+    name: str
+    status: str
+    started_at: datetime | None
+    scheduled_at: datetime | None
+
+
+@dataclass
+class Dashboard:
+    subscribed: int
+    contacts: int
+    subscribed_change_30d: int | None
+    sent_30d: int | None
+    sent_all_time: int | None
+    avg_open_rate: float | None
+    avg_click_rate: float | None
+    rate_campaigns: int
+    recent: list[RecentCampaign]
+    upcoming: list[RecentCampaign]
+    growth: list[dict[str, Any]]  # day, new_contacts, cumulative_contacts (90 days)
+    health: Deliverability | None
+    rollup_built_at: datetime | None
+
+    @property
+    def has_rollups(self) -> bool:
+        return self.rollup_built_at is not None
+
+
+def dashboard(
+    session: Session,
+    actor: Actor,
+    rollup_path: Path | None = None,
+    last_campaigns: int = 10,
+) -> Dashboard:
+    """The landing page: live counts and lists from SQL, trends from the DuckDB rollups."""
+    from core.analytics import rollups
+
+    actor.require("read")
+    ws = actor.workspace_id
+    by_status = dict(
+        session.execute(
+            select(Contact.status, func.count())
+            .where(Contact.workspace_id == ws)
+            .group_by(Contact.status)
+        ).all()
+    )
+
+    def campaigns(where: Any, order: Any) -> list[RecentCampaign]:
+        rows = session.execute(
+            select(
+                Campaign.id,
+                Campaign.name,
+                Campaign.status,
+                Campaign.started_at,
+                Campaign.scheduled_at,
+            )
+            .where(Campaign.workspace_id == ws, where)
+            .order_by(order)
+            .limit(5)
+        ).all()
+        return [RecentCampaign(i, n, s, as_utc(a), as_utc(b)) for i, n, s, a, b in rows]
+
+    recent = campaigns(Campaign.started_at.is_not(None), Campaign.started_at.desc())
+    upcoming = campaigns(Campaign.status == CampaignStatus.SCHEDULED, Campaign.scheduled_at)
+    trends = rollups.dashboard_trends(ws, clock.now(), rollup_path, last_campaigns)
+    return Dashboard(
+        subscribed=by_status.get("subscribed", 0),
+        contacts=sum(by_status.values()),
+        subscribed_change_30d=trends.get("subscribed_change_30d"),
+        sent_30d=trends.get("sent_30d"),
+        sent_all_time=trends.get("sent_all_time"),
+        avg_open_rate=trends.get("avg_open_rate"),
+        avg_click_rate=trends.get("avg_click_rate"),
+        rate_campaigns=trends.get("rate_campaigns", 0),
+        recent=recent,
+        upcoming=upcoming,
+        growth=trends.get("growth", []),
+        health=deliverability(trends["sent_30d"], trends["bounces_30d"], trends["complaints_30d"])
+        if trends.get("built_at")
+        else None,
+        rollup_built_at=trends.get("built_at"),
+    )
+
+
+def figures_table(figures: list[CampaignFigures]) -> list[dict[str, Any]]:
+    """Rows for a side-by-side comparison."""
+    if not figures:
+        raise ValidationFailed("Pick at least one campaign to compare.")
+    return [f.as_row() for f in figures]
+
+
+__all__ = [
+    "RATE_DEFINITIONS",
+    "CampaignFigures",
+    "campaign_figures",
+    "campaign_report",
+    "campaign_timeline",
+    "compare_campaigns",
+    "dashboard",
+    "deliverability",
+    "rate",
+    "recipients_csv",
+    "recipients_page",
+    "reportable_campaigns",
+    "top_links",
+]

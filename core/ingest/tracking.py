@@ -1,0 +1,77 @@
+"""URLs that go into mail and come back to the webhook: open pixel, click redirect,
+unsubscribe. Each carries a signed token naming the workspace and the ledger row, so
+nobody can forge statistics or unsubscribe someone else."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.infra.config import settings
+from core.infra.errors import InvalidToken
+from core.infra.tokens import sign, unsign
+
+
+@dataclass(frozen=True)
+class TrackedMessage:
+    workspace_id: int
+    message_id: int
+
+
+@dataclass(frozen=True)
+class TrackedClick(TrackedMessage):
+    url: str
+
+
+@dataclass(frozen=True)
+class UnsubscribeTarget:
+    workspace_id: int
+    contact_id: int
+    message_id: int | None  # None for test sends and links outside a campaign
+
+
+def _base() -> str:
+    return settings.public_base_url.rstrip("/")
+
+
+def open_url(workspace_id: int, message_id: int) -> str:
+    return f"{_base()}/t/o/{sign('open', workspace_id, message_id)}.gif"
+
+
+def click_url(workspace_id: int, message_id: int, url: str) -> str:
+    # The destination is inside the signed token: the redirect can only lead where the
+    # message really linked (no open redirect), and nobody can mint click events.
+    return f"{_base()}/t/c/{sign('click', workspace_id, message_id, url)}"
+
+
+def unsubscribe_url(workspace_id: int, contact_id: int, message_id: int | None = None) -> str:
+    return f"{_base()}/u/{sign('unsub', workspace_id, contact_id, message_id or 0)}"
+
+
+def _ints(parts: list[str], n: int) -> list[int]:
+    try:
+        return [int(p) for p in parts[:n]]
+    except ValueError as exc:
+        raise InvalidToken("malformed token") from exc
+
+
+def parse_open(token: str) -> TrackedMessage:
+    parts = unsign("open", token.removesuffix(".gif"))
+    if len(parts) != 2:
+        raise InvalidToken("malformed token")
+    return TrackedMessage(*_ints(parts, 2))
+
+
+def parse_click(token: str) -> TrackedClick:
+    parts = unsign("click", token)
+    if len(parts) != 3 or not parts[2].startswith(("http://", "https://")):
+        raise InvalidToken("malformed token")
+    ws, msg = _ints(parts, 2)
+    return TrackedClick(ws, msg, parts[2])
+
+
+def parse_unsubscribe(token: str) -> UnsubscribeTarget:
+    parts = unsign("unsub", token)
+    if len(parts) != 3:
+        raise InvalidToken("malformed token")
+    ws, contact, msg = _ints(parts, 3)
+    return UnsubscribeTarget(ws, contact, msg or None)

@@ -1,0 +1,4 @@
+"""Segments: the rule model, its validation, the SQL compiler and the service (`rules`).
+
+May import: `core.infra`, `core.models`, `core.contacts`.
+"""
