@@ -59,3 +59,23 @@ def test_retry_is_offered_only_when_something_failed():
     assert "nothing to send again" in allowed_actions("sent", failed=0)[Action.RETRY_FAILED].reason
     assert allowed_actions("sent", failed=3)[Action.RETRY_FAILED]
     assert allowed_actions("sending")[Action.DELETE].reason.startswith("Pause and cancel")
+
+
+def test_a_campaign_test_send_checks_the_address_like_the_template_editor(live_db, outbox):
+    from core.infra.db import session_scope
+    from core.models import AuditLog
+    from tests.helpers import outbox_messages
+
+    with session_scope() as s:
+        setup = make_setup(s, contacts=1)
+        cid = make_campaign(s, setup)
+    with session_scope() as s, pytest.raises(ValidationFailed):
+        campaigns.send_test(s, setup.actor, cid, "not an address")
+    with session_scope() as s:
+        campaigns.send_test(s, setup.actor, cid, "  Me@Example.COM ")
+    [msg] = outbox_messages(outbox)
+    assert msg["To"] == "me@example.com" and msg["Subject"].startswith("[Test]")
+    assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    with session_scope() as s:
+        logged = s.scalars(select(AuditLog.target).where(AuditLog.action == "campaign_test_sent"))
+        assert list(logged) == ["me@example.com"]
