@@ -4,7 +4,8 @@ streamlit-authenticator reads its cookie from `st.context.cookies` (the cookies 
 websocket's handshake) and writes it through extra-streamlit-components' CookieManager.
 That component answers every mount, and every cookie it sets or deletes, with a
 component value, and a component value is a rerun request from the browser. Two
-Streamlit behaviours turn those unasked-for reruns into the bugs of issue 21:
+Streamlit behaviours turn those unasked-for reruns into bugs (a deep link landing on the
+dashboard, a lost sign-in click):
 
 - A new session's first run is requested by page name (`/settings`), but the browser
   notes the *main script's* hash as the current page when the run starts, and only

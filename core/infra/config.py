@@ -98,7 +98,7 @@ class Settings(BaseSettings):
     webhook_drain_batch: int = 500
     sns_drain_seconds: float = 1.0
 
-    # Sending (issue 5); SEND_BATCH_SIZE above is the ledger rows one batch task owns.
+    # Sending; SEND_BATCH_SIZE above is the ledger rows one batch task owns.
     # A message left in "sending" longer than this belongs to a lost worker: recovered.
     send_lease_seconds: float = 120.0
     # A batch task that has sent for this long hands the rest of its range to a new task,
@@ -113,7 +113,7 @@ class Settings(BaseSettings):
     # Fraction of the max send rate actually used, so clock jitter never exceeds the limit.
     send_rate_headroom: float = 0.95
 
-    # A/B tests (issue 9): how often beat decides due tests and releases the held rest.
+    # A/B tests: how often beat decides due tests and releases the held rest.
     ab_tick_seconds: float = 60.0
 
     @model_validator(mode="after")

@@ -338,7 +338,7 @@ class Message(Base):
 
     The ledger carries no foreign keys. A snapshot writes a million rows in one INSERT …
     SELECT, and PostgreSQL checks each foreign key row by row: four of them made two thirds
-    of the snapshot's time (issue 5 asks for under 10 s). The snapshot takes its ids from
+    of the snapshot's time (the goal is a million rows in under 10 s). The snapshot takes its ids from
     the campaign and contact rows it reads, and `core` deletes a campaign's or a contact's
     ledger rows where it deletes the campaign (`campaigns.delete_campaign`) or the contact
     (`contacts.delete_contacts`). A/B variants are removed only before the snapshot.
@@ -388,7 +388,7 @@ class Event(Base):
         # index-only scans that feed a hash of contact ids.
         Index("ix_event_type_time_contact", "type", "occurred_at", "contact_id"),
         Index("ix_event_campaign_type_contact", "campaign_id", "type", "contact_id"),
-        # Analytics: covering indexes so a campaign report reads the index only (issue 7).
+        # Analytics: covering indexes so a campaign report reads the index only.
         # The timeline one also serves (campaign_id, type, occurred_at) queries (0010).
         Index(
             "ix_event_campaign_report", "campaign_id", "type", "source", "is_machine", "message_id"
