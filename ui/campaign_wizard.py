@@ -16,6 +16,7 @@ from core.contacts.service import search_contacts
 from core.content import ai
 from core.content.rendering import Rendered
 from core.models.statuses import EDITABLE
+from core.sending import pipeline as sending
 from ui.abtest import ab_settings_section
 from ui.actions import act, flash
 from ui.preview import show_email
@@ -259,7 +260,7 @@ def review_step(campaign_id: int, state: dict) -> None:
         to = st.text_input("Send a test to")
         if st.form_submit_button("Send test"):
             with shows_errors(), db() as session:
-                campaigns.send_test(session, actor(), campaign_id, to, who)
+                sending.send_test(session, actor(), campaign_id, to, who)
                 st.success(f"Test sent to {md(to)}.")
     back, send = st.columns(2)
     if back.button("Back"):

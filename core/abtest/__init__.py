@@ -1,5 +1,5 @@
-"""A/B tests: settings, the seeded split, statistics, decisions, the release of the held
-rest, and the report (`engine`).
+"""A/B tests: settings, statistics, decisions, the release of the held rest, and the
+report (`engine`). The split itself is `core.campaigns.split` (the snapshot needs it).
 
-May import: `core.infra`, `core.models`, `core.campaigns`, `core.sending`.
+May import: everything below it, `core.campaigns` included; never `core.sending`.
 """

@@ -1,6 +1,7 @@
-"""Campaigns: setup, audience (`audience`: who receives a campaign), scheduling, the
-actions the transition table allows, test sends.
+"""Campaigns: setup, scheduling and the actions the transition table allows (`service`),
+who receives a campaign (`audience`), the A/B split of its ledger (`split`), and queueing
+its batch tasks (`dispatch`).
 
-May import: `core.infra`, `core.models`, `core.contacts`, `core.segments`, `core.content`,
-`core.sending` and `core.abtest` (the last two at call time: they build on campaigns).
+May import: `core.infra`, `core.models`, `core.mail`, `core.accounts`, `core.contacts`,
+`core.ingest`, `core.segments`, `core.content`.
 """

@@ -28,7 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from core.abtest.engine import assign_variants
+from core.campaigns.split import assign_variants
 from core.infra.errors import ValidationFailed
 from core.infra.permissions import Actor
 from core.models import Campaign, Contact, ListMembership, Message, Suppression
@@ -112,7 +112,7 @@ def count_recipients(session: Session, actor: Actor, audience: dict[str, Any]) -
 def snapshot(session: Session, campaign: Campaign) -> int:
     """Write the campaign's ledger rows (idempotent: existing rows stay); returns the count.
 
-    One variant: every row gets it. Several (A/B): `core.abtest.engine.assign_variants` shuffles
+    One variant: every row gets it. Several (A/B): `core.campaigns.split.assign_variants` shuffles
     the rows with the campaign's seed, gives each variant its share of the test, and holds
     the rest without a variant until a winner is known.
     """
@@ -127,7 +127,7 @@ def snapshot(session: Session, campaign: Campaign) -> int:
     if not ab:
         variant: Any = literal(variants[0].id)
     else:
-        # A/B: the rows arrive without a variant; core.abtest.engine splits them below.
+        # A/B: the rows arrive without a variant; core.campaigns.split splits them below.
         variant = cast(null(), Integer)
     status: Any = literal("queued")
     rows = base.add_columns(

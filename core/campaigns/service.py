@@ -14,6 +14,7 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from core.campaigns import audience as audiences
+from core.campaigns.dispatch import dispatch_batches
 from core.content.rendering import (
     STANDARD_VARIABLES,
     SYSTEM_VARIABLES,
@@ -42,6 +43,7 @@ from core.models import (
 )
 from core.models.statuses import (
     PENDING,
+    POSSIBLE_DUPLICATE,
     Action,
     CampaignStatus,
     MessageStatus,
@@ -120,8 +122,6 @@ def campaign_status(session: Session, actor: Actor, campaign_id: int) -> dict[st
     """Status and counts, as the CLI prints them and the list shows them."""
     campaign = get_campaign(session, actor, campaign_id)
     counts = summarize(message_counts(session, [campaign.id])[campaign.id])
-    from core.sending.pipeline import POSSIBLE_DUPLICATE
-
     counts["uncertain"] = int(
         session.scalar(
             select(func.count()).where(
@@ -472,8 +472,6 @@ def pause(session: Session, actor: Actor, campaign_id: int) -> Campaign:
 
 
 def resume(session: Session, actor: Actor, campaign_id: int) -> Campaign:
-    from core.sending.pipeline import dispatch_batches
-
     actor.require("edit")
     campaign = get_campaign(session, actor, campaign_id)
     _require(Action.RESUME, campaign)
@@ -504,8 +502,6 @@ def cancel(session: Session, actor: Actor, campaign_id: int) -> Campaign:
 
 def retry_failed(session: Session, actor: Actor, campaign_id: int) -> int:
     """Send again the messages that failed (once the cause is fixed); returns how many."""
-    from core.sending.pipeline import dispatch_batches
-
     actor.require("edit")
     campaign = get_campaign(session, actor, campaign_id)
     _require(Action.RETRY_FAILED, campaign)
@@ -589,39 +585,3 @@ def failures(session: Session, actor: Actor, campaign_id: int, limit: int = 500)
     return [
         {"email": e, "reason": err, "attempts": a, "at": clock.as_utc(t)} for e, err, a, t in rows
     ]
-
-
-def send_test(
-    session: Session, actor: Actor, campaign_id: int, to: str, contact_id: int | None = None
-) -> str:
-    """Send the campaign as it stands to any address, rendered for a chosen contact.
-
-    The address is checked as the template editor's test send checks it
-    (`accounts.auth.normalize_email`), and the send is written to the audit log as there."""
-    from core.accounts.auth import normalize_email
-    from core.sending.pipeline import Composer, get_transport_cached
-
-    actor.require("edit")
-    to = normalize_email(to)
-    campaign = get_campaign(session, actor, campaign_id)
-    rendered = preview(session, actor, campaign_id, contact_id)
-    workspace = session.get(Workspace, campaign.workspace_id)
-    assert workspace is not None  # the campaign's foreign key guarantees it
-    composer = Composer(campaign, workspace)
-    raw = composer.build(
-        message_id=0,
-        to=to,
-        rendered=Rendered(f"[Test] {rendered.subject}", rendered.html, rendered.text),
-        unsubscribe=sample_variables(session, campaign, None)["unsubscribe_url"],
-    )
-    provider_id = get_transport_cached().send(composer.outgoing(raw, 0, to))
-    session.add(
-        AuditLog(
-            workspace_id=actor.workspace_id,
-            user_id=actor.user_id,
-            action="campaign_test_sent",
-            target=to,
-            detail={"campaign": campaign.name},
-        )
-    )
-    return provider_id

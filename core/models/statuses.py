@@ -61,6 +61,8 @@ FINISHED = (C.SENT, C.FAILED, C.CANCELLED)
 PENDING = (M.QUEUED, M.UNCERTAIN)  # a batch may claim these
 NOT_FINAL = (M.QUEUED, M.UNCERTAIN, M.SENDING, M.HELD)
 LEFT = (M.SENT, M.UNCERTAIN)  # handed to the transport: counted as sent in reports
+# The error text of a message sent again after its worker was lost (an uncertain one).
+POSSIBLE_DUPLICATE = "possible duplicate"
 
 
 # --- campaign actions ------------------------------------------------------------------------

@@ -1,7 +1,5 @@
-"""Sending: the ledger snapshot, the batch pipeline with its leases and rate limit
-(`pipeline`), MIME composition and sender checks (`mail`), and the transports (outbox,
-SMTP, SES).
+"""Sending: the ledger snapshot, the batch pipeline with its leases, rate limit and
+recovery, and test sends of a campaign (`pipeline`).
 
-May import: `core.infra`, `core.models`, `core.content`, `core.campaigns`, `core.ingest`
-(tracking links).
+May import: everything below it, `core.campaigns` included.
 """

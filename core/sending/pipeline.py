@@ -37,7 +37,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from core.accounts.auth import normalize_email
 from core.campaigns import audience
+from core.campaigns import service as campaigns
+from core.campaigns.dispatch import BATCH_TASK, dispatch_batches
 from core.content.rendering import (
     MailContext,
     Rendered,
@@ -55,17 +58,31 @@ from core.infra.errors import (
     TransportMisconfigured,
     ValidationFailed,
 )
+from core.infra.permissions import Actor
 from core.ingest import tracking
 from core.mail.compose import address_header
 from core.mail.ratelimit import RateLimiter, acquire, get_limiter
 from core.mail.transports import Outgoing, Transport, get_transport
-from core.models import Campaign, Contact, Event, Message, Template, Variant, Workspace
-from core.models.statuses import NOT_FINAL, PENDING, CampaignStatus, MessageStatus
+from core.models import (
+    AuditLog,
+    Campaign,
+    Contact,
+    Event,
+    Message,
+    Template,
+    Variant,
+    Workspace,
+)
+from core.models.statuses import (
+    NOT_FINAL,
+    PENDING,
+    POSSIBLE_DUPLICATE,
+    CampaignStatus,
+    MessageStatus,
+)
 
 log = logging.getLogger(__name__)
 
-BATCH_TASK = "worker.tasks_sending.send_batch"
-POSSIBLE_DUPLICATE = "possible duplicate"
 IDEMPOTENT_TRANSPORTS = ("outbox",)
 CONTACT_FIELDS = (
     "email",
@@ -292,26 +309,6 @@ def _fail(session: Session, campaign: Campaign, reason: str) -> bool:
     campaign.finished_at = clock.now()
     session.commit()
     return False
-
-
-def dispatch_batches(session: Session, campaign_id: int) -> int:
-    """Queue batch tasks over the campaign's queued (and uncertain) messages.
-
-    The tasks leave when the caller commits. Held (A/B) messages are left alone: move them
-    to "queued" and call this again.
-    """
-    ids = session.scalars(
-        select(Message.id)
-        .where(Message.campaign_id == campaign_id, Message.status.in_(PENDING))
-        .order_by(Message.id)
-    ).all()
-    size = max(1, settings.send_batch_size)
-    batches = 0
-    for start in range(0, len(ids), size):
-        chunk = ids[start : start + size]
-        jobs.enqueue(session, BATCH_TASK, campaign_id, chunk[0], chunk[-1])
-        batches += 1
-    return batches
 
 
 # --- sending a batch ---------------------------------------------------------------------
@@ -638,6 +635,42 @@ def finish_if_done(session: Session, campaign_id: int) -> str | None:
     )
     session.commit()
     return status if done else None
+
+
+# --- test sends ---------------------------------------------------------------------------
+
+
+def send_test(
+    session: Session, actor: Actor, campaign_id: int, to: str, contact_id: int | None = None
+) -> str:
+    """Send the campaign as it stands to any address, rendered for a chosen contact.
+
+    The address is checked as the template editor's test send checks it
+    (`accounts.auth.normalize_email`), and the send is written to the audit log as there."""
+    actor.require("edit")
+    to = normalize_email(to)
+    campaign = campaigns.get_campaign(session, actor, campaign_id)
+    rendered = campaigns.preview(session, actor, campaign_id, contact_id)
+    workspace = session.get(Workspace, campaign.workspace_id)
+    assert workspace is not None  # the campaign's foreign key guarantees it
+    composer = Composer(campaign, workspace)
+    raw = composer.build(
+        message_id=0,
+        to=to,
+        rendered=Rendered(f"[Test] {rendered.subject}", rendered.html, rendered.text),
+        unsubscribe=campaigns.sample_variables(session, campaign, None)["unsubscribe_url"],
+    )
+    provider_id = get_transport_cached().send(composer.outgoing(raw, 0, to))
+    session.add(
+        AuditLog(
+            workspace_id=actor.workspace_id,
+            user_id=actor.user_id,
+            action="campaign_test_sent",
+            target=to,
+            detail={"campaign": campaign.name},
+        )
+    )
+    return provider_id
 
 
 # --- beat: due campaigns and recovery ----------------------------------------------------

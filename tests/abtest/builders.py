@@ -9,6 +9,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from core.abtest import engine as abtest
+from core.campaigns import split
 from core.infra.db import session_scope
 from core.infra.permissions import Actor
 from core.models import Campaign, Contact, Event, Message, Template, Workspace
@@ -91,7 +92,7 @@ def snapshot(session: Session, campaign: Campaign, contact_ids: list[int]) -> No
 
 def start(session: Session, campaign: Campaign, at: datetime = T0) -> dict[str, int]:
     """Snapshot done: assign the variants and mark the campaign sending."""
-    counts = abtest.assign_variants(session, campaign.id)
+    counts = split.assign_variants(session, campaign.id)
     campaign.status = "sending"
     campaign.started_at = at
     session.flush()

@@ -57,17 +57,17 @@ def test_concurrent_releases_queue_the_rest_exactly_once(live_db):
 
 @pytest.fixture
 def dispatched(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Campaign ids handed to core.sending.pipeline.dispatch_batches (which still runs)."""
-    import core.sending.pipeline
+    """Campaign ids the A/B release hands to dispatch_batches (which still runs)."""
+    import core.abtest.engine
 
     calls: list[int] = []
-    original = core.sending.pipeline.dispatch_batches
+    original = core.abtest.engine.dispatch_batches
 
     def recording(session, campaign_id):
         calls.append(campaign_id)
         return original(session, campaign_id)
 
-    monkeypatch.setattr(core.sending.pipeline, "dispatch_batches", recording)
+    monkeypatch.setattr(core.abtest.engine, "dispatch_batches", recording)
     return calls
 
 

@@ -9,6 +9,7 @@ from scipy.stats import chi2_contingency
 from sqlalchemy import delete, select
 
 from core.abtest import engine as abtest
+from core.campaigns import split
 from core.infra.config import settings
 from core.infra.errors import NotFound, PermissionDenied, ValidationFailed
 from core.models import Campaign, Contact, Message, Variant
@@ -134,12 +135,12 @@ def test_split_sizes_disjoint_deterministic_and_uniform(session, team):
     assert set(held) == {("held", None)}
 
     # Idempotent: a second call changes nothing.
-    assert abtest.assign_variants(session, campaign.id) == counts
+    assert split.assign_variants(session, campaign.id) == counts
     assert _assignment(session, campaign) == assignment
     # A re-run of the snapshot that adds recipients: they join the held rest.
     late = make_contacts(session, workspace, 3)
     snapshot(session, campaign, late)
-    assert abtest.assign_variants(session, campaign.id) == counts | {"held": 4003}
+    assert split.assign_variants(session, campaign.id) == counts | {"held": 4003}
     assert {_assignment(session, campaign)[c] for c in late} == {"held"}
     session.execute(delete(Message).where(Message.contact_id.in_(late)))
     session.execute(delete(Contact).where(Contact.id.in_(late)))
@@ -180,12 +181,12 @@ def test_compare_only_single_variant_and_too_small_audiences(session, team):
     plain.variants.append(Variant(label="A", subject="Hello", template_id=templates[0]))
     session.flush()
     snapshot(session, plain, contacts)
-    assert abtest.assign_variants(session, plain.id) == {"A": 101, "held": 0}
+    assert split.assign_variants(session, plain.id) == {"A": 101, "held": 0}
 
     tiny = make_ab_campaign(session, actor, workspace, settings_for(templates, n=5, test_share=5))
     snapshot(session, tiny, contacts[:40])
     with pytest.raises(ValidationFailed, match="too small for 5 variants"):
-        abtest.assign_variants(session, tiny.id)
+        split.assign_variants(session, tiny.id)
 
 
 def test_subject_suggestions_from_the_ai_assistant(session, team, monkeypatch):

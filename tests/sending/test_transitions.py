@@ -10,6 +10,7 @@ from core.campaigns import service as campaigns
 from core.infra.errors import ValidationFailed
 from core.models import Campaign, Contact, Message
 from core.models.statuses import Action, CampaignStatus, allowed, allowed_actions
+from core.sending import pipeline as sending
 from tests.sending.builders import make_campaign, make_setup
 
 CALLS = {
@@ -70,9 +71,9 @@ def test_a_campaign_test_send_checks_the_address_like_the_template_editor(live_d
         setup = make_setup(s, contacts=1)
         cid = make_campaign(s, setup)
     with session_scope() as s, pytest.raises(ValidationFailed):
-        campaigns.send_test(s, setup.actor, cid, "not an address")
+        sending.send_test(s, setup.actor, cid, "not an address")
     with session_scope() as s:
-        campaigns.send_test(s, setup.actor, cid, "  Me@Example.COM ")
+        sending.send_test(s, setup.actor, cid, "  Me@Example.COM ")
     [msg] = outbox_messages(outbox)
     assert msg["To"] == "me@example.com" and msg["Subject"].startswith("[Test]")
     assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
