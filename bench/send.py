@@ -122,10 +122,9 @@ def _seed_quietly(url: str, contacts: int) -> tuple[Actor, int]:
 
 def _start(url: str, cid: int) -> None:
     """Make the campaign due and run the start task's work here (snapshot + fan-out)."""
-    with get_sessionmaker(url)() as s:
+    with get_sessionmaker(url).begin() as s:
         s.get(Campaign, cid).scheduled_at = campaigns.clock.now()
-        s.commit()
-        sending.start_campaign(s, cid)
+    sending.start_campaign(get_sessionmaker(url), cid)
 
 
 def compose_rate(campaign_id: int, url: str, n: int = 3000) -> float:

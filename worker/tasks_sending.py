@@ -13,8 +13,7 @@ from worker.celery_app import app
 @app.task(name="worker.tasks_sending.start_campaign")
 def start_campaign(campaign_id: int) -> bool:
     """Snapshot the audience and fan out batches (a no-op unless the campaign is due)."""
-    with get_sessionmaker()() as session:
-        return sending.start_campaign(session, campaign_id)
+    return sending.start_campaign(get_sessionmaker(), campaign_id)
 
 
 # A batch hands over after SEND_BATCH_SECONDS; the margin covers its last chunk's back-offs.
@@ -25,16 +24,14 @@ def start_campaign(campaign_id: int) -> bool:
 )
 def send_batch(campaign_id: int, first_id: int, last_id: int) -> dict:
     """Send the pending messages of one id range; safe to run twice (claims are atomic)."""
-    with get_sessionmaker()() as session:
-        result = sending.send_batch(session, campaign_id, first_id, last_id)
+    result = sending.send_batch(get_sessionmaker(), campaign_id, first_id, last_id)
     return {"sent": result.sent, "failed": result.failed, "stopped": result.stopped}
 
 
 @app.task(name="worker.tasks_sending.tick")
 def tick() -> dict:
     """Start due scheduled campaigns; recover what lost workers held."""
-    with get_sessionmaker()() as session:
-        return sending.tick(session)
+    return sending.tick(get_sessionmaker())
 
 
 @worker_ready.connect

@@ -35,7 +35,7 @@ from typing import Any
 from sqlalchemy import String, cast, exists, func, literal, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from core.accounts.auth import normalize_email
 from core.campaigns import audience
@@ -262,11 +262,16 @@ def _snapshot_content(session: Session, campaign: Campaign) -> None:
             variant.subject = template.subject
 
 
-def start_campaign(session: Session, campaign_id: int) -> bool:
+def start_campaign(sessions: sessionmaker[Session], campaign_id: int) -> bool:
     """Snapshot the audience and fan out batches, once; False if it was not due to start.
 
-    Commits. A second delivery of the start task finds the campaign no longer scheduled.
-    """
+    Runs its own transactions, so it takes a session factory. A second delivery of the
+    start task finds the campaign no longer scheduled."""
+    with sessions() as session:
+        return _start_campaign(session, campaign_id)
+
+
+def _start_campaign(session: Session, campaign_id: int) -> bool:
     won = rowcount(
         session.execute(
             update(Campaign)
@@ -508,7 +513,7 @@ def _deliver(
 
 
 def send_batch(
-    session: Session,
+    sessions: sessionmaker[Session],
     campaign_id: int,
     first_id: int,
     last_id: int,
@@ -516,7 +521,22 @@ def send_batch(
     transport: Transport | None = None,
     rate_limiter: RateLimiter | None = None,
 ) -> BatchResult:
-    """Send the pending messages of `campaign_id` with ids in [first_id, last_id]. Commits."""
+    """Send the pending messages of `campaign_id` with ids in [first_id, last_id].
+
+    Runs its own transactions (three per chunk: a claim is committed before the transport
+    is called, its outcome right after), so it takes a session factory."""
+    with sessions() as session:
+        return _send_batch(session, campaign_id, first_id, last_id, transport, rate_limiter)
+
+
+def _send_batch(
+    session: Session,
+    campaign_id: int,
+    first_id: int,
+    last_id: int,
+    transport: Transport | None,
+    rate_limiter: RateLimiter | None,
+) -> BatchResult:
     result = BatchResult()
     campaign = session.get(Campaign, campaign_id)
     if campaign is None or campaign.status != CampaignStatus.SENDING:
@@ -603,11 +623,11 @@ def send_batch(
             session.commit()
             result.stopped = "continued"
             return result
-    finish_if_done(session, campaign_id)
+    _finish_if_done(session, campaign_id)
     return result
 
 
-def finish_if_done(session: Session, campaign_id: int) -> str | None:
+def _finish_if_done(session: Session, campaign_id: int) -> str | None:
     """Mark a sending campaign sent (or failed, if nothing went out) once every row is final."""
     busy = session.scalar(
         select(Message.id)
@@ -676,23 +696,28 @@ def send_test(
 # --- beat: due campaigns and recovery ----------------------------------------------------
 
 
-def start_due_campaigns(session: Session) -> list[int]:
-    """Start every scheduled campaign whose time has come. Commits."""
+def _start_due_campaigns(session: Session) -> list[int]:
+    """Start every scheduled campaign whose time has come."""
     due = session.scalars(
         select(Campaign.id).where(
             Campaign.status == CampaignStatus.SCHEDULED, Campaign.scheduled_at <= clock.now()
         )
     ).all()
     session.commit()
-    return [cid for cid in due if start_campaign(session, cid)]
+    return [cid for cid in due if _start_campaign(session, cid)]
 
 
-def recover(session: Session) -> dict[str, int]:
+def recover(sessions: sessionmaker[Session]) -> dict[str, int]:
     """Give back what lost workers held, re-dispatch stalled campaigns, finish done ones.
 
     A "sending" row older than the lease belongs to a dead worker: the outbox resends it
-    (overwriting), other transports mark it uncertain and resend it once.
-    """
+    (overwriting), other transports mark it uncertain and resend it once. Runs its own
+    transactions (one per campaign), so it takes a session factory."""
+    with sessions() as session:
+        return _recover(session)
+
+
+def _recover(session: Session) -> dict[str, int]:
     now = clock.now()
     cutoff = now - timedelta(seconds=settings.send_lease_seconds)
     reclaimed_to = (
@@ -728,7 +753,7 @@ def recover(session: Session) -> dict[str, int]:
             or 0
         )
         session.commit()
-        if finish_if_done(session, cid):
+        if _finish_if_done(session, cid):
             stats["finished"] += 1
             continue
         pending = session.scalar(
@@ -745,7 +770,8 @@ def recover(session: Session) -> dict[str, int]:
     return stats
 
 
-def tick(session: Session) -> dict[str, Any]:
-    """What beat runs every SEND_TICK_SECONDS."""
-    started = start_due_campaigns(session)
-    return {"started": started, **recover(session)}
+def tick(sessions: sessionmaker[Session]) -> dict[str, Any]:
+    """What beat runs every SEND_TICK_SECONDS (its own transactions: a session factory)."""
+    with sessions() as session:
+        started = _start_due_campaigns(session)
+        return {"started": started, **_recover(session)}

@@ -25,11 +25,10 @@ def _run(enqueued: list, repeat_batches: bool = False) -> None:
     while enqueued:
         name, args, _ = enqueued.pop(0)
         for _ in range(2 if repeat_batches and name == sending.BATCH_TASK else 1):
-            with get_sessionmaker()() as session:
-                if name == "worker.tasks_sending.start_campaign":
-                    sending.start_campaign(session, *args)
-                elif name == sending.BATCH_TASK:
-                    sending.send_batch(session, *args)
+            if name == "worker.tasks_sending.start_campaign":
+                sending.start_campaign(get_sessionmaker(), *args)
+            elif name == sending.BATCH_TASK:
+                sending.send_batch(get_sessionmaker(), *args)
 
 
 def test_ab_campaign_end_to_end(live_db, enqueued, outbox):

@@ -51,8 +51,12 @@ def test_start_snapshots_and_dispatches_batches(session, enqueued, monkeypatch):
     session.commit()
     assert enqueued[-1] == ("worker.tasks_sending.start_campaign", (cid,), {})
     enqueued.clear()
-    assert sending.start_campaign(session, cid) is True
-    assert sending.start_campaign(session, cid) is False  # second delivery: nothing
+
+    def sessions():  # the pipeline opens its own transactions: here, savepoints of the test's
+        return session
+
+    assert sending.start_campaign(sessions, cid) is True
+    assert sending.start_campaign(sessions, cid) is False  # second delivery: nothing
     batches = [e for e in enqueued if e[0] == sending.BATCH_TASK]
     assert len(batches) == 3
     ids = session.scalars(select(Message.id).where(Message.campaign_id == cid)).all()

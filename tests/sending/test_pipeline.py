@@ -23,11 +23,10 @@ def run_tasks(enqueued: list, **kwargs) -> None:
     """Run the recorded tasks in-process until none are left (the worker's job in production)."""
     while enqueued:
         name, args, _ = enqueued.pop(0)
-        with get_sessionmaker()() as session:
-            if name == "worker.tasks_sending.start_campaign":
-                sending.start_campaign(session, *args)
-            elif name == sending.BATCH_TASK:
-                sending.send_batch(session, *args, **kwargs)
+        if name == "worker.tasks_sending.start_campaign":
+            sending.start_campaign(get_sessionmaker(), *args)
+        elif name == sending.BATCH_TASK:
+            sending.send_batch(get_sessionmaker(), *args, **kwargs)
 
 
 def start(live_db, contacts=6, rate=1000.0, excluded=False):
@@ -150,8 +149,7 @@ def test_misconfigured_transport_fails_the_campaign_once_and_retry_resumes(
 
 def test_pause_resume_cancel(live_db, enqueued, outbox):
     setup, cid, _ = start(live_db, contacts=6)
-    with get_sessionmaker()() as s:
-        sending.start_campaign(s, cid)
+    sending.start_campaign(get_sessionmaker(), cid)
     enqueued[:] = [e for e in enqueued if e[0] == sending.BATCH_TASK]
     with session_scope() as s:
         campaigns.pause(s, setup.actor, cid)
@@ -166,8 +164,7 @@ def test_pause_resume_cancel(live_db, enqueued, outbox):
     with session_scope() as s:
         clone = campaigns.clone_campaign(s, setup.actor, cid).id
         campaigns.send_now(s, setup.actor, clone)
-    with get_sessionmaker()() as s:
-        sending.start_campaign(s, clone)
+    sending.start_campaign(get_sessionmaker(), clone)
     with session_scope() as s:
         campaigns.cancel(s, setup.actor, clone)
     run_tasks(enqueued)

@@ -57,11 +57,9 @@ def test_schedule_in_the_users_time_zone_starts_on_time(live_db, enqueued):
     assert stored == datetime(2026, 11, 26, 8, 30, tzinfo=UTC)  # CET is UTC+1 in November
 
     clock.advance(timedelta(minutes=89))  # 08:29 UTC: not yet
-    with get_sessionmaker()() as s:
-        assert sending.tick(s)["started"] == []
+    assert sending.tick(get_sessionmaker())["started"] == []
     clock.advance(timedelta(minutes=1))  # 08:30 UTC: due
-    with get_sessionmaker()() as s:
-        assert sending.tick(s)["started"] == [cid]
+    assert sending.tick(get_sessionmaker())["started"] == [cid]
     run_tasks(enqueued)
     status = status_of(setup, cid)
     assert (status["status"], status["sent"]) == ("sent", 3)
@@ -74,19 +72,16 @@ def test_recovery_requeues_what_a_lost_worker_held(live_db, enqueued, outbox, mo
     from core.models import Message
 
     setup, cid, _ = start(live_db, contacts=4)
-    with get_sessionmaker()() as s:
-        sending.start_campaign(s, cid)
+    sending.start_campaign(get_sessionmaker(), cid)
     enqueued.clear()  # the batch tasks died with the worker
     with session_scope() as s:
         ids = s.scalars(select(Message.id).where(Message.campaign_id == cid)).all()
         s.execute(update(Message).where(Message.id.in_(ids[:2])).values(status="sending"))
         s.execute(update(Message).values(updated_at=clock.now()))
     monkeypatch.setattr(settings, "email_transport", "ses")  # not idempotent: uncertain
-    with get_sessionmaker()() as s:
-        assert sending.recover(s) == {"reclaimed": 0, "redispatched": 0, "finished": 0}
+    assert sending.recover(get_sessionmaker()) == {"reclaimed": 0, "redispatched": 0, "finished": 0}
     clock.advance(timedelta(seconds=settings.send_lease_seconds + 1))
-    with get_sessionmaker()() as s:
-        assert sending.recover(s) == {"reclaimed": 2, "redispatched": 1, "finished": 0}
+    assert sending.recover(get_sessionmaker()) == {"reclaimed": 2, "redispatched": 1, "finished": 0}
     # Sent again through a transport that cannot be asked (named "ses"): flagged as possible twins.
     run_tasks(enqueued, transport=Flaky(OutboxTransport(outbox)))
     status = status_of(setup, cid)
@@ -103,8 +98,7 @@ def test_a_killed_workers_campaign_resumes_one_lease_after_its_last_write(live_d
     lease = timedelta(seconds=settings.send_lease_seconds)
     clock.freeze(clock.now())
     setup, cid, _ = start(live_db, contacts=6)
-    with get_sessionmaker()() as s:
-        sending.start_campaign(s, cid)
+    sending.start_campaign(get_sessionmaker(), cid)
     enqueued.clear()  # the batch tasks died with the worker
     claimed = clock.now()
     with session_scope() as s:
@@ -120,11 +114,9 @@ def test_a_killed_workers_campaign_resumes_one_lease_after_its_last_write(live_d
             .values(status="sent", sent_at=killed, updated_at=killed)
         )
     clock.advance(lease / 2 + timedelta(seconds=1))  # the claimed rows are a lease old
-    with get_sessionmaker()() as s:
-        assert sending.recover(s) == {"reclaimed": 2, "redispatched": 0, "finished": 0}
+    assert sending.recover(get_sessionmaker()) == {"reclaimed": 2, "redispatched": 0, "finished": 0}
     clock.freeze(killed + lease + timedelta(seconds=1))  # one lease after the last write
-    with get_sessionmaker()() as s:
-        assert sending.recover(s)["redispatched"] == 1
+    assert sending.recover(get_sessionmaker())["redispatched"] == 1
     run_tasks(enqueued)
     status = status_of(setup, cid)
     assert (status["status"], status["sent"]) == ("sent", 6)
@@ -135,12 +127,10 @@ def test_a_slow_batch_hands_the_rest_of_its_range_to_a_new_task(live_db, enqueue
     its current chunk and queues the rest; nobody is skipped or sent twice."""
     monkeypatch.setattr(settings, "send_batch_seconds", 0.0)
     setup, cid, _ = start(live_db, contacts=5, rate=50)  # chunks of two messages
-    with get_sessionmaker()() as s:
-        sending.start_campaign(s, cid)
+    sending.start_campaign(get_sessionmaker(), cid)
     name, args, _ = enqueued[-1]  # the one batch covering the whole range
     enqueued.clear()
-    with get_sessionmaker()() as s:
-        result = sending.send_batch(s, *args)
+    result = sending.send_batch(get_sessionmaker(), *args)
     assert (result.sent, result.stopped) == (2, "continued")
     assert [n for n, _, _ in enqueued] == [name]
     run_tasks(enqueued)
