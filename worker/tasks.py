@@ -27,9 +27,10 @@ def sweep_files() -> int:
 @app.task(name="worker.tasks.make_sns_events", soft_time_limit=300, time_limit=360)
 def make_sns_events() -> int:
     """Makes the events of the SES notifications the webhook has stored (its inbox)."""
+    from core.infra.db import get_sessionmaker
     from core.ingest.events import drain_sns_backlog
 
-    return drain_sns_backlog()
+    return drain_sns_backlog(get_sessionmaker())
 
 
 @app.task(name="worker.tasks.password_reset", soft_time_limit=60, time_limit=90)

@@ -5,13 +5,14 @@ from __future__ import annotations
 from sqlalchemy.exc import OperationalError
 
 from core.abtest import engine as abtest
+from core.infra.db import get_sessionmaker
 from worker.celery_app import app
 
 
 @app.task(name="worker.tasks_abtest.evaluate_ab_tests")
 def evaluate_ab_tests() -> dict[str, int]:
     """Beat: decide every due test, then release the rest of every test with a winner."""
-    return abtest.run_due_tests()
+    return abtest.run_due_tests(get_sessionmaker())
 
 
 @app.task(
@@ -22,4 +23,4 @@ def evaluate_ab_tests() -> dict[str, int]:
 )
 def release_ab_rest(campaign_id: int) -> int:
     """After a manual pick: send the winner to the held rest (safe to run twice)."""
-    return abtest.release_and_dispatch(campaign_id)
+    return abtest.release_and_dispatch(get_sessionmaker(), campaign_id)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from core.contacts.importing import recover_import_jobs, run_import_job
-from core.infra.db import session_scope
+from core.infra.db import get_sessionmaker, session_scope
 from worker.celery_app import app
 
 
@@ -16,7 +16,7 @@ from worker.celery_app import app
 )
 def import_contacts(job_id: int) -> str:
     """Import the file of Job `job_id`; a finished job is left alone."""
-    return run_import_job(job_id)
+    return run_import_job(get_sessionmaker(), job_id)
 
 
 @app.task(name="worker.tasks_contacts.recover_import_jobs")

@@ -37,11 +37,11 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 from scipy import integrate
 from scipy.stats import beta as beta_dist
 from sqlalchemy import case, distinct, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from core.campaigns.dispatch import dispatch_batches
 from core.infra import clock
-from core.infra.db import rowcount, session_scope
+from core.infra.db import rowcount
 from core.infra.errors import MailwrightError, NotFound, ValidationFailed
 from core.infra.jobs import enqueue
 from core.infra.permissions import Actor
@@ -870,26 +870,28 @@ def ab_report(
 # ------------------------------------------------------------------------ beat's round
 
 
-def release_and_dispatch(campaign_id: int) -> int:
-    """Release the held rest and queue its batches in one transaction (all or nothing)."""
-    with session_scope() as session:
+def release_and_dispatch(sessions: sessionmaker[Session], campaign_id: int) -> int:
+    """Release the held rest and queue its batches in one transaction (all or nothing),
+    its own: it takes a session factory."""
+    with sessions.begin() as session:
         released = release_rest(session, campaign_id)
         if released:
             dispatch_batches(session, campaign_id)
         return released
 
 
-def run_due_tests() -> dict[str, int]:
+def run_due_tests(sessions: sessionmaker[Session]) -> dict[str, int]:
     """Decide every due test, then release the rest of every test with a winner.
 
     A sweep rather than a chain of steps: a crash between deciding and releasing is
-    repaired on the next round. One broken campaign does not stop the others."""
-    with session_scope() as session:
+    repaired on the next round. One broken campaign does not stop the others. One
+    transaction per campaign, its own: it takes a session factory."""
+    with sessions.begin() as session:
         due = due_ab_tests(session, clock.now())
     decided = 0
     for campaign_id in due:
         try:
-            with session_scope() as session:
+            with sessions.begin() as session:
                 decision = evaluate_ab_test(session, campaign_id, clock.now())
         except Exception:
             log.exception("A/B campaign %s: evaluation failed", campaign_id)
@@ -897,7 +899,7 @@ def run_due_tests() -> dict[str, int]:
         if decision is not None:
             decided += 1
             log.info("A/B campaign %s: %s", campaign_id, decision.get("reason"))
-    with session_scope() as session:
+    with sessions.begin() as session:
         pending = pending_releases(session)
-    released = sum(release_and_dispatch(campaign_id) for campaign_id in pending)
+    released = sum(release_and_dispatch(sessions, campaign_id) for campaign_id in pending)
     return {"due": len(due), "decided": decided, "released": released}

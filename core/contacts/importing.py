@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, TextIO, cast
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 from psycopg.errors import UniqueViolation
 from sqlalchemy import DateTime, String, bindparam, or_, select, text, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from core.contacts.fields import (
     CONTACT_COLUMNS,
@@ -52,7 +52,6 @@ from core.contacts.fields import (
 from core.contacts.lists import ensure_list, get_list
 from core.infra.clock import now
 from core.infra.config import settings
-from core.infra.db import get_sessionmaker, session_scope
 from core.infra.errors import MailwrightError, NotFound, ValidationFailed
 from core.infra.jobs import enqueue
 from core.infra.permissions import Actor
@@ -1446,10 +1445,12 @@ def import_jobs(session: Session, actor: Actor, limit: int = 5) -> list[Job]:
     )
 
 
-def run_import_job(job_id: int) -> str:
+def run_import_job(sessions: sessionmaker[Session], job_id: int) -> str:
     """Run a queued import (the worker task). Safe to repeat: a finished job is left alone,
-    and running an import again merges into the contacts it created."""
-    with session_scope() as session:
+    and running an import again merges into the contacts it created. It runs its own
+    transactions (the job's bookkeeping apart from the import's), so it takes a session
+    factory."""
+    with sessions.begin() as session:
         job = session.get(Job, job_id)
         if job is None or job.kind != JOB_KIND:
             return "missing"
@@ -1468,7 +1469,7 @@ def run_import_job(job_id: int) -> str:
         if time.monotonic() - last[0] < 1.0:
             return
         last[0] = time.monotonic()
-        with session_scope() as s:
+        with sessions.begin() as s:
             s.execute(
                 update(Job)
                 .where(Job.id == job_id)
@@ -1477,16 +1478,16 @@ def run_import_job(job_id: int) -> str:
 
     options = ImportOptions.from_dict(params["options"])
     try:
-        with get_sessionmaker()() as session:
+        with sessions() as session:
             result = import_contacts(session, actor, params["path"], options, progress=progress)
             session.commit()
     except MailwrightError as exc:
-        _finish_job(job_id, "failed", error=str(exc))
+        _finish_job(sessions, job_id, "failed", error=str(exc))
         return "failed"
     except Exception as exc:
-        _finish_job(job_id, "failed", error=f"The import stopped unexpectedly: {exc}")
+        _finish_job(sessions, job_id, "failed", error=f"The import stopped unexpectedly: {exc}")
         raise
-    _finish_job(job_id, "done", result=result.to_dict(), progress=result.rows)
+    _finish_job(sessions, job_id, "done", result=result.to_dict(), progress=result.rows)
     return "done"
 
 
@@ -1530,8 +1531,8 @@ def recover_import_jobs(session: Session) -> dict[str, int]:
     return stats
 
 
-def _finish_job(job_id: int, status: str, **values: Any) -> None:
-    with session_scope() as session:
+def _finish_job(sessions: sessionmaker[Session], job_id: int, status: str, **values: Any) -> None:
+    with sessions.begin() as session:
         job = session.get(Job, job_id)
         if job is None:
             raise NotFound(f"Import job {job_id} no longer exists.")

@@ -67,11 +67,10 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from core.infra.clock import as_utc, now
 from core.infra.config import settings
-from core.infra.db import session_scope
 from core.infra.errors import NotFound
 from core.infra.permissions import Actor
 from core.models import Contact, Event, Message, SnsMessage, Suppression, Workspace
@@ -686,10 +685,11 @@ def note_sns_failure(db: Session | Connection, message_id: str, error: str) -> N
     )
 
 
-def drain_sns_backlog(batch: int | None = None, url: str | None = None) -> int:
+def drain_sns_backlog(sessions: sessionmaker[Session], batch: int | None = None) -> int:
     """Make the events of every notification waiting in the webhook's inbox, `batch` per
     transaction, until none is left; returns how many it took. The worker runs it
-    (worker.tasks.make_sns_events) every SNS_DRAIN_SECONDS.
+    (worker.tasks.make_sns_events) every SNS_DRAIN_SECONDS. It runs its own transactions,
+    so it takes a session factory.
 
     A batch that fails is retried one notification at a time; one that fails alone is
     counted against it (`note_sns_failure`), so that it cannot hold up the rest."""
@@ -697,26 +697,26 @@ def drain_sns_backlog(batch: int | None = None, url: str | None = None) -> int:
     total = 0
     while True:
         try:
-            with session_scope(url) as session:
+            with sessions.begin() as session:
                 taken = len(process_sns_backlog(session, batch))
         except Exception:
             log.exception("a batch of SNS notifications failed; retrying them one by one")
-            taken = _drain_one_by_one(batch, url)
+            taken = _drain_one_by_one(sessions, batch)
         total += taken
         if taken < batch:
             return total
 
 
-def _drain_one_by_one(batch: int, url: str | None) -> int:
-    with session_scope(url) as session:
+def _drain_one_by_one(sessions: sessionmaker[Session], batch: int) -> int:
+    with sessions.begin() as session:
         ids = pending_sns_messages(session, batch)
     for message_id in ids:
         try:
-            with session_scope(url) as session:
+            with sessions.begin() as session:
                 process_sns_backlog(session, 1, only=[message_id])
         except Exception as exc:
             log.exception("SNS notification %s failed", message_id)
-            with session_scope(url) as session:
+            with sessions.begin() as session:
                 note_sns_failure(session, message_id, f"{type(exc).__name__}: {exc}")
     return len(ids)
 

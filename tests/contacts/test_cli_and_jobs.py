@@ -20,7 +20,7 @@ from core.contacts.importing import (
 from core.contacts.lists import find_list
 from core.infra import jobs
 from core.infra.config import settings
-from core.infra.db import session_scope
+from core.infra.db import get_sessionmaker, session_scope
 from core.infra.permissions import Actor
 from core.models import Contact, Job, Workspace
 from tests.apptest_db import seed_user
@@ -92,8 +92,8 @@ def test_job_runs_once_and_records_progress(live_db, tmp_path, enqueued):
         job_id = job.id
         assert enqueued == []  # sent only after commit
     assert enqueued == [("worker.tasks_contacts.import_contacts", (job_id,), {})]
-    assert run_import_job(job_id) == "done"
-    assert run_import_job(job_id) == "done"
+    assert run_import_job(get_sessionmaker(), job_id) == "done"
+    assert run_import_job(get_sessionmaker(), job_id) == "done"
     with session_scope() as session:
         job = session.get(Job, job_id)
         assert job.result["created"] == 40 and job.result["invalid"] == 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from core.infra.db import session_scope
+from core.infra.db import get_sessionmaker, session_scope
 from core.models import AuditLog, Contact, ContactList, CustomField, Workspace
 from tests.apptest_db import seed_user
 from tests.helpers import make_contact
@@ -138,7 +138,7 @@ def test_import_in_the_page_inline_and_as_a_job(live_db, monkeypatch, enqueued):
     by_label(at.button, "Import contacts").click().run()
     assert "runs in the background" in texts(at)
     assert [name for name, _, _ in enqueued] == ["worker.tasks_contacts.import_contacts"]
-    run_import_job(enqueued[0][1][0])
+    run_import_job(get_sessionmaker(), enqueued[0][1][0])
     by_label(at.text_input, "Search email or name").input("j").run()
     assert "Import" in texts(at) and "done" in texts(at)
     with session_scope() as session:

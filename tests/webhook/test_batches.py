@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from core.infra.db import session_scope
+from core.infra.db import get_sessionmaker, session_scope
 from core.ingest import events
 from core.models import Contact, Event, Message, SnsMessage, Suppression
 from tests.webhook.conftest import make_ledger
@@ -134,7 +134,7 @@ def test_the_worker_makes_the_inbox_events_and_sets_aside_one_that_fails(live_db
         return make(conn, notifications)
 
     monkeypatch.setattr(events, "_make_sns_events", failing)
-    assert events.drain_sns_backlog() == 3
+    assert events.drain_sns_backlog(get_sessionmaker()) == 3
     with session_scope() as session:
         assert count(session, Event, Event.type == "delivered") == 2
         row = session.get(SnsMessage, bad.message_id)
@@ -142,7 +142,7 @@ def test_the_worker_makes_the_inbox_events_and_sets_aside_one_that_fails(live_db
         assert "RuntimeError: cannot read this one" in row.last_error
         assert events.pending_sns_messages(session) == [bad.message_id]
     for _ in range(events.MAX_SNS_ATTEMPTS - 1):
-        events.drain_sns_backlog()
+        events.drain_sns_backlog(get_sessionmaker())
     with session_scope() as session:
         assert session.get(SnsMessage, bad.message_id).attempts == events.MAX_SNS_ATTEMPTS
         assert events.pending_sns_messages(session) == []  # left for a person
@@ -152,7 +152,7 @@ def test_the_worker_makes_the_inbox_events_and_sets_aside_one_that_fails(live_db
     monkeypatch.setattr(events, "_make_sns_events", make)
     with session_scope() as session:
         session.get(SnsMessage, bad.message_id).attempts = 0
-    assert events.drain_sns_backlog() == 1
+    assert events.drain_sns_backlog(get_sessionmaker()) == 1
     with session_scope() as session:
         assert session.get(Contact, m1.contact_id).status == "bounced"
         assert session.get(SnsMessage, bad.message_id).body is None

@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from core.infra.db import session_scope
+from core.infra.db import get_sessionmaker, session_scope
 from core.ingest.events import counted, drain_sns_backlog, pending_sns_messages
 from core.models import Contact, Event, Message, SnsMessage, Suppression, Workspace
 from tests.webhook.conftest import make_ledger
@@ -26,7 +26,7 @@ def post(client: TestClient, message: dict, header: str | None = None):
             "x-amz-sns-message-type": header or message["Type"],
         },
     )
-    drain_sns_backlog()
+    drain_sns_backlog(get_sessionmaker())
     return response
 
 
