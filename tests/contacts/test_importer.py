@@ -18,12 +18,12 @@ from core.contacts.fields import create_custom_field, field_types
 from core.contacts.importing import (
     ImportOptions,
     UnreadableFile,
-    _parse_items,
     check_email,
     import_contacts,
     inspect_file,
     open_table,
 )
+from core.contacts.importing.read import _parse_items
 from core.contacts.lists import find_list
 from core.models import Contact, ListMembership, Suppression
 from tests.helpers import actor_of, make_contact, make_user, make_workspace
@@ -362,7 +362,7 @@ TRICKY = (
 
 def test_worker_processes_give_the_same_result(session, tmp_path, monkeypatch):
     # Threads that earlier tests left behind would make the import check rows itself.
-    monkeypatch.setattr("core.contacts.importing.threading.active_count", lambda: 1)
+    monkeypatch.setattr("core.contacts.importing.write.threading.active_count", lambda: 1)
     path = write(tmp_path, "tricky.csv", TRICKY.encode())
     outcomes = []
     for workers in (0, 2):
@@ -394,7 +394,7 @@ def test_worker_processes_give_the_same_result(session, tmp_path, monkeypatch):
 
 def test_no_worker_processes_beside_other_threads(session, owner, tmp_path, monkeypatch):
     # Forking while other threads run (Streamlit) is unsafe: the rows are checked here.
-    monkeypatch.setattr("core.contacts.importing.threading.active_count", lambda: 3)
+    monkeypatch.setattr("core.contacts.importing.write.threading.active_count", lambda: 3)
     path = write(tmp_path, "tricky.csv", TRICKY.encode())
     result = import_contacts(session, owner, path, chunk_rows=100, workers=2)
     assert result.workers == 0 and result.created > 250
@@ -405,8 +405,8 @@ def _die(block):
 
 
 def test_a_worker_process_that_dies_fails_the_import(session, owner, tmp_path, monkeypatch):
-    monkeypatch.setattr("core.contacts.importing.threading.active_count", lambda: 1)
-    monkeypatch.setattr("core.contacts.importing._check_block", _die)
+    monkeypatch.setattr("core.contacts.importing.write.threading.active_count", lambda: 1)
+    monkeypatch.setattr("core.contacts.importing.write._check_block", _die)
     path = write(tmp_path, "tricky.csv", TRICKY.encode())
     with pytest.raises(BrokenProcessPool):
         import_contacts(session, owner, path, chunk_rows=100, workers=2)
@@ -421,7 +421,9 @@ def test_existing_contact_in_a_later_chunk(
     # contact on, addresses are looked up first, and a chunk whose copy still meets one
     # (created meanwhile: the lookup is made to miss it) is merged. Same outcome each way.
     if created_meanwhile:
-        monkeypatch.setattr("core.contacts.importing._Stager.existing", lambda self, emails: set())
+        monkeypatch.setattr(
+            "core.contacts.importing.stage._Stager.existing", lambda self, emails: set()
+        )
     workspace = type("W", (), {"id": owner.workspace_id})
     make_contact(session, workspace, email="u150@example.com", status="unsubscribed", city="Old")
     session.add(
