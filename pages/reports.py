@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core.abtest import engine as abtest
+from core import abtest
 from core.analytics import reports as analytics
 from core.analytics import rollups
 from ui import charts

@@ -1,9 +1,9 @@
 """A/B test parts of the campaign wizard and the report: pure render functions over data.
 
 pages/campaigns.py calls `ab_settings_section` in the wizard and passes the dict it returns
-to `core.abtest.engine.configure_ab_test`; pages/reports.py calls `ab_report_section` with
-`core.abtest.engine.ab_report(...)` and, when it returns a variant id, calls
-`core.abtest.engine.choose_winner_manually`. Nothing here touches the database.
+to `core.abtest.configure_ab_test`; pages/reports.py calls `ab_report_section` with
+`core.abtest.ab_report(...)` and, when it returns a variant id, calls
+`core.abtest.choose_winner_manually`. Nothing here touches the database.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo, available_timezones
 
 import streamlit as st
 
-from core.abtest import engine as abtest
+from core import abtest
 from core.campaigns import service as campaigns
 from core.campaigns.audience import count_recipients
 from core.contacts.service import search_contacts

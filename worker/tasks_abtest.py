@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.exc import OperationalError
 
-from core.abtest import engine as abtest
+from core import abtest
 from core.infra.db import get_sessionmaker
 from worker.celery_app import app
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
-from core.abtest import engine as abtest
+from core import abtest
 from core.campaigns import split
 from core.infra.db import session_scope
 from core.infra.permissions import Actor

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from core.abtest import engine as abtest
+from core import abtest
 from core.infra.errors import PermissionDenied, ValidationFailed
 from core.models import Campaign, Message
 from tests.abtest.builders import (

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from core.abtest import engine as abtest
+from core import abtest
 from core.infra import clock
 from core.infra.db import session_scope
 from core.models import Campaign, User, Workspace

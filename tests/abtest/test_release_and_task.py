@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from core.abtest import engine as abtest
+from core import abtest
 from core.infra import clock
 from core.infra.db import session_scope
 from core.infra.permissions import Actor
@@ -58,16 +58,16 @@ def test_concurrent_releases_queue_the_rest_exactly_once(live_db):
 @pytest.fixture
 def dispatched(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Campaign ids the A/B release hands to dispatch_batches (which still runs)."""
-    import core.abtest.engine
+    import core.abtest.lifecycle
 
     calls: list[int] = []
-    original = core.abtest.engine.dispatch_batches
+    original = core.abtest.lifecycle.dispatch_batches
 
     def recording(session, campaign_id):
         calls.append(campaign_id)
         return original(session, campaign_id)
 
-    monkeypatch.setattr(core.abtest.engine, "dispatch_batches", recording)
+    monkeypatch.setattr(core.abtest.lifecycle, "dispatch_batches", recording)
     return calls
 
 

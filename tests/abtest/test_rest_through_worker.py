@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from core.abtest import engine as abtest
+from core import abtest
 from core.campaigns import service as campaigns
 from core.infra.db import session_scope
 from core.models import Message, Template
@@ -76,7 +76,9 @@ def test_rest_goes_to_the_winner_once_with_the_worker_killed(live_db, tmp_path: 
         wait_until(lambda: _statuses(cid) == Counter(sent=80, held=320), 90, "test share sent")
         assert _campaign_status(setup, cid) == "sending"
         with session_scope() as s:
-            variants = {v.label: v.id for v in abtest._campaign(s, setup.actor, cid).variants}
+            variants = {
+                v.label: v.id for v in abtest.settings._campaign(s, setup.actor, cid).variants
+            }
             abtest.choose_winner_manually(s, setup.actor, cid, variants["B"])
         # Beat's sweep releases the rest to B; kill the worker while it is being sent.
         wait_until(lambda: _statuses(cid)["sent"] >= 160, 60, "part of the rest sent")

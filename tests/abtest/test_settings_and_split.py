@@ -8,7 +8,7 @@ import pytest
 from scipy.stats import chi2_contingency
 from sqlalchemy import delete, select
 
-from core.abtest import engine as abtest
+from core import abtest
 from core.campaigns import split
 from core.infra.config import settings
 from core.infra.errors import NotFound, PermissionDenied, ValidationFailed

@@ -9,7 +9,7 @@ import pytest
 from scipy.special import betaln
 from scipy.stats import binomtest, chi2_contingency
 
-from core.abtest.engine import (
+from core.abtest.statistics import (
     VariantFigures,
     decide,
     probability_best,

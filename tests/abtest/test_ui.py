@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.abtest import engine as abtest
+from core import abtest
 from tests.abtest.builders import (
     T0,
     add_events,

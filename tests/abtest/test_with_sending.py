@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from core.abtest import engine as abtest
+from core import abtest
 from core.campaigns import service as campaigns
 from core.infra import clock
 from core.infra.db import get_sessionmaker, session_scope

@@ -6,7 +6,7 @@ from ui.abtest import ab_report_section, ab_settings_section
 
 
 def _suggest(subject: str, count: int) -> list[str]:
-    # Stands in for the page's call into core.abtest.engine.suggest_subject_variants.
+    # Stands in for the page's call into core.abtest.suggest_subject_variants.
     return [f"{subject} (take {i})" for i in range(1, count + 1)]
 
 

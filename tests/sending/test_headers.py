@@ -9,7 +9,7 @@ from email.policy import default
 import pytest
 from pydantic import ValidationError
 
-from core.abtest.engine import VariantSettings
+from core.abtest.settings import VariantSettings
 from core.accounts import workspaces
 from core.accounts.workspaces import SendingIdentity
 from core.campaigns import service as campaigns
