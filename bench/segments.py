@@ -32,7 +32,7 @@ from core.infra.db import create_db_engine
 from core.infra.migrate import migrate
 from core.infra.permissions import Actor
 from core.models import Campaign, ContactList, CustomField, Event, Workspace
-from core.segments.rules import count_matching, matching_query
+from core.segments import count_matching, matching_query
 
 CUSTOM = (("plan", "text"), ("score", "number"), ("vip", "boolean"), ("renewal", "date"))
 CAMPAIGNS = 10

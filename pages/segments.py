@@ -7,10 +7,10 @@ import json
 
 import streamlit as st
 
+from core import segments
 from core.infra.config import settings
 from core.infra.errors import MailwrightError
 from core.infra.permissions import Actor
-from core.segments import rules as segments
 from ui import rule_builder
 from ui.state import actor as current_actor
 from ui.state import db, read_db, shows_errors

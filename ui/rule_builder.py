@@ -1,7 +1,7 @@
 """The segment rule builder: one row per condition (field, operator, value, remove) and
 nested groups, editing a rule tree kept in session state.
 
-The tree is the rule JSON of `core.segments.rules` plus an "_id" per node, so widget keys stay
+The tree is the rule JSON of `core.segments` plus an "_id" per node, so widget keys stay
 stable while conditions are added and removed. `load` puts a tree in the session,
 `draw` shows it (editable or not) and `rules` gives it back without the ids.
 """
@@ -12,8 +12,8 @@ from datetime import date
 
 import streamlit as st
 
-from core.segments import rules as segments
-from core.segments.rules import ACTIVITIES, MAX_DEPTH, OPERATOR_LABELS, OPERATORS
+from core import segments
+from core.segments import ACTIVITIES, MAX_DEPTH, OPERATOR_LABELS, OPERATORS
 
 ACTIVITY_LABELS = {
     "received": "received",
@@ -287,5 +287,5 @@ def draw(tree: dict, options: segments.BuilderOptions, editable: bool) -> None:
 
 
 def rules(tree: dict) -> dict:
-    """The rule tree as core.segments.rules takes it."""
+    """The rule tree as core.segments takes it."""
     return _without_ids(tree)

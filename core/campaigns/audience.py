@@ -68,7 +68,7 @@ def _chosen(session: Session, workspace_id: int, audience: dict[str, Any]) -> Co
         )
     if a["segment_id"]:
         try:
-            from core.segments.rules import segment_condition
+            from core.segments import segment_condition
         except ImportError as exc:  # the segments module arrives with its own issue
             raise ValidationFailed("Segments are not available in this installation.") from exc
         parts.append(segment_condition(session, workspace_id, a["segment_id"]))

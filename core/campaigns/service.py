@@ -321,7 +321,7 @@ def list_choices(session: Session, actor: Actor) -> list[tuple[int, str, int]]:
 def segment_choices(session: Session, actor: Actor) -> list[tuple[int, str]] | None:
     """(id, name) of the segments, or None when the segments module is not installed."""
     try:
-        from core.segments.rules import list_segments
+        from core.segments import list_segments
     except ImportError:
         return None
     return [(s.id, s.name) for s in list_segments(session, actor)]

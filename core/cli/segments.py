@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def cmd_segment_count(args: argparse.Namespace) -> int:
     from core.infra.permissions import Actor
     from core.models import Workspace
-    from core.segments.rules import count_matching, get_segment
+    from core.segments import count_matching, get_segment
 
     if args.rules is not None:
         try:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from core.segments.rules import ACTIVITY_EVENTS, STANDARD_TYPES
+from core.segments import ACTIVITY_EVENTS, STANDARD_TYPES
 
 
 @dataclass

@@ -7,7 +7,7 @@ import json
 from core.infra.db import session_scope
 from core.infra.permissions import Actor
 from core.models import Contact
-from core.segments.rules import create_segment
+from core.segments import create_segment
 from tests.helpers import make_workspace
 from tests.test_cli import run_cli
 

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from core.segments.rules import OPERATORS
+from core.segments import OPERATORS
 from tests.segments.world import NOW, seed_world, sql_matching
 
 # Edge values: missing, JSON null, "", the wrong JSON type, mixed case, LIKE wildcards.

@@ -8,7 +8,7 @@ from sqlalchemy import func, not_, select, text
 from core.infra.errors import NotFound, PermissionDenied, ValidationFailed
 from core.infra.permissions import Actor
 from core.models import Campaign, Contact
-from core.segments.rules import (
+from core.segments import (
     InvalidRule,
     SegmentInUse,
     count_matching,

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from core.infra.permissions import Actor
 from core.models import Campaign, Contact, ContactList, CustomField, Event, ListMembership
-from core.segments.rules import matching_query
+from core.segments import matching_query
 from tests.helpers import make_workspace
 from tests.segments.reference import World
 
