@@ -8,7 +8,7 @@ and maps domain errors to status codes (403 forged, 400 malformed, 404 unknown t
 
 An SES notification is answered once it is stored in the inbox (sns_message.body), in a
 transaction shared with the notifications arriving alongside it; the worker makes its
-events a moment later, in large batches (core.ingest.events.drain_sns_backlog). So the request
+events a moment later, in large batches (core.ingest.inbox.drain_sns_backlog). So the request
 path is verify, store, answer, whatever the ledger look-ups and the nine indexes of an
 event cost.
 """
@@ -30,7 +30,7 @@ from core.infra.config import settings
 from core.infra.db import get_engine, session_scope
 from core.infra.errors import InvalidToken, NotFound
 from core.infra.permissions import Actor
-from core.ingest import events, sns
+from core.ingest import inbox, own, sns
 from core.ingest.tracking import parse_click, parse_open, parse_unsubscribe
 from core.models import SnsMessage
 from webhook.groups import GroupCommitter, run_in_transaction
@@ -86,11 +86,11 @@ def healthz() -> JSONResponse:
 # ---------------------------------------------------------------- SNS
 
 
-def _accept(items: Sequence[events.SnsItem]) -> list[str]:
-    return run_in_transaction(lambda conn: events.accept_sns_notifications(conn, items))
+def _accept(items: Sequence[inbox.SnsItem]) -> list[str]:
+    return run_in_transaction(lambda conn: inbox.accept_sns_notifications(conn, items))
 
 
-notifications: GroupCommitter[events.SnsItem, str] = GroupCommitter(
+notifications: GroupCommitter[inbox.SnsItem, str] = GroupCommitter(
     _accept, max_batch=settings.webhook_batch_size, writers=max(1, settings.webhook_writers)
 )
 
@@ -105,7 +105,7 @@ def _handle_subscription(envelope: sns.SnsEnvelope) -> str:
     else:
         log.info("SNS unsubscribed us from %s (not visiting any URL)", envelope.topic_arn)
     with session_scope() as session:
-        events.remember_sns_message(session, envelope.message_id, envelope.type, envelope.topic_arn)
+        inbox.remember_sns_message(session, envelope.message_id, envelope.type, envelope.topic_arn)
     return "confirmed" if envelope.type == "SubscriptionConfirmation" else "logged"
 
 
@@ -125,7 +125,7 @@ async def handle_sns(body: bytes, message_type: str | None) -> tuple[int, dict[s
         return 403, {"error": str(exc)}
     try:
         if envelope.type == "Notification":
-            item = events.SnsItem(
+            item = inbox.SnsItem(
                 envelope.message_id, envelope.type, envelope.topic_arn, envelope.message
             )
             outcome = await notifications.submit(item)
@@ -193,7 +193,7 @@ def open_pixel(token: str, request: Request) -> Response:
     try:
         target = parse_open(token)
         with session_scope() as session:
-            events.record_open(
+            own.record_open(
                 session, Actor.system(target.workspace_id), target.message_id, *_client(request)
             )
     except (InvalidToken, NotFound):
@@ -207,7 +207,7 @@ def click(token: str, request: Request) -> Response:
     try:
         target = parse_click(token)
         with session_scope() as session:
-            url = events.record_click(
+            url = own.record_click(
                 session,
                 Actor.system(target.workspace_id),
                 target.message_id,
@@ -254,7 +254,7 @@ def unsubscribe_page(token: str) -> HTMLResponse:
     try:
         target = parse_unsubscribe(token)
         with session_scope() as session:
-            info = events.describe_unsubscribe(
+            info = own.describe_unsubscribe(
                 session, Actor.system(target.workspace_id), target.contact_id, target.message_id
             )
     except (InvalidToken, NotFound):
@@ -282,7 +282,7 @@ def unsubscribe(token: str) -> HTMLResponse:
     try:
         target = parse_unsubscribe(token)
         with session_scope() as session:
-            info = events.unsubscribe(
+            info = own.unsubscribe(
                 session,
                 Actor.system(target.workspace_id),
                 target.contact_id,

@@ -28,7 +28,7 @@ def sweep_files() -> int:
 def make_sns_events() -> int:
     """Makes the events of the SES notifications the webhook has stored (its inbox)."""
     from core.infra.db import get_sessionmaker
-    from core.ingest.events import drain_sns_backlog
+    from core.ingest.inbox import drain_sns_backlog
 
     return drain_sns_backlog(get_sessionmaker())
 

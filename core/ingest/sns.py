@@ -9,7 +9,7 @@ An SNS HTTP(S) delivery is trusted only after, in this order:
 
 Certificates are fetched with TLS verification and a timeout, or read from
 `SNS_CERT_DIR` (offline and pinned deployments), and the parsed public key is cached
-per URL, successes only. Nothing here touches the database: storing is core.ingest.events.
+per URL, successes only. Nothing here touches the database: storing is core.ingest.inbox.
 """
 
 from __future__ import annotations

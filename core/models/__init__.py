@@ -442,7 +442,7 @@ class SnsMessage(Base):
     """Every SNS MessageId received, so a replay is acknowledged and stored once; and the
     webhook's inbox: a Notification is stored here with its `body` (the SES event) when it
     is acknowledged, and its events are made from it just after, off the request path
-    (core.ingest.events.process_sns_backlog). `body` is NULL once that is done."""
+    (core.ingest.inbox.process_sns_backlog). `body` is NULL once that is done."""
 
     __tablename__ = "sns_message"
     __table_args__ = (

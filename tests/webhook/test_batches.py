@@ -10,14 +10,14 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from core.infra.db import get_sessionmaker, session_scope
-from core.ingest import events
+from core.ingest import inbox
 from core.models import Contact, Event, Message, SnsMessage, Suppression
 from tests.webhook.conftest import make_ledger
 from tests.webhook.snsutil import TOPIC, ses_event
 
 
-def item(body: dict, message_id: str | None = None) -> events.SnsItem:
-    return events.SnsItem(message_id or str(uuid.uuid4()), "Notification", TOPIC, json.dumps(body))
+def item(body: dict, message_id: str | None = None) -> inbox.SnsItem:
+    return inbox.SnsItem(message_id or str(uuid.uuid4()), "Notification", TOPIC, json.dumps(body))
 
 
 def count(session: Session, model: type, *where) -> int:
@@ -35,7 +35,7 @@ def test_a_batch_stores_each_notification_and_each_event_once(session: Session):
     unknown = item(ses_event("Delivery", "0100-nobody-knows", ["x@example.net"]))
     complaint = item(ses_event("Complaint", m2.provider_message_id, [m2.email]))
 
-    outcomes = events.store_sns_notifications(
+    outcomes = inbox.store_sns_notifications(
         session, [delivery, delivery, bounce, bounce_again, unknown, complaint]
     )
 
@@ -59,7 +59,7 @@ def test_a_batch_stores_each_notification_and_each_event_once(session: Session):
     assert [statuses[c.id] for c in ledger.contacts] == ["subscribed", "bounced", "complained"]
 
     # SNS delivers again: each one a replay, nothing stored twice, consequences once.
-    again = events.store_sns_notifications(session, [complaint, bounce, delivery])
+    again = inbox.store_sns_notifications(session, [complaint, bounce, delivery])
     assert again == ["replay", "replay", "replay"]
     assert count(session, SnsMessage) == 5
     assert count(session, Event, Event.campaign_id == ledger.campaign.id) == 3
@@ -71,9 +71,9 @@ def test_an_event_seen_under_a_replayed_message_id_is_not_stored_again(session: 
     (message,) = ledger.messages
     body = ses_event("Open", message.provider_message_id, [message.email])
     first = item(body)
-    assert events.store_sns_notifications(session, [first]) == ["stored"]
+    assert inbox.store_sns_notifications(session, [first]) == ["stored"]
     # A replay of the first and the same event under a new MessageId, in one batch.
-    assert events.store_sns_notifications(session, [first, item(body)]) == ["replay", "stored"]
+    assert inbox.store_sns_notifications(session, [first, item(body)]) == ["replay", "stored"]
     assert count(session, Event, Event.message_id == message.id) == 1
 
 
@@ -86,7 +86,7 @@ def test_a_batch_on_a_core_connection(session: Session):
         item(ses_event("Reject", m1.provider_message_id, [m1.email])),
     ]
     session.flush()
-    assert events.store_sns_notifications(session.connection(), batch) == ["stored", "stored"]
+    assert inbox.store_sns_notifications(session.connection(), batch) == ["stored", "stored"]
     rows = session.execute(
         select(Event.type, Event.url, Event.data).where(Event.campaign_id == ledger.campaign.id)
     ).all()
@@ -102,10 +102,10 @@ def test_a_replayed_message_id_stores_nothing_even_when_it_now_matches(session: 
     ledger = make_ledger(session, recipients=1)
     (message,) = ledger.messages
     early = item(ses_event("Delivery", "0100-not-yet-recorded", [message.email]))
-    assert events.store_sns_notifications(session, [early]) == ["ignored"]
+    assert inbox.store_sns_notifications(session, [early]) == ["ignored"]
     message.provider_message_id = "0100-not-yet-recorded"
     session.flush()
-    assert events.store_sns_notifications(session, [early]) == ["replay"]
+    assert inbox.store_sns_notifications(session, [early]) == ["replay"]
     assert count(session, Event, Event.message_id == message.id) == 0
 
 
@@ -119,40 +119,40 @@ def test_the_worker_makes_the_inbox_events_and_sets_aside_one_that_fails(live_db
         first = item(ses_event("Delivery", m0.provider_message_id, [m0.email]))
         bad = item(ses_event("Bounce", m1.provider_message_id, [m1.email]))
         last = item(ses_event("Delivery", m2.provider_message_id, [m2.email]))
-        outcomes = events.accept_sns_notifications(session, [first, bad, last, first])
+        outcomes = inbox.accept_sns_notifications(session, [first, bad, last, first])
         assert outcomes == ["stored", "stored", "stored", "replay"]
     with session_scope() as session:
         assert count(session, Event) == 0
         waiting = {first.message_id, bad.message_id, last.message_id}
-        assert set(events.pending_sns_messages(session)) == waiting
+        assert set(inbox.pending_sns_messages(session)) == waiting
 
-    make = events._make_sns_events
+    make = inbox._make_sns_events
 
     def failing(conn, notifications):
         if any(sns_id == bad.message_id for sns_id, _, _ in notifications):
             raise RuntimeError("cannot read this one")
         return make(conn, notifications)
 
-    monkeypatch.setattr(events, "_make_sns_events", failing)
-    assert events.drain_sns_backlog(get_sessionmaker()) == 3
+    monkeypatch.setattr(inbox, "_make_sns_events", failing)
+    assert inbox.drain_sns_backlog(get_sessionmaker()) == 3
     with session_scope() as session:
         assert count(session, Event, Event.type == "delivered") == 2
         row = session.get(SnsMessage, bad.message_id)
         assert row.body is not None and row.attempts == 1
         assert "RuntimeError: cannot read this one" in row.last_error
-        assert events.pending_sns_messages(session) == [bad.message_id]
-    for _ in range(events.MAX_SNS_ATTEMPTS - 1):
-        events.drain_sns_backlog(get_sessionmaker())
+        assert inbox.pending_sns_messages(session) == [bad.message_id]
+    for _ in range(inbox.MAX_SNS_ATTEMPTS - 1):
+        inbox.drain_sns_backlog(get_sessionmaker())
     with session_scope() as session:
-        assert session.get(SnsMessage, bad.message_id).attempts == events.MAX_SNS_ATTEMPTS
-        assert events.pending_sns_messages(session) == []  # left for a person
+        assert session.get(SnsMessage, bad.message_id).attempts == inbox.MAX_SNS_ATTEMPTS
+        assert inbox.pending_sns_messages(session) == []  # left for a person
         assert session.get(Contact, m1.contact_id).status == "subscribed"
 
     # Fixed, and its attempts reset by hand: made like the others.
-    monkeypatch.setattr(events, "_make_sns_events", make)
+    monkeypatch.setattr(inbox, "_make_sns_events", make)
     with session_scope() as session:
         session.get(SnsMessage, bad.message_id).attempts = 0
-    assert events.drain_sns_backlog(get_sessionmaker()) == 1
+    assert inbox.drain_sns_backlog(get_sessionmaker()) == 1
     with session_scope() as session:
         assert session.get(Contact, m1.contact_id).status == "bounced"
         assert session.get(SnsMessage, bad.message_id).body is None
@@ -165,14 +165,14 @@ def test_two_drains_share_the_backlog_without_waiting(live_db, backend):
     with session_scope() as session:
         ledger = make_ledger(session, recipients=3)
         notes = [item(ses_event("Open", m.provider_message_id, [m.email])) for m in ledger.messages]
-        events.accept_sns_notifications(session, notes)
+        inbox.accept_sns_notifications(session, notes)
     with session_scope() as holding:
-        taken = events.process_sns_backlog(holding, limit=2)
+        taken = inbox.process_sns_backlog(holding, limit=2)
         assert len(taken) == 2
         with session_scope() as other:
             # Without SKIP LOCKED this would wait for `holding`: fail fast instead.
             other.execute(text("SET LOCAL lock_timeout = '2s'"))
-            rest = events.process_sns_backlog(other, limit=500)
+            rest = inbox.process_sns_backlog(other, limit=500)
         assert set(rest) | set(taken) == {n.message_id for n in notes}
     with session_scope() as session:
         assert count(session, Event, Event.type == "open") == 3

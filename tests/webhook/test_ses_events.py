@@ -9,7 +9,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from core.infra.db import get_sessionmaker, session_scope
-from core.ingest.events import counted, drain_sns_backlog, pending_sns_messages
+from core.ingest.inbox import drain_sns_backlog, pending_sns_messages
+from core.ingest.store import counted
 from core.models import Contact, Event, Message, SnsMessage, Suppression, Workspace
 from tests.webhook.conftest import make_ledger
 from tests.webhook.snsutil import SUBSCRIBE_URL, notification, ses_event, subscription
