@@ -187,7 +187,7 @@ def test_rebuild_while_a_reader_holds_the_file(world, rollup_file):
             "SELECT count(*) FROM link_clicks WHERE url = ?", ["https://example.com/new"]
         ).fetchall() == [(1,)]
     assert not list(rollup_file.parent.glob(".*.tmp"))
-    busy = rollups._exclusive(rollup_file, wait=False)
+    busy = rollups.base._exclusive(rollup_file, wait=False)
     with busy, pytest.raises(rollups.RollupBusy):
         rollups.build_rollups()
 

@@ -1,0 +1,70 @@
+"""DuckDB rollups for the dashboard's trends and the data team.
+
+How a rebuild works (`build_rollups`, run by beat and by `python -m core rollup`):
+
+1. A state file next to the rollups (`<ROLLUP_PATH>.state`, private to the builder) keeps a
+   compact copy of every event, read incrementally: only events above a high-water mark on
+   `event.id` are fetched. Events newer than `lag_seconds` may still have lower-numbered
+   neighbours in uncommitted transactions, so the mark stops before the first young event
+   and the rows above it are read again next time (deleted first, so never twice).
+2. Messages, contacts, campaigns and workspaces (statuses change) are re-read whole.
+3. Sources stream in chunks into DuckDB (PostgreSQL: `COPY ... TO STDOUT` CSV into DuckDB's
+   parallel CSV reader; SQLite: `fetchmany` batches as Arrow tables); no DuckDB extension
+   is needed. All aggregation runs inside DuckDB.
+4. The tables are written to a new file, checkpointed, and renamed over ROLLUP_PATH, so a
+   reader never sees half a refresh and never blocks a rebuild: readers that have the old
+   file open keep reading it; the next connection opens the new one.
+
+Days and hours are UTC. Every table carries `workspace_id`.
+
+Modules: `base` (the file, its lock, the tables), `build`, `read` (dashboard trends,
+status, campaign snapshots), `query` (the Data page's sandboxed SQL and the export).
+"""
+
+from core.analytics.rollups.base import (
+    TABLES,
+    RollupBusy,
+    RollupResult,
+    RollupsMissing,
+    check_table_name,
+    rollup_path,
+    source_key,
+)
+from core.analytics.rollups.build import build_rollups
+from core.analytics.rollups.query import (
+    EXAMPLE_QUERIES,
+    QueryRefused,
+    QueryResult,
+    export_workspace,
+    workspace_query,
+)
+from core.analytics.rollups.read import (
+    CampaignSnapshot,
+    campaign_domains,
+    campaign_snapshot,
+    dashboard_trends,
+    open_rollups,
+    rollup_status,
+)
+
+__all__ = [
+    "EXAMPLE_QUERIES",
+    "TABLES",
+    "CampaignSnapshot",
+    "QueryRefused",
+    "QueryResult",
+    "RollupBusy",
+    "RollupResult",
+    "RollupsMissing",
+    "build_rollups",
+    "campaign_domains",
+    "campaign_snapshot",
+    "check_table_name",
+    "dashboard_trends",
+    "export_workspace",
+    "open_rollups",
+    "rollup_path",
+    "rollup_status",
+    "source_key",
+    "workspace_query",
+]
