@@ -1,0 +1,59 @@
+"""Campaign reports and dashboard figures.
+
+A campaign's live numbers are named queries over the SQL database (message ledger and
+events) that read covering indexes only; the dashboard's trends read the DuckDB rollups
+(core.analytics.rollups). Opens and clicks count only from the workspace's tracking source ("own"
+pixel and links, or "ses"), so a campaign tracked by both is never counted twice, and
+machine opens (prefetchers, image proxies) are kept apart from human ones.
+
+Modules: `campaign` (a campaign's figures, timeline, links, comparisons), `recipients`
+(the recipients table and CSV), `dashboard` (deliverability, recent and upcoming).
+"""
+
+from core.analytics.reports.campaign import (
+    RATE_DEFINITIONS,
+    CampaignChoice,
+    CampaignFigures,
+    CampaignReport,
+    LinkClicks,
+    TimelinePoint,
+    campaign_figures,
+    campaign_report,
+    campaign_timeline,
+    compare_campaigns,
+    rate,
+    reportable_campaigns,
+    top_links,
+)
+from core.analytics.reports.dashboard import (
+    Dashboard,
+    Deliverability,
+    dashboard,
+    deliverability,
+    figures_table,
+)
+from core.analytics.reports.recipients import RecipientRow, recipients_csv, recipients_page
+
+__all__ = [
+    "RATE_DEFINITIONS",
+    "CampaignChoice",
+    "CampaignFigures",
+    "CampaignReport",
+    "Dashboard",
+    "Deliverability",
+    "LinkClicks",
+    "RecipientRow",
+    "TimelinePoint",
+    "campaign_figures",
+    "campaign_report",
+    "campaign_timeline",
+    "compare_campaigns",
+    "dashboard",
+    "deliverability",
+    "figures_table",
+    "rate",
+    "recipients_csv",
+    "recipients_page",
+    "reportable_campaigns",
+    "top_links",
+]
