@@ -1,4 +1,7 @@
-"""Users, passwords, sign-in lockout, password reset, invitations and registration."""
+"""Users, passwords, sign-in lockout, sessions, password reset, invitations and registration.
+
+One module (about 630 lines) for everything that decides who is signed in and with which
+rights, so the whole of it can be reviewed at once."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Building the rollups: sources streamed into DuckDB, the aggregates, the file swapped in."""
+"""Building the rollups: sources streamed into DuckDB, the aggregates, the file swapped in.
+About 620 lines, most of them the aggregates' DuckDB SQL, kept beside the loader that
+feeds them.
+"""
 
 from __future__ import annotations
 
