@@ -1,13 +1,13 @@
 """Campaigns: the list with its controls, or the wizard (ui/campaign_wizard.py) for one."""
 
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 
 import streamlit as st
 
 from core.campaigns import service as campaigns
 from core.infra import clock
 from core.models import CAMPAIGN_STATUSES
-from core.models.statuses import Action, allowed_actions
+from core.models.statuses import Action, CampaignStatus, allowed_actions
 from ui.campaign_wizard import open_wizard, wizard
 from ui.state import actor, db, read_db, shows_errors
 
@@ -39,17 +39,41 @@ def campaign_list() -> None:
     text = search.text_input("Search by name")
     statuses = status.multiselect("Status", CAMPAIGN_STATUSES)
     created_since = since.date_input("Created since", value=None)
-    with read_db() as session:
-        rows = campaigns.list_campaigns(
-            session,
-            me,
-            text,
-            statuses,
-            datetime.combine(created_since, time(), clock.now().tzinfo) if created_since else None,
-        )
+    after = datetime.combine(created_since, time(), clock.now().tzinfo) if created_since else None
+    rows = _rows(text, statuses, after)
     if not rows:
         st.info("No campaigns yet." if not (text or statuses) else "No campaign matches.")
         return
+    # While a campaign sends (or is due within the hour) the table refreshes itself.
+    live = _is_live(rows)
+    st.fragment(run_every=LIVE_SECONDS if live else None)(_table)(text, statuses, after, live)
+
+
+LIVE_SECONDS = 3
+
+
+def _rows(text: str, statuses: list[str], after: datetime | None) -> list[campaigns.CampaignRow]:
+    with read_db() as session:
+        return campaigns.list_campaigns(session, me, text, statuses, after)
+
+
+def _is_live(rows: list[campaigns.CampaignRow]) -> bool:
+    soon = clock.now() + timedelta(hours=1)
+    return any(
+        r.status == CampaignStatus.SENDING
+        or (
+            r.status == CampaignStatus.SCHEDULED
+            and r.scheduled_at is not None
+            and clock.as_utc(r.scheduled_at) <= soon
+        )
+        for r in rows
+    )
+
+
+def _table(text: str, statuses: list[str], after: datetime | None, live: bool) -> None:
+    rows = _rows(text, statuses, after)
+    if live and not _is_live(rows):
+        st.rerun()  # the last one finished: draw the page again, without the timer
     st.dataframe(
         [
             {
@@ -70,11 +94,15 @@ def campaign_list() -> None:
         hide_index=True,
         use_container_width=True,
     )
+    by_id = {r.id: r for r in rows}
     chosen = st.selectbox(
-        "Campaign", rows, format_func=lambda r: f"{r.name} ({r.status})", key="cw_selected"
+        "Campaign",
+        list(by_id),
+        format_func=lambda cid: f"{by_id[cid].name} ({by_id[cid].status})",
+        key="cw_selected",
     )
     if chosen is not None:
-        campaign_controls(chosen)
+        campaign_controls(by_id[chosen])
 
 
 def campaign_controls(row: campaigns.CampaignRow) -> None:
