@@ -169,7 +169,7 @@ def _max_length(name: str) -> int:
     return length
 
 
-# Lengths of the contact's text columns (core/models/__init__.py).
+# Lengths of the contact's text columns (core/models/contacts.py).
 MAX_LENGTHS = {name: _max_length(name) for name in STANDARD_TARGETS if name != "email"}
 
 

@@ -1,0 +1,101 @@
+"""The address book: contacts, custom fields, lists and memberships, suppressions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    DateTime,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from core.infra.clock import now
+from core.models.base import CONTACT_STATUSES, Base, BigId, JSONType, _one_of, _ts
+
+# JSONB on PostgreSQL (indexable, compact), JSON text on SQLite.
+
+
+class Contact(Base):
+    __tablename__ = "contact"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "email", name="uq_contact_workspace_email"),
+        Index("ix_contact_workspace_status", "workspace_id", "status"),
+        Index("ix_contact_workspace_created", "workspace_id", "created_at"),
+        _one_of("status", CONTACT_STATUSES, "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    email: Mapped[str] = mapped_column(String(320))
+    first_name: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    last_name: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    company: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    city: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    country: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    phone: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    custom_fields: Mapped[dict[str, Any]] = mapped_column(
+        JSONType, default=dict, server_default="{}"
+    )
+    status: Mapped[str] = mapped_column(
+        String(16), default="subscribed", server_default="subscribed"
+    )
+    source: Mapped[str] = mapped_column(String(64), default="manual", server_default="manual")
+    created_at: Mapped[datetime] = _ts()
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=now, onupdate=now, server_default=func.now()
+    )
+
+
+class CustomField(Base):
+    __tablename__ = "custom_field"
+    __table_args__ = (UniqueConstraint("workspace_id", "key", name="uq_custom_field_ws_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(40))
+    label: Mapped[str] = mapped_column(String(200))
+    type: Mapped[str] = mapped_column(String(16), default="text")
+    created_at: Mapped[datetime] = _ts()
+
+
+class ContactList(Base):
+    __tablename__ = "contact_list"
+    __table_args__ = (UniqueConstraint("workspace_id", "name", name="uq_contact_list_ws_name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="", server_default="")
+    created_at: Mapped[datetime] = _ts()
+
+
+class ListMembership(Base):
+    __tablename__ = "list_membership"
+    __table_args__ = (Index("ix_list_membership_contact", "contact_id", "list_id"),)
+
+    list_id: Mapped[int] = mapped_column(
+        ForeignKey("contact_list.id", ondelete="CASCADE"), primary_key=True
+    )
+    contact_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("contact.id", ondelete="CASCADE"), primary_key=True
+    )
+    created_at: Mapped[datetime] = _ts()
+
+
+class Suppression(Base):
+    __tablename__ = "suppression"
+    __table_args__ = (UniqueConstraint("workspace_id", "email", name="uq_suppression_ws_email"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    email: Mapped[str] = mapped_column(String(320))
+    reason: Mapped[str] = mapped_column(String(32))  # bounce | complaint | unsubscribe | manual
+    detail: Mapped[str] = mapped_column(Text, default="", server_default="")
+    created_at: Mapped[datetime] = _ts()
