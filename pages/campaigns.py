@@ -8,6 +8,7 @@ from core.campaigns import service as campaigns
 from core.infra import clock
 from core.models import CAMPAIGN_STATUSES
 from core.models.statuses import Action, CampaignStatus, allowed_actions
+from ui.actions import act, arm, ask_first
 from ui.campaign_wizard import open_wizard, wizard
 from ui.state import actor, db, read_db, shows_errors
 
@@ -124,7 +125,23 @@ def campaign_controls(row: campaigns.CampaignRow) -> None:
             action.value, key=f"cw_{action.value}", disabled=bool(reason), help=reason or None
         ):
             clicked = action.value
-    if clicked:
+    if clicked in ("Cancel", "Delete"):  # cannot be undone: ask first
+        arm(f"cw_confirm_{clicked}_{row.id}")
+    pending = row.recipients - row.sent - row.failed
+    if ask_first(
+        f"cw_confirm_Cancel_{row.id}",
+        f"Cancel “{row.name}”? The {pending:,} message{'s' if pending != 1 else ''} not yet "
+        "sent will not go out; a cancelled campaign cannot be resumed.",
+        "Yes, cancel it",
+    ):
+        act(lambda s: campaigns.cancel(s, me, row.id), f"Cancelled “{row.name}”.")
+    if ask_first(
+        f"cw_confirm_Delete_{row.id}",
+        f"Delete “{row.name}”? Its messages, events and report go with it. This cannot be undone.",
+        "Yes, delete it",
+    ):
+        act(lambda s: campaigns.delete_campaign(s, me, row.id), f"Deleted “{row.name}”.")
+    if clicked and clicked not in ("Cancel", "Delete"):
         with shows_errors(), db() as session:
             if clicked == "Edit":
                 if row.status == "scheduled":
@@ -134,14 +151,10 @@ def campaign_controls(row: campaigns.CampaignRow) -> None:
                 campaigns.pause(session, me, row.id)
             elif clicked == "Resume":
                 campaigns.resume(session, me, row.id)
-            elif clicked == "Cancel":
-                campaigns.cancel(session, me, row.id)
             elif clicked == "Retry failed":
                 campaigns.retry_failed(session, me, row.id)
             elif clicked == "Clone":
                 open_wizard(campaigns.clone_campaign(session, me, row.id).id)
-            elif clicked == "Delete":
-                campaigns.delete_campaign(session, me, row.id)
             elif clicked == "Report":
                 st.session_state["report_campaign_id"] = row.id
         if clicked == "Report":

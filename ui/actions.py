@@ -57,3 +57,29 @@ def act(
     if rerun:
         st.rerun()
     return result
+
+
+def ask_first(key: str, question: str, yes: str, no: str = "Not now") -> bool:
+    """An inline "are you sure?" for an action that cannot be undone.
+
+    The action's own button calls `arm(key)`; from the next run `ask_first` shows
+    `question` with a `yes` and a `no` button, and returns True on the run `yes` is
+    clicked (then forgets). `no` forgets without acting. Not a modal dialog: AppTest and
+    keyboard users see it like any other part of the page."""
+    if not st.session_state.get(key):
+        return False
+    st.warning(md(question))
+    left, right, _ = st.columns([1, 1, 4])
+    if left.button(yes, key=f"{key}_yes", type="primary"):
+        st.session_state.pop(key, None)
+        return True
+    if right.button(no, key=f"{key}_no"):
+        st.session_state.pop(key, None)
+        st.rerun()
+    return False
+
+
+def arm(key: str) -> None:
+    """Ask first (see `ask_first`): the question shows on the next run."""
+    st.session_state[key] = True
+    st.rerun()

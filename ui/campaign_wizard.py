@@ -18,7 +18,7 @@ from core.content.rendering import Rendered
 from core.models.statuses import EDITABLE
 from core.sending import pipeline as sending
 from ui.abtest import ab_settings_section
-from ui.actions import act, flash
+from ui.actions import act, arm, ask_first, flash
 from ui.preview import show_email
 from ui.state import actor, db, read_db, shows_errors
 from ui.text import md
@@ -265,8 +265,16 @@ def review_step(campaign_id: int, state: dict) -> None:
     back, send = st.columns(2)
     if back.button("Back"):
         next_step(2)
-    sent = send.button("Send now", type="primary", disabled=bool(problems))
-    if sent and act(lambda s: campaigns.send_now(s, actor(), campaign_id), rerun=False):
+    if send.button("Send now", type="primary", disabled=bool(problems)):
+        arm(f"cw_confirm_send_{campaign_id}")
+    recipients = counts["recipients"]
+    confirmed = ask_first(
+        f"cw_confirm_send_{campaign_id}",
+        f"Send “{state['name']}” to {recipients:,} recipient{'s' if recipients != 1 else ''} "
+        "now? Once it starts, mail that has left cannot be called back.",
+        "Yes, send now",
+    )
+    if confirmed and act(lambda s: campaigns.send_now(s, actor(), campaign_id), rerun=False):
         open_wizard(None)
         flash(f"“{state['name']}” is on its way.")
         st.rerun()

@@ -49,7 +49,10 @@ def texts(at: AppTest) -> str:
     """Everything the page shows as text, for loose assertions."""
     parts = [e.value for e in at.markdown] + [e.value for e in at.title]
     parts += (
-        [e.value for e in at.error] + [e.value for e in at.info] + [e.value for e in at.success]
+        [e.value for e in at.error]
+        + [e.value for e in at.warning]
+        + [e.value for e in at.info]
+        + [e.value for e in at.success]
     )
     parts += [str(e.value) for e in at.caption]
     # As a reader sees it: Markdown's backslash escapes (ui.text.md) removed.

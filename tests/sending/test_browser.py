@@ -40,6 +40,7 @@ def test_create_and_send_a_campaign_in_the_browser(live_stack, page):  # noqa: F
     page.get_by_role("button", name="Save, next: template").click()
     page.get_by_role("button", name="Save, next: review").click()
     page.get_by_role("button", name="Send now").click()
+    page.get_by_role("button", name="Yes, send now").click()
     page.get_by_text("is on its way").wait_for()
 
     def delivered() -> bool:

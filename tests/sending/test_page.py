@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy import select
 
 from core.infra.db import session_scope
@@ -54,6 +56,10 @@ def test_wizard_creates_and_sends_a_campaign(live_db, enqueued):
 
     by_label(at.button, "Send now").click()
     at.run()
+    assert "Send “November news” to 4 recipients now?" in texts(at)
+    assert enqueued == [] and _campaign("November news").status == "draft"  # asked first
+    by_label(at.button, "Yes, send now").click()
+    at.run()
     assert not at.exception, at.exception
     campaign = _campaign("November news")
     assert campaign.status == "scheduled" and campaign.audience["list_ids"] == [setup.list_id]
@@ -76,3 +82,40 @@ def test_review_says_why_a_campaign_cannot_be_sent(live_db):
     assert "Cannot send: it has no subject" in shown
     assert "Cannot send: no recipients are chosen" in shown
     assert by_label(at.button, "Send now").disabled
+
+
+def test_cancel_and_delete_ask_first_and_say_what_happened(live_db):
+    from core.campaigns import service as campaigns
+    from tests.sending.builders import make_campaign
+
+    with session_scope() as s:
+        setup = make_setup(s, contacts=2)
+        cid = make_campaign(s, setup, name="Spring sale")
+        campaigns.schedule(s, setup.actor, cid, campaigns.clock.now() + timedelta(days=1))
+    at = sign_in(new_app(), setup.actor.email)
+    at.switch_page("pages/campaigns.py").run()
+    assert by_label(at.button, "Delete").disabled is False
+
+    by_label(at.button, "Cancel").click()
+    at.run()
+    assert "Cancel “Spring sale”?" in texts(at)
+    assert _campaign("Spring sale").status == "scheduled"  # nothing happened yet
+    by_label(at.button, "Not now").click()
+    at.run()
+    assert "Cancel “Spring sale”?" not in texts(at)
+    by_label(at.button, "Cancel").click()
+    at.run()
+    by_label(at.button, "Yes, cancel it").click()
+    at.run()
+    assert _campaign("Spring sale").status == "cancelled"
+    assert "Cancelled “Spring sale”." in texts(at)
+
+    by_label(at.button, "Delete").click()
+    at.run()
+    assert "This cannot be undone" in texts(at)
+    by_label(at.button, "Yes, delete it").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert "Deleted “Spring sale”." in texts(at)
+    with session_scope() as s:
+        assert s.scalars(select(Campaign).where(Campaign.name == "Spring sale")).first() is None
