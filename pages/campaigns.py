@@ -1,13 +1,13 @@
 """Campaigns: the list with its controls, or the wizard (ui/campaign_wizard.py) for one."""
 
-from datetime import datetime, time, timedelta
+from datetime import datetime, time
 
 import streamlit as st
 
 from core.campaigns import service as campaigns
 from core.infra import clock
 from core.models import CAMPAIGN_STATUSES
-from core.models.statuses import Action, CampaignStatus, allowed_actions
+from core.models.statuses import ACTIVE, Action, CampaignStatus, allowed_actions
 from ui.actions import act, arm, ask_first
 from ui.campaign_wizard import open_wizard, wizard
 from ui.state import actor, db, read_db, shows_errors
@@ -46,7 +46,7 @@ def campaign_list() -> None:
         st.info("No campaigns yet." if not (text or statuses) else "No campaign matches.")
         return
     # While a campaign sends (or is due within the hour) the table refreshes itself.
-    live = _is_live(rows)
+    live = any(r.live for r in rows)
     st.fragment(run_every=LIVE_SECONDS if live else None)(_table)(text, statuses, after, live)
 
 
@@ -58,22 +58,9 @@ def _rows(text: str, statuses: list[str], after: datetime | None) -> list[campai
         return campaigns.list_campaigns(session, me, text, statuses, after)
 
 
-def _is_live(rows: list[campaigns.CampaignRow]) -> bool:
-    soon = clock.now() + timedelta(hours=1)
-    return any(
-        r.status == CampaignStatus.SENDING
-        or (
-            r.status == CampaignStatus.SCHEDULED
-            and r.scheduled_at is not None
-            and clock.as_utc(r.scheduled_at) <= soon
-        )
-        for r in rows
-    )
-
-
 def _table(text: str, statuses: list[str], after: datetime | None, live: bool) -> None:
     rows = _rows(text, statuses, after)
-    if live and not _is_live(rows):
+    if live and not any(r.live for r in rows):
         st.rerun()  # the last one finished: draw the page again, without the timer
     st.dataframe(
         [
@@ -107,7 +94,7 @@ def _table(text: str, statuses: list[str], after: datetime | None, live: bool) -
 
 
 def campaign_controls(row: campaigns.CampaignRow) -> None:
-    if row.status in ("sending", "paused") and row.recipients:
+    if row.status in ACTIVE and row.recipients:
         st.progress(row.progress, f"{row.sent} sent, {row.failed} failed of {row.recipients}")
     if row.error:
         st.error(row.error)
@@ -127,10 +114,9 @@ def campaign_controls(row: campaigns.CampaignRow) -> None:
             clicked = action.value
     if clicked in ("Cancel", "Delete"):  # cannot be undone: ask first
         arm(f"cw_confirm_{clicked}_{row.id}")
-    pending = row.recipients - row.sent - row.failed
     if ask_first(
         f"cw_confirm_Cancel_{row.id}",
-        f"Cancel “{row.name}”? The {pending:,} message{'s' if pending != 1 else ''} not yet "
+        f"Cancel “{row.name}”? The {row.unsent:,} message{'s' if row.unsent != 1 else ''} not yet "
         "sent will not go out; a cancelled campaign cannot be resumed.",
         "Yes, cancel it",
     ):
@@ -144,7 +130,7 @@ def campaign_controls(row: campaigns.CampaignRow) -> None:
     if clicked and clicked not in ("Cancel", "Delete"):
         with shows_errors(), db() as session:
             if clicked == "Edit":
-                if row.status == "scheduled":
+                if row.status == CampaignStatus.SCHEDULED:
                     campaigns.unschedule(session, me, row.id)
                 open_wizard(row.id)
             elif clicked == "Pause":
@@ -160,7 +146,7 @@ def campaign_controls(row: campaigns.CampaignRow) -> None:
         if clicked == "Report":
             st.switch_page("pages/reports.py")
         st.rerun()
-    if row.failed or row.status == "sent":
+    if row.failed or row.status == CampaignStatus.SENT:
         with read_db() as session:
             failed = campaigns.failures(session, me, row.id)
         if failed:

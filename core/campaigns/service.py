@@ -7,7 +7,7 @@ what a marketer (the UI or the CLI) does to a campaign.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, or_, select, update
@@ -76,11 +76,29 @@ class CampaignRow:
     sent: int
     failed: int
     error: str
+    held: int = 0
 
     @property
     def progress(self) -> float:
         done = self.sent + self.failed
         return done / self.recipients if self.recipients else 0.0
+
+    @property
+    def unsent(self) -> int:
+        """Messages a cancel would stop: waiting, in flight, or held for an A/B winner."""
+        return self.queued + self.held
+
+    @property
+    def live(self) -> bool:
+        """Worth watching: sending, or due to start within the hour."""
+        if self.status == CampaignStatus.SENDING:
+            return True
+        soon = clock.now() + timedelta(hours=1)
+        return (
+            self.status == CampaignStatus.SCHEDULED
+            and self.scheduled_at is not None
+            and self.scheduled_at <= soon
+        )
 
 
 def get_campaign(session: Session, actor: Actor, campaign_id: int) -> Campaign:
@@ -175,6 +193,7 @@ def list_campaigns(
                 sent=s["sent"],
                 failed=s["failed"],
                 error=c.error,
+                held=s["held"],
             )
         )
     return rows

@@ -80,3 +80,22 @@ def test_a_campaign_test_send_checks_the_address_like_the_template_editor(live_d
     with session_scope() as s:
         logged = s.scalars(select(AuditLog.target).where(AuditLog.action == "campaign_test_sent"))
         assert list(logged) == ["me@example.com"]
+
+
+def test_the_list_watches_sending_and_soon_due_campaigns():
+    from dataclasses import replace
+    from datetime import timedelta
+
+    from core.campaigns.service import CampaignRow
+    from core.infra import clock
+
+    row = CampaignRow(
+        id=1, name="x", status="draft", subject="", created_at=clock.now(),
+        scheduled_at=None, started_at=None, finished_at=None,
+        recipients=10, queued=3, sent=5, failed=0, error="", held=2,
+    )  # fmt: skip
+    assert not row.live and row.unsent == 5
+    assert replace(row, status="sending").live
+    soon, later = clock.now() + timedelta(minutes=30), clock.now() + timedelta(hours=2)
+    assert replace(row, status="scheduled", scheduled_at=soon).live
+    assert not replace(row, status="scheduled", scheduled_at=later).live
