@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from core.infra import clock, jobs
 from core.infra.config import settings
-from core.infra.db import rowcount
+from core.infra.db import referenced, rowcount
 from core.infra.errors import (
     InvalidToken,
     NotFound,
@@ -397,22 +397,16 @@ def _valid_reset_token(session: Session, token: str) -> PasswordResetToken:
     return row
 
 
-def _reset_token_user(session: Session, row: PasswordResetToken) -> User:
-    user = session.get(User, row.user_id)
-    assert user is not None  # the token's foreign key (ON DELETE CASCADE) guarantees it
-    return user
-
-
 def check_reset_token(session: Session, token: str) -> str:
     """The email the token resets, or InvalidToken."""
-    return _reset_token_user(session, _valid_reset_token(session, token)).email
+    return referenced(session, User, _valid_reset_token(session, token).user_id).email
 
 
 def reset_password(session: Session, token: str, new_password: str) -> User:
     """Set a new password with a reset token, use the token up and end all sessions."""
     row = _valid_reset_token(session, token)
     check_password_policy(new_password)
-    user = _reset_token_user(session, row)
+    user = referenced(session, User, row.user_id)
     now = clock.now()
     row.used_at = now
     user.password_hash = hash_password(new_password)
@@ -569,16 +563,10 @@ def _valid_invitation(session: Session, token: str) -> Invitation:
     return inv
 
 
-def _invitation_workspace(session: Session, inv: Invitation) -> Workspace:
-    workspace = session.get(Workspace, inv.workspace_id)
-    assert workspace is not None  # the invitation's foreign key (ON DELETE CASCADE) guarantees it
-    return workspace
-
-
 def describe_invitation(session: Session, token: str) -> tuple[str, str, str]:
     """(email, role, workspace name) of a valid invitation."""
     inv = _valid_invitation(session, token)
-    return inv.email, inv.role, _invitation_workspace(session, inv).name
+    return inv.email, inv.role, referenced(session, Workspace, inv.workspace_id).name
 
 
 def accept_invitation(session: Session, token: str, name: str, password: str) -> User:
@@ -596,7 +584,7 @@ def accept_invitation(session: Session, token: str, name: str, password: str) ->
             "This invitation is no longer valid (whoever sent it can no longer grant it). "
             "Ask an admin for a new one."
         ) from exc
-    workspace = _invitation_workspace(session, inv)
+    workspace = referenced(session, Workspace, inv.workspace_id)
     user = create_user(session, workspace, inv.email, password, inv.role, name=name)
     inv.accepted_at = clock.now()
     return user

@@ -6,7 +6,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import CursorResult, Engine, Result, String, create_engine, event, func
 from sqlalchemy.engine import make_url
@@ -51,6 +51,20 @@ def rowcount(result: Result[*tuple[Any, ...]]) -> int:
     Session.execute() is typed as returning a plain Result, but for DML it returns a
     CursorResult, which is what carries rowcount."""
     return cast("CursorResult[*tuple[Any, ...]]", result).rowcount
+
+
+_Row = TypeVar("_Row")
+
+
+def referenced(session: Session, model: type[_Row], key: Any) -> _Row:
+    """The row a foreign key points at (a campaign's workspace, a token's user).
+
+    It exists by the schema's rules, so a miss means a broken database, not a user error:
+    it raises LookupError instead of returning None."""
+    row = session.get(model, key)
+    if row is None:
+        raise LookupError(f"{model.__name__} {key!r} is missing, though a foreign key names it")
+    return row
 
 
 def like_escape(text: str) -> str:

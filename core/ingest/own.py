@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from core.infra.clock import now
+from core.infra.db import referenced
 from core.infra.errors import NotFound
 from core.infra.permissions import Actor
 from core.ingest.store import NewEvent, _key, classify_open, store_events
@@ -99,8 +100,7 @@ def _unsubscribe_contact(
         message = _message(session, actor, message_id)
         if message.contact_id != contact.id:
             raise NotFound("That message was not sent to this contact.")
-    workspace = session.get(Workspace, actor.workspace_id)
-    assert workspace is not None  # the contact's foreign key guarantees it
+    workspace = referenced(session, Workspace, actor.workspace_id)
     return contact, workspace, message
 
 

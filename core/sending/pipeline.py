@@ -41,7 +41,7 @@ from core.content.rendering import (
 )
 from core.infra import clock, jobs
 from core.infra.config import settings
-from core.infra.db import rowcount
+from core.infra.db import referenced, rowcount
 from core.infra.errors import (
     PermanentSendError,
     ThrottledSendError,
@@ -372,8 +372,7 @@ def _send_batch(
         session.rollback()
         result.stopped = campaign.status if campaign else "deleted"
         return result
-    workspace = session.get(Workspace, campaign.workspace_id)
-    assert workspace is not None  # the campaign's foreign key guarantees it
+    workspace = referenced(session, Workspace, campaign.workspace_id)
     transport = transport or get_transport_cached()
     lim = rate_limiter or limiter()
     composer = Composer(campaign, workspace)
@@ -497,8 +496,7 @@ def send_test(
     to = normalize_email(to)
     campaign = campaigns.get_campaign(session, actor, campaign_id)
     rendered = campaigns.preview(session, actor, campaign_id, contact_id)
-    workspace = session.get(Workspace, campaign.workspace_id)
-    assert workspace is not None  # the campaign's foreign key guarantees it
+    workspace = referenced(session, Workspace, campaign.workspace_id)
     composer = Composer(campaign, workspace)
     raw = composer.build(
         message_id=0,
