@@ -16,7 +16,7 @@ from ui.state import actor as current_actor
 from ui.state import db, read_db, shows_errors
 from ui.text import md
 
-NEW = "➕ New segment"
+NEW = "New segment"
 
 
 # --- Saved segments and their counts ------------------------------------------------------
@@ -78,11 +78,15 @@ if "seg_tree" not in st.session_state or picked != st.session_state.get("seg_loa
     st.session_state["seg_loaded"] = picked
 
 tree = st.session_state["seg_tree"]
-builder, preview = st.columns([3, 2])
+# The builder takes the page's width (each condition one readable row); the count, the
+# sample and saving sit below it.
+builder = st.container()
+preview, save_box = st.columns([3, 2], gap="large")
 
 with builder:
     rule_builder.draw(tree, options, editable)
     rules = rule_builder.rules(tree)
+    waiting = rule_builder.waiting(tree)
 
     with st.expander("Rules as JSON"):
         st.caption(
@@ -116,8 +120,9 @@ with preview:
     valid = False
     try:
         with read_db() as session:
-            result = segments.count_matching(session, actor, rules)
-            sample = segments.sample_matching(session, actor, rules, limit=20)
+            counted = rule_builder.countable(tree)
+            result = segments.count_matching(session, actor, counted)
+            sample = segments.sample_matching(session, actor, counted, limit=20)
             sample_rows = [
                 {
                     "Email": c.email,
@@ -133,11 +138,17 @@ with preview:
     if valid:
         st.metric("Matching contacts", f"{result.count:,}")
         st.caption(f"Counted in {result.seconds * 1000:.0f} ms (every status).")
+        if waiting:
+            st.caption(
+                f"{waiting} new condition{'s' if waiting != 1 else ''} left out of the count "
+                "until you fill in a value."
+            )
         if sample_rows:
             st.dataframe(sample_rows, hide_index=True, width="stretch")
         else:
             st.caption("No contact matches these rules.")
 
+with save_box:
     st.subheader("Save")
     name = st.text_input(
         "Segment name", value=st.session_state.get("seg_name", ""), key=f"seg_name_{picked}"

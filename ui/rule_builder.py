@@ -4,6 +4,12 @@ nested groups, editing a rule tree kept in session state.
 The tree is the rule JSON of `core.segments` plus an "_id" per node, so widget keys stay
 stable while conditions are added and removed. `load` puts a tree in the session,
 `draw` shows it (editable or not) and `rules` gives it back without the ids.
+
+Each condition is one row (kind, its fields, remove) across the builder's width; a group is
+a bordered box inside its parent, with its own "all of these / any of these". A condition
+added a moment ago is "fresh" until its value is filled in: `countable` leaves it out of the
+live count, so the user sees no error before having had a chance to type. Saving still
+checks every condition.
 """
 
 from __future__ import annotations
@@ -41,7 +47,7 @@ def _with_ids(node: dict) -> dict:
 
 
 def _without_ids(node: dict) -> dict:
-    clean = {k: v for k, v in node.items() if k != "_id"}
+    clean = {k: v for k, v in node.items() if k not in ("_id", "_fresh")}
     if "rules" in clean:
         clean["rules"] = [_without_ids(child) for child in clean["rules"]]
     return clean
@@ -54,7 +60,25 @@ def _load(rules: dict, segment_id: int | None, name: str) -> None:
 
 
 def _new_condition(options: segments.BuilderOptions) -> dict:
-    return {"_id": _next_id(), "field": "city", "op": "eq", "value": ""}
+    return {"_id": _next_id(), "_fresh": True, "field": "city", "op": "eq", "value": ""}
+
+
+def _blank(value: object) -> bool:
+    return value is None or value == "" or value == []
+
+
+def _waiting(rule: dict) -> bool:
+    """A condition added a moment ago whose value the user has not typed yet."""
+    if not rule.get("_fresh"):
+        return False
+    if (
+        "field" in rule
+        and rule.get("op") not in segments.NO_VALUE_OPS
+        and _blank(rule.get("value"))
+    ):
+        return True
+    rule.pop("_fresh", None)  # filled in (or needs no value): from now on it counts
+    return False
 
 
 # --- Widgets for one condition ----------------------------------------------------------
@@ -103,13 +127,14 @@ def _value_widget(rule: dict, type_: str, key: str) -> object:
 
 
 def _field_condition(rule: dict, options: segments.BuilderOptions, key: str) -> None:
+    """Field, operator, value: the rest of the row."""
     types = {f.name: f.type for f in options.fields}
     labels = {f.name: f"{f.label} ({f.type})" for f in options.fields}
     names = list(types)
     if rule.get("field") not in types:
         names.append(rule.get("field"))
         labels[rule.get("field")] = f"{rule.get('field')} (unknown)"
-    cols = st.columns([3, 3, 4])
+    cols = st.columns([5, 4, 6])
     with cols[0]:
         field = st.selectbox(
             "Field",
@@ -146,7 +171,7 @@ def _number(value: float) -> int | float:
 
 
 def _activity_condition(rule: dict, options: segments.BuilderOptions, key: str) -> None:
-    cols = st.columns([2, 3, 4, 2])
+    cols = st.columns([3, 4, 5, 3])
     with cols[0]:
         did = st.selectbox(
             "Did", ["did", "did not"], index=int(bool(rule.get("negate"))), key=f"{key}_neg"
@@ -175,7 +200,8 @@ def _activity_condition(rule: dict, options: segments.BuilderOptions, key: str) 
         )
     with cols[3]:
         days = st.number_input(
-            "Within days (0 = ever)",
+            "Within (days)",
+            help="Only in the last this many days; 0 means ever.",
             min_value=0,
             value=int(rule.get("within_days") or 0),
             step=1,
@@ -185,7 +211,7 @@ def _activity_condition(rule: dict, options: segments.BuilderOptions, key: str) 
 
 
 def _list_condition(rule: dict, options: segments.BuilderOptions, key: str) -> None:
-    cols = st.columns([2, 6])
+    cols = st.columns([4, 11])
     with cols[0]:
         where = st.selectbox(
             "Membership",
@@ -214,27 +240,36 @@ KINDS = {"Field": "field", "Activity": "activity", "List": "list"}
 def _condition(rule: dict, options: segments.BuilderOptions, parent: dict, editable: bool) -> None:
     key = f"seg_{rule['_id']}"
     kind = next((k for k, v in KINDS.items() if v in rule), "Field")
-    cols = st.columns([2, 12, 1], vertical_alignment="bottom")
+    cols = st.columns([3, 15, 1], vertical_alignment="bottom")
     with cols[0]:
         chosen = st.selectbox(
             "Condition", list(KINDS), index=list(KINDS).index(kind), key=f"{key}_kind"
         )
     if chosen != kind:
+        fresh = rule.get("_fresh")
         rule.clear()
         rule["_id"] = int(key.removeprefix("seg_"))
         if chosen == "Field":
-            rule.update(field="city", op="eq", value="")
+            rule.update(field="city", op="eq", value="", _fresh=True)
         elif chosen == "Activity":
             rule.update(activity="opened", campaign_id=None, within_days=None, negate=False)
         else:
             first = options.lists[0][0] if options.lists else None
             rule.update(list=first, negate=False)
+        if not fresh:
+            rule.pop("_fresh", None)
     with cols[1]:
         {"Field": _field_condition, "Activity": _activity_condition, "List": _list_condition}[
             chosen
         ](rule, options, key)
     with cols[2]:
-        if editable and st.button("✕", key=f"{key}_remove", help="Remove this condition"):
+        if editable and st.button(
+            "",
+            icon=":material/close:",
+            key=f"{key}_remove",
+            help="Remove this condition",
+            width="stretch",
+        ):
             parent["rules"].remove(rule)
             st.rerun()
 
@@ -244,17 +279,25 @@ def _group(
 ) -> None:
     key = f"seg_{node['_id']}"
     with st.container(border=True):
-        top = st.columns([3, 9, 2], vertical_alignment="bottom")
-        with top[0]:
+        top = st.columns([3, 4, 6, 4], vertical_alignment="center")
+        top[0].markdown("**Contacts matching**" if parent is None else "**A group matching**")
+        with top[1]:
             node["match"] = st.selectbox(
                 "Contacts matching",
                 ["all", "any"],
                 index=["all", "any"].index(node.get("match", "all")),
                 format_func=lambda m: f"{m} of these",
                 key=f"{key}_match",
+                label_visibility="collapsed",
             )
-        with top[2]:
-            if parent is not None and editable and st.button("Remove group", key=f"{key}_remove"):
+        with top[3]:
+            if (
+                parent is not None
+                and editable
+                and st.button(
+                    "Remove group", icon=":material/delete:", key=f"{key}_remove", width="stretch"
+                )
+            ):
                 parent["rules"].remove(node)
                 st.rerun()
         if not node["rules"]:
@@ -265,11 +308,15 @@ def _group(
             else:
                 _condition(child, options, node, editable)
         if editable:
-            buttons = st.columns([2, 2, 8])
-            if buttons[0].button("Add condition", key=f"{key}_add"):
+            buttons = st.columns([1, 1, 2])
+            if buttons[0].button(
+                "Add condition", icon=":material/add:", key=f"{key}_add", width="stretch"
+            ):
                 node["rules"].append(_new_condition(options))
                 st.rerun()
-            if depth < MAX_DEPTH and buttons[1].button("Add group", key=f"{key}_addgroup"):
+            if depth < MAX_DEPTH and buttons[1].button(
+                "Add group", icon=":material/account_tree:", key=f"{key}_addgroup", width="stretch"
+            ):
                 node["rules"].append(
                     {"_id": _next_id(), "match": "any", "rules": [_new_condition(options)]}
                 )
@@ -289,3 +336,28 @@ def draw(tree: dict, options: segments.BuilderOptions, editable: bool) -> None:
 def rules(tree: dict) -> dict:
     """The rule tree as core.segments takes it."""
     return _without_ids(tree)
+
+
+def waiting(tree: dict) -> int:
+    """How many freshly added conditions still wait for a value."""
+    return sum(
+        waiting(child) if "rules" in child else int(_waiting(child)) for child in tree["rules"]
+    )
+
+
+def countable(tree: dict) -> dict:
+    """The rule tree for the live count: like `rules`, without conditions still waiting
+    for their first value (and without groups left empty by that)."""
+
+    def prune(node: dict) -> dict:
+        kept = []
+        for child in node["rules"]:
+            if "rules" in child:
+                inner = prune(child)
+                if inner["rules"] or not child["rules"]:
+                    kept.append(inner)
+            elif not _waiting(child):
+                kept.append(_without_ids(child))
+        return {**{k: v for k, v in node.items() if k not in ("_id", "rules")}, "rules": kept}
+
+    return prune(tree)

@@ -60,7 +60,10 @@ def test_build_count_save_and_delete_guard(live_db):
 
     by_label(at.button, "Add condition").click()
     at.run()
-    assert "needs a text value" in texts(at)  # an unfinished condition says what it needs
+    # A condition added a moment ago shows no error before the user has typed: it waits.
+    assert "needs a text value" not in texts(at)
+    assert "1 new condition left out of the count" in texts(at)
+    assert _metric(at) == "3"
     by_label(at.text_input, "Value").input("PARIS")
     at.run()
     assert _metric(at) == "2"
