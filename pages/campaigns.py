@@ -5,18 +5,14 @@ from datetime import datetime, time
 import streamlit as st
 
 from core.campaigns import service as campaigns
-from core.infra import clock
 from core.models import CAMPAIGN_STATUSES
 from core.models.statuses import ACTIVE, Action, CampaignStatus, allowed_actions
 from ui.actions import act, arm, ask_first
 from ui.campaign_wizard import open_wizard, wizard
+from ui.format import count_column, status_column, when, zone
 from ui.state import actor, db, read_db, shows_errors
 
 me = actor()
-
-
-def fmt(moment: datetime | None) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else ""
 
 
 # --- the list ----------------------------------------------------------------------------
@@ -40,7 +36,7 @@ def campaign_list() -> None:
     text = search.text_input("Search by name")
     statuses = status.multiselect("Status", CAMPAIGN_STATUSES)
     created_since = since.date_input("Created since", value=None)
-    after = datetime.combine(created_since, time(), clock.now().tzinfo) if created_since else None
+    after = datetime.combine(created_since, time(), zone()) if created_since else None
     rows = _rows(text, statuses, after)
     if not rows:
         st.info("No campaigns yet." if not (text or statuses) else "No campaign matches.")
@@ -66,21 +62,33 @@ def _table(text: str, statuses: list[str], after: datetime | None, live: bool) -
         [
             {
                 "Name": r.name,
-                "Status": r.status,
+                "Status": [r.status],
                 "Subject": r.subject,
                 "Recipients": r.recipients,
                 "Queued": r.queued,
                 "Sent": r.sent,
                 "Failed": r.failed,
                 "Progress": r.progress,
-                "Scheduled": fmt(r.scheduled_at),
-                "Finished": fmt(r.finished_at),
+                "Scheduled": when(r.scheduled_at),
+                "Finished": when(r.finished_at),
             }
             for r in rows
         ],
-        column_config={"Progress": st.column_config.ProgressColumn(min_value=0, max_value=1)},
+        column_config={
+            "Status": status_column(),
+            "Subject": st.column_config.TextColumn("Subject", width=170),
+            "Recipients": count_column(
+                "Recipients",
+                help="For a scheduled campaign, the audience as it stands now (an estimate) "
+                "until it starts sending.",
+            ),
+            "Queued": count_column("Queued"),
+            "Sent": count_column("Sent"),
+            "Failed": count_column("Failed"),
+            "Progress": st.column_config.ProgressColumn(min_value=0, max_value=1, width=100),
+        },
         hide_index=True,
-        use_container_width=True,
+        width="stretch",
     )
     by_id = {r.id: r for r in rows}
     chosen = st.selectbox(
@@ -95,7 +103,7 @@ def _table(text: str, statuses: list[str], after: datetime | None, live: bool) -
 
 def campaign_controls(row: campaigns.CampaignRow) -> None:
     if row.status in ACTIVE and row.recipients:
-        st.progress(row.progress, f"{row.sent} sent, {row.failed} failed of {row.recipients}")
+        st.progress(row.progress, f"{row.sent:,} sent, {row.failed:,} failed of {row.recipients:,}")
     if row.error:
         st.error(row.error)
     # Which actions apply, and why not, come from core's one transition table.

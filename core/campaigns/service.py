@@ -77,6 +77,9 @@ class CampaignRow:
     failed: int
     error: str
     held: int = 0
+    # Before the snapshot (a scheduled campaign) `recipients` is the audience's count now,
+    # an estimate; from the start of sending it is the ledger's.
+    estimated: bool = False
 
     @property
     def progress(self) -> float:
@@ -178,6 +181,9 @@ def list_campaigns(
     rows = []
     for c in campaigns:
         s = summarize(counts[c.id])
+        estimate = _estimate(session, actor, c) if not s["recipients"] else None
+        if estimate is not None:
+            s["recipients"] = estimate
         rows.append(
             CampaignRow(
                 id=c.id,
@@ -194,9 +200,22 @@ def list_campaigns(
                 failed=s["failed"],
                 error=c.error,
                 held=s["held"],
+                estimated=estimate is not None,
             )
         )
     return rows
+
+
+def _estimate(session: Session, actor: Actor, campaign: Campaign) -> int | None:
+    """A scheduled campaign's recipients as its audience stands now (the wizard's review
+    count), until the snapshot at its start takes over; None for any other campaign, or
+    when the audience cannot be counted (say, its segment was deleted)."""
+    if campaign.status != CampaignStatus.SCHEDULED or audiences.is_empty(campaign.audience):
+        return None
+    try:
+        return audiences.count_recipients(session, actor, campaign.audience)["recipients"]
+    except ValidationFailed:
+        return None
 
 
 def create_campaign(session: Session, actor: Actor, name: str) -> Campaign:
