@@ -12,6 +12,7 @@ from core.contacts import service as book
 from core.models import CONTACT_STATUSES, FIELD_TYPES
 from ui import contact_import
 from ui.actions import act
+from ui.format import when
 from ui.state import actor, db, read_db, shows_errors
 from ui.text import md
 
@@ -116,29 +117,31 @@ with table_tab:
         created_from=created_from,
         created_to=created_to,
     )
-    page_number = st.number_input("Page", min_value=1, value=1, step=1, key="ct_page")
+    count_line, page_box = st.columns([5, 1], vertical_alignment="bottom")
+    page_number = page_box.number_input("Page", min_value=1, value=1, step=1, key="ct_page")
     with read_db() as session:
         page = book.page_contacts(
             session, me, flt, SORTS[sort_label], descending, int(page_number), page_size
         )
         rows = [
             {
-                "id": c.id,
-                "email": c.email,
-                "name": f"{c.first_name} {c.last_name}".strip(),
-                "status": c.status,
-                "company": c.company,
-                "city": c.city,
-                "country": c.country,
-                "created": c.created_at,
-                **{f.key: (c.custom_fields or {}).get(f.key) for f in defs},
+                "ID": c.id,
+                "Email": c.email,
+                "Name": f"{c.first_name} {c.last_name}".strip(),
+                "Status": c.status,
+                "Company": c.company,
+                "City": c.city,
+                "Country": c.country,
+                "Created": when(c.created_at),
+                **{f.label or f.key: (c.custom_fields or {}).get(f.key) for f in defs},
             }
             for c in page.rows
         ]
-    st.caption(f"{page.total:,} contacts · page {page.page} of {page.pages:,}")
-    emails = {r["id"]: r["email"] for r in rows}
+    plural = "" if page.total == 1 else "s"
+    count_line.caption(f"{page.total:,} contact{plural} · page {page.page} of {page.pages:,}")
+    emails = {r["ID"]: r["Email"] for r in rows}
     if rows:
-        st.dataframe(pd.DataFrame(rows).set_index("id"), width="stretch")
+        st.dataframe(pd.DataFrame(rows).set_index("ID"), width="stretch")
     else:
         st.info("No contacts match. Add one below or import a file.")
 
