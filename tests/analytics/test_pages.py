@@ -38,17 +38,20 @@ def test_dashboard_before_and_after_the_rollup(seeded):
     at = sign_in(new_app(), email)
     assert not at.exception, at.exception
     assert "Dashboard" in texts(at)
-    assert "Trends appear after the first rollup" in texts(at)
-    assert _metrics(at)["Subscribed contacts"] == "14"
+    # Live before any rollup: figures, not dashes, and no command to run.
+    metrics = _metrics(at)
+    assert metrics["Subscribed contacts"] == "14"
+    assert metrics["Emails sent, 30 days"] == "11"
+    assert metrics["Average open rate"] == "21.4%"
+    assert "–" not in metrics.values()
+    assert "python -m" not in texts(at) and "counted from the database" in texts(at)
+    assert any("SES pause" in w.value for w in at.warning)
 
     rollups.build_rollups(lag_seconds=0)
     at.run()
     assert not at.exception, at.exception
-    metrics = _metrics(at)
-    assert metrics["Emails sent, 30 days"] == "11"
-    assert metrics["Average open rate"] == "21.4%"
-    assert "Trends as of" in texts(at)
-    assert any("SES pause" in w.value for w in at.warning)
+    assert _metrics(at) == metrics
+    assert "plus everything since" in texts(at)
 
 
 def test_report_page_figures_and_recipients(seeded):
