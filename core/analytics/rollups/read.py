@@ -126,8 +126,8 @@ def rollup_status(path: Path | None = None) -> dict[str, Any] | None:
     """When the file was built and its size, or None when it does not exist."""
     try:
         with open_rollups(path) as con:
-            built_at, through, events = con.execute(
-                "SELECT built_at, events_through_id, events FROM r.rollup_info"
+            built_at, through, max_id, events = con.execute(
+                "SELECT built_at, events_through_id, events_max_id, events FROM r.rollup_info"
             ).fetchall()[0]
     except RollupsMissing:
         return None
@@ -135,6 +135,7 @@ def rollup_status(path: Path | None = None) -> dict[str, Any] | None:
     return {
         "built_at": built_at.replace(tzinfo=UTC),
         "events_through_id": through,
+        "events_max_id": max_id,
         "events": events,
         "path": str(p.resolve()),
         "bytes": p.stat().st_size,
