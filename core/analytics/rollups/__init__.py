@@ -18,8 +18,9 @@ How a rebuild works (`build_rollups`, run by beat, by the Data page's "Rebuild n
 
 Days and hours are UTC. Every table carries `workspace_id`.
 
-Modules: `base` (the file, its lock, the tables), `build`, `read` (dashboard trends,
-status, campaign snapshots), `query` (the Data page's sandboxed SQL and the export).
+Modules: `base` (the file, its lock, the tables), `build`, `read` (the dashboard's
+figures, status, campaign snapshots), `query` (the Data page's sandboxed SQL and the
+export), `rebuild` (a rebuild requested from the Data page, run by the worker).
 """
 
 from core.analytics.rollups.base import (
@@ -48,6 +49,12 @@ from core.analytics.rollups.read import (
     open_rollups,
     rollup_status,
 )
+from core.analytics.rollups.rebuild import (
+    RebuildStatus,
+    rebuild_status,
+    request_rebuild,
+    run_rebuild,
+)
 
 __all__ = [
     "BUILD_STEPS",
@@ -57,6 +64,7 @@ __all__ = [
     "DashboardRollup",
     "QueryRefused",
     "QueryResult",
+    "RebuildStatus",
     "RollupBusy",
     "RollupResult",
     "RollupsMissing",
@@ -68,8 +76,11 @@ __all__ = [
     "dashboard_rollup",
     "export_workspace",
     "open_rollups",
+    "rebuild_status",
+    "request_rebuild",
     "rollup_path",
     "rollup_status",
+    "run_rebuild",
     "source_key",
     "workspace_query",
 ]
