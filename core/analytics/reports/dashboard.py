@@ -11,14 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import and_, func, literal_column, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from core.analytics.reports.campaign import CampaignFigures, campaign_figures, rate
 from core.infra import clock
 from core.infra.clock import as_utc
 from core.infra.errors import ValidationFailed
 from core.infra.permissions import Actor
-from core.models import Campaign, Contact, Event, Message
+from core.models import Campaign, Contact, Event, Message, Workspace
 from core.models.statuses import FINISHED, LEFT, CampaignStatus
 
 # SES puts an account under review, then may pause sending, at these rates; Gmail asks
@@ -290,7 +290,10 @@ def _average_rates(
     last: int,
     use_rollups: bool,
 ) -> tuple[float | None, float | None, int]:
-    """Average open and click rates of the last `last` campaigns with deliveries."""
+    """Average open and click rates of the last `last` campaigns with deliveries.
+
+    A finished, unchanged campaign takes its counts from the rollups plus its events beyond
+    the mark (`_counts_beyond`); any other from `campaign_figures`."""
     ws = actor.workspace_id
     moved: set[int] = set()
     if roll is not None:
@@ -308,6 +311,7 @@ def _average_rates(
             ).all()
             if cid is not None
         }
+    source = session.scalar(select(Workspace.tracking_source).where(Workspace.id == ws)) or "own"
     candidates = session.scalars(
         select(Campaign.id)
         .where(
@@ -318,8 +322,16 @@ def _average_rates(
     ).all()
     picked: list[tuple[float, float]] = []
     for cid in candidates:
-        if roll is not None and cid in stable and cid not in moved and cid in roll.rates:
-            delivered, open_rate, click_rate = roll.rates[cid]
+        if roll is not None and cid in stable and cid in roll.counts:
+            sent, bounces, delivered_events, opens, clicks = roll.counts[cid]
+            if cid in moved:
+                new = _counts_beyond(session, cid, source, through)
+                delivered_events += new.get("delivered", 0)
+                bounces += new.get("bounce", 0)
+                opens += new.get("open", 0)
+                clicks += new.get("click", 0)
+            delivered = delivered_events or max(sent - bounces, 0)
+            open_rate, click_rate = rate(opens, delivered), rate(clicks, delivered)
         else:
             fig = campaign_figures(session, actor, cid, use_rollups=use_rollups)
             delivered = fig.delivered
@@ -332,6 +344,44 @@ def _average_rates(
         return None, None, 0
     n = len(picked)
     return sum(o for o, _ in picked) / n, sum(c for _, c in picked) / n, n
+
+
+def _counts_beyond(session: Session, campaign_id: int, source: str, through: int) -> dict[str, int]:
+    """Messages of one campaign that had their first delivery, bounce, human open or human
+    click (from the tracking source) after event id `through`, by type: what a rollup built
+    through `through` does not count yet."""
+    prior = aliased(Event)
+    first = ~(
+        select(prior.id)
+        .where(
+            prior.message_id == Event.message_id,
+            prior.type == Event.type,
+            prior.id <= through,
+            or_(
+                Event.type.in_(("delivered", "bounce")),
+                and_(prior.source == Event.source, prior.is_machine == Event.is_machine),
+            ),
+        )
+        .exists()
+    )
+    rows = session.execute(
+        select(Event.type, func.count(func.distinct(Event.message_id)))
+        .where(
+            Event.campaign_id == campaign_id,
+            Event.id > through,
+            or_(
+                Event.type.in_(("delivered", "bounce")),
+                and_(
+                    Event.type.in_(("open", "click")),
+                    Event.source == source,
+                    Event.is_machine.is_(False),
+                ),
+            ),
+            first,
+        )
+        .group_by(Event.type)
+    ).all()
+    return {type_: int(n) for type_, n in rows}
 
 
 def _utc_day(value: Any) -> date:

@@ -46,8 +46,9 @@ class DashboardRollup:
     signatures: dict[int, tuple[str, str]]
     # campaign id -> (messages sent, of which on or after the 30-day window's first day)
     sent: dict[int, tuple[int, int]]
-    # campaign id -> (delivered, open rate, click rate) as in the `campaigns` table
-    rates: dict[int, tuple[int, float | None, float | None]]
+    # campaign id -> (sent, bounced messages, delivered events, unique opens, unique clicks)
+    # as in the `campaigns` table (delivered events: 0 when delivery was estimated)
+    counts: dict[int, tuple[int, int, int, int, int]]
     bounces_30d: int
     complaints_30d: int
     lost_by_day: dict[date, int]  # contacts lost per UTC day, from the 90-day window's start
@@ -90,11 +91,12 @@ def dashboard_rollup(
                     [d30, workspace_id],
                 ).fetchall()
             }
-            rates = {
-                cid: (int(delivered), open_rate, click_rate)
-                for cid, delivered, open_rate, click_rate in con.execute(
-                    "SELECT campaign_id, delivered, open_rate, click_rate FROM r.campaigns "
-                    "WHERE workspace_id = ?",
+            counts = {
+                int(row[0]): tuple(int(v) for v in row[1:])
+                for row in con.execute(
+                    "SELECT campaign_id, sent, bounces, "
+                    "CASE WHEN delivered_estimated THEN 0 ELSE delivered END, unique_opens, "
+                    "unique_clicks FROM r.campaigns WHERE workspace_id = ?",
                     ws,
                 ).fetchall()
             }
@@ -115,7 +117,7 @@ def dashboard_rollup(
         through=int(info[0][1] or 0),
         signatures=signatures,
         sent=sent,
-        rates=rates,
+        counts=counts,  # type: ignore[arg-type]  # five ints per row, as selected
         bounces_30d=int(bounces),
         complaints_30d=int(complaints),
         lost_by_day={d: int(n) for d, n in lost},
