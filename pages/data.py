@@ -31,7 +31,7 @@ def ago(then: datetime) -> str:
 
 
 def rebuild_panel(watching: bool) -> None:
-    """When the rollups were built, and (editors) Rebuild now with its progress."""
+    """When the rollups were built, and the progress of a rebuild on its way."""
     status = rollups.rollup_status()
     with read_db() as session:
         job = rollups.rebuild_status(session, me)
@@ -41,36 +41,40 @@ def rebuild_panel(watching: bool) -> None:
     if status is None:
         st.info("The rollups have not been built yet; the worker builds them every few minutes.")
     else:
-        built = status["built_at"]
+        built, every = status["built_at"], max(settings.rollup_interval_seconds // 60, 1)
         st.markdown(
             f"**Built {ago(built)}** ({built:%Y-%m-%d %H:%M:%S} UTC), "
             f"up to event #{status['events_max_id'] or 0:,}. "
-            f"The worker rebuilds them every {settings.rollup_interval_seconds // 60} minutes; "
+            f"The worker rebuilds them every {every} minute{'s' if every != 1 else ''}; "
             "the dashboard adds newer activity by itself."
         )
     if running:
         st.progress(job.fraction, text=job.text)
     elif job is not None and job.status == "failed":
         st.error(f"The last rebuild failed: {md(job.error)}")
-    if me.can("edit"):
-        clicked = st.button(
-            "Rebuild now",
-            icon=":material/refresh:",
-            disabled=running,
-            help="A rebuild is already on its way." if running else "Queue a rebuild now.",
-        )
-        if clicked:
-            queued = None
-            with shows_errors(), db() as session:
-                queued = rollups.request_rebuild(session, me)
-            if queued is not None:  # rerun outside the transaction, or it would roll back
-                st.rerun()
 
 
 with read_db() as session:
     latest = rollups.rebuild_status(session, me)
 watching = latest is not None and latest.active
-st.fragment(run_every=POLL_SECONDS if watching else None)(rebuild_panel)(watching)
+# In a container of its own, so what follows keeps its place whatever the panel draws
+# (a moved button was left behind as a stale copy while the fragment polled).
+with st.container():
+    st.fragment(run_every=POLL_SECONDS if watching else None)(rebuild_panel)(watching)
+if me.can("edit"):
+    # Outside the fragment: the page is drawn again when a rebuild starts and ends.
+    clicked = st.button(
+        "Rebuild now",
+        icon=":material/refresh:",
+        disabled=watching,
+        help="A rebuild is already on its way." if watching else None,
+    )
+    if clicked:
+        queued = None
+        with shows_errors(), db() as session:
+            queued = rollups.request_rebuild(session, me)
+        if queued is not None:  # rerun outside the transaction, or it would roll back
+            st.rerun()
 
 status = rollups.rollup_status()
 if status is None:

@@ -52,6 +52,8 @@ class RebuildStatus:
     def text(self) -> str:
         if self.status == JobStatus.PENDING:
             return "Queued: waiting for the worker to start the rebuild…"
+        if not self.step:
+            return f"Rebuilding: {self.stage}…"
         return f"Rebuilding: {self.stage} (step {self.step} of {self.steps})…"
 
 
