@@ -143,9 +143,10 @@ def dashboard(
 
     Events with an id above the mark are counted here, and so is the ledger of every
     campaign that is not finished or whose row changed since the build (its signature);
-    a finished, unchanged campaign's sent count is the rollups'. A campaign with events
-    beyond the mark gets its figures from `campaign_figures` (rollups plus newer events).
-    Without rollups (or with `use_rollups=False`) everything is counted live."""
+    a finished, unchanged campaign's sent count is the rollups'. Its open and click rates
+    are the rollups' counts plus its first deliveries, opens and clicks beyond the mark;
+    any other campaign's come from `campaign_figures`. Without rollups (or with
+    `use_rollups=False`) everything is counted live."""
     from core.analytics import rollups
 
     actor.require("read")
@@ -185,6 +186,7 @@ def dashboard(
         key = rollups.source_key(session.get_bind().engine.url)
         roll = rollups.dashboard_rollup(ws, key, d30, d90, rollup_path)
     through = roll.through if roll else 0
+    # The driver's own cursor, as the builder reads them: the same text for `updated_at`.
     driver = session.connection().connection.driver_connection
     current = rollups.campaign_signatures(driver, ws)
     stable = {
