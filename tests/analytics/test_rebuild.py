@@ -83,9 +83,12 @@ def test_the_task_builds_the_rollups_and_writes_its_progress(owner, rollup_file,
 
         return original(progress=both, **kwargs)
 
+    from worker.tasks_analytics import rebuild_rollups
+
+    assert rebuild_rollups.name == rollups.rebuild.TASK  # what the page queues
     rollups.rebuild.build_rollups = watched
     try:
-        assert rollups.run_rebuild(get_sessionmaker(), job.job_id) == "done"
+        assert rebuild_rollups.run(job.job_id) == "done"
     finally:
         rollups.rebuild.build_rollups = original
     assert rollup_file.exists()
