@@ -50,12 +50,6 @@ row[4].metric(
     help=f"Over the last {data.rate_campaigns} campaigns with deliveries (unique clicks ÷ delivered).",
 )
 
-if not data.has_rollups:
-    st.info(
-        "Trends appear after the first rollup: the worker builds it every few minutes "
-        "(or run `python -m core rollup`)."
-    )
-
 left, right = st.columns(2)
 with left:
     st.subheader("Recent campaigns")
@@ -78,8 +72,8 @@ with left:
 with right:
     st.subheader("Deliverability, last 30 days")
     health = data.health
-    if health is None:
-        st.caption("Appears after the first rollup.")
+    if not health.sent:
+        st.caption("Nothing sent in the last 30 days.")
     else:
         cols = st.columns(2)
         cols[0].metric("Bounce rate", pct(health.bounce_rate), help="bounces ÷ sent")
@@ -97,5 +91,11 @@ if data.growth:
     from ui import charts  # plotly loads only when there is a chart to draw
 
     st.plotly_chart(charts.contact_growth(data.growth), key="growth")
-if data.rollup_built_at:
-    st.caption(f"Trends as of {data.rollup_built_at:%Y-%m-%d %H:%M} UTC.")
+st.caption(
+    "Figures are up to the minute: "
+    + (
+        f"the rollups of {data.rollup_built_at:%Y-%m-%d %H:%M} UTC plus everything since."
+        if data.rollup_built_at
+        else "counted from the database."
+    )
+)

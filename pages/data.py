@@ -1,10 +1,14 @@
 """Data: read-only SQL over this workspace's DuckDB rollups, for the data team."""
 
+from datetime import datetime
+
 import streamlit as st
 
 from core.analytics import rollups
+from core.infra import clock
 from core.infra.config import settings
-from ui.state import actor, shows_errors
+from ui.state import actor, db, read_db, shows_errors
+from ui.text import md
 
 me = actor()
 st.title("Data")
@@ -13,11 +17,68 @@ st.caption(
     "at most 1,000 rows, stopped after 10 seconds."
 )
 
+POLL_SECONDS = 2
+
+
+def ago(then: datetime) -> str:
+    """ "just now", "3 minutes ago", "2 hours ago", "5 days ago"."""
+    seconds = max(int((clock.now() - then).total_seconds()), 0)
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            n = seconds // size
+            return f"{n} {unit}{'s' if n != 1 else ''} ago"
+    return "just now"
+
+
+def rebuild_panel(watching: bool) -> None:
+    """When the rollups were built, and the progress of a rebuild on its way."""
+    status = rollups.rollup_status()
+    with read_db() as session:
+        job = rollups.rebuild_status(session, me)
+    running = job is not None and job.active
+    if watching and not running:
+        st.rerun()  # done: draw the whole page again from the new file, without the timer
+    if status is None:
+        st.info("The rollups have not been built yet; the worker builds them every few minutes.")
+    else:
+        built, every = status["built_at"], max(settings.rollup_interval_seconds // 60, 1)
+        st.markdown(
+            f"**Built {ago(built)}** ({built:%Y-%m-%d %H:%M:%S} UTC), "
+            f"up to event #{status['events_max_id'] or 0:,}. "
+            f"The worker rebuilds them every {every} minute{'s' if every != 1 else ''}; "
+            "the dashboard adds newer activity by itself."
+        )
+    if running:
+        st.progress(job.fraction, text=job.text)
+    elif job is not None and job.status == "failed":
+        st.error(f"The last rebuild failed: {md(job.error)}")
+
+
+with read_db() as session:
+    latest = rollups.rebuild_status(session, me)
+watching = latest is not None and latest.active
+# In a container of its own, so what follows keeps its place whatever the panel draws
+# (a moved button was left behind as a stale copy while the fragment polled).
+with st.container():
+    st.fragment(run_every=POLL_SECONDS if watching else None)(rebuild_panel)(watching)
+if me.can("edit"):
+    # Outside the fragment: the page is drawn again when a rebuild starts and ends.
+    clicked = st.button(
+        "Rebuild now",
+        icon=":material/refresh:",
+        disabled=watching,
+        help="A rebuild is already on its way." if watching else None,
+    )
+    if clicked:
+        queued = None
+        with shows_errors(), db() as session:
+            queued = rollups.request_rebuild(session, me)
+        if queued is not None:  # rerun outside the transaction, or it would roll back
+            st.rerun()
+
 status = rollups.rollup_status()
 if status is None:
-    st.info("The rollups have not been built yet: the worker builds them every few minutes.")
     st.stop()
-st.caption(f"Rollups built {status['built_at']:%Y-%m-%d %H:%M} UTC.")
 
 with st.expander("Tables"):
     for name, text in rollups.TABLES.items():

@@ -1,10 +1,11 @@
-"""Analytics tasks: the periodic DuckDB rollup rebuild."""
+"""Analytics tasks: the periodic DuckDB rollup rebuild, and one asked for on the Data page."""
 
 from __future__ import annotations
 
 import logging
 
-from core.analytics.rollups import RollupBusy, build_rollups
+from core.analytics.rollups import RollupBusy, build_rollups, run_rebuild
+from core.infra.db import get_sessionmaker
 from worker.celery_app import app
 
 log = logging.getLogger(__name__)
@@ -20,3 +21,14 @@ def build_rollups_task(full: bool = False) -> dict:
         log.info("rollup rebuild skipped: another one is running")
         return {"skipped": True}
     return {"events_read": result.events_read, "seconds": result.seconds}
+
+
+@app.task(
+    name="worker.tasks_analytics.rebuild_rollups",
+    acks_late=True,
+    soft_time_limit=3600,
+    time_limit=3660,
+)
+def rebuild_rollups(job_id: int) -> str:
+    """The rebuild of Job `job_id` (Data page, "Rebuild now"), after any running one."""
+    return run_rebuild(get_sessionmaker(), job_id)

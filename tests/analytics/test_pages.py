@@ -38,17 +38,20 @@ def test_dashboard_before_and_after_the_rollup(seeded):
     at = sign_in(new_app(), email)
     assert not at.exception, at.exception
     assert "Dashboard" in texts(at)
-    assert "Trends appear after the first rollup" in texts(at)
-    assert _metrics(at)["Subscribed contacts"] == "14"
+    # Live before any rollup: figures, not dashes, and no command to run.
+    metrics = _metrics(at)
+    assert metrics["Subscribed contacts"] == "14"
+    assert metrics["Emails sent, 30 days"] == "11"
+    assert metrics["Average open rate"] == "21.4%"
+    assert "–" not in metrics.values()
+    assert "python -m" not in texts(at) and "counted from the database" in texts(at)
+    assert any("SES pause" in w.value for w in at.warning)
 
     rollups.build_rollups(lag_seconds=0)
     at.run()
     assert not at.exception, at.exception
-    metrics = _metrics(at)
-    assert metrics["Emails sent, 30 days"] == "11"
-    assert metrics["Average open rate"] == "21.4%"
-    assert "Trends as of" in texts(at)
-    assert any("SES pause" in w.value for w in at.warning)
+    assert _metrics(at) == metrics
+    assert "plus everything since" in texts(at)
 
 
 def test_report_page_figures_and_recipients(seeded):
@@ -96,3 +99,39 @@ def test_data_page_runs_a_query_and_refuses_a_write(seeded):
     assert "Only a single SELECT" in texts(at)
     by_label(at.button, "Most clicked links").click().run()
     assert "link_clicks" in by_label(at.text_area, "SQL").value
+
+
+def test_data_page_says_when_the_rollups_were_built_and_rebuilds_on_request(seeded, enqueued):
+    email, _ = seeded
+    at = sign_in(new_app(), email)
+    at.switch_page("pages/data.py").run()
+    assert not at.exception, at.exception
+    assert "have not been built yet" in texts(at) and "python -m" not in texts(at)
+    by_label(at.button, "Rebuild now").click().run()
+    assert not at.exception, at.exception
+    assert [name for name, _, _ in enqueued] == ["worker.tasks_analytics.rebuild_rollups"]
+    assert by_label(at.button, "Rebuild now").disabled  # a second click queues nothing
+    assert at.get("progress")[0].proto.text.startswith("Queued")
+
+    from core.infra.db import get_sessionmaker
+
+    rollups.run_rebuild(get_sessionmaker(), enqueued[0][1][0])  # the worker's part
+    at.run()
+    assert not at.exception, at.exception
+    built = rollups.rollup_status()
+    assert f"up to event #{built['events_max_id']:,}" in texts(at)
+    assert "Built just now" in texts(at) or "minute" in texts(at)
+    assert not by_label(at.button, "Rebuild now").disabled and not at.get("progress")
+
+
+def test_a_viewer_sees_when_but_no_rebuild_button(live_db, tmp_path, monkeypatch):
+    from core.infra.config import settings
+
+    monkeypatch.setattr(settings, "rollup_path", tmp_path / "rollups.duckdb")
+    email = seed_user(role="viewer")
+    rollups.build_rollups(lag_seconds=0)
+    at = sign_in(new_app(), email)
+    at.switch_page("pages/data.py").run()
+    assert not at.exception, at.exception
+    assert "up to event #" in texts(at)
+    assert "Rebuild now" not in [b.label for b in at.button]

@@ -1,6 +1,7 @@
 """DuckDB rollups for the dashboard's trends and the data team.
 
-How a rebuild works (`build_rollups`, run by beat and by `python -m core rollup`):
+How a rebuild works (`build_rollups`, run by beat, by the Data page's "Rebuild now" and by
+`python -m core rollup`):
 
 1. A state file next to the rollups (`<ROLLUP_PATH>.state`, private to the builder) keeps a
    compact copy of every event, read incrementally: only events above a high-water mark on
@@ -17,8 +18,9 @@ How a rebuild works (`build_rollups`, run by beat and by `python -m core rollup`
 
 Days and hours are UTC. Every table carries `workspace_id`.
 
-Modules: `base` (the file, its lock, the tables), `build`, `read` (dashboard trends,
-status, campaign snapshots), `query` (the Data page's sandboxed SQL and the export).
+Modules: `base` (the file, its lock, the tables), `build`, `read` (the dashboard's
+figures, status, campaign snapshots), `query` (the Data page's sandboxed SQL and the
+export), `rebuild` (a rebuild requested from the Data page, run by the worker).
 """
 
 from core.analytics.rollups.base import (
@@ -30,7 +32,7 @@ from core.analytics.rollups.base import (
     rollup_path,
     source_key,
 )
-from core.analytics.rollups.build import build_rollups
+from core.analytics.rollups.build import BUILD_STEPS, build_rollups, campaign_signatures
 from core.analytics.rollups.query import (
     EXAMPLE_QUERIES,
     QueryRefused,
@@ -40,31 +42,45 @@ from core.analytics.rollups.query import (
 )
 from core.analytics.rollups.read import (
     CampaignSnapshot,
+    DashboardRollup,
     campaign_domains,
     campaign_snapshot,
-    dashboard_trends,
+    dashboard_rollup,
     open_rollups,
     rollup_status,
 )
+from core.analytics.rollups.rebuild import (
+    RebuildStatus,
+    rebuild_status,
+    request_rebuild,
+    run_rebuild,
+)
 
 __all__ = [
+    "BUILD_STEPS",
     "EXAMPLE_QUERIES",
     "TABLES",
     "CampaignSnapshot",
+    "DashboardRollup",
     "QueryRefused",
     "QueryResult",
+    "RebuildStatus",
     "RollupBusy",
     "RollupResult",
     "RollupsMissing",
     "build_rollups",
+    "campaign_signatures",
     "campaign_domains",
     "campaign_snapshot",
     "check_table_name",
-    "dashboard_trends",
+    "dashboard_rollup",
     "export_workspace",
     "open_rollups",
+    "rebuild_status",
+    "request_rebuild",
     "rollup_path",
     "rollup_status",
+    "run_rebuild",
     "source_key",
     "workspace_query",
 ]

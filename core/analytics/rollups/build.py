@@ -10,6 +10,7 @@ import os
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from core.analytics.rollups.base import (
     CHUNK_ROWS,
     STAGES,
     TABLES,
+    RollupBusy,
     RollupResult,
     _exclusive,
     _state_path,
@@ -136,6 +138,61 @@ WORKSPACE_COLUMNS = {"workspace_id": "INTEGER", "tracking_source": "VARCHAR"}
 
 
 WORKSPACE_SQL = "SELECT id, tracking_source FROM workspace"
+
+
+# What a campaign's row says about its ledger: a finished campaign whose signature has not
+# changed since its messages were read keeps them (the builder does not read them again, and
+# the dashboard counts the rollups' figures for it instead of the ledger's).
+SIGNATURE_SQL = "SELECT id, status, updated_at FROM campaign"
+
+
+def campaign_signatures(driver: Any, workspace_id: int | None = None) -> dict[int, tuple[str, str]]:
+    """campaign id -> (status, signature), read with the driver's own cursor so the builder
+    and the dashboard format `updated_at` the same way."""
+    cur = driver.cursor()
+    try:
+        if workspace_id is None:
+            cur.execute(SIGNATURE_SQL)
+        else:
+            cur.execute(f"{SIGNATURE_SQL} WHERE workspace_id = {int(workspace_id)}")
+        return {cid: (st, f"{st}|{updated}") for cid, st, updated in cur.fetchall()}
+    finally:
+        cur.close()
+
+
+# Not listed in TABLES (the Data page and the export leave them out): what the dashboard
+# adds its live figures to. Messages count as sent on their sending day, or the campaign's
+# start day when the ledger has no time (an uncertain message).
+INTERNAL_AGGREGATES = [
+    """
+    CREATE TABLE out.campaign_sent_daily AS
+    SELECT m.workspace_id, m.campaign_id,
+           CAST(make_timestamp((coalesce(m.sent_ts, c.started_ts) // 86400) * 86400 * 1000000)
+                AS DATE) AS day,
+           count(*) AS sent
+    FROM message_fact m JOIN campaign_src c USING (campaign_id)
+    WHERE m.status IN ('sent', 'uncertain')
+    GROUP BY ALL ORDER BY m.workspace_id, m.campaign_id, day
+    """,
+    """
+    CREATE TABLE out.campaign_signature AS
+    SELECT c.workspace_id, s.campaign_id, s.status, s.sig
+    FROM signature_src s JOIN campaign_src c USING (campaign_id)
+    ORDER BY c.workspace_id, s.campaign_id
+    """,
+]
+
+
+Progress = Callable[[int, int, str], None]
+
+
+_SOURCE_NAMES = {
+    "event_fact": "new events",
+    "message_fact": "messages",
+    "contact_fact": "contacts",
+    "campaign_src": "campaigns",
+    "workspace_src": "workspaces",
+}
 
 
 def _create(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, str], temp: bool):
@@ -476,16 +533,35 @@ def build_rollups(
     full: bool = False,
     lag_seconds: int = 120,
     wait: bool = False,
+    progress: Progress | None = None,
 ) -> RollupResult:
-    """Bring the state up to date and publish a new rollup file (see the module docstring)."""
+    """Bring the state up to date and publish a new rollup file (see the module docstring).
+
+    `progress(step, steps, stage)` is called as the build goes (the Data page shows it)."""
     started = time.monotonic()
     path = rollup_path(path)
-    with _exclusive(path, wait):
-        return _build(url, path, full, lag_seconds, started)
+    report = progress or (lambda step, steps, stage: None)
+    try:
+        with _exclusive(path, False):
+            return _build(url, path, full, lag_seconds, started, report)
+    except RollupBusy:
+        if not wait:
+            raise
+    report(0, BUILD_STEPS, "waiting for another rebuild to finish")
+    with _exclusive(path, True):
+        return _build(url, path, full, lag_seconds, started, report)
 
 
-def _build(url: str | None, path: Path, full: bool, lag: int, started: float) -> RollupResult:
+# Reading the sources (one step each), the aggregates, writing the file.
+BUILD_STEPS = 1 + 5 + len(AGGREGATES) + len(INTERNAL_AGGREGATES) + 1
+
+
+def _build(
+    url: str | None, path: Path, full: bool, lag: int, started: float, report: Progress
+) -> RollupResult:
     STAGES.clear()
+    step = 0
+    report(step, BUILD_STEPS, "reading campaigns")
     engine = get_engine(url)
     dialect = engine.dialect.name
     state = _state_path(path)
@@ -521,10 +597,7 @@ def _build(url: str | None, path: Path, full: bool, lag: int, started: float) ->
         try:
             driver = raw.driver_connection
             assert driver is not None  # a checked-out connection has its driver connection
-            cur = driver.cursor()
-            cur.execute("SELECT id, status, updated_at FROM campaign")
-            current = {cid: (st, f"{st}|{updated}") for cid, st, updated in cur.fetchall()}
-            cur.close()
+            current = campaign_signatures(driver)
             raw.rollback()
         finally:
             raw.close()
@@ -566,6 +639,8 @@ def _build(url: str | None, path: Path, full: bool, lag: int, started: float) ->
             if final:
                 con.executemany("INSERT INTO message_loaded VALUES (?, ?)", final)
             for table, (columns, query) in sources.items():
+                step += 1
+                report(step, BUILD_STEPS, f"reading {_SOURCE_NAMES[table]}")
                 if pg:
                     _load_csv(con, table, columns, files.pop(table))
                 else:
@@ -589,10 +664,22 @@ def _build(url: str | None, path: Path, full: bool, lag: int, started: float) ->
             for leftover in files.values():
                 leftover.unlink(missing_ok=True)
         con.execute(f"ATTACH '{tmp}' AS out")
-        for sql in AGGREGATES:
+        con.execute(
+            "CREATE TEMP TABLE signature_src (campaign_id INTEGER, status VARCHAR, sig VARCHAR)"
+        )
+        if current:
+            con.executemany(
+                "INSERT INTO signature_src VALUES (?, ?, ?)",
+                [[cid, status, sig] for cid, (status, sig) in current.items()],
+            )
+        for sql in AGGREGATES + INTERNAL_AGGREGATES:
+            step += 1
+            report(step, BUILD_STEPS, "adding up")
             mark = time.monotonic()
             con.execute(sql)
             STAGES[" ".join(sql.split()[:4])] = round(time.monotonic() - mark, 3)
+        step += 1
+        report(step, BUILD_STEPS, "writing the file")
         built_at = datetime.now(UTC).replace(microsecond=0)
         total = con.execute("SELECT count(*) FROM event_fact").fetchall()[0][0]
         con.execute(
@@ -625,4 +712,5 @@ def _build(url: str | None, path: Path, full: bool, lag: int, started: float) ->
         messages_read,
     )
     log.info("rollups built: %s", result)
+    report(BUILD_STEPS, BUILD_STEPS, "done")
     return result

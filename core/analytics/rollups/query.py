@@ -88,7 +88,7 @@ def workspace_query(
         raise QueryRefused("Only a single SELECT query is allowed here; the rollups are read-only.")
     path = rollup_path(path)
     if not path.exists():
-        raise RollupsMissing("The rollups have not been built yet (python -m core rollup).")
+        raise RollupsMissing("The rollups have not been built yet: use Rebuild now above.")
     request = {
         "path": str(path),
         "workspace_id": workspace_id,
@@ -139,7 +139,7 @@ def export_workspace(workspace_id: int, path: Path | None = None) -> bytes:
     """A DuckDB file holding only `workspace_id`'s rows of every rollup table (download)."""
     source = rollup_path(path)
     if not source.exists():
-        raise RollupsMissing("The rollups have not been built yet (python -m core rollup).")
+        raise RollupsMissing("The rollups have not been built yet: use Rebuild now above.")
     with tempfile.TemporaryDirectory(dir=source.parent) as tmp:
         dest = Path(tmp) / "export.duckdb"
         con = duckdb.connect(":memory:")

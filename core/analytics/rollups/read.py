@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ def open_rollups(path: Path | None = None) -> Iterator[duckdb.DuckDBPyConnection
     """
     path = rollup_path(path)
     if not path.exists():
-        raise RollupsMissing("The rollups have not been built yet (python -m core rollup).")
+        raise RollupsMissing("The rollups have not been built yet.")
     con = duckdb.connect(":memory:")
     try:
         con.execute(f"ATTACH '{path}' AS r (READ_ONLY)")
@@ -33,72 +33,103 @@ def open_rollups(path: Path | None = None) -> Iterator[duckdb.DuckDBPyConnection
         con.close()
 
 
-def dashboard_trends(
-    workspace_id: int,
-    now: datetime,
-    path: Path | None = None,
-    last_campaigns: int = 10,
-) -> dict[str, Any]:
-    """The dashboard's trend figures for one workspace; {} when no rollups exist yet."""
+@dataclass
+class DashboardRollup:
+    """One workspace's dashboard figures in the rollups, counted through event id `through`.
+
+    The dashboard (core.analytics.reports.dashboard) adds what the SQL database has beyond
+    it: events above `through`, and the ledger of campaigns whose row changed since."""
+
+    built_at: datetime
+    through: int  # the highest event id the file counts
+    # campaign id -> (status, signature) when the file was built (see build.campaign_signatures)
+    signatures: dict[int, tuple[str, str]]
+    # campaign id -> (messages sent, of which on or after the 30-day window's first day)
+    sent: dict[int, tuple[int, int]]
+    # campaign id -> (sent, bounced messages, delivered events, unique opens, unique clicks)
+    # as in the `campaigns` table (delivered events: 0 when delivery was estimated)
+    counts: dict[int, tuple[int, int, int, int, int]]
+    bounces_30d: int
+    complaints_30d: int
+    lost_by_day: dict[date, int]  # contacts lost per UTC day, from the 90-day window's start
+
+
+def dashboard_rollup(
+    workspace_id: int, key: str, d30: date, d90: date, path: Path | None = None
+) -> DashboardRollup | None:
+    """What the rollups hold for the dashboard; None before the first build, or when the file
+    was built from another database (`key`, see base.source_key)."""
     try:
-        ctx = open_rollups(path)
-        con = ctx.__enter__()
-    except RollupsMissing:
-        return {}
-    try:
-        today = now.astimezone(UTC).date()
-        d30, d90 = today - timedelta(days=29), today - timedelta(days=89)
-        ws = [workspace_id]
-        built_at = con.execute("SELECT built_at FROM r.rollup_info").fetchall()[0][0]
-        sent_all, sent_30, bounces_30, complaints_30 = con.execute(
-            "SELECT coalesce(sum(sent), 0), coalesce(sum(sent) FILTER (WHERE day >= ?), 0), "
-            "coalesce(sum(bounces) FILTER (WHERE day >= ?), 0), "
-            "coalesce(sum(complaints) FILTER (WHERE day >= ?), 0) "
-            "FROM r.workspace_daily WHERE workspace_id = ?",
-            [d30, d30, d30, workspace_id],
-        ).fetchall()[0]
-        added, lost = con.execute(
-            "SELECT coalesce(sum(new_contacts), 0), coalesce(sum(lost_contacts), 0) "
-            "FROM r.contact_growth_daily WHERE workspace_id = ? AND day >= ?",
-            [workspace_id, d30],
-        ).fetchall()[0]
-        avg_open, avg_click, n = con.execute(
-            "SELECT avg(open_rate), avg(click_rate), count(*) FROM ("
-            " SELECT open_rate, click_rate FROM r.campaigns"
-            " WHERE workspace_id = ? AND delivered > 0 AND status IN ('sent', 'sending')"
-            " ORDER BY started_at DESC NULLS LAST LIMIT ?)",
-            [workspace_id, last_campaigns],
-        ).fetchall()[0]
-        growth = con.execute(
-            "SELECT day, new_contacts, lost_contacts, cumulative_contacts "
-            "FROM r.contact_growth_daily WHERE workspace_id = ? AND day >= ? ORDER BY day",
-            ws + [d90],
-        ).fetchall()
-    finally:
-        ctx.__exit__(None, None, None)
-    return {
-        "built_at": built_at.replace(tzinfo=UTC),
-        "sent_all_time": int(sent_all),
-        "sent_30d": int(sent_30),
-        "bounces_30d": int(bounces_30),
-        "complaints_30d": int(complaints_30),
-        "subscribed_change_30d": int(added) - int(lost),
-        "avg_open_rate": avg_open,
-        "avg_click_rate": avg_click,
-        "rate_campaigns": int(n),
-        "growth": [
-            {"day": d, "new_contacts": a, "lost_contacts": lo, "cumulative_contacts": c}
-            for d, a, lo, c in growth
-        ],
-    }
+        with open_rollups(path) as con:
+            info = con.execute(
+                "SELECT built_at, events_max_id, source_key FROM r.rollup_info"
+            ).fetchall()
+            if not info or info[0][2] != key:
+                return None
+            tables = {
+                t
+                for (t,) in con.execute(
+                    "SELECT table_name FROM duckdb_tables() WHERE database_name = 'r'"
+                ).fetchall()
+            }
+            if not {"campaign_signature", "campaign_sent_daily"} <= tables:
+                return None  # a file from before these tables: the next build adds them
+            ws = [workspace_id]
+            signatures = {
+                cid: (status, sig)
+                for cid, status, sig in con.execute(
+                    "SELECT campaign_id, status, sig FROM r.campaign_signature "
+                    "WHERE workspace_id = ?",
+                    ws,
+                ).fetchall()
+            }
+            sent = {
+                cid: (int(total), int(recent))
+                for cid, total, recent in con.execute(
+                    "SELECT campaign_id, sum(sent), coalesce(sum(sent) FILTER (WHERE day >= ?), 0) "
+                    "FROM r.campaign_sent_daily WHERE workspace_id = ? GROUP BY campaign_id",
+                    [d30, workspace_id],
+                ).fetchall()
+            }
+            counts = {
+                int(row[0]): tuple(int(v) for v in row[1:])
+                for row in con.execute(
+                    "SELECT campaign_id, sent, bounces, "
+                    "CASE WHEN delivered_estimated THEN 0 ELSE delivered END, unique_opens, "
+                    "unique_clicks FROM r.campaigns WHERE workspace_id = ?",
+                    ws,
+                ).fetchall()
+            }
+            bounces, complaints = con.execute(
+                "SELECT coalesce(sum(bounces), 0), coalesce(sum(complaints), 0) "
+                "FROM r.workspace_daily WHERE workspace_id = ? AND day >= ?",
+                [workspace_id, d30],
+            ).fetchall()[0]
+            lost = con.execute(
+                "SELECT day, lost_contacts FROM r.contact_growth_daily "
+                "WHERE workspace_id = ? AND day >= ? AND lost_contacts > 0",
+                [workspace_id, d90],
+            ).fetchall()
+    except (RollupsMissing, duckdb.Error):
+        return None
+    return DashboardRollup(
+        built_at=info[0][0].replace(tzinfo=UTC),
+        through=int(info[0][1] or 0),
+        signatures=signatures,
+        sent=sent,
+        counts=counts,  # type: ignore[arg-type]  # five ints per row, as selected
+        bounces_30d=int(bounces),
+        complaints_30d=int(complaints),
+        lost_by_day={d: int(n) for d, n in lost},
+    )
 
 
 def rollup_status(path: Path | None = None) -> dict[str, Any] | None:
     """When the file was built and its size, or None when it does not exist."""
     try:
         with open_rollups(path) as con:
-            built_at, through, events = con.execute(
-                "SELECT built_at, events_through_id, events FROM r.rollup_info"
+            built_at, through, max_id, events = con.execute(
+                "SELECT built_at, events_through_id, events_max_id, events FROM r.rollup_info"
             ).fetchall()[0]
     except RollupsMissing:
         return None
@@ -106,6 +137,7 @@ def rollup_status(path: Path | None = None) -> dict[str, Any] | None:
     return {
         "built_at": built_at.replace(tzinfo=UTC),
         "events_through_id": through,
+        "events_max_id": max_id,
         "events": events,
         "path": str(p.resolve()),
         "bytes": p.stat().st_size,
