@@ -34,7 +34,7 @@ def test_write_a_template_in_the_visual_editor(live_app, page, tmp_path):  # noq
     page.get_by_label("Default subject", exact=True).fill("Spring is here, {{ first_name }}")
     page.get_by_label("Default subject", exact=True).press("Enter")
 
-    quill = page.frame_locator('iframe[title*="streamlit_quill"]')
+    quill = page.frame_locator('iframe[title*="quill_editor"]')
     editor = quill.locator(".ql-editor")
     editor.wait_for()
     assert quill.locator(".ql-toolbar button.ql-bold").count() == 1
