@@ -4,12 +4,17 @@ byte for byte, and a template's own script never runs in the editor."""
 
 from __future__ import annotations
 
+import functools
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
 import pytest
 from sqlalchemy import select
 
 from core.infra.db import session_scope
 from core.models import Template, User
 from tests.browser.conftest import backend, live_app, page, sign_in  # noqa: F401
+from ui.quill_editor import FRONTEND
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -100,3 +105,65 @@ def test_insert_a_variable_and_an_image_at_the_cursor(live_app, page, tmp_path):
     # Quill kept only what it knows: no handler, no script, not even as text.
     assert "onerror" not in html and "script" not in html and "tplPwned" not in html
     assert page.evaluate("window.__tplPwned") is None
+
+
+# Streamlit's side of the component protocol, for the component alone (no app server).
+HOST = """<!doctype html><body><iframe id="f" src="%s/index.html" style="width:900px;height:500px">
+</iframe><script>
+window.values = []; window.ready = false;
+addEventListener("message", (e) => {
+  const d = e.data;
+  if (!d || !d.isStreamlitMessage) return;
+  if (d.type === "streamlit:componentReady") window.ready = true;
+  if (d.type === "streamlit:setComponentValue") window.values.push(d.value);
+});
+window.render = (args) => document.getElementById("f").contentWindow.postMessage(
+  {type: "streamlit:render", args: args, dfs: [], disabled: false, theme: {}}, "*");
+</script>"""
+SOURCE = (
+    '<p class="ql-align-center">Hi {{ first_name | default("friend") }}, '
+    '<a href="{{ unsubscribe_url }}">leave</a> <a href="javascript:alert(1)">x</a> '
+    "<strong>now</strong></p>\n<ul><li>One</li><li>Two</li></ul>"
+)
+
+
+@pytest.fixture
+def frontend_url():
+    """The component's static files over HTTP, as Streamlit serves them."""
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(FRONTEND))
+    handler.log_message = lambda *args: None  # type: ignore[attr-defined]
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_the_component_sends_exact_jinja_and_nothing_until_an_edit(page, frontend_url):  # noqa: F811
+    page.set_content(HOST % frontend_url)
+    page.wait_for_function("window.ready")
+    variables = [{"name": "first_name", "label": "First name", "group": "Contact"}]
+    page.evaluate(
+        "([value, variables]) => render({value, variables, version: 'k1', height: 300})",
+        [SOURCE, variables],
+    )
+    body = page.frame_locator("#f").locator(".ql-editor")
+    body.locator(".mw-var").wait_for()
+    page.wait_for_timeout(700)  # longer than the editor's debounce
+    assert page.evaluate("window.values") == []  # unchanged: Python keeps its bytes
+
+    # A tag typed as text becomes a chip too; the HTML carries every tag exactly.
+    body.click()
+    page.keyboard.press("Control+End")
+    page.keyboard.type(" and {{ city }}!")
+    body.locator('.mw-var[data-source="{{ city }}"]').wait_for()
+    page.wait_for_function("window.values.length > 0")
+    assert page.evaluate("window.values.at(-1)") == (
+        '<p style="text-align: center;">Hi {{ first_name | default("friend") }}, '
+        '<a href="{{ unsubscribe_url }}" rel="noopener noreferrer" target="_blank">leave</a> '
+        '<a href="about:blank" rel="noopener noreferrer" target="_blank">x</a> '
+        "<strong>now</strong></p><ul><li>One</li><li>Two and {{ city }}!</li></ul>"
+    )
+    # Undone back to the start: the source as it came, byte for byte.
+    for _ in range(20):
+        page.keyboard.press("Control+z")
+    page.wait_for_function("(s) => window.values.at(-1) === s", arg=SOURCE)

@@ -114,8 +114,31 @@
     }
   }
 
+  // A link whose address is a template tag ({{ unsubscribe_url }}) is kept as written;
+  // every other address goes through Quill's check (no javascript: and the like).
+  const BaseLink = Quill.import("formats/link");
+  class MailLink extends BaseLink {
+    static sanitize(url) {
+      return /^\s*\{[{%]/.test(url) ? url : super.sanitize(url);
+    }
+  }
+
   Quill.register(VariableBlot);
   Quill.register(MailImage, true);
+  Quill.register(MailLink, true);
+  // Alignment as an inline style: mail clients know text-align, not Quill's ql-align-* classes.
+  Quill.register(Quill.import("attributors/style/align"), true);
+
+  // Bodies saved by the old editor carry ql-align-* classes: read them as the style.
+  function withAlignStyles(html) {
+    if (html.indexOf("ql-align-") < 0) return html;
+    const doc = new DOMParser().parseFromString(html, "text/html"); // inert: nothing runs or loads
+    doc.querySelectorAll('[class*="ql-align-"]').forEach((el) => {
+      const m = /(?:^|\s)ql-align-(center|right|justify)(?:\s|$)/.exec(el.className);
+      if (m) el.style.textAlign = m[1];
+    });
+    return doc.body.innerHTML;
+  }
 
   // ------------------------------------------------------------- Streamlit protocol
   function send(type, data) {
@@ -198,7 +221,7 @@
   function load(html) {
     loading = true;
     try {
-      quill.setContents(quill.clipboard.convert({ html: html || "" }), "silent");
+      quill.setContents(quill.clipboard.convert({ html: withAlignStyles(html || "") }), "silent");
       chipify("silent");
       quill.history.clear();
       baseline = serialize();
