@@ -79,3 +79,29 @@ def test_only_our_signed_test_tokens_open_the_test_page(live_db):
     assert client.get(f"/u/{token}").status_code == 404
     assert client.post(f"/u/{token}", content=b"List-Unsubscribe=One-Click").status_code == 404
     assert client.get(_path(unsubscribe_url(3, 0))).status_code == 404  # as before: no contact
+
+
+def test_a_campaign_test_send_for_a_real_contact_cannot_unsubscribe_them(live_db, outbox):
+    """The campaign wizard's test send, rendered for a chosen contact, carries test links
+    too: before, its body linked to that contact's real unsubscribe."""
+    from core.sending import pipeline as sending
+    from tests.sending.builders import make_campaign, make_setup
+
+    with session_scope() as session:
+        setup = make_setup(session, contacts=1)
+        campaign_id = make_campaign(session, setup)
+        contact_id = session.scalars(
+            select(Contact.id).where(Contact.workspace_id == setup.workspace_id)
+        ).one()
+    with session_scope() as session:
+        sending.send_test(session, setup.actor, campaign_id, "me@example.com", contact_id)
+    [mail] = outbox_messages(outbox)
+    expected = unsubscribe_url_of_test_send(setup.workspace_id)
+    assert mail["List-Unsubscribe"] == f"<{expected}>"
+    assert f"Unsubscribe: {expected}" in message_text(mail)  # the footer's link
+    client = TestClient(app)
+    assert "This is a test message" in client.get(_path(expected)).text
+    assert client.post(_path(expected), content=b"List-Unsubscribe=One-Click").status_code == 200
+    with session_scope() as session:
+        assert session.get(Contact, contact_id).status == "subscribed"
+        assert session.scalar(select(func.count()).select_from(Event)) == 0
