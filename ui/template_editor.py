@@ -118,7 +118,7 @@ def source_insert_tools(variables: list[Variable]) -> None:
         if cols[2].button("Add at the end", disabled=chosen is None):
             set_html(state.tpl_html + snippet)
             st.rerun()
-        st.caption("Copy it to where it belongs in the source (the button at its right):")
+        st.caption("Copy it (the icon at its right) and paste it where it belongs:")
         st.code(snippet, language="jinja2")
     with st.expander("Insert image by URL", expanded=False):
         url = st.text_input("Image URL", placeholder="https://…/banner.png")

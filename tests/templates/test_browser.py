@@ -1,5 +1,6 @@
 """The visual (Quill) editor in headless Chromium: type, format, save; the toolbar offers
-no image button (Quill would embed images as base64)."""
+no Quill image button (it would embed images as base64): images go by URL through our
+Image menu (tests/browser/test_template_editor.py)."""
 
 from __future__ import annotations
 
