@@ -50,10 +50,20 @@ def _stored_html() -> str:
         return session.scalars(select(Template.html).where(Template.name == "Welcome")).one()
 
 
+def _wait_for_preview(browser_page, selector: str) -> None:
+    """Until the (nested, sandboxed) preview frame shows `selector`."""
+    for _ in range(150):
+        for frame in browser_page.frames:
+            if "quill_editor" not in frame.url and frame.locator(selector).count():
+                return
+        browser_page.wait_for_timeout(200)
+    raise AssertionError(f"the preview never showed {selector}")
+
+
 def test_insert_a_variable_and_an_image_at_the_cursor(live_app, page, tmp_path):  # noqa: F811
     _seed_template()
     sign_in(page, live_app)
-    page.goto(f"{live_app.url}/templates")
+    page.get_by_role("link", name="Templates").click()  # as a person would, no reload
     page.get_by_role("button", name="Edit").click()
     editor = page.frame_locator('iframe[title*="quill_editor"]')
     body = editor.locator(".ql-editor")
@@ -93,6 +103,7 @@ def test_insert_a_variable_and_an_image_at_the_cursor(live_app, page, tmp_path):
 
     # The preview (sample data) follows once Streamlit has the new body.
     page.get_by_text("thanks for joiningExample Ltd us today.").first.wait_for()
+    _wait_for_preview(page, 'img[src="https://cdn.example/banner.png"]')
     page.screenshot(path=str(tmp_path / "editor.png"), full_page=True)
     page.get_by_role("button", name="Save template").click()
     page.get_by_text("Saved.").wait_for()
