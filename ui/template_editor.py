@@ -15,6 +15,7 @@ from core.content import ai
 from core.content.rendering import TemplateProblem
 from core.content.templates import (
     TemplateDraft,
+    Variable,
     check_content,
     get_template,
     list_variables,
@@ -27,18 +28,10 @@ from core.content.templates import (
 from core.content.templates import create_template as create_template_row
 from core.infra.errors import MailwrightError
 from ui.preview import WIDTHS, show_email
+from ui.quill_editor import quill_editor
 from ui.state import actor, db, read_db
 from ui.text import md
 
-# An email-fit toolbar: no image button (Quill would embed images as base64), no fonts,
-# formulas or code blocks that mail clients do not render.
-EMAIL_TOOLBAR = [
-    ["bold", "italic", "underline", "strike"],
-    [{"header": [1, 2, 3, False]}],
-    [{"color": []}, {"background": []}],
-    [{"list": "ordered"}, {"list": "bullet"}, {"align": []}],
-    ["link", "blockquote", "clean"],
-]
 AI_LABELS = {
     "draft": "Write a draft from a brief",
     "improve": "Improve the text",
@@ -51,11 +44,11 @@ HAND_WRITTEN_MARKERS = ("<table", "<style", "<html", "<td", "<div")
 state = st.session_state
 
 
-def editor_quill(value: str, key: str) -> str | None:
-    """The visual editor (a function so tests can stand in for the browser component)."""
-    from streamlit_quill import st_quill
-
-    return st_quill(value=value, html=True, toolbar=EMAIL_TOOLBAR, key=key)
+def editor_quill(value: str, key: str, variables: list[Variable]) -> str | None:
+    """The visual editor (a function so tests can stand in for the browser component):
+    Quill with the variables and an image inserter in its toolbar, inserting at the
+    cursor; None until the user changes something."""
+    return quill_editor(value, variables=variables, key=key, disabled=not actor().can("edit"))
 
 
 def open_editor(template_id: int | None) -> None:
@@ -106,9 +99,11 @@ def show_problem(exc: MailwrightError) -> None:
         st.error(str(exc))
 
 
-def insert_tools(variables) -> None:
+def source_insert_tools(variables: list[Variable]) -> None:
+    """HTML source mode: a text area cannot say where its cursor is, so the snippet is
+    offered to copy (or to add at the end). The visual editor inserts at the cursor."""
     with st.expander("Insert variable", expanded=False):
-        cols = st.columns([3, 2, 1], vertical_alignment="bottom")
+        cols = st.columns([3, 2, 1.2], vertical_alignment="bottom")
         chosen = cols[0].selectbox(
             "Variable",
             variables,
@@ -120,34 +115,42 @@ def insert_tools(variables) -> None:
             disabled=chosen is None or chosen.group == "System",
         )
         snippet = chosen.snippet(fallback) if chosen else ""
-        if cols[2].button("Insert", disabled=chosen is None):
-            set_html(
-                state.tpl_html + (f"<p>{snippet}</p>" if state.tpl_mode == "Visual" else snippet)
-            )
+        if cols[2].button("Add at the end", disabled=chosen is None):
+            set_html(state.tpl_html + snippet)
             st.rerun()
-        st.caption("Inserted at the end of the body; or copy it to where it belongs:")
+        st.caption("Copy it (the icon at its right) and paste it where it belongs:")
         st.code(snippet, language="jinja2")
     with st.expander("Insert image by URL", expanded=False):
         url = st.text_input("Image URL", placeholder="https://…/banner.png")
         alt = st.text_input("Alternative text")
-        if st.button("Insert image"):
-            if not url.startswith(("https://", "http://")):
-                st.error("Give the address of a hosted image (https://…).")
-            else:
-                tag = (
-                    f'<p><img src="{html_lib.escape(url)}" alt="{html_lib.escape(alt)}" '
-                    'style="max-width:100%;height:auto"></p>'
-                )
-                set_html(state.tpl_html + tag)
-                st.rerun()
+        if url and not url.startswith(("https://", "http://")):
+            st.error("Give the address of a hosted image (https://…).")
+        elif url:
+            st.caption("Copy it to where it belongs in the source:")
+            st.code(
+                f'<img src="{html_lib.escape(url)}" alt="{html_lib.escape(alt)}" '
+                'style="max-width:100%;height:auto">',
+                language="html",
+            )
 
 
-def body_editor() -> None:
+def reload_editors() -> None:
+    """Switching modes: the editor that appears loads the body as it is now (only the
+    body's widgets get new keys: name and subject keep what was typed)."""
+    state.tpl_body_epoch = state.get("tpl_body_epoch", 0) + 1
+
+
+def body_key(kind: str) -> str:
+    return f"tpl_{kind}_{state.tpl_version}_{state.get('tpl_body_epoch', 0)}"
+
+
+def body_editor(variables: list[Variable]) -> None:
     mode = st.radio(
         "Editing mode",
         ["Visual", "HTML source"],
         horizontal=True,
         key="tpl_mode",
+        on_change=reload_editors,
         help="The visual editor keeps simple formatting only; hand-written HTML (tables, "
         "styles) belongs in the HTML source mode.",
     )
@@ -157,15 +160,20 @@ def body_editor() -> None:
                 "This template has layout the visual editor cannot keep (tables, styles). "
                 "Editing it here will simplify it; use HTML source to keep it."
             )
-        value = editor_quill(state.tpl_html, key=f"tpl_quill_{state.tpl_version}")
+        st.caption(
+            "The toolbar's Variables and Image menus insert where the cursor is; variables "
+            "show as chips."
+        )
+        value = editor_quill(state.tpl_html, body_key("quill"), variables)
         if value is not None:
             state.tpl_html = tidy_editor_html(value)
     else:
+        source_insert_tools(variables)
         value = st.text_area(
             "HTML",
             value=state.tpl_html,
             height=360,
-            key=f"tpl_source_{state.tpl_version}",
+            key=body_key("source"),
         )
         state.tpl_html = value
 
@@ -318,8 +326,7 @@ def editor() -> None:
     state.tpl_subject = cols[1].text_input(
         "Default subject", value=state.tpl_subject, key=f"tpl_subject_{state.tpl_version}"
     )
-    insert_tools(variables)
-    body_editor()
+    body_editor(variables)
     text_part()
     draft = current_draft()
     problem = None

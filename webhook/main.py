@@ -3,8 +3,9 @@
 Routes: SES events through SNS (`POST /sns/ses`, a plain ASGI handler in front of
 FastAPI's router for speed: see WebhookApp), the open pixel (`GET /t/o/{token}.gif`),
 the click redirect (`GET /t/c/{token}`) and unsubscribe (`GET`/`POST /u/{token}`, the
-POST being RFC 8058 one-click). Each route is thin: it checks the request, calls `core`,
-and maps domain errors to status codes (403 forged, 400 malformed, 404 unknown token).
+POST being RFC 8058 one-click; `/u/test/{token}` for previews and test sends). Each route
+is thin: it checks the request, calls `core`, and maps domain errors to status codes (403
+forged, 400 malformed, 404 unknown token).
 
 An SES notification is answered once it is stored in the inbox (sns_message.body), in a
 transaction shared with the notifications arriving alongside it; the worker makes its
@@ -31,7 +32,12 @@ from core.infra.db import get_engine, session_scope
 from core.infra.errors import InvalidToken, NotFound
 from core.infra.permissions import Actor
 from core.ingest import inbox, own, sns
-from core.ingest.tracking import parse_click, parse_open, parse_unsubscribe
+from core.ingest.tracking import (
+    parse_click,
+    parse_open,
+    parse_test_send_unsubscribe,
+    parse_unsubscribe,
+)
 from core.models import SnsMessage
 from webhook.groups import GroupCommitter, run_in_transaction
 
@@ -246,6 +252,26 @@ def _gone() -> HTMLResponse:
         "<h1>This link is not valid</h1><p>It may have been altered or copied incompletely.</p>",
         404,
     )
+
+
+TEST_PAGE = (
+    "<h1>This is a test message</h1>"
+    "<p>Nothing was changed: no address was unsubscribed.</p>"
+    '<p class="muted">In the mail of a real campaign, this link lets the recipient '
+    "unsubscribe.</p>"
+)
+
+
+@app.get("/u/test/{token}")
+@app.post("/u/test/{token}")
+def test_send_unsubscribe(token: str) -> HTMLResponse:
+    """The unsubscribe link (and one-click POST) of a preview or test send: the token is
+    signed, names no contact, and nothing is read or written."""
+    try:
+        parse_test_send_unsubscribe(token)
+    except InvalidToken:
+        return _gone()
+    return _page("Test message", TEST_PAGE)
 
 
 @app.get("/u/{token}")

@@ -392,9 +392,9 @@ def sample_variables(session: Session, campaign: Campaign, contact: Contact | No
         workspace_name=workspace.name if workspace else "",
         postal_address=workspace.postal_address if workspace else "",
         campaign_name=campaign.name,
-        unsubscribe_url=tracking.unsubscribe_url(
-            campaign.workspace_id, contact.id if contact else 0
-        ),
+        # Previews and test sends: a test link, never one that unsubscribes the contact
+        # the preview was rendered for (a test mail gets forwarded and clicked).
+        unsubscribe_url=tracking.unsubscribe_url_of_test_send(campaign.workspace_id),
     )
 
 

@@ -279,13 +279,47 @@ class MailContext:
     campaign_name: str = ""
 
 
+class _TextMail(html2text.HTML2Text):
+    """html2text, with links written the way mail clients show text mail
+    (`See the offer: https://…`) instead of Markdown's `[See the offer](<https://…>)`."""
+
+    def __init__(self) -> None:
+        super().__init__(bodywidth=0)
+        self.ignore_images = True
+        self.ignore_links = True  # written here, at the end of each link
+        self._links: list[list[str]] = []  # [href, text so far] of each open <a>
+
+    def handle_tag(self, tag: str, attrs: dict[str, str | None], start: bool) -> None:
+        if tag == "a" and start:
+            self._links.append([(attrs.get("href") or "").strip(), ""])
+        super().handle_tag(tag, attrs, start)
+        if tag == "a" and not start and self._links:
+            href, text = self._links.pop()
+            tail = _link_tail(href, text)
+            if tail:
+                self.o(tail)
+
+    def handle_data(self, data: str, entity_char: bool = False) -> None:
+        for link in self._links:
+            link[1] += data
+        super().handle_data(data, entity_char)
+
+
+def _link_tail(href: str, text: str) -> str:
+    """What follows a link's text: `: URL`, nothing when the text already is the address
+    (or the link goes nowhere), the URL alone for a link without text (an image)."""
+    if not href or href.startswith("#") or href.lower().startswith("javascript:"):
+        return ""
+    shown = href[len("mailto:") :] if href.lower().startswith("mailto:") else href
+    text = " ".join(text.split())
+    if text in (shown, href):
+        return ""
+    return f": {shown}" if text else shown
+
+
 def html_to_text(html: str) -> str:
-    """A readable plain-text version of an HTML body (links kept as URLs)."""
-    converter = html2text.HTML2Text()
-    converter.body_width = 0
-    converter.ignore_images = True
-    converter.protect_links = True
-    return converter.handle(html).strip() + "\n"
+    """A readable plain-text version of an HTML body, links as `text: URL`."""
+    return _TextMail().handle(html).strip() + "\n"
 
 
 def _uses(source: str, name: str) -> bool:

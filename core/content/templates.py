@@ -321,9 +321,10 @@ def preview(
         contact = get_contact(session, actor, contact_id)
         recipient = contact.email
     # A preview or test mail may be forwarded or clicked by a colleague: its unsubscribe
-    # link names no contact (id 0), so it can never unsubscribe the previewed person.
+    # link names no contact, so it can never unsubscribe the previewed person; it opens a
+    # page saying this was a test and nothing changed.
     ctx = _context(session, actor, campaign_name)
-    unsubscribe = tracking.unsubscribe_url(ctx.workspace_id, 0)
+    unsubscribe = tracking.unsubscribe_url_of_test_send(ctx.workspace_id)
     rendered = render_for_contact(compiled, contact, ctx, unsubscribe_url=unsubscribe)
     return Preview(rendered=rendered, warnings=warnings, recipient=recipient)
 
@@ -355,6 +356,11 @@ def send_test(
         html=result.rendered.html,
         text=result.rendered.text,
         reply_to=workspace.reply_to,
+        # As a campaign's mail has them, so a test shows what the mail client offers.
+        headers={
+            "List-Unsubscribe": f"<{tracking.unsubscribe_url_of_test_send(workspace.id)}>",
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        },
     )
     provider_id = get_transport().send(
         Outgoing(

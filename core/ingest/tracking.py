@@ -1,6 +1,10 @@
 """URLs that go into mail and come back to the webhook: open pixel, click redirect,
 unsubscribe. Each carries a signed token naming the workspace and the ledger row, so
-nobody can forge statistics or unsubscribe someone else."""
+nobody can forge statistics or unsubscribe someone else.
+
+Previews and test sends carry a test unsubscribe link instead
+(`unsubscribe_url_of_test_send`): it names no contact, so a forwarded test mail cannot
+unsubscribe anyone, and it leads to a page saying that this was a test and nothing changed."""
 
 from __future__ import annotations
 
@@ -47,6 +51,11 @@ def unsubscribe_url(workspace_id: int, contact_id: int, message_id: int | None =
     return f"{_base()}/u/{sign('unsub', workspace_id, contact_id, message_id or 0)}"
 
 
+def unsubscribe_url_of_test_send(workspace_id: int) -> str:
+    """The unsubscribe link of a preview or test send (page and one-click POST)."""
+    return f"{_base()}/u/test/{sign('unsub-test', workspace_id)}"
+
+
 def _ints(parts: list[str], n: int) -> list[int]:
     try:
         return [int(p) for p in parts[:n]]
@@ -75,3 +84,13 @@ def parse_unsubscribe(token: str) -> UnsubscribeTarget:
         raise InvalidToken("malformed token")
     ws, contact, msg = _ints(parts, 3)
     return UnsubscribeTarget(ws, contact, msg or None)
+
+
+def parse_test_send_unsubscribe(token: str) -> int:
+    """The workspace of a test unsubscribe token; InvalidToken if forged or altered.
+
+    Its own signing purpose, so a test token never passes as a real one or back."""
+    parts = unsign("unsub-test", token)
+    if len(parts) != 1:
+        raise InvalidToken("malformed token")
+    return _ints(parts, 1)[0]

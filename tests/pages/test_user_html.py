@@ -2,8 +2,9 @@
 
 `st.iframe`, `components.html` and `st.html(..., unsafe_allow_javascript=True)` run their
 content with scripts in (or same-origin with) the app, where a script can act as the
-signed-in person. So only two modules may call them: ui/preview.py, which wraps the
-email in an inner `<iframe sandbox="">`, and ui/cookies.py, whose script is ours."""
+signed-in person. So only three modules may call them: ui/preview.py, which wraps the
+email in an inner `<iframe sandbox="">`, ui/cookies.py, whose script is ours, and
+ui/quill_editor, whose frontend is ours and takes template HTML only as Quill content."""
 
 from __future__ import annotations
 
@@ -14,7 +15,14 @@ from pathlib import Path
 from ui.preview import preview_frame
 
 ROOT = Path(__file__).resolve().parents[2]
-ALLOWED = {"ui/preview.py": {"iframe"}, "ui/cookies.py": {"html", "unsafe_allow_javascript"}}
+ALLOWED = {
+    "ui/preview.py": {"iframe"},
+    "ui/cookies.py": {"html", "unsafe_allow_javascript"},
+    # The visual editor: our own static frontend (ui/quill_editor/frontend); template HTML
+    # enters it only through Quill's clipboard converter, never as markup of the page
+    # (tests/browser/test_template_editor.py checks that a template's script cannot run).
+    "ui/quill_editor/__init__.py": {"declare_component", "components.v1"},
+}
 RISKY_CALLS = {"iframe", "html", "declare_component"}
 RISKY_KEYWORDS = {"unsafe_allow_html", "unsafe_allow_javascript"}
 

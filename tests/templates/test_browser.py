@@ -1,5 +1,6 @@
 """The visual (Quill) editor in headless Chromium: type, format, save; the toolbar offers
-no image button (Quill would embed images as base64)."""
+no Quill image button (it would embed images as base64): images go by URL through our
+Image menu (tests/browser/test_template_editor.py)."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ def test_write_a_template_in_the_visual_editor(live_app, page, tmp_path):  # noq
     page.get_by_label("Default subject", exact=True).fill("Spring is here, {{ first_name }}")
     page.get_by_label("Default subject", exact=True).press("Enter")
 
-    quill = page.frame_locator('iframe[title*="streamlit_quill"]')
+    quill = page.frame_locator('iframe[title*="quill_editor"]')
     editor = quill.locator(".ql-editor")
     editor.wait_for()
     assert quill.locator(".ql-toolbar button.ql-bold").count() == 1

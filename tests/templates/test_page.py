@@ -51,7 +51,8 @@ def test_edit_preview_save_and_send_a_test(live_db, outbox):
     assert not at.exception
     # custom_fields.plan is not a field yet: a warning, not an error.
     assert any("custom_fields.plan" in w.value for w in at.warning)
-    # A field added meanwhile shows up in "Insert variable" on the next run, no restart.
+    # A field added meanwhile shows up in "Insert variable" on the next run, no restart
+    # (HTML source mode: the snippet to copy, or added at the end).
     with session_scope() as session:
         session.add(CustomField(workspace_id=ws, key="plan", label="Plan"))
     at.run()
@@ -62,7 +63,7 @@ def test_edit_preview_save_and_send_a_test(live_db, outbox):
     at.run()
     by_label(at.text_input, "Fallback when empty").input("free")
     at.run()
-    by_label(at.button, "Insert").click()
+    by_label(at.button, "Add at the end").click()
     at.run()
     html = by_label(at.text_area, "HTML").value
     assert html.startswith(HTML) and html.endswith('{{ custom_fields.plan | default("free") }}')

@@ -248,3 +248,26 @@ def test_render_errors_name_the_part():
     with pytest.raises(TemplateProblem) as err:
         compiled.render(contact_variables({"email": "a@b.c"}))
     assert err.value.part == "text" and "not allowed" in str(err.value)
+
+
+def test_the_generated_text_part_writes_links_as_text_mail_does():
+    """Issue 16: `See the offer: https://…`, not Markdown's `[See the offer](<https://…>)`."""
+    out = render(
+        '<p>Hi {{ first_name }}, <a href="https://shop.example/o?a=1&amp;b=2">See the offer</a>'
+        ' today.</p><p><a href="https://shop.example/">https://shop.example/</a> · '
+        '<a href="mailto:help@shop.example">Write to us</a> · '
+        '<a href="mailto:help@shop.example">help@shop.example</a> · <a href="#top">Top</a></p>'
+        '<p><a href="https://shop.example/b"><img src="https://shop.example/b.png" alt=""></a></p>'
+        '<ul><li><a href="https://shop.example/s"><strong>Shoes</strong></a></li></ul>'
+        '<p><a href="{{ unsubscribe_url }}">Leave this list</a></p>',
+        first_name="Ann",
+    )
+    text = out.text
+    assert "See the offer: https://shop.example/o?a=1&b=2 today." in text
+    assert "](" not in text and "<https" not in text
+    assert "https://shop.example/ · Write to us: help@shop.example · help@shop.example · Top" in (
+        text
+    )
+    assert "\nhttps://shop.example/b\n" in text  # a linked image: the address alone
+    assert "* **Shoes**: https://shop.example/s" in text
+    assert f"Leave this list: {tracking.unsubscribe_url(7, 0)}" in text

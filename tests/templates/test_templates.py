@@ -19,7 +19,7 @@ from core.content.templates import (
     update_template,
     validate_draft,
 )
-from core.infra.errors import NotFound, PermissionDenied, ValidationFailed
+from core.infra.errors import InvalidToken, NotFound, PermissionDenied, ValidationFailed
 from core.ingest import tracking
 from core.models import Campaign, CustomField, Template, Variant, Workspace
 from tests.helpers import (
@@ -140,9 +140,11 @@ def test_preview_with_a_contact_and_with_sample_data(session, owner):
     assert "1 Main St" in result.rendered.html and "Unsubscribe" in result.rendered.html
     assert "Hi Ann, your plan is Pro." in result.rendered.text
     assert result.recipient == "ann@example.com"
-    # The preview's unsubscribe link cannot unsubscribe Ann.
-    token = re.search(r'/u/([^"]+)"', result.rendered.html).group(1)
-    assert tracking.parse_unsubscribe(token).contact_id == 0
+    # The preview's unsubscribe link cannot unsubscribe Ann: a test link, naming no one.
+    token = re.search(r'/u/test/([^"]+)"', result.rendered.html).group(1)
+    assert tracking.parse_test_send_unsubscribe(token) == owner.workspace_id
+    with pytest.raises(InvalidToken):
+        tracking.parse_unsubscribe(token)
     sample = preview(session, owner, draft(), None)
     assert "Hi Alex, your plan is sample plan." in sample.rendered.html
     stranger = make_contact(session, make_workspace(session))
