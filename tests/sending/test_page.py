@@ -38,7 +38,7 @@ def test_wizard_creates_and_sends_a_campaign(live_db, enqueued):
     assert "2. Recipients" in texts(at)
 
     # Step 2: one list; the count leaves out nobody here (all subscribed).
-    by_label(at.radio, "Who receives it").set_value("Lists")
+    by_label(at.radio, "Who receives it").set_value("Lists, a segment or specific contacts")
     at.run()
     by_label(at.multiselect, "Lists").set_value([setup.list_id])
     at.run()
