@@ -187,7 +187,9 @@ def ab_review_section(review: dict[str, Any]) -> None:
     )
     cols[1].metric("Winner rule", review["rule_name"].capitalize())
     cols[2].metric("Waiting time", _wait(review["wait_minutes"]))
-    cols[3].metric("Probability to be best", "–" if manual else f"{review['min_confidence']:.0%}")
+    cols[3].metric(
+        "Minimum probability to be best", "–" if manual else f"{review['min_confidence']:.0%}"
+    )
     who = f"for {review['sample']}" if review["sample"] else "for a sample contact"
     st.caption(f"Subjects as they will read, rendered {md(who)}:")
     for row in review["variants"]:

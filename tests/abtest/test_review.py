@@ -121,7 +121,7 @@ def test_review_section_shows_settings_subjects_and_the_warning(session, backend
         "Test share": "10%",
         "Winner rule": "Click rate",
         "Waiting time": "1 day 2 hours",
-        "Probability to be best": "90%",
+        "Minimum probability to be best": "90%",
     }
     shown = "\n".join(m.value for m in at.markdown)
     assert "**Variant A:** Hi Ana \\[click\\]\\(https\\:\\/\\/evil\\.example\\)" in shown  # escaped

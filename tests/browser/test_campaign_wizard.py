@@ -120,6 +120,10 @@ def test_recipients_union_and_the_ab_review_in_the_browser(live_app, page):
         "7 to 8 per variant: below 100, no automatic winner will be declared; raise the test "
         "share or choose manual."
     )
+    # The preview below follows the chosen variant, for the first recipient.
+    expect(_fresh(page).get_by_test_id("stText")).to_have_text("Hello Ana")
+    page.get_by_text("Variant B", exact=True).click()
+    expect(_fresh(page).get_by_test_id("stText")).to_have_text("Ana, spring is here")
     main = page.get_by_test_id("stMain").inner_text()
     assert "{{" not in main and "Recipients: 305" in main
     with session_scope() as s:
