@@ -13,6 +13,7 @@ from core import abtest
 from core.campaigns import service as campaigns
 from core.campaigns.audience import (
     count_recipients,
+    first_recipient,
     picked_contacts,
     sample_recipients,
 )
@@ -268,8 +269,14 @@ def template_step(campaign_id: int, state: dict) -> None:
         if done:
             next_step(3)
     if picked:
-        with shows_errors(), db() as session:
-            show_rendered(campaigns.preview(session, actor(), campaign_id, template_id=picked))
+        with shows_errors(), read_db() as session:
+            # For the first recipient, as the review shows it (a placeholder when none).
+            first = first_recipient(session, actor(), state["audience"])
+            show_rendered(
+                campaigns.preview(
+                    session, actor(), campaign_id, first.id if first else None, template_id=picked
+                )
+            )
 
 
 def review_step(campaign_id: int, state: dict) -> None:

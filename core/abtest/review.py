@@ -33,8 +33,8 @@ def sample_size_warning(recipients: int, test_share: int, variants: int, rule: s
     The automatic winner needs `MIN_SAMPLE` recipients counted per variant
     (core.abtest.statistics.decide); the split is `core.campaigns.split.split_sizes`, the
     one sending uses, so the numbers here are the ones the test will start with."""
-    if variants < MIN_VARIANTS:
-        return None
+    if variants < MIN_VARIANTS or recipients <= 0:
+        return None  # nobody chosen yet: the review says so among the reasons not to send
     sizes, _held = split_sizes(recipients, test_share, variants)
     if min(sizes) < 1:
         return (

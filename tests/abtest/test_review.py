@@ -99,7 +99,8 @@ def test_review_with_nobody_chosen_uses_the_placeholder_and_names_a_broken_subje
     assert review["recipients"] == 0 and review["sample"] == ""
     assert review["variants"][0]["subject"] == "Subject A"
     assert review["variants"][1]["subject"] == "" and review["variants"][1]["error"]
-    assert "sending would fail" in review["warning"]  # nobody to split
+    assert review["warning"] is None  # nobody to split yet: "no recipients" says it
+    assert "sending would fail" in abtest.sample_size_warning(1, 100, 2, "manual")
 
     abtest.remove_ab_test(session, actor, campaign.id)
     assert abtest.ab_review(session, actor, campaign.id) is None  # a plain campaign
