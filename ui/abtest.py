@@ -1,7 +1,8 @@
 """A/B test parts of the campaign wizard and the report: pure render functions over data.
 
-pages/campaigns.py calls `ab_settings_section` in the wizard and passes the dict it returns
-to `core.abtest.configure_ab_test`; pages/reports.py calls `ab_report_section` with
+The wizard (ui/campaign_wizard.py) calls `ab_settings_section` in its template step and passes
+the dict it returns to `core.abtest.configure_ab_test`, and `ab_review_section` with
+`core.abtest.ab_review(...)` in its review step; pages/reports.py calls `ab_report_section` with
 `core.abtest.ab_report(...)` and, when it returns a variant id, calls
 `core.abtest.choose_winner_manually`. Nothing here touches the database.
 """
@@ -14,6 +15,9 @@ from typing import Any
 import plotly.graph_objects as go
 import streamlit as st
 
+from core.abtest import sample_size_warning
+from core.abtest.review import per_variant_text
+from core.campaigns.split import split_sizes
 from ui.text import md
 
 SHARES = [5, 10, 15, 20, 25, 30, 35, 40, 45, 50, 100]
@@ -36,8 +40,12 @@ def ab_settings_section(
     default_from_name: str = "",
     suggest: Suggest | None = None,
     key: str = "ab",
+    recipients: int | None = None,
 ) -> dict[str, Any] | None:
-    """The wizard's A/B section; returns the settings dict, or None when A/B is off."""
+    """The wizard's A/B section; returns the settings dict, or None when A/B is off.
+
+    With `recipients` (the audience's count) it says how many each variant gets and warns
+    when that is too few for an automatic winner."""
     on = st.toggle(
         "A/B test this campaign",
         value=current is not None,
@@ -131,13 +139,20 @@ def ab_settings_section(
         key=f"{key}_confidence",
         disabled=rule == "manual",
     )
+    sizes = ""
+    if recipients is not None:
+        sizes = f" ({per_variant_text(split_sizes(recipients, int(share), count)[0])})"
     if share < 100:
         st.caption(
-            f"Each variant goes to {share / count:.1f}% of the audience; "
+            f"Each variant goes to {share / count:.1f}% of the audience{sizes}; "
             f"{100 - share}% wait for the winner."
         )
     else:
-        st.caption("Every recipient gets one of the variants; nobody waits for a winner.")
+        st.caption(f"Every recipient gets one of the variants{sizes}; nobody waits for a winner.")
+    if recipients is not None and (
+        warning := sample_size_warning(recipients, int(share), count, rule)
+    ):
+        st.warning(md(warning))
     settings: dict[str, Any] = {
         "variants": chosen,
         "test_share": int(share),
@@ -148,6 +163,49 @@ def ab_settings_section(
     if current.get("seed"):
         settings["seed"] = current["seed"]
     return settings
+
+
+def _wait(minutes: int) -> str:
+    days, hours = divmod(minutes // 60, 24)
+    parts = [f"{days} day{'s' if days != 1 else ''}"] if days else []
+    if hours or not days:
+        parts.append(f"{hours} hour{'s' if hours != 1 else ''}")
+    return " ".join(parts)
+
+
+def ab_review_section(review: dict[str, Any]) -> None:
+    """The review step's A/B part (`core.abtest.ab_review`): the settings, each variant as
+    its recipients will see it, and the warning when no automatic winner is possible."""
+    st.subheader("A/B test")
+    share = review["test_share"]
+    manual = review["winner_rule"] == "manual"
+    cols = st.columns(4)
+    cols[0].metric(
+        "Test share",
+        f"{share}%" if share < 100 else "100% (compare only)",
+        help=None if share >= 100 else f"{review['held']:,} recipients wait for the winner.",
+    )
+    cols[1].metric("Winner rule", review["rule_name"].capitalize())
+    cols[2].metric("Waiting time", _wait(review["wait_minutes"]))
+    cols[3].metric(
+        "Minimum probability to be best", "–" if manual else f"{review['min_confidence']:.0%}"
+    )
+    who = f"for {review['sample']}" if review["sample"] else "for a sample contact"
+    st.caption(f"Subjects as they will read, rendered {md(who)}:")
+    for row in review["variants"]:
+        subject = (
+            f":red[does not render: {md(row['error'])}]" if row["error"] else md(row["subject"])
+        )
+        details = [f"{row['recipients']:,} recipients"]
+        if row["from_name"]:
+            details.append(f"from {md(row['from_name'])}")
+        if row["template"]:
+            details.append(f"template {md(row['template'])}")
+        st.markdown(f"**Variant {row['label']}:** {subject}  \n" + " · ".join(details))
+    if share < 100:
+        st.caption(f"{review['held']:,} recipients wait for the winner.")
+    if review["warning"]:
+        st.warning(md(review["warning"]))
 
 
 def _pct(value: float) -> str:

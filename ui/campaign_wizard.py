@@ -11,13 +11,19 @@ import streamlit as st
 
 from core import abtest
 from core.campaigns import service as campaigns
-from core.campaigns.audience import count_recipients
+from core.campaigns.audience import (
+    count_recipients,
+    first_recipient,
+    picked_contacts,
+    sample_recipients,
+)
 from core.contacts.service import search_contacts
 from core.content import ai
 from core.content.rendering import Rendered
+from core.models import Contact
 from core.models.statuses import EDITABLE
 from core.sending import pipeline as sending
-from ui.abtest import ab_settings_section
+from ui.abtest import ab_review_section, ab_settings_section
 from ui.actions import act, arm, ask_first, flash
 from ui.preview import show_email
 from ui.state import actor, db, read_db, shows_errors
@@ -25,6 +31,7 @@ from ui.text import md
 
 STEPS = ["1. Setup", "2. Recipients", "3. Template", "4. Review"]
 ZONES = sorted(available_timezones())
+PICKER_RESULTS = 20
 
 
 def open_wizard(campaign_id: int | None, step: int = 0) -> None:
@@ -101,67 +108,57 @@ def setup_step(campaign_id: int, state: dict) -> None:
             next_step(1)
 
 
+EVERYONE = "All subscribed contacts"
+CHOSEN = "Lists, a segment or specific contacts"
+
+
 def recipients_step(campaign_id: int, state: dict) -> None:
     audience = state["audience"]
     with read_db() as session:
         lists = campaigns.list_choices(session, actor())
         segments = campaigns.segment_choices(session, actor())
-    modes = ["All subscribed contacts", "Lists", "Chosen contacts"]
-    if segments is not None:
-        modes.insert(2, "Segment")
-    current = (
-        "All subscribed contacts"
-        if audience.get("all")
-        else "Segment"
-        if audience.get("segment_id") and segments is not None
-        else "Chosen contacts"
-        if audience.get("contact_ids")
-        else "Lists"
+    modes = [EVERYONE, CHOSEN]
+    mode = st.radio(
+        "Who receives it",
+        modes,
+        index=0 if audience.get("all") else 1,
+        horizontal=True,
+        help="Lists, the segment and the specific contacts add up; a contact in several of "
+        "them gets one copy.",
     )
-    mode = st.radio("Who receives it", modes, index=modes.index(current), horizontal=True)
-    chosen: dict = {"all": mode == "All subscribed contacts"}
-    if mode == "Lists":
-        by_id = {i: f"{n} ({m} members)" for i, n, m in lists}
-        chosen["list_ids"] = st.multiselect(
+    chosen: dict = {"all": mode == EVERYONE}
+    if mode == CHOSEN:
+        left, right = st.columns(2)
+        by_id = {i: f"{n} ({m:,} members)" for i, n, m in lists}
+        chosen["list_ids"] = left.multiselect(
             "Lists",
             list(by_id),
             default=[i for i in audience.get("list_ids", []) if i in by_id],
             format_func=by_id.get,
+            placeholder="No list",
         )
-    elif mode == "Segment":
-        by_id = dict(segments or [])
-        ids = list(by_id)
-        default = audience.get("segment_id")
-        chosen["segment_id"] = st.selectbox(
-            "Segment",
-            ids,
-            index=ids.index(default) if default in ids else None,
-            format_func=by_id.get,
-        )
-    elif mode == "Chosen contacts":
-        query = st.text_input("Find contacts (email or name starts with)")
-        with read_db() as session:
-            found = {c.id: c.email for c in search_contacts(session, actor(), query, 50)}
-            for cid in audience.get("contact_ids", []):
-                if cid not in found:
-                    from core.contacts.service import get_contact
-
-                    found[cid] = get_contact(session, actor(), cid).email
-        chosen["contact_ids"] = st.multiselect(
-            "Contacts",
-            list(found),
-            default=audience.get("contact_ids", []),
-            format_func=found.get,
-        )
+        if segments is not None:
+            names = dict(segments)
+            default = audience.get("segment_id")
+            chosen["segment_id"] = right.selectbox(
+                "Segment",
+                list(names),
+                index=list(names).index(default) if default in names else None,
+                format_func=names.get,
+                placeholder="No segment",
+            )
+        chosen["contact_ids"] = contact_picker(campaign_id, audience.get("contact_ids", []))
     with read_db() as session:
         counts = count_recipients(session, actor(), chosen)
     st.metric("Will receive it", f"{counts['recipients']:,}")
     st.caption(
         f"{counts['chosen']:,} chosen; unsubscribed, bounced, complained and suppressed "
-        "addresses are left out, and a contact in several lists gets one copy."
+        "addresses are left out, and a contact in more than one list, the segment or the "
+        "specific contacts gets one copy."
     )
     back, save = st.columns(2)
     if back.button("Back"):
+        st.session_state.pop(f"cw_picks_{campaign_id}", None)
         next_step(0)
     if save.button("Save, next: template", type="primary"):
         done = False
@@ -169,7 +166,54 @@ def recipients_step(campaign_id: int, state: dict) -> None:
             campaigns.update_audience(session, actor(), campaign_id, chosen)
             done = True
         if done:
+            st.session_state.pop(f"cw_picks_{campaign_id}", None)
             next_step(2)
+
+
+def _contact_label(contact: Contact) -> str:
+    name = " ".join(p for p in (contact.first_name, contact.last_name) if p)
+    label = f"{name} <{contact.email}>" if name else contact.email
+    if contact.status != "subscribed":
+        label += f" ({contact.status}: will not receive it)"
+    return label
+
+
+def contact_picker(campaign_id: int, saved: list[int]) -> list[int]:
+    """Specific contacts: search by email or name, pick from the results; the picks stay
+    (as removable chips) while the search changes."""
+    picks_key = f"cw_picks_{campaign_id}"
+    picks: list[int] = st.session_state.setdefault(picks_key, list(saved))
+    st.markdown("**Specific contacts**")
+    query = st.text_input(
+        "Find contacts",
+        placeholder="Email address or name (starts with)",
+        key=f"cw_find_{campaign_id}",
+    )
+    with read_db() as session:
+        labels = {c.id: _contact_label(c) for c in picked_contacts(session, actor(), picks)}
+        found = search_contacts(session, actor(), query, PICKER_RESULTS) if query.strip() else []
+        for contact in found:
+            labels.setdefault(contact.id, _contact_label(contact))
+    if query.strip():
+        st.caption(
+            f"{len(found)} found"
+            + (f" (the first {PICKER_RESULTS})" if len(found) == PICKER_RESULTS else "")
+            + ": open the list below to pick."
+            if found
+            else "Nobody found: an address or a first or last name that starts with it."
+        )
+    # The widget's identity follows its options, so it is rebuilt with the picks as its value
+    # whenever the search changes: picks made under an earlier search stay.
+    chosen = st.multiselect(
+        "Chosen contacts",
+        list(labels),
+        default=[i for i in picks if i in labels],
+        format_func=lambda i: labels[i],
+        placeholder="Search above, then pick",
+    )
+    if chosen != picks:
+        st.session_state[picks_key] = list(chosen)
+    return list(chosen)
 
 
 def show_rendered(rendered: Rendered) -> None:
@@ -199,6 +243,7 @@ def template_step(campaign_id: int, state: dict) -> None:
     )
     with read_db() as session:
         current_ab = abtest.ab_settings(session, actor(), campaign_id)
+        recipients = count_recipients(session, actor(), state["audience"])["recipients"]
     ab = ab_settings_section(
         {i: n for i, n, _s in templates},
         current_ab,
@@ -207,6 +252,7 @@ def template_step(campaign_id: int, state: dict) -> None:
         default_from_name=state["from_name"],
         suggest=suggest_subjects if ai.is_configured() else None,
         key=f"ab{campaign_id}",
+        recipients=recipients,
     )
     back, save = st.columns(2)
     if back.button("Back"):
@@ -223,39 +269,51 @@ def template_step(campaign_id: int, state: dict) -> None:
         if done:
             next_step(3)
     if picked:
-        with shows_errors(), db() as session:
-            show_rendered(campaigns.preview(session, actor(), campaign_id, template_id=picked))
+        with shows_errors(), read_db() as session:
+            # For the first recipient, as the review shows it (a placeholder when none).
+            first = first_recipient(session, actor(), state["audience"])
+            show_rendered(
+                campaigns.preview(
+                    session, actor(), campaign_id, first.id if first else None, template_id=picked
+                )
+            )
 
 
 def review_step(campaign_id: int, state: dict) -> None:
-    with db() as session:
+    with read_db() as session:
         campaign = campaigns.get_campaign(session, actor(), campaign_id)
         problems = campaigns.problems(session, actor(), campaign)
         counts = count_recipients(session, actor(), state["audience"])
-        sample = search_contacts(session, actor(), "", 20)
+        sample = sample_recipients(session, actor(), state["audience"], 20)
+        review = abtest.ab_review(session, actor(), campaign_id)
     sender = f"{state['from_name']} <{state['from_email']}>"
-    st.markdown(
-        f"**From:** {sender}  \n**Subject:** {state['subject']}  \n"
-        f"**Recipients:** {counts['recipients']:,}  \n"
+    lines = [f"**From:** {md(sender)}"]
+    if review is None:
+        lines.append(f"**Subject:** {md(state['subject'])}")
+    lines += [
+        f"**Recipients:** {counts['recipients']:,}",
         f"**Tracking:** opens {'on' if state['track_opens'] else 'off'}, "
-        f"clicks {'on' if state['track_clicks'] else 'off'}"
-    )
-    if len(campaign_variants := state.get("variants", [])) > 1:
-        st.markdown(
-            "**A/B test:** "
-            + " · ".join(f"{label}: {subject}" for label, subject in campaign_variants)
-        )
+        f"clicks {'on' if state['track_clicks'] else 'off'}",
+    ]
+    st.markdown("  \n".join(lines))
     for problem in problems:
         st.warning(f"Cannot send: {md(problem)}.")
+    variant_id = None
+    if review is not None:
+        ab_review_section(review)
+        by_label = {row["label"]: row["id"] for row in review["variants"]}
+        label = st.radio(
+            "Preview variant", list(by_label), horizontal=True, format_func="Variant {}".format
+        )
+        variant_id = by_label[label]
+    by_id = {c.id: c.email for c in sample}
     who = st.selectbox(
         "Preview for",
-        [None, *[c.id for c in sample]],
-        format_func=lambda i: (
-            "a sample" if i is None else next(c.email for c in sample if c.id == i)
-        ),
+        list(by_id) or [None],
+        format_func=lambda i: "a sample contact (nobody is chosen yet)" if i is None else by_id[i],
     )
-    with shows_errors(), db() as session:
-        show_rendered(campaigns.preview(session, actor(), campaign_id, who))
+    with shows_errors(), read_db() as session:
+        show_rendered(campaigns.preview(session, actor(), campaign_id, who, variant_id=variant_id))
     with st.form("test_send"):
         to = st.text_input("Send a test to")
         if st.form_submit_button("Send test"):

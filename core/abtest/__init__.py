@@ -23,7 +23,8 @@ sent (`sent` or `uncertain`) minus those that bounced, so bounces do not punish 
 
 Modules: `settings` (variants and rules on a draft), `statistics` (pure functions),
 `figures` (per-variant counts from the ledger), `lifecycle` (decide and release),
-`report` (the report's A/B section). The split itself is `core.campaigns.split` (the
+`report` (the report's A/B section), `review` (the wizard's review of a test before it is
+sent: rendered subjects, the split, whether an automatic winner is possible). The split itself is `core.campaigns.split` (the
 snapshot needs it). This module is the interface pages, the worker and tests use.
 
 May import: everything below it, `core.campaigns` included; never `core.sending`.
@@ -41,6 +42,7 @@ from core.abtest.lifecycle import (
     wait_ends_at,
 )
 from core.abtest.report import ab_report
+from core.abtest.review import ab_review, sample_size_warning
 from core.abtest.settings import (
     AIUnavailable,
     ab_settings,
@@ -55,6 +57,7 @@ __all__ = [
     "RELEASE_TASK",
     "AIUnavailable",
     "ab_report",
+    "ab_review",
     "ab_settings",
     "choose_winner_manually",
     "configure_ab_test",
@@ -67,6 +70,7 @@ __all__ = [
     "release_rest",
     "remove_ab_test",
     "run_due_tests",
+    "sample_size_warning",
     "suggest_subject_variants",
     "two_proportion_p_value",
     "validate_settings",

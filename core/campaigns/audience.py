@@ -16,6 +16,7 @@ from sqlalchemy import (
     Integer,
     Select,
     and_,
+    case,
     cast,
     exists,
     false,
@@ -96,17 +97,53 @@ def recipients_query(session: Session, workspace_id: int, audience: dict[str, An
 
 
 def count_recipients(session: Session, actor: Actor, audience: dict[str, Any]) -> dict[str, int]:
-    """How many are chosen, and how many of them will receive it."""
+    """How many are chosen, and how many of them will receive it: one query.
+
+    "recipients" is exactly what `snapshot` writes to the ledger (the same conditions),
+    so the wizard's count is the number of messages a send starts with."""
     actor.require("read")
     ws = actor.workspace_id
-    chosen = _chosen(session, ws, audience)
-    total = session.scalar(
-        select(func.count()).select_from(Contact).where(Contact.workspace_id == ws, chosen)
+    row = session.execute(
+        select(func.count(), func.count(case((eligible(), 1))))
+        .select_from(Contact)
+        .where(Contact.workspace_id == ws, _chosen(session, ws, audience))
+    ).one()
+    return {"chosen": int(row[0] or 0), "recipients": int(row[1] or 0)}
+
+
+def first_recipient(session: Session, actor: Actor, audience: dict[str, Any]) -> Contact | None:
+    """The recipient with the lowest id: the sample a review renders for (None: nobody)."""
+    actor.require("read")
+    if is_empty(audience):
+        return None
+    query = recipients_query(session, actor.workspace_id, audience).with_only_columns(Contact)
+    return session.scalars(query.order_by(Contact.id).limit(1)).first()
+
+
+def sample_recipients(
+    session: Session, actor: Actor, audience: dict[str, Any], limit: int = 20
+) -> list[Contact]:
+    """The first `limit` recipients by id, for "preview for" pickers."""
+    actor.require("read")
+    if is_empty(audience):
+        return []
+    query = recipients_query(session, actor.workspace_id, audience).with_only_columns(Contact)
+    return list(session.scalars(query.order_by(Contact.id).limit(limit)))
+
+
+def picked_contacts(session: Session, actor: Actor, contact_ids: list[int]) -> list[Contact]:
+    """The workspace's contacts among `contact_ids` (one query), by email."""
+    actor.require("read")
+    ids = sorted({int(i) for i in contact_ids})
+    if not ids:
+        return []
+    return list(
+        session.scalars(
+            select(Contact)
+            .where(Contact.workspace_id == actor.workspace_id, Contact.id.in_(ids))
+            .order_by(Contact.email)
+        )
     )
-    receiving = session.scalar(
-        select(func.count()).select_from(recipients_query(session, ws, audience).subquery())
-    )
-    return {"chosen": int(total or 0), "recipients": int(receiving or 0)}
 
 
 def snapshot(session: Session, campaign: Campaign) -> int:

@@ -373,7 +373,7 @@ def variable_names(session: Session, actor: Actor) -> list[str]:
     return [*STANDARD_VARIABLES, *(f"custom_fields.{k}" for k in keys), *SYSTEM_VARIABLES]
 
 
-def _content(session: Session, variant: Variant) -> tuple[str, str, str | None]:
+def content_of(session: Session, variant: Variant) -> tuple[str, str, str | None]:
     """(subject, html, text): the snapshot once sending started, else the template's."""
     if variant.html:
         return variant.subject, variant.html, variant.text
@@ -404,16 +404,22 @@ def preview(
     campaign_id: int,
     contact_id: int | None = None,
     template_id: int | None = None,
+    variant_id: int | None = None,
 ) -> Rendered:
-    """The campaign rendered for one contact (or a placeholder), optionally with another
-    template (the wizard previews a choice before it is saved)."""
+    """The campaign (its first variant, or `variant_id`) rendered for one contact (or a
+    placeholder), optionally with another template (the wizard previews a choice before it
+    is saved)."""
     campaign = get_campaign(session, actor, campaign_id)
     contact = None
     if contact_id is not None:
         contact = session.get(Contact, contact_id)
         if contact is None or contact.workspace_id != actor.workspace_id:
             raise NotFound("No such contact in this workspace.")
-    subject, html, text = _content(session, campaign.variants[0])
+    wanted = campaign.variants[0].id if variant_id is None else variant_id
+    variant = next((v for v in campaign.variants if v.id == wanted), None)
+    if variant is None:
+        raise NotFound("No such variant in this campaign.")
+    subject, html, text = content_of(session, variant)
     if template_id is not None:
         template = session.get(Template, template_id)
         if template is None or template.workspace_id != actor.workspace_id:
@@ -428,7 +434,7 @@ def problems(session: Session, actor: Actor, campaign: Campaign) -> list[str]:
     """Why this campaign cannot be sent (empty when it can)."""
     found: list[str] = []
     variant = campaign.variants[0] if campaign.variants else None
-    subject, html, text = _content(session, variant) if variant else ("", "", None)
+    subject, html, text = content_of(session, variant) if variant else ("", "", None)
     if not subject.strip():
         found.append("it has no subject")
     if not html.strip():
@@ -441,11 +447,7 @@ def problems(session: Session, actor: Actor, campaign: Campaign) -> list[str]:
         found.append("none of the chosen contacts can receive it (unsubscribed or suppressed)")
     if subject.strip() and html.strip():
         try:
-            first = session.scalars(
-                audiences.recipients_query(session, actor.workspace_id, campaign.audience)
-                .with_only_columns(Contact)
-                .limit(1)
-            ).first()
+            first = audiences.first_recipient(session, actor, campaign.audience)
             compile_template(subject, html, text).render(sample_variables(session, campaign, first))
         except TemplateProblem as exc:
             found.append(f"the template does not render ({exc})")
