@@ -182,15 +182,25 @@ with profile_tab:
         new_name = st.text_input("Your name", my_name)
         if st.form_submit_button("Save name"):
             act(lambda s: auth.update_profile(s, me, new_name), "Saved your name.")
-    # clear_on_submit: the passwords are not left in the fields after a change.
+    # The passwords never stay in the fields: cleared by the browser on submit, and their
+    # state dropped after a change.
     with st.form("password", clear_on_submit=True):
-        current_pw = st.text_input("Current password", type="password")
-        new_pw = st.text_input("New password", type="password", help=auth.PASSWORD_RULE)
-        if st.form_submit_button("Change password"):
-            with shows_errors(), db() as session:
-                auth.change_password(session, me, current_pw, new_pw)
-                st.session_state["mw_signed_in_at"] = clock.now().timestamp()
-                st.success("Password changed; your other sessions are signed out.")
+        current_pw = st.text_input("Current password", type="password", key="pw_current")
+        new_pw = st.text_input(
+            "New password", type="password", help=auth.PASSWORD_RULE, key="pw_new"
+        )
+        change = st.form_submit_button("Change password")
+    if change:
+        changed = act(
+            lambda s: auth.change_password(s, me, current_pw, new_pw),
+            "Password changed; your other sessions are signed out.",
+            rerun=False,
+        )
+        if changed is not None:
+            st.session_state["mw_signed_in_at"] = clock.now().timestamp()
+            for key in ("pw_current", "pw_new"):
+                st.session_state.pop(key, None)
+            st.rerun()
     st.divider()
     st.caption(
         "Signed in on another computer, or lost one? End every session of yours, this one too."
