@@ -151,13 +151,21 @@ with users_tab:
                 lambda s: auth.invite_user(s, me, email, role),
                 f"Invitation sent to {email.strip()}.",
             )
-        others = {uid: (e, r) for uid, e, _, r, _ in users if uid != me.user_id}
-        if others:
+        # Everyone else first, then yourself: an owner may hand over and step down (core
+        # refuses to leave the workspace without an owner, and says so).
+        members = {uid: (e, r) for uid, e, _, r, _ in users if uid != me.user_id}
+        members |= {uid: (e, r) for uid, e, _, r, _ in users if uid == me.user_id}
+        if members:
             st.subheader("Change a role or remove a user")
             who = st.selectbox(
-                "User", list(others), format_func=lambda uid: f"{others[uid][0]} ({others[uid][1]})"
+                "User",
+                list(members),
+                format_func=lambda uid: (
+                    f"{members[uid][0]} ({members[uid][1]})"
+                    + (" · you" if uid == me.user_id else "")
+                ),
             )
-            who_email, who_role = others[who]
+            who_email, who_role = members[who]
             new_role = st.selectbox("New role", ROLES, index=ROLES.index(who_role))
             c1, c2, _ = st.columns([1, 1, 4])
             if c1.button("Change role", disabled=new_role == who_role):
@@ -165,7 +173,14 @@ with users_tab:
                     lambda s: auth.change_role(s, me, who, new_role),
                     f"{who_email} is now {new_role}.",
                 )
-            if c2.button("Remove user"):
+            yourself = who == me.user_id
+            if c2.button(
+                "Remove user",
+                disabled=yourself,
+                help="You cannot remove yourself: another owner or admin can."
+                if yourself
+                else None,
+            ):
                 arm(f"confirm_remove_{who}")
             if ask_first(
                 f"confirm_remove_{who}",

@@ -99,3 +99,17 @@ def test_settings_say_where_mail_goes(live_db):
     assert "Mail goes to the local outbox" in texts(at)
     assert "nothing leaves this machine" in texts(at)
     assert any("Production: PostgreSQL, Redis and SES" in e.label for e in at.expander)
+
+
+def test_the_last_owner_cannot_step_down(live_db):
+    owner = seed_user()
+    at = _settings(owner)
+    # Alone in the workspace: the list holds only yourself.
+    assert list(by_label(at.selectbox, "User").options) == [f"{owner} (owner) · you"]
+    assert by_label(at.button, "Remove user").disabled
+    by_label(at.selectbox, "New role").set_value("admin").run()
+    by_label(at.button, "Change role").click().run()
+    assert not at.exception, at.exception
+    assert "only owner" in texts(at) and "make someone else owner first" in texts(at)
+    with session_scope() as session:
+        assert auth.get_user_by_email(session, owner).role == "owner"
