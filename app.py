@@ -45,7 +45,9 @@ def private_pages(signed_in: bool) -> list[st.Page]:
     return pages
 
 
-st.set_page_config(page_title="Mailwright", page_icon=":material/mail:", layout="wide")
+st.set_page_config(
+    page_title="Mailwright", page_icon="ui/assets/mailwright-icon.png", layout="wide"
+)
 
 actor = authenticate()
 

@@ -27,7 +27,33 @@ asked = st.session_state.pop("report_campaign_id", None)
 if asked in labels:
     st.session_state["report_campaign"] = asked
 
-report_tab, compare_tab = st.tabs(["Campaign report", "Compare campaigns"])
+# A key keeps the chosen tab across reruns (picking campaigns to compare used to jump
+# back to the first tab); "rerun" lets a hidden tab skip its work.
+report_tab, compare_tab = st.tabs(
+    ["Campaign report", "Compare campaigns"], key="report_tabs", on_change="rerun"
+)
+TRACKING = {
+    "own": "Mailwright's own tracking pixel and links",
+    "ses": "SES event publishing",
+}
+RECIPIENT_COLUMNS = {
+    key: st.column_config.Column(label) for key, label in analytics.RECIPIENT_LABELS.items()
+}
+RECIPIENT_COLUMNS["sent_at"] = st.column_config.DatetimeColumn(
+    analytics.RECIPIENT_LABELS["sent_at"], format="YYYY-MM-DD HH:mm"
+)
+DOMAIN_COLUMNS = {
+    "domain": st.column_config.TextColumn("Recipient domain"),
+    "recipients": st.column_config.NumberColumn("Recipients", format="localized"),
+    "sent": st.column_config.NumberColumn("Sent", format="localized"),
+    "delivered": st.column_config.NumberColumn("Delivered", format="localized"),
+    "bounces": st.column_config.NumberColumn("Bounced", format="localized"),
+    "complaints": st.column_config.NumberColumn("Spam complaints", format="localized"),
+    "unique_opens": st.column_config.NumberColumn("People who opened", format="localized"),
+    "unique_clicks": st.column_config.NumberColumn("People who clicked", format="localized"),
+    "open_rate": st.column_config.NumberColumn("Open rate", format="percent"),
+    "bounce_rate": st.column_config.NumberColumn("Bounce rate", format="percent"),
+}
 
 
 def pct(value: float | None) -> str:
@@ -47,49 +73,90 @@ with report_tab:
         with read_db() as session, shows_errors():
             report = analytics.campaign_report(session, me, campaign_id)
             f = report.figures
-            st.session_state["report_recipients"] = (campaign_id, f.recipients)
+            st.session_state["report_recipients"] = (
+                campaign_id,
+                f.recipients,
+                f.delivered_estimated,
+            )
             if f.is_live:
                 st.caption(":material/autorenew: Sending: this report refreshes every 5 seconds.")
             row = st.columns(6)
-            row[0].metric("Recipients", f"{f.recipients:,}")
+            row[0].metric("Recipients", f"{f.recipients:,}", help="People this campaign is for.")
             row[1].metric(
-                "Sent", f"{f.sent:,}", help=f"{f.uncertain:,} uncertain (worker died mid-send)"
+                "Sent",
+                f"{f.sent:,}",
+                help="Handed to the mail service. "
+                + (
+                    f"{f.uncertain:,} of them not confirmed: a worker stopped mid-send, so "
+                    "they may have gone out twice."
+                    if f.uncertain
+                    else "All confirmed."
+                ),
             )
             row[2].metric(
-                "Delivered" + (" (estimated)" if f.delivered_estimated else ""),
+                "Delivered",
                 f"{f.delivered:,}",
-                help="The transport reports no deliveries: sent minus bounces."
+                delta="estimated" if f.delivered_estimated else None,
+                delta_color="off",
+                delta_arrow="off",
+                help="This transport reports no deliveries, so this is an estimate: sent "
+                "minus bounced."
                 if f.delivered_estimated
-                else None,
+                else "Accepted by the recipient's mail server.",
             )
-            row[3].metric("Unique opens", f"{f.unique_opens:,}", help=f"total {f.total_opens:,}")
-            row[4].metric("Unique clicks", f"{f.unique_clicks:,}", help=f"total {f.total_clicks:,}")
-            row[5].metric("Failed", f"{f.failed:,}")
+            row[3].metric(
+                "Unique opens",
+                f"{f.unique_opens:,}",
+                help=f"People who opened the email ({f.total_opens:,} opens in all).",
+            )
+            row[4].metric(
+                "Unique clicks",
+                f"{f.unique_clicks:,}",
+                help=f"People who clicked a link ({f.total_clicks:,} clicks in all).",
+            )
+            row[5].metric(
+                "Failed", f"{f.failed:,}", help="Could not be sent; the reason is in the table."
+            )
             row = st.columns(6)
-            row[0].metric("Total opens", f"{f.total_opens:,}")
+            row[0].metric("Total opens", f"{f.total_opens:,}", help="Every open, repeats too.")
             row[1].metric(
-                "Machine opens",
+                "Automatic opens",
                 f"{f.machine_opens:,}",
-                help="prefetchers and image proxies, not counted as opens",
+                help="Opens by mail prefetchers and image proxies (Apple Mail Privacy "
+                "Protection, Gmail's image proxy, scanners): not people, not counted as opens.",
             )
-            row[2].metric("Total clicks", f"{f.total_clicks:,}")
-            row[3].metric("Hard / soft bounces", f"{f.hard_bounces:,} / {f.soft_bounces:,}")
-            row[4].metric("Complaints", f"{f.complaints:,}")
+            row[2].metric("Total clicks", f"{f.total_clicks:,}", help="Every click, repeats too.")
+            row[3].metric(
+                "Hard / soft bounces",
+                f"{f.hard_bounces:,} / {f.soft_bounces:,}",
+                help="Hard: the address does not exist (it is never mailed again). Soft: "
+                "refused for now (full mailbox, server down).",
+            )
+            row[4].metric(
+                "Spam complaints",
+                f"{f.complaints:,}",
+                help="Recipients who marked the email as spam (the address is never mailed again).",
+            )
             row[5].metric("Unsubscribes", f"{f.unsubscribes:,}")
             rates = f.rates
-            st.dataframe(
+            # A table that wraps: the explanations are sentences, not cells to scroll.
+            st.table(
                 [
                     {
-                        "rate": name.replace("_", " ").capitalize(),
-                        "value": pct(rates[name]),
-                        "definition": text,
+                        "Rate": analytics.RATE_LABELS[name],
+                        "Value": pct(rates[name]),
+                        "Counted as": text,
+                        "What it tells you": analytics.RATE_HELP[name],
                     }
                     for name, text in analytics.RATE_DEFINITIONS.items()
                 ],
                 hide_index=True,
+                border="horizontal",
             )
             st.caption(
-                f"Opens and clicks are counted from the **{f.tracking_source}** tracking source."
+                "Opens and clicks are counted from "
+                f"{TRACKING.get(f.tracking_source, f.tracking_source)} (Settings → Sending "
+                "identity)."
             )
             left, right = st.columns(2)
             left.plotly_chart(charts.outcome_split(f), key="outcome")
@@ -114,7 +181,7 @@ with report_tab:
     domains = rollups.campaign_domains(me.workspace_id, campaign_id)
     if domains:
         with st.expander("By recipient domain (from the rollups, refreshed every few minutes)"):
-            st.dataframe(domains, hide_index=True)
+            st.dataframe(domains, hide_index=True, column_config=DOMAIN_COLUMNS)
 
     st.subheader("Recipients")
     cols = st.columns([3, 2, 1])
@@ -124,6 +191,7 @@ with report_tab:
     )
     page_no = cols[2].number_input("Page", min_value=1, value=1, step=1)
     known = st.session_state.get("report_recipients")
+    known = known if known and known[0] == campaign_id else None
     with db() as session, shows_errors():
         rows, total = analytics.recipients_page(
             session,
@@ -133,12 +201,18 @@ with report_tab:
             status=None if status_filter == "all" else status_filter,
             limit=50,
             offset=(int(page_no) - 1) * 50,
-            known_total=known[1] if known and known[0] == campaign_id else None,
+            known_total=known[1] if known else None,
         )
         st.caption(
             f"{total:,} recipients match; showing page {page_no} of {max(1, -(-total // 50))}."
         )
-        st.dataframe([r.__dict__ for r in rows], hide_index=True)
+        columns = dict(RECIPIENT_COLUMNS)
+        if known and known[2]:
+            columns["delivered"] = st.column_config.CheckboxColumn(
+                "Delivered (estimated)",
+                help="This transport reports no deliveries: sent and not bounced.",
+            )
+        st.dataframe([r.__dict__ for r in rows], hide_index=True, column_config=columns)
     if st.button("Prepare CSV export"):
         with db() as session, shows_errors():
             st.session_state["report_csv"] = (
@@ -164,8 +238,17 @@ with compare_tab:
     picked = st.multiselect("Campaigns to compare", ids, format_func=lambda i: labels[i])
     if picked:
         with db() as session, shows_errors():
-            table = analytics.figures_table(analytics.compare_campaigns(session, me, picked))
-            st.plotly_chart(charts.comparison(table), key="compare")
-            st.dataframe(table, hide_index=True)
+            figures = analytics.compare_campaigns(session, me, picked)
+            st.plotly_chart(charts.comparison(figures), key="compare")
+            st.table(analytics.comparison_rows(figures), hide_index=True, border="horizontal")
+            st.caption(
+                "**Click-to-open rate**: of the people who opened, the share who also "
+                "clicked. Rates: "
+                + "; ".join(
+                    f"{analytics.RATE_LABELS[key]} = {text}"
+                    for key, text in analytics.RATE_DEFINITIONS.items()
+                )
+                + "."
+            )
     else:
         st.caption("Pick two or more campaigns to see their figures side by side.")

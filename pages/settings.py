@@ -4,23 +4,41 @@ import streamlit as st
 
 from core.accounts import auth
 from core.accounts.workspaces import (
+    SES_README_ANCHOR,
+    SES_README_SECTION,
     SendingIdentity,
     adopt_ses_send_rate,
     get_workspace,
+    mail_delivery,
+    readme_section,
     update_sending_identity,
 )
 from core.infra import clock
 from core.infra.config import settings
 from core.models import ROLES
+from ui.actions import act, arm, ask_first
 from ui.auth import sign_out_everywhere
 from ui.state import actor, db, read_db, shows_errors
 from ui.text import md
 
 me = actor()
 st.title("Settings")
-identity_tab, users_tab, profile_tab = st.tabs(["Sending identity", "Users", "Your profile"])
+# A key keeps the open tab across the reruns of an action (they used to jump back to the
+# first tab).
+identity_tab, users_tab, profile_tab = st.tabs(
+    ["Sending identity", "Users", "Your profile"], key="settings_tabs", on_change="rerun"
+)
 
 with identity_tab:
+    delivery = mail_delivery()
+    st.info(
+        md(delivery.summary),
+        icon=":material/home:" if not delivery.leaves_machine else ":material/outgoing_mail:",
+    )
+    with st.expander(f"How to send through Amazon SES (README, section “{SES_README_SECTION}”)"):
+        st.caption(f"README.md#{SES_README_ANCHOR}")
+        # The README is the project's own text, not user input.
+        st.markdown(readme_section() or "The README is not installed here.")
     with read_db() as session:
         ws = get_workspace(session, me)
         current = SendingIdentity(
@@ -80,51 +98,124 @@ with users_tab:
         users = [
             (u.id, u.email, u.name, u.role, auth.is_locked(u)) for u in auth.list_users(session, me)
         ]
+        pending = auth.pending_invitations(session, me) if me.can("admin") else []
     st.dataframe(
         [{"Email": e, "Name": n, "Role": r, "Locked": locked} for _, e, n, r, locked in users],
         hide_index=True,
         use_container_width=True,
     )
-    if me.can("admin"):
+    if not me.can("admin"):
+        st.caption("Only owners and admins invite people and change roles.")
+    else:
+        st.subheader("Pending invitations")
+        if not pending:
+            st.caption("No invitation is waiting to be accepted.")
+        for inv in pending:
+            with st.container(border=True, key=f"invitation_{inv.id}"):
+                info, resend, revoke = st.columns([6, 1, 1], vertical_alignment="center")
+                when = (
+                    f"expired {inv.expires_at:%Y-%m-%d}"
+                    if inv.expired
+                    else f"link valid until {inv.expires_at:%Y-%m-%d %H:%M} UTC"
+                )
+                by = f", invited by {inv.invited_by}" if inv.invited_by else ""
+                info.markdown(f"**{md(inv.email)}** as {inv.role}{md(by)} · {when}")
+                if resend.button(
+                    "Resend",
+                    key=f"resend_{inv.id}",
+                    help="Mail a new link, valid for 7 days; the old link stops working.",
+                ):
+                    act(
+                        lambda s, i=inv.id: auth.resend_invitation(s, me, i),
+                        f"Sent a new invitation link to {inv.email}; the old link no longer works.",
+                    )
+                if revoke.button("Revoke", key=f"revoke_{inv.id}"):
+                    arm(f"confirm_revoke_{inv.id}")
+                if ask_first(
+                    f"confirm_revoke_{inv.id}",
+                    f"Revoke the invitation to {inv.email}? Its link stops working at once.",
+                    "Yes, revoke it",
+                ):
+                    act(
+                        lambda s, i=inv.id: auth.revoke_invitation(s, me, i),
+                        f"Revoked the invitation to {inv.email}.",
+                    )
+
         with st.form("invite", clear_on_submit=True):
             st.subheader("Invite someone")
             email = st.text_input("Email")
             role = st.selectbox("Role", ROLES[1:], index=1)
             invited = st.form_submit_button("Send invitation")
         if invited:
-            with shows_errors(), db() as session:
-                auth.invite_user(session, me, email, role)
-                st.success(f"Invitation sent to {md(email)}.")
-        others = {f"{e} ({r})": uid for uid, e, _, r, _ in users if uid != me.user_id}
-        if others:
+            act(
+                lambda s: auth.invite_user(s, me, email, role),
+                f"Invitation sent to {email.strip()}.",
+            )
+        # Everyone else first, then yourself: an owner may hand over and step down (core
+        # refuses to leave the workspace without an owner, and says so).
+        members = {uid: (e, r) for uid, e, _, r, _ in users if uid != me.user_id}
+        members |= {uid: (e, r) for uid, e, _, r, _ in users if uid == me.user_id}
+        if members:
             st.subheader("Change a role or remove a user")
-            who = st.selectbox("User", list(others))
-            new_role = st.selectbox("New role", ROLES)
-            c1, c2 = st.columns(2)
-            if c1.button("Change role"):
-                with shows_errors(), db() as session:
-                    auth.change_role(session, me, others[who], new_role)
-                    st.success("Role changed.")
-            if c2.button("Remove user", type="secondary"):
-                with shows_errors(), db() as session:
-                    auth.remove_user(session, me, others[who])
-                    st.success("User removed.")
+            who = st.selectbox(
+                "User",
+                list(members),
+                format_func=lambda uid: (
+                    f"{members[uid][0]} ({members[uid][1]})"
+                    + (" · you" if uid == me.user_id else "")
+                ),
+            )
+            who_email, who_role = members[who]
+            new_role = st.selectbox("New role", ROLES, index=ROLES.index(who_role))
+            c1, c2, _ = st.columns([1, 1, 4])
+            if c1.button("Change role", disabled=new_role == who_role):
+                act(
+                    lambda s: auth.change_role(s, me, who, new_role),
+                    f"{who_email} is now {new_role}.",
+                )
+            yourself = who == me.user_id
+            if c2.button(
+                "Remove user",
+                disabled=yourself,
+                help="You cannot remove yourself: another owner or admin can."
+                if yourself
+                else None,
+            ):
+                arm(f"confirm_remove_{who}")
+            if ask_first(
+                f"confirm_remove_{who}",
+                f"Remove {who_email} from this workspace? They are signed out at their next "
+                "click and cannot sign in again unless invited anew.",
+                "Yes, remove",
+            ):
+                act(lambda s: auth.remove_user(s, me, who), f"Removed {who_email}.")
 
 with profile_tab:
+    with read_db() as session:
+        my_name = auth.current_user(session, me).name
     with st.form("profile"):
-        new_name = st.text_input("Your name")
+        new_name = st.text_input("Your name", my_name)
         if st.form_submit_button("Save name"):
-            with shows_errors(), db() as session:
-                auth.update_profile(session, me, new_name)
-                st.success("Saved.")
-    with st.form("password"):
-        current_pw = st.text_input("Current password", type="password")
-        new_pw = st.text_input("New password", type="password", help=auth.PASSWORD_RULE)
-        if st.form_submit_button("Change password"):
-            with shows_errors(), db() as session:
-                auth.change_password(session, me, current_pw, new_pw)
-                st.session_state["mw_signed_in_at"] = clock.now().timestamp()
-                st.success("Password changed; your other sessions are signed out.")
+            act(lambda s: auth.update_profile(s, me, new_name), "Saved your name.")
+    # The passwords never stay in the fields: cleared by the browser on submit, and their
+    # state dropped after a change.
+    with st.form("password", clear_on_submit=True):
+        current_pw = st.text_input("Current password", type="password", key="pw_current")
+        new_pw = st.text_input(
+            "New password", type="password", help=auth.PASSWORD_RULE, key="pw_new"
+        )
+        change = st.form_submit_button("Change password")
+    if change:
+        changed = act(
+            lambda s: auth.change_password(s, me, current_pw, new_pw),
+            "Password changed; your other sessions are signed out.",
+            rerun=False,
+        )
+        if changed is not None:
+            st.session_state["mw_signed_in_at"] = clock.now().timestamp()
+            for key in ("pw_current", "pw_new"):
+                st.session_state.pop(key, None)
+            st.rerun()
     st.divider()
     st.caption(
         "Signed in on another computer, or lost one? End every session of yours, this one too."

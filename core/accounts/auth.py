@@ -1,6 +1,6 @@
 """Users, passwords, sign-in lockout, sessions, password reset, invitations and registration.
 
-One module (about 630 lines) for everything that decides who is signed in and with which
+One module (about 750 lines) for everything that decides who is signed in and with which
 rights, so the whole of it can be reviewed at once."""
 
 from __future__ import annotations
@@ -435,6 +435,14 @@ def change_password(session: Session, actor: Actor, current: str, new_password: 
     return user
 
 
+def current_user(session: Session, actor: Actor) -> User:
+    """The signed-in user's own row (the profile shows its name)."""
+    user = session.get(User, actor.user_id) if actor.user_id is not None else None
+    if user is None or user.workspace_id != actor.workspace_id:
+        raise NotFound("No such user.")
+    return user
+
+
 def update_profile(session: Session, actor: Actor, name: str) -> User:
     user = session.get(User, actor.user_id)
     if user is None:
@@ -476,7 +484,7 @@ def change_role(session: Session, actor: Actor, user_id: int, role: str) -> User
     if ROLE_RANK[user.role] > ROLE_RANK[actor.role]:
         raise PermissionDenied("You cannot change the role of someone above you.")
     if user.role == "owner" and role != "owner" and _owner_count(session, actor) <= 1:
-        raise ValidationFailed("A workspace needs at least one owner.")
+        raise ValidationFailed(_last_owner(user, "change the role of"))
     session.add(
         AuditLog(
             workspace_id=actor.workspace_id,
@@ -488,6 +496,13 @@ def change_role(session: Session, actor: Actor, user_id: int, role: str) -> User
     )
     user.role = role
     return user
+
+
+def _last_owner(user: User, doing: str) -> str:
+    return (
+        f"{user.email} is this workspace's only owner, and a workspace needs at least one "
+        f"owner: make someone else owner first, then {doing} {user.email}."
+    )
 
 
 def _owner_count(session: Session, actor: Actor) -> int:
@@ -509,7 +524,7 @@ def remove_user(session: Session, actor: Actor, user_id: int) -> None:
     if ROLE_RANK[user.role] > ROLE_RANK[actor.role]:
         raise PermissionDenied("You cannot remove someone above you.")
     if user.role == "owner" and _owner_count(session, actor) <= 1:
-        raise ValidationFailed("A workspace needs at least one owner.")
+        raise ValidationFailed(_last_owner(user, "remove"))
     session.add(
         AuditLog(
             workspace_id=actor.workspace_id,
@@ -521,6 +536,22 @@ def remove_user(session: Session, actor: Actor, user_id: int) -> None:
     session.delete(user)
 
 
+INVITATION_DAYS = 7
+
+
+def _mail_invitation(session: Session, actor: Actor, email: str, role: str, token: str) -> str:
+    workspace = referenced(session, Workspace, actor.workspace_id)
+    link = f"{settings.app_base_url.rstrip('/')}/register?invite={token}"
+    send_system_mail(
+        email,
+        f"You are invited to {workspace.name} on Mailwright",
+        f"{actor.email} invited you to join {workspace.name} on Mailwright as {role}. "
+        f"Open the link below within {INVITATION_DAYS} days to choose your password.",
+        link=link,
+    )
+    return link
+
+
 def invite_user(session: Session, actor: Actor, email: str, role: str) -> str:
     """Mail an invitation to join this workspace with `role`; returns the link."""
     actor.require("admin")
@@ -528,6 +559,10 @@ def invite_user(session: Session, actor: Actor, email: str, role: str) -> str:
     email = normalize_email(email)
     if get_user_by_email(session, email) is not None:
         raise ValidationFailed(f"{email} already has an account.")
+    if any(p.email == email for p in pending_invitations(session, actor)):
+        raise ValidationFailed(
+            f"{email} has an invitation already: resend or revoke it under Pending invitations."
+        )
     token = random_token()
     session.add(
         Invitation(
@@ -536,22 +571,105 @@ def invite_user(session: Session, actor: Actor, email: str, role: str) -> str:
             role=role,
             token_hash=hash_token(token),
             invited_by_id=actor.user_id,
-            expires_at=clock.now() + timedelta(days=7),
+            expires_at=clock.now() + timedelta(days=INVITATION_DAYS),
+        )
+    )
+    session.add(
+        AuditLog(
+            workspace_id=actor.workspace_id,
+            user_id=actor.user_id,
+            action="user_invited",
+            target=email,
+            detail={"role": role},
         )
     )
     session.flush()
-    workspace = session.get(Workspace, actor.workspace_id)
-    if workspace is None:
-        raise NotFound("This workspace no longer exists.")
-    link = f"{settings.app_base_url.rstrip('/')}/register?invite={token}"
-    send_system_mail(
-        email,
-        f"You are invited to {workspace.name} on Mailwright",
-        f"{actor.email} invited you to join {workspace.name} on Mailwright as {role}. "
-        "Open the link below within 7 days to choose your password.",
-        link=link,
+    return _mail_invitation(session, actor, email, role, token)
+
+
+@dataclass
+class PendingInvitation:
+    """An invitation not yet accepted (expired ones too: they can be resent)."""
+
+    id: int
+    email: str
+    role: str
+    invited_by: str  # the inviter's email, "" when that user is gone
+    created_at: datetime
+    expires_at: datetime
+
+    @property
+    def expired(self) -> bool:
+        return self.expires_at <= clock.now()
+
+
+def pending_invitations(session: Session, actor: Actor) -> list[PendingInvitation]:
+    """This workspace's invitations nobody has accepted yet, newest first (admins)."""
+    actor.require("admin")
+    rows = session.execute(
+        select(Invitation, User.email)
+        .outerjoin(User, User.id == Invitation.invited_by_id)
+        .where(Invitation.workspace_id == actor.workspace_id, Invitation.accepted_at.is_(None))
+        .order_by(Invitation.created_at.desc(), Invitation.id.desc())
+    ).all()
+    return [
+        PendingInvitation(
+            inv.id,
+            inv.email,
+            inv.role,
+            inviter or "",
+            clock.as_utc(inv.created_at) or clock.now(),
+            clock.as_utc(inv.expires_at) or clock.now(),
+        )
+        for inv, inviter in rows
+    ]
+
+
+def _pending(session: Session, actor: Actor, invitation_id: int) -> Invitation:
+    actor.require("admin")
+    inv = session.get(Invitation, invitation_id)
+    if inv is None or inv.workspace_id != actor.workspace_id or inv.accepted_at is not None:
+        raise NotFound("That invitation is not pending in this workspace any more.")
+    return inv
+
+
+def resend_invitation(session: Session, actor: Actor, invitation_id: int) -> str:
+    """Mail a new link for a pending invitation, valid for another week; the old link
+    stops working (only the new token's hash is kept). The sender vouches for it now."""
+    inv = _pending(session, actor, invitation_id)
+    _check_can_grant(actor, inv.role)
+    token = random_token()
+    inv.token_hash = hash_token(token)
+    inv.invited_by_id = actor.user_id
+    inv.expires_at = clock.now() + timedelta(days=INVITATION_DAYS)
+    session.add(
+        AuditLog(
+            workspace_id=actor.workspace_id,
+            user_id=actor.user_id,
+            action="invitation_resent",
+            target=inv.email,
+        )
     )
-    return link
+    session.flush()
+    return _mail_invitation(session, actor, inv.email, inv.role, token)
+
+
+def revoke_invitation(session: Session, actor: Actor, invitation_id: int) -> str:
+    """Withdraw a pending invitation: its link stops working at once. Returns the email."""
+    inv = _pending(session, actor, invitation_id)
+    email = inv.email
+    session.add(
+        AuditLog(
+            workspace_id=actor.workspace_id,
+            user_id=actor.user_id,
+            action="invitation_revoked",
+            target=email,
+            detail={"role": inv.role},
+        )
+    )
+    session.delete(inv)
+    session.flush()
+    return email
 
 
 def _valid_invitation(session: Session, token: str) -> Invitation:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from core.infra.config import settings
 from core.infra.errors import NotFound, ValidationFailed
 from core.infra.permissions import Actor
 from core.mail.compose import check_sender_address, check_sender_name
@@ -75,3 +78,51 @@ def adopt_ses_send_rate(session: Session, actor: Actor) -> SesQuota:
         )
     )
     return quota
+
+
+# The README section that says how to send through SES, and its GitHub-style anchor.
+SES_README_SECTION = "Production: PostgreSQL, Redis and SES"
+SES_README_ANCHOR = "production-postgresql-redis-and-ses"
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+@dataclass
+class MailDelivery:
+    """Where this installation's mail goes (EMAIL_TRANSPORT), in a marketer's words."""
+
+    transport: str  # "outbox", "smtp" or "ses"
+    summary: str
+    leaves_machine: bool
+
+
+def mail_delivery() -> MailDelivery:
+    """Which transport is active, said plainly (Settings shows it)."""
+    transport = settings.email_transport
+    if transport == "ses":
+        where = f"Amazon SES ({settings.aws_region})"
+        if settings.ses_configuration_set:
+            where += f", configuration set {settings.ses_configuration_set}"
+        return MailDelivery(transport, f"Mail goes out through {where}.", True)
+    if transport == "smtp":
+        tls = " with STARTTLS" if settings.smtp_starttls else ""
+        return MailDelivery(
+            transport,
+            f"Mail goes out through the SMTP server {settings.smtp_host}:{settings.smtp_port}"
+            f"{tls}.",
+            True,
+        )
+    return MailDelivery(
+        transport,
+        f"Mail goes to the local outbox ({settings.outbox_dir}): nothing leaves this machine.",
+        False,
+    )
+
+
+def readme_section(title: str = SES_README_SECTION) -> str:
+    """The Markdown of one `## title` section of the README ("" when it is not there)."""
+    try:
+        text = README.read_text(encoding="utf-8")
+    except OSError:
+        return ""
+    match = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", text, re.M | re.S)
+    return match.group(1).strip() if match else ""

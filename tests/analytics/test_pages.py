@@ -62,10 +62,10 @@ def test_report_page_figures_and_recipients(seeded):
     assert not at.exception, at.exception
     metrics = _metrics(at)
     assert metrics["Unique opens"] == "3" and metrics["Total opens"] == "5"
-    assert metrics["Machine opens"] == "1" and metrics["Delivered"] == "7"
+    assert metrics["Automatic opens"] == "1" and metrics["Delivered"] == "7"
     assert metrics["Hard / soft bounces"] == "1 / 1"
-    rates = at.dataframe[0].value
-    assert "42.9%" in set(rates["value"])  # open rate 3/7
+    rates = at.table[0].value
+    assert "42.9%" in set(rates["Value"])  # open rate 3/7
     by_label(at.text_input, "Search recipients").input("gmail").run()
     assert "5 recipients match" in texts(at)
     by_label(at.button, "Prepare CSV export").click().run()
@@ -75,8 +75,9 @@ def test_report_page_figures_and_recipients(seeded):
     compare = by_label(at.multiselect, "Campaigns to compare")
     compare.set_value([known.campaign_id, known.smtp_campaign_id]).run()
     assert not at.exception, at.exception
-    table = at.dataframe[-1].value
-    assert list(table["unique_opens"]) == [3, 0] and list(table["name"])[1] == "Over SMTP"
+    table = at.table[-1].value.set_index("Figure")
+    assert list(table.columns) == ["November news", "Over SMTP"]
+    assert list(table.loc["People who opened"]) == ["3", "0"]
 
     by_label(at.selectbox, "Campaign").set_value(known.idle_campaign_id).run()
     assert not at.exception, at.exception

@@ -11,7 +11,10 @@ Modules: `campaign` (a campaign's figures, timeline, links, comparisons), `recip
 """
 
 from core.analytics.reports.campaign import (
+    FIGURE_LABELS,
     RATE_DEFINITIONS,
+    RATE_HELP,
+    RATE_LABELS,
     CampaignChoice,
     CampaignFigures,
     CampaignReport,
@@ -21,6 +24,7 @@ from core.analytics.reports.campaign import (
     campaign_report,
     campaign_timeline,
     compare_campaigns,
+    comparison_rows,
     rate,
     reportable_campaigns,
     top_links,
@@ -32,24 +36,36 @@ from core.analytics.reports.dashboard import (
     deliverability,
     figures_table,
 )
-from core.analytics.reports.recipients import RecipientRow, recipients_csv, recipients_page
+from core.analytics.reports.recipients import (
+    RECIPIENT_LABELS,
+    RecipientRow,
+    delivery_is_estimated,
+    recipients_csv,
+    recipients_page,
+)
 
 __all__ = [
+    "FIGURE_LABELS",
     "RATE_DEFINITIONS",
+    "RATE_HELP",
+    "RATE_LABELS",
     "CampaignChoice",
     "CampaignFigures",
     "CampaignReport",
     "Dashboard",
     "Deliverability",
     "LinkClicks",
+    "RECIPIENT_LABELS",
     "RecipientRow",
     "TimelinePoint",
     "campaign_figures",
     "campaign_report",
     "campaign_timeline",
     "compare_campaigns",
+    "comparison_rows",
     "dashboard",
     "deliverability",
+    "delivery_is_estimated",
     "figures_table",
     "rate",
     "recipients_csv",

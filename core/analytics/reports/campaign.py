@@ -10,7 +10,7 @@ from sqlalchemy import case, func, literal_column, select
 from sqlalchemy.orm import Session, aliased
 
 from core.infra.clock import as_utc
-from core.infra.errors import NotFound
+from core.infra.errors import NotFound, ValidationFailed
 from core.infra.permissions import Actor
 from core.models import Campaign, Event, Message, Workspace
 from core.models.statuses import LEFT, CampaignStatus
@@ -22,6 +22,44 @@ RATE_DEFINITIONS = {
     "bounce_rate": "bounced messages (hard or soft) ÷ sent",
     "complaint_rate": "complaints ÷ delivered",
     "unsubscribe_rate": "unsubscribes ÷ delivered",
+}
+# What a marketer reads for each rate (never "CTO" alone), with a sentence of help.
+RATE_LABELS = {
+    "open_rate": "Open rate",
+    "click_rate": "Click rate",
+    "click_to_open_rate": "Click-to-open rate",
+    "bounce_rate": "Bounce rate",
+    "complaint_rate": "Complaint rate",
+    "unsubscribe_rate": "Unsubscribe rate",
+}
+RATE_HELP = {
+    "open_rate": "Share of delivered emails opened by a person (image proxies and "
+    "prefetchers not counted).",
+    "click_rate": "Share of delivered emails in which someone clicked a link.",
+    "click_to_open_rate": "Of the people who opened, the share who also clicked: how "
+    "convincing the content was once read.",
+    "bounce_rate": "Share of sent emails the receiving server refused, permanently (hard) or "
+    "for now (soft). SES reviews an account from 5 %.",
+    "complaint_rate": "Share of delivered emails marked as spam. SES reviews an account from "
+    "0.1 %.",
+    "unsubscribe_rate": "Share of delivered emails whose recipient unsubscribed.",
+}
+# The counts of a campaign, in the order and words of the report ("Compare campaigns").
+FIGURE_LABELS = {
+    "recipients": "Recipients",
+    "sent": "Sent",
+    "uncertain": "Sent, not confirmed (worker stopped mid-send)",
+    "failed": "Failed",
+    "delivered": "Delivered",
+    "hard_bounces": "Hard bounces",
+    "soft_bounces": "Soft bounces",
+    "complaints": "Spam complaints",
+    "unsubscribes": "Unsubscribes",
+    "unique_opens": "People who opened",
+    "total_opens": "Opens (all)",
+    "machine_opens": "Automatic opens (not counted)",
+    "unique_clicks": "People who clicked",
+    "total_clicks": "Clicks (all)",
 }
 
 
@@ -73,6 +111,11 @@ class CampaignFigures:
     def is_live(self) -> bool:
         """Still sending: the report page refreshes itself."""
         return self.status in (CampaignStatus.SENDING, CampaignStatus.SCHEDULED)
+
+    @property
+    def not_reported(self) -> int:
+        """Sent, but neither delivered nor bounced yet (SES reports a moment later)."""
+        return max(self.sent - self.delivered - self.bounces, 0)
 
     def as_row(self) -> dict[str, Any]:
         row = asdict(self)
@@ -191,7 +234,23 @@ def campaign_figures(
     if delivered_events:
         fig.delivered = delivered_events
     elif fig.sent:
-        fig.delivered = max(fig.sent - fig.bounces, 0)
+        # Sent and not bounced: the same rule marks each row of the recipients table, so
+        # the rows' "delivered" ticks add up to this figure.
+        bounced_sent = 0
+        if bounce_rows:
+            bounced_sent = (
+                session.scalar(
+                    select(func.count(func.distinct(Event.message_id)))
+                    .join(Message, Message.id == Event.message_id)
+                    .where(
+                        Event.campaign_id == campaign.id,
+                        Event.type == "bounce",
+                        Message.status.in_(LEFT),
+                    )
+                )
+                or 0
+            )
+        fig.delivered = max(fig.sent - bounced_sent, 0)
         fig.delivered_estimated = True
     return fig
 
@@ -412,6 +471,41 @@ def compare_campaigns(
 ) -> list[CampaignFigures]:
     """Figures of several campaigns, side by side."""
     return [campaign_figures(session, actor, cid) for cid in campaign_ids]
+
+
+def _count(n: int) -> str:
+    return f"{n:,}"
+
+
+def _percent(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1%}"
+
+
+def comparison_rows(figures: list[CampaignFigures]) -> list[dict[str, str]]:
+    """Campaigns side by side as a marketer reads them: one row per figure (counts, then
+    rates), one column per campaign named by its name (its id added only when two share a
+    name), values formatted ("1,234", "12.5%", "–" when there is nothing to divide by)."""
+    if not figures:
+        raise ValidationFailed("Pick at least one campaign to compare.")
+    names = [f.name for f in figures]
+    columns = [
+        f.name if names.count(f.name) == 1 else f"{f.name} (#{f.campaign_id})" for f in figures
+    ]
+    rows: list[dict[str, str]] = []
+    for key, label in FIGURE_LABELS.items():
+        if key == "delivered" and any(f.delivered_estimated for f in figures):
+            label = "Delivered (estimated where marked ≈)"
+        row = {"Figure": label}
+        for column, f in zip(columns, figures, strict=True):
+            value = _count(getattr(f, key))
+            row[column] = f"≈ {value}" if key == "delivered" and f.delivered_estimated else value
+        rows.append(row)
+    for key, label in RATE_LABELS.items():
+        row = {"Figure": label}
+        for column, f in zip(columns, figures, strict=True):
+            row[column] = _percent(f.rates[key])
+        rows.append(row)
+    return rows
 
 
 @dataclass

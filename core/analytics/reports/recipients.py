@@ -18,10 +18,15 @@ from core.contacts.export import neutralize
 from core.infra.clock import as_utc
 from core.infra.permissions import Actor
 from core.models import Campaign, Event, Message
+from core.models.statuses import LEFT
 
 
 @dataclass
 class RecipientRow:
+    """One recipient. `delivered` agrees with the report's delivered figure: a delivery
+    event, or, when the transport reports no deliveries (outbox, SMTP) and the figure is
+    estimated as sent minus bounced, sent and not bounced."""
+
     email: str
     status: str
     sent_at: datetime | None
@@ -32,6 +37,28 @@ class RecipientRow:
     complained: bool = False
     unsubscribed: bool = False
     error: str = ""
+
+
+# Column headings of the recipients table, in a marketer's words.
+RECIPIENT_LABELS = {
+    "email": "Email",
+    "status": "Status",
+    "sent_at": "Sent at (UTC)",
+    "delivered": "Delivered",
+    "opens": "Opens",
+    "clicks": "Clicks",
+    "bounce": "Bounce",
+    "complained": "Marked as spam",
+    "unsubscribed": "Unsubscribed",
+    "error": "Error",
+}
+
+
+def delivery_is_estimated(session: Session, campaign_id: int) -> bool:
+    """True when no delivery event exists for the campaign: the report then estimates
+    delivered as sent minus bounced (core.analytics.reports.campaign), and so do the rows."""
+    reported = select(Event.id).where(Event.campaign_id == campaign_id, Event.type == "delivered")
+    return not session.scalar(select(reported.exists()))
 
 
 def _recipient_filter(campaign_id: int, search: str, status: str | None) -> list:
@@ -65,15 +92,18 @@ def _activity(session: Session, campaign_id: int, source: str, message_ids: list
 def _to_rows(session: Session, campaign: Campaign, messages: Sequence[Any]) -> list[RecipientRow]:
     source = _tracking_source(session, campaign.workspace_id) or "own"
     activity = _activity(session, campaign.id, source, [m[0] for m in messages])
+    estimated = bool(messages) and delivery_is_estimated(session, campaign.id)
     out = []
     for mid, email, status, sent_at, error in messages:
         act = activity.get(mid, {})
+        sent_not_bounced = status in LEFT and "bounce" not in act
+        delivered = sent_not_bounced if estimated else "delivered" in act
         out.append(
             RecipientRow(
                 email=email,
                 status=status,
                 sent_at=as_utc(sent_at),
-                delivered="delivered" in act,
+                delivered=delivered,
                 opens=act.get("open", (0, None))[0],
                 clicks=act.get("click", (0, None))[0],
                 bounce=(act["bounce"][1] or "soft") if "bounce" in act else "",
