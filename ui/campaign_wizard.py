@@ -194,14 +194,12 @@ def contact_picker(campaign_id: int, saved: list[int]) -> list[int]:
         found = search_contacts(session, actor(), query, PICKER_RESULTS) if query.strip() else []
         for contact in found:
             labels.setdefault(contact.id, _contact_label(contact))
-    if query.strip():
-        st.caption(
-            f"{len(found)} found"
-            + (f" (the first {PICKER_RESULTS})" if len(found) == PICKER_RESULTS else "")
-            + ": open the list below to pick."
-            if found
-            else "Nobody found: an address or a first or last name that starts with it."
-        )
+    if len(found) == PICKER_RESULTS:
+        st.caption(f"The first {PICKER_RESULTS} found: open the list below, or type more.")
+    elif found:
+        st.caption(f"{len(found)} found: open the list below to pick.")
+    elif query.strip():
+        st.caption("Nobody found: try the start of an address, a first name or a last name.")
     # The widget's identity follows its options, so it is rebuilt with the picks as its value
     # whenever the search changes: picks made under an earlier search stay.
     chosen = st.multiselect(
