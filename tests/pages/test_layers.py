@@ -11,9 +11,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-ALLOWED = {"core", "ui", "streamlit", "streamlit_quill", "pandas", "plotly"} | set(
-    sys.stdlib_module_names
-)
+ALLOWED = {"core", "ui", "streamlit", "pandas", "plotly"} | set(sys.stdlib_module_names)
 
 
 def _imports(path: Path) -> set[str]:
