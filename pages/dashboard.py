@@ -4,6 +4,7 @@ import streamlit as st
 
 from core.accounts.workspaces import get_workspace
 from core.analytics.reports import dashboard
+from ui.format import when
 from ui.state import actor, read_db
 from ui.text import md
 
@@ -56,10 +57,10 @@ with left:
     if not data.recent:
         st.caption("No campaign has been sent yet.")
     for c in data.recent:
-        when = c.started_at.strftime("%Y-%m-%d %H:%M") if c.started_at else ""
+        started = when(c.started_at)
         st.page_link(
             "pages/reports.py",
-            label=f"{md(c.name)} · {c.status} · {when}",
+            label=f"{md(c.name)} · {c.status} · {started}",
             icon=":material/monitoring:",
             query_params={"campaign": str(c.id)},
         )
@@ -67,8 +68,7 @@ with left:
     if not data.upcoming:
         st.caption("Nothing scheduled.")
     for c in data.upcoming:
-        when = c.scheduled_at.strftime("%Y-%m-%d %H:%M UTC") if c.scheduled_at else ""
-        st.markdown(f"**{md(c.name)}** · {when}")
+        st.markdown(f"**{md(c.name)}** · {when(c.scheduled_at)}")
 with right:
     st.subheader("Deliverability, last 30 days")
     health = data.health
@@ -94,7 +94,7 @@ if data.growth:
 st.caption(
     "Figures are up to the minute: "
     + (
-        f"the rollups of {data.rollup_built_at:%Y-%m-%d %H:%M} UTC plus everything since."
+        f"the rollups of {when(data.rollup_built_at)} plus everything since."
         if data.rollup_built_at
         else "counted from the database."
     )

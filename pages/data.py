@@ -7,6 +7,7 @@ import streamlit as st
 from core.analytics import rollups
 from core.infra import clock
 from core.infra.config import settings
+from ui.format import when
 from ui.state import actor, db, read_db, shows_errors
 from ui.text import md
 
@@ -43,7 +44,7 @@ def rebuild_panel(watching: bool) -> None:
     else:
         built, every = status["built_at"], max(settings.rollup_interval_seconds // 60, 1)
         st.markdown(
-            f"**Built {ago(built)}** ({built:%Y-%m-%d %H:%M:%S} UTC), "
+            f"**Built {ago(built)}** ({when(built)}), "
             f"up to event #{status['events_max_id'] or 0:,}. "
             f"The worker rebuilds them every {every} minute{'s' if every != 1 else ''}; "
             "the dashboard adds newer activity by itself."
