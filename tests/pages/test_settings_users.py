@@ -113,3 +113,16 @@ def test_the_last_owner_cannot_step_down(live_db):
     assert "only owner" in texts(at) and "make someone else owner first" in texts(at)
     with session_scope() as session:
         assert auth.get_user_by_email(session, owner).role == "owner"
+
+
+def test_a_viewer_sees_users_but_manages_nothing(live_db):
+    owner = seed_user()
+    viewer = seed_user(role="viewer", slug="acme")
+    with session_scope() as session:
+        inviter = auth.actor_for(auth.get_user_by_email(session, owner))
+        auth.invite_user(session, inviter, "someone@example.com", "editor")
+    at = _settings(viewer)
+    assert "Only owners and admins invite people and change roles." in texts(at)
+    assert "Pending invitations" not in [h.value for h in at.subheader]
+    assert "someone@example.com" not in texts(at)
+    assert not [b for b in at.button if b.label in ("Revoke", "Resend", "Remove user")]
