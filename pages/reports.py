@@ -7,6 +7,7 @@ from core.analytics import reports as analytics
 from core.analytics import rollups
 from ui import charts
 from ui.abtest import ab_report_section
+from ui.format import when, zone_label
 from ui.state import actor, db, read_db, shows_errors
 
 me = actor()
@@ -39,9 +40,6 @@ TRACKING = {
 RECIPIENT_COLUMNS = {
     key: st.column_config.Column(label) for key, label in analytics.RECIPIENT_LABELS.items()
 }
-RECIPIENT_COLUMNS["sent_at"] = st.column_config.DatetimeColumn(
-    analytics.RECIPIENT_LABELS["sent_at"], format="YYYY-MM-DD HH:mm"
-)
 DOMAIN_COLUMNS = {
     "domain": st.column_config.TextColumn("Recipient domain"),
     "recipients": st.column_config.NumberColumn("Recipients", format="localized"),
@@ -78,6 +76,8 @@ with report_tab:
                 f.recipients,
                 f.delivered_estimated,
             )
+            if live and not f.is_live:
+                st.rerun()  # it finished: draw the page again, without the timer
             if f.is_live:
                 st.caption(":material/autorenew: Sending: this report refreshes every 5 seconds.")
             row = st.columns(6)
@@ -212,7 +212,11 @@ with report_tab:
                 "Delivered (estimated)",
                 help="This transport reports no deliveries: sent and not bounced.",
             )
-        st.dataframe([r.__dict__ for r in rows], hide_index=True, column_config=columns)
+        shown = [{**r.__dict__, "sent_at": when(r.sent_at)} for r in rows]
+        columns["sent_at"] = st.column_config.TextColumn(
+            "Sent at", help=f"In your time zone ({zone_label()}); the CSV export is in UTC."
+        )
+        st.dataframe(shown, hide_index=True, column_config=columns)
     if st.button("Prepare CSV export"):
         with db() as session, shows_errors():
             st.session_state["report_csv"] = (

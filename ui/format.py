@@ -34,6 +34,11 @@ def zone() -> tzinfo:
     return UTC
 
 
+def zone_label() -> str:
+    """The viewer's zone by name, for a caption: "Europe/Paris"."""
+    return str(zone())
+
+
 def when(moment: datetime | None) -> str:
     """`moment` in the viewer's zone with the zone shown: "2026-12-20 09:00 CET"."""
     if moment is None:

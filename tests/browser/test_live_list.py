@@ -83,3 +83,35 @@ def test_a_scheduled_row_shows_its_estimate_a_badge_and_local_time(live_app, par
     expect(cells.nth(3)).to_have_text("1203")
     # 08:00 UTC is 09:00 in Paris, and the zone is named.
     expect(cells.nth(8)).to_have_text("2026-12-20 09:00 CET")
+
+
+def test_a_sending_campaigns_report_updates_on_its_own(live_app, page):
+    with session_scope() as s:
+        ws = s.scalar(select(Workspace).where(Workspace.slug == "acme"))
+        campaign = Campaign(workspace_id=ws.id, name="Live report", status="sending")
+        s.add(campaign)
+        s.flush()
+        for i in range(4):
+            contact = make_contact(s, ws, email=f"rep{i}@example.com")
+            s.add(
+                Message(
+                    workspace_id=ws.id,
+                    campaign_id=campaign.id,
+                    contact_id=contact.id,
+                    email=contact.email,
+                    status="queued",
+                )
+            )
+        campaign_id = campaign.id
+    sign_in(page, live_app, f"reports?campaign={campaign_id}", "Reports")
+    refreshing = page.get_by_text("this report refreshes every 5 seconds")
+    expect(refreshing.first).to_be_visible()
+    sent = page.get_by_test_id("stMetric").filter(has_text="Sent").first
+    expect(sent.get_by_test_id("stMetricValue")).to_have_text("0")
+    with session_scope() as s:  # the worker's part, done here
+        s.execute(update(Message).where(Message.campaign_id == campaign_id).values(status="sent"))
+    expect(sent.get_by_test_id("stMetricValue")).to_have_text("4", timeout=20_000)
+    with session_scope() as s:
+        s.execute(update(Campaign).where(Campaign.id == campaign_id).values(status="sent"))
+    # Finished: it no longer says it refreshes (and the page drops the timer).
+    expect(refreshing).to_have_count(0, timeout=20_000)
