@@ -35,6 +35,8 @@ def private_pages(signed_in: bool) -> list[st.Page]:
     pages = []
     for index, (path, title, icon, url_path) in enumerate(PRIVATE):
         default = index == 0
+        if default:  # served at /, but it reserves its own path too: one nobody links to
+            url_path = "home"
         if signed_in:
             page = st.Page(path, title=title, icon=icon, url_path=url_path, default=default)
         elif default:
@@ -42,6 +44,14 @@ def private_pages(signed_in: bool) -> list[st.Page]:
         else:
             page = st.Page(sign_in_screen, title="Sign in", url_path=url_path)
         pages.append(page)
+    # The default page is served at /; a link to /dashboard (its name everywhere else)
+    # would answer "Page not found" over the sign-in form, so the page is registered once
+    # more there, out of the menu.
+    path, title, icon, url_path = PRIVATE[0]
+    if signed_in:
+        pages.append(st.Page(path, title=title, icon=icon, url_path=url_path, visibility="hidden"))
+    else:
+        pages.append(st.Page(sign_in_screen, title="Sign in", url_path=url_path))
     return pages
 
 

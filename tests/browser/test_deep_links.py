@@ -22,6 +22,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 # (URL path, the page's heading)
 PAGES = [
     ("", "Dashboard"),
+    ("dashboard", "Dashboard"),  # its name in every other link: not "Page not found"
     ("contacts", "Contacts"),
     ("segments", "Segments"),
     ("templates", "Templates"),
