@@ -239,6 +239,8 @@ def rate_chart(report: dict[str, Any]) -> go.Figure:
     level = round(100 * report["interval_level"])
     figure.update_layout(
         title=f"{METRIC_NAMES[metric]} with {level}% intervals",
+        xaxis_title="Variant",
+        yaxis_title=f"{METRIC_NAMES[metric]} (%)",
         yaxis_tickformat=".0%",
         height=320,
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
@@ -263,6 +265,7 @@ def trend_chart(report: dict[str, Any]) -> go.Figure:
     figure.update_layout(
         title=f"{METRIC_NAMES[metric]} over time",
         xaxis_title="Hours since the start",
+        yaxis_title=f"{METRIC_NAMES[metric]} so far (%)",
         yaxis_tickformat=".0%",
         height=320,
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
