@@ -86,10 +86,8 @@ def test_workspace_scoping_and_roles(session, known):
         analytics.campaign_figures(session, Actor(known.workspace_id, "nobody"), known.campaign_id)
     ids = [c.id for c in analytics.reportable_campaigns(session, me)]
     assert set(ids) == {known.campaign_id, known.idle_campaign_id, known.smtp_campaign_id}
-    rows = analytics.figures_table(
-        analytics.compare_campaigns(session, me, [known.campaign_id, known.smtp_campaign_id])
-    )
-    assert [r["unique_opens"] for r in rows] == [3, 0]
+    figures = analytics.compare_campaigns(session, me, [known.campaign_id, known.smtp_campaign_id])
+    assert [f.unique_opens for f in figures] == [3, 0]
 
 
 def test_deliverability_thresholds():

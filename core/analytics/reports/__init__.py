@@ -34,7 +34,6 @@ from core.analytics.reports.dashboard import (
     Deliverability,
     dashboard,
     deliverability,
-    figures_table,
 )
 from core.analytics.reports.recipients import (
     RECIPIENT_LABELS,
@@ -66,7 +65,6 @@ __all__ = [
     "dashboard",
     "deliverability",
     "delivery_is_estimated",
-    "figures_table",
     "rate",
     "recipients_csv",
     "recipients_page",

@@ -13,10 +13,9 @@ from typing import Any
 from sqlalchemy import and_, func, literal_column, or_, select
 from sqlalchemy.orm import Session, aliased
 
-from core.analytics.reports.campaign import CampaignFigures, campaign_figures, rate
+from core.analytics.reports.campaign import campaign_figures, rate
 from core.infra import clock
 from core.infra.clock import as_utc
-from core.infra.errors import ValidationFailed
 from core.infra.permissions import Actor
 from core.models import Campaign, Contact, Event, Message, Workspace
 from core.models.statuses import FINISHED, LEFT, CampaignStatus
@@ -471,10 +470,3 @@ def _growth(
         )
         day += timedelta(days=1)
     return rows
-
-
-def figures_table(figures: list[CampaignFigures]) -> list[dict[str, Any]]:
-    """Rows for a side-by-side comparison."""
-    if not figures:
-        raise ValidationFailed("Pick at least one campaign to compare.")
-    return [f.as_row() for f in figures]
