@@ -234,8 +234,8 @@ with table_tab:
             ]
         st.markdown(f"**{md(contact.email)}** · {contact.status} · source {md(contact.source)}")
         st.caption(
-            f"Created {contact.created_at:%Y-%m-%d %H:%M} · updated "
-            f"{contact.updated_at:%Y-%m-%d %H:%M} · lists: "
+            f"Created {when(contact.created_at)} · updated "
+            f"{when(contact.updated_at)} · lists: "
             + (", ".join(lst.name for lst in all_lists if lst.id in member_of) or "none")
         )
         m = st.columns(5)

@@ -18,6 +18,7 @@ from core.infra.config import settings
 from core.models import ROLES
 from ui.actions import act, arm, ask_first
 from ui.auth import sign_out_everywhere
+from ui.format import when
 from ui.state import actor, db, read_db, shows_errors
 from ui.text import md
 
@@ -116,7 +117,7 @@ with users_tab:
                 when = (
                     f"expired {inv.expires_at:%Y-%m-%d}"
                     if inv.expired
-                    else f"link valid until {inv.expires_at:%Y-%m-%d %H:%M} UTC"
+                    else f"link valid until {when(inv.expires_at)}"
                 )
                 by = f", invited by {inv.invited_by}" if inv.invited_by else ""
                 info.markdown(f"**{md(inv.email)}** as {inv.role}{md(by)} · {when}")

@@ -11,6 +11,7 @@ from core.content.templates import (
     list_templates,
 )
 from ui.actions import act
+from ui.format import when
 from ui.state import actor, read_db, shows_errors
 from ui.template_editor import editor, open_editor
 from ui.text import md
@@ -44,7 +45,7 @@ def library() -> None:
         with st.container(border=True):
             cols = st.columns([4, 1, 1, 1], vertical_alignment="center")
             cols[0].markdown(f"**{md(name)}**  \n{md(subject) if subject else '—'}")
-            cols[0].caption(f"Updated {updated:%Y-%m-%d %H:%M}")
+            cols[0].caption(f"Updated {when(updated)}")
             if cols[1].button("Edit", key=f"edit_{template_id}"):
                 open_editor(template_id)
                 st.rerun()
