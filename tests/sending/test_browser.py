@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlalchemy import select
 
@@ -40,6 +42,9 @@ def test_create_and_send_a_campaign_in_the_browser(live_stack, page):  # noqa: F
     page.get_by_role("button", name="Save, next: template").click()
     page.get_by_role("button", name="Save, next: review").click()
     page.get_by_role("button", name="Send now").click()
+    # It asks first, saying what will happen.
+    page.get_by_text(re.compile(r"Send “.+” to 3 recipients now\?")).wait_for()
+    assert not outbox_messages(live_stack.outbox)
     page.get_by_role("button", name="Yes, send now").click()
     page.get_by_text("is on its way").wait_for()
 
