@@ -125,7 +125,8 @@ def test_review_section_shows_settings_subjects_and_the_warning(session, backend
         "Minimum probability to be best": "90%",
     }
     shown = "\n".join(m.value for m in at.markdown)
-    assert "**Variant A:** Hi Ana \\[click\\]\\(https\\:\\/\\/evil\\.example\\)" in shown  # escaped
+    assert f"**Variant A:** {md('Hi Ana [click](https://evil.example)')}" in shown  # escaped
+    assert "](" not in shown
     assert "**Variant B:** Subject B" in shown and "{{" not in shown
     assert at.warning[0].value == md(
         "6 per variant: below 100, no automatic winner will be declared; raise the test share "
