@@ -47,7 +47,7 @@ test: dev-venv
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 	$(BIN)/mypy
-	$(BIN)/python -m pytest $(PARALLEL)
+	$(BIN)/python -m pytest $(PARALLEL) --durations=25
 
 # The inner loop: SQLite only, no processes started, no browser.
 test-fast: dev-venv
