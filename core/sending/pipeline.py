@@ -300,14 +300,18 @@ def _deliver(
         except TemplateProblem as exc:
             failed.append((mid, str(exc)))
             continue
-        raw = composer.build(
-            message_id=mid,
-            to=row["email"],
-            rendered=rendered,
-            unsubscribe=unsubscribe,
-            date=date,
-            variant_id=row["variant_id"],
-        )
+        try:
+            raw = composer.build(
+                message_id=mid,
+                to=row["email"],
+                rendered=rendered,
+                unsubscribe=unsubscribe,
+                date=date,
+                variant_id=row["variant_id"],
+            )
+        except ValidationFailed as exc:  # an address no transport can send to
+            failed.append((mid, str(exc)))
+            continue
         outgoing = composer.outgoing(raw, mid, row["email"])
         backoff = 0.5
         transient = 0
