@@ -4,6 +4,7 @@ pipeline give the same headers and the same structure for the same input."""
 from __future__ import annotations
 
 import email
+import re
 from email.message import Message as MimeMessage
 from email.policy import default
 
@@ -11,9 +12,11 @@ from sqlalchemy import select
 
 from core.campaigns import service as campaigns
 from core.content import templates
+from core.content.rendering import Rendered
 from core.infra.db import session_scope
 from core.mail.compose import MimeBuilder, build_mime
 from core.models import Campaign, ListMembership, Message, Template, Workspace
+from core.sending.compose import Composer
 from tests.helpers import make_contact, message_text, outbox_messages
 from tests.sending.builders import make_campaign, make_setup
 from tests.sending.test_pipeline import html_part, run_tasks
@@ -133,3 +136,19 @@ def test_headers_are_one_line_each_and_folded_by_the_email_library():
         "text/plain",
         "text/html",
     ]
+
+
+def test_a_long_non_ascii_subject_is_folded_with_crlf_in_a_campaign_mail(session):
+    """The campaign path used to fold such a subject with a bare LF (SMTP servers refuse it)."""
+    setup = make_setup(session)
+    campaign = session.get(Campaign, make_campaign(session, setup))
+    composer = Composer(campaign, session.get(Workspace, setup.workspace_id))
+    raw = composer.build(
+        message_id=1,
+        to="a@example.com",
+        rendered=Rendered("Ünïcode " * 20, "<p>x</p>", "x"),
+        unsubscribe="https://t.example/u/1",
+    )
+    assert re.search(rb"(?<!\r)\n", raw) is None, "bare LF in the message"
+    parsed = email.message_from_bytes(raw, policy=default)
+    assert parsed["Subject"] == ("Ünïcode " * 20).strip()
