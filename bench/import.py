@@ -70,8 +70,7 @@ def child(backend: str, url: str, csv_path: str) -> None:
         ws_id = workspace.id
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start = time.perf_counter()
-    with get_sessionmaker(url)() as session:
-        result = import_contacts(session, Actor.system(ws_id), csv_path)
+    result = import_contacts(get_sessionmaker(url), Actor.system(ws_id), csv_path)
     seconds = time.perf_counter() - start
     # The contacts page's first render on what was just imported: one page and the total.
     from core.contacts.service import ContactFilter, page_contacts

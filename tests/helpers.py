@@ -7,7 +7,7 @@ import itertools
 from email.message import Message
 from pathlib import Path
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from core.accounts.auth import create_user, ensure_workspace
 from core.infra.permissions import Actor
@@ -15,6 +15,15 @@ from core.models import Contact, User, Workspace
 
 PASSWORD = "correct-horse-42"
 _seq = itertools.count(1)
+
+
+def sessions_on(session: Session) -> sessionmaker[Session]:
+    """A session factory on the test's connection, for functions that run their own batches
+    (they take a factory, not a session). Each session it makes joins the test's transaction
+    through a savepoint: its commits release savepoints, and the test's rollback still undoes
+    everything. What `session` holds is flushed first, so the factory's sessions see it."""
+    session.flush()
+    return sessionmaker(bind=session.connection(), join_transaction_mode="create_savepoint")
 
 
 def make_workspace(session: Session, slug: str | None = None, **fields) -> Workspace:

@@ -157,9 +157,11 @@ def import_tab(me: Actor, defs: list, list_ids: dict[str, int]) -> None:
                     def progress(done: int, total: int) -> None:
                         bar.progress(min(1.0, done / max(total, 1)), f"{done:,} of ~{total:,} rows")
 
-                    with shows_errors(), get_sessionmaker()() as session:
-                        result = importer.import_contacts(session, me, path, options, progress)
-                        session.commit()
+                    with shows_errors():
+                        # It commits once per chunk itself: it takes the session factory.
+                        result = importer.import_contacts(
+                            get_sessionmaker(), me, path, options, progress
+                        )
                         st.session_state["imp_result"] = result.to_dict()
     if result := st.session_state.get("imp_result"):
         st.success("Import finished.")

@@ -37,17 +37,17 @@ def cmd_import_contacts(args: argparse.Namespace) -> int:
         if not args.quiet:
             sys.stderr.write(f"{done:,} / ~{total:,} rows\n")
 
-    # A plain session: the import commits once per chunk itself.
-    with get_sessionmaker()() as session:
-        workspace = session.scalar(select(Workspace).where(Workspace.slug == args.workspace))
-        if workspace is None:
-            raise NotFound(f"There is no workspace {args.workspace!r}.")
-        options = ImportOptions(
-            list_name=args.list_name, update_existing=args.update_existing, sheet=args.sheet
-        )
-        result = import_contacts(
-            session, Actor.system(workspace.id), args.file, options, progress=progress
-        )
-        session.commit()
+    sessions = get_sessionmaker()
+    with sessions() as session:
+        workspace_id = session.scalar(select(Workspace.id).where(Workspace.slug == args.workspace))
+    if workspace_id is None:
+        raise NotFound(f"There is no workspace {args.workspace!r}.")
+    options = ImportOptions(
+        list_name=args.list_name, update_existing=args.update_existing, sheet=args.sheet
+    )
+    # The import commits once per chunk itself: it takes the session factory.
+    result = import_contacts(
+        sessions, Actor.system(workspace_id), args.file, options, progress=progress
+    )
     out(json.dumps(result.summary()))
     return 0

@@ -1,14 +1,19 @@
-"""Building RFC 5322 messages, and the few system mails (reset, invitation)."""
+"""The one builder of RFC 5322 messages (`MimeBuilder`: campaigns, test sends, system mails),
+the sender checks, and the few system mails (reset, invitation)."""
 
 from __future__ import annotations
 
+import binascii
+import copy
 import html as html_lib
+import re
+import secrets
 import unicodedata
+from collections.abc import Mapping
+from email.header import Header
 from email.headerregistry import Address
-from email.mime.multipart import MIMEMultipart
-from email.mime.text import MIMEText
 from email.policy import SMTP
-from email.utils import formataddr, formatdate, make_msgid
+from email.utils import formatdate, make_msgid
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -70,6 +75,128 @@ def address_header(field: str, name: str, address: str) -> str:
         ) from exc
 
 
+# A header field name (RFC 5322: printable ASCII but the colon), and the characters that
+# must never reach a header value as they are (line breaks, control codes).
+_FIELD_NAME = re.compile(r"[!-9;-~]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_FOLD_AT = 78
+
+
+def header_value(field: str, value: str) -> str:
+    """An unstructured header's value on one line (line breaks become spaces), encoded and
+    folded by the email library when it is not short ASCII."""
+    value = " ".join(value.split())
+    plain = value.isascii() and not _CONTROL.search(value)
+    # Short, or one word (a URL in angle brackets): nowhere to fold, kept on its line.
+    if plain and (len(field) + len(value) < _FOLD_AT - 2 or " " not in value):
+        return value
+    charset = "us-ascii" if plain else "utf-8"
+    return Header(value, charset, header_name=field).encode(linesep="\r\n")
+
+
+def _b64(text: str) -> str:
+    """Base64 in 76-character CRLF lines (one C call, then slicing)."""
+    encoded = binascii.b2a_base64(text.encode("utf-8"), newline=False).decode("ascii")
+    return "\r\n".join(encoded[i : i + 76] for i in range(0, len(encoded), 76))
+
+
+class MimeBuilder:
+    """The one MIME builder: system mails, test sends and every campaign message.
+
+    What is the same for every message of a send (From, Reply-To, fixed headers such as
+    List-Id) is checked and built once by the email library; `build` adds To, Subject, Date,
+    Message-ID and the per-recipient headers and assembles the RFC 5322 bytes directly
+    (CRLF line ends, base64 bodies), several times faster than `email.message`, which
+    matters at campaign volume."""
+
+    def __init__(
+        self,
+        *,
+        sender: str,
+        sender_name: str = "",
+        reply_to: str = "",
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.sender = _one_line(sender, "from")
+        self.domain = self.sender.rpartition("@")[2] or "mailwright.local"
+        self.from_header = address_header("From", check_sender_name(sender_name), self.sender)
+        reply_to = _one_line(reply_to, "reply-to")
+        self.reply_to_header = address_header("Reply-To", "", reply_to) if reply_to else ""
+        self.fixed = [_header_line(f, v) for f, v in (headers or {}).items()]
+
+    def with_sender_name(self, sender_name: str) -> MimeBuilder:
+        """The same builder with another display name in From (an A/B variant's)."""
+        other = copy.copy(self)
+        other.from_header = address_header("From", check_sender_name(sender_name), self.sender)
+        return other
+
+    def build(
+        self,
+        *,
+        to: str,
+        subject: str,
+        text: str,
+        html: str | None,
+        message_id: str = "",
+        date: str = "",
+        headers: Mapping[str, str] | None = None,
+        boundary: str = "",
+    ) -> bytes:
+        """The message as bytes: multipart/alternative (text, then HTML), or text/plain
+        alone when `html` is None. Raises ValidationFailed for a To that is not one ASCII
+        address (neither SES nor our SMTP path offers SMTPUTF8)."""
+        if not to.isascii() or _CONTROL.search(to) or "," in to:
+            raise ValidationFailed(f"Cannot send to {to!r}: not one ASCII address.")
+        lines = [
+            self.from_header,
+            f"To: {to}",
+            f"Subject: {header_value('Subject', subject)}",
+            f"Date: {date or formatdate(usegmt=True)}",
+            f"Message-ID: {message_id or make_msgid(domain=self.domain)}",
+        ]
+        if self.reply_to_header:
+            lines.append(self.reply_to_header)
+        if headers:
+            lines += [_header_line(f, v) for f, v in headers.items()]
+        lines += self.fixed
+        lines.append("MIME-Version: 1.0")
+        if html is None:
+            lines += [
+                'Content-Type: text/plain; charset="utf-8"',
+                "Content-Transfer-Encoding: base64",
+                "",
+                _b64(text),
+                "",
+            ]
+        else:
+            # Base64 lines never hold "=_" or "-": no body line can look like the boundary.
+            boundary = f"=_mw{boundary or secrets.token_hex(8)}"
+            lines += [
+                f'Content-Type: multipart/alternative; boundary="{boundary}"',
+                "",
+                f"--{boundary}",
+                'Content-Type: text/plain; charset="utf-8"',
+                "Content-Transfer-Encoding: base64",
+                "",
+                _b64(text),
+                f"--{boundary}",
+                'Content-Type: text/html; charset="utf-8"',
+                "Content-Transfer-Encoding: base64",
+                "",
+                _b64(html),
+                f"--{boundary}--",
+                "",
+            ]
+        # CRLF throughout: smtplib sends bytes as they are, and SMTP servers refuse bare LF.
+        return "\r\n".join(lines).encode("ascii")
+
+
+def _header_line(field: str, value: str) -> str:
+    if not _FIELD_NAME.fullmatch(field):
+        raise ValidationFailed(f"{field!r} cannot be a header name.")
+    return f"{field}: {header_value(field, value)}"
+
+
 def build_mime(
     *,
     sender: str,
@@ -82,33 +209,16 @@ def build_mime(
     message_id: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> bytes:
-    """A multipart/alternative message as bytes.
-
-    Uses the compat32 `email.mime` classes: about three times faster than EmailMessage
-    with the default policy, which matters at campaign volume.
-    """
-    msg: MIMEMultipart | MIMEText
-    if html is not None:
-        msg = MIMEMultipart("alternative")
-        msg.attach(MIMEText(text, "plain", "utf-8"))
-        msg.attach(MIMEText(html, "html", "utf-8"))
-    else:
-        msg = MIMEText(text, "plain", "utf-8")
-    name = check_sender_name(sender_name)
-    sender, to, reply_to = (
-        _one_line(v, label) for v, label in ((sender, "from"), (to, "to"), (reply_to, "reply-to"))
+    """One message built by `MimeBuilder` (system mails and test sends)."""
+    builder = MimeBuilder(sender=sender, sender_name=sender_name, reply_to=reply_to)
+    return builder.build(
+        to=_one_line(to, "to"),
+        subject=subject,
+        text=text,
+        html=html,
+        message_id=message_id or "",
+        headers=headers,
     )
-    msg["From"] = formataddr((name, sender)) if name else sender
-    msg["To"] = to
-    msg["Subject"] = " ".join(subject.split())  # a rendered subject may hold line breaks
-    msg["Date"] = formatdate(localtime=False, usegmt=True)
-    msg["Message-ID"] = message_id or make_msgid(domain=sender.rpartition("@")[2] or None)
-    if reply_to:
-        msg["Reply-To"] = reply_to
-    for field, value in (headers or {}).items():
-        msg[field] = " ".join(value.split())
-    # CRLF line ends: smtplib sends bytes as they are, and SMTP servers refuse bare LF.
-    return msg.as_bytes(policy=msg.policy.clone(linesep="\r\n"))
 
 
 def send_system_mail(to: str, subject: str, text: str, link: str | None = None) -> str:

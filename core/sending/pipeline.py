@@ -104,6 +104,7 @@ def start_campaign(sessions: sessionmaker[Session], campaign_id: int) -> bool:
 
 
 def _start_campaign(session: Session, campaign_id: int) -> bool:
+    """`start_campaign`'s work; commits the session its caller opened from a factory."""
     won = rowcount(
         session.execute(
             update(Campaign)
@@ -141,6 +142,7 @@ def _start_campaign(session: Session, campaign_id: int) -> bool:
 
 
 def _fail(session: Session, campaign: Campaign, reason: str) -> bool:
+    """Fail the campaign and commit (inside `_start_campaign`, a factory's session)."""
     campaign.status = CampaignStatus.FAILED
     campaign.error = reason
     campaign.finished_at = clock.now()
@@ -300,14 +302,18 @@ def _deliver(
         except TemplateProblem as exc:
             failed.append((mid, str(exc)))
             continue
-        raw = composer.build(
-            message_id=mid,
-            to=row["email"],
-            rendered=rendered,
-            unsubscribe=unsubscribe,
-            date=date,
-            variant_id=row["variant_id"],
-        )
+        try:
+            raw = composer.build(
+                message_id=mid,
+                to=row["email"],
+                rendered=rendered,
+                unsubscribe=unsubscribe,
+                date=date,
+                variant_id=row["variant_id"],
+            )
+        except ValidationFailed as exc:  # an address no transport can send to
+            failed.append((mid, str(exc)))
+            continue
         outgoing = composer.outgoing(raw, mid, row["email"])
         backoff = 0.5
         transient = 0
@@ -366,6 +372,7 @@ def _send_batch(
     transport: Transport | None,
     rate_limiter: RateLimiter | None,
 ) -> BatchResult:
+    """`send_batch`'s work; commits the session it opened from its factory, per chunk."""
     result = BatchResult()
     campaign = session.get(Campaign, campaign_id)
     if campaign is None or campaign.status != CampaignStatus.SENDING:
@@ -456,7 +463,9 @@ def _send_batch(
 
 
 def _finish_if_done(session: Session, campaign_id: int) -> str | None:
-    """Mark a sending campaign sent (or failed, if nothing went out) once every row is final."""
+    """Mark a sending campaign sent (or failed, if nothing went out) once every row is final.
+
+    Commits: called only with a session that `send_batch` or `recover` opened themselves."""
     busy = session.scalar(
         select(Message.id)
         .where(Message.campaign_id == campaign_id, Message.status.in_(NOT_FINAL))
@@ -518,7 +527,7 @@ def send_test(
 
 
 def _start_due_campaigns(session: Session) -> list[int]:
-    """Start every scheduled campaign whose time has come."""
+    """Start every scheduled campaign whose time has come (`tick`'s session: commits)."""
     due = session.scalars(
         select(Campaign.id).where(
             Campaign.status == CampaignStatus.SCHEDULED, Campaign.scheduled_at <= clock.now()
@@ -539,6 +548,7 @@ def recover(sessions: sessionmaker[Session]) -> dict[str, int]:
 
 
 def _recover(session: Session) -> dict[str, int]:
+    """`recover`'s work; commits once per campaign the session its caller opened."""
     now = clock.now()
     cutoff = now - timedelta(seconds=settings.send_lease_seconds)
     reclaimed_to = (

@@ -19,7 +19,7 @@ from core.contacts.importing import (
 from core.infra.config import settings
 from core.infra.errors import PermissionDenied
 from core.models import Contact, CustomField
-from tests.helpers import actor_of, make_user, make_workspace
+from tests.helpers import actor_of, make_user, make_workspace, sessions_on
 
 
 def _workbook(path, rows) -> None:
@@ -55,7 +55,7 @@ def test_a_cell_that_unpacks_like_a_bomb_is_refused_before_it_is_read(session, t
     with pytest.raises(UnreadableFile, match="not an ordinary spreadsheet"):
         inspect_file(session, owner, path)
     with pytest.raises(UnreadableFile):
-        import_contacts(session, owner, path)
+        import_contacts(sessions_on(session), owner, path)
     assert session.scalar(select(func.count()).select_from(Contact)) == 0
 
 
@@ -91,7 +91,7 @@ def test_ten_thousand_columns_create_no_fields(session, tmp_path):
     header = ["email"] + [f"c{i}" for i in range(10_000)]
     path.write_text(",".join(header) + "\n" + "a@example.com" + "," * 10_000 + "\n")
     with pytest.raises(UnreadableFile, match=f"at most {MAX_COLUMNS}"):
-        import_contacts(session, owner, path)
+        import_contacts(sessions_on(session), owner, path)
     assert session.scalar(select(func.count()).select_from(CustomField)) == 0
 
 
@@ -122,7 +122,7 @@ def test_an_over_long_cell_is_a_row_error_and_the_other_rows_import(session, tmp
         for item in src.infolist():
             data = sheet if item.filename == "xl/worksheets/sheet1.xml" else src.read(item)
             out.writestr(item.filename, data, zipfile.ZIP_DEFLATED)
-    result = import_contacts(session, owner, path)
+    result = import_contacts(sessions_on(session), owner, path)
     emails = set(session.scalars(select(Contact.email)))
     assert emails == {"ok@example.com"}
     assert result.invalid == 1

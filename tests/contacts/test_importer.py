@@ -24,9 +24,11 @@ from core.contacts.importing import (
     open_table,
 )
 from core.contacts.importing.read import _parse_items
+from core.contacts.importing.write import _ChunkWriter
 from core.contacts.lists import find_list
+from core.infra.db import get_sessionmaker, session_scope
 from core.models import Contact, ListMembership, Suppression
-from tests.helpers import actor_of, make_contact, make_user, make_workspace
+from tests.helpers import actor_of, make_contact, make_user, make_workspace, sessions_on
 
 
 @pytest.fixture
@@ -72,7 +74,7 @@ def test_bom_semicolons_quoted_newlines_and_bad_rows(session, owner, tmp_path):
     assert preview.inferred["Score"] == "text" and preview.inferred["VIP"] == "boolean"
     assert preview.new_fields["joined"] == ("Joined", "date")
     options = ImportOptions(list_name="Newsletter", new_fields={"score": ("Score", "number")})
-    result = import_contacts(session, owner, path, options)
+    result = import_contacts(sessions_on(session), owner, path, options)
     found = contacts(session, owner)
     assert set(found) == {"anna@example.com", "carl@example.org"}
     anna = found["anna@example.com"]
@@ -105,7 +107,7 @@ def test_bom_semicolons_quoted_newlines_and_bad_rows(session, owner, tmp_path):
 def test_latin1_tabs_and_empty_lines(session, owner, tmp_path):
     data = "email\tfirst_name\tcity\n\nzoe@example.com\tZoë\tKöln\n\n\nYVES@EXAMPLE.COM\tYves\tSèvres\n"
     path = write(tmp_path, "latin.tsv", data.encode("latin-1"))
-    result = import_contacts(session, owner, path)
+    result = import_contacts(sessions_on(session), owner, path)
     assert (result.created, result.invalid, result.errors_file) == (2, 0, None)
     found = contacts(session, owner)
     assert found["zoe@example.com"].first_name == "Zoë"
@@ -116,7 +118,7 @@ def test_commas_in_quotes_and_a_stray_field(session, owner, tmp_path):
     data = (
         'email,company,city\n"a@example.com","Acme, Inc.","Paris"\nb@example.com,Beta,Rome,extra\n'
     )
-    result = import_contacts(session, owner, write(tmp_path, "c.csv", data.encode()))
+    result = import_contacts(sessions_on(session), owner, write(tmp_path, "c.csv", data.encode()))
     assert result.created == 1 and result.invalid == 1
     assert contacts(session, owner)["a@example.com"].company == "Acme, Inc."
     assert "4 fields" in error_rows(result)[0]["reason"]
@@ -141,17 +143,17 @@ def test_xlsx_first_or_chosen_sheet(session, owner, tmp_path):
 
     preview = inspect_file(session, owner, path)
     assert preview.sheets == ["Leads", "Partners"] and preview.sheet == "Leads"
-    result = import_contacts(session, owner, path)
+    result = import_contacts(sessions_on(session), owner, path)
     assert (result.created, result.invalid) == (1, 1)
     assert error_rows(result)[0]["line"] == "3"
     lea = contacts(session, owner)["lea@example.com"]
     assert lea.custom_fields == {"signed_up": "2024-05-01", "seats": 3}
 
-    result = import_contacts(session, owner, path, ImportOptions(sheet="Partners"))
+    result = import_contacts(sessions_on(session), owner, path, ImportOptions(sheet="Partners"))
     assert result.created == 1
     assert contacts(session, owner)["pat@example.com"].company == "Partner Ltd"
     with pytest.raises(UnreadableFile, match="no sheet"):
-        import_contacts(session, owner, path, ImportOptions(sheet="Nope"))
+        import_contacts(sessions_on(session), owner, path, ImportOptions(sheet="Nope"))
 
 
 def test_existing_contacts_skipped_or_updated_never_resubscribed(session, owner, tmp_path):
@@ -166,14 +168,14 @@ def test_existing_contacts_skipped_or_updated_never_resubscribed(session, owner,
         "blocked@example.com,Blocked,X\n"
     )
     path = write(tmp_path, "again.csv", data.encode())
-    result = import_contacts(session, owner, path)
+    result = import_contacts(sessions_on(session), owner, path)
     assert (result.created, result.updated, result.skipped) == (1, 0, 2)
     assert {r["reason"] for r in error_rows(result)} == {"already a contact; not updated"}
     found = contacts(session, owner)
     assert found["blocked@example.com"].status == "complained"
     assert found["gone@example.com"].city == "Old"
 
-    result = import_contacts(session, owner, path, ImportOptions(update_existing=True))
+    result = import_contacts(sessions_on(session), owner, path, ImportOptions(update_existing=True))
     assert (result.created, result.updated, result.skipped) == (0, 3, 0)
     session.expire_all()
     found = contacts(session, owner)
@@ -186,12 +188,12 @@ def test_existing_contacts_skipped_or_updated_never_resubscribed(session, owner,
 def test_custom_field_updates_merge_and_explicit_mapping(session, owner, tmp_path):
     create_custom_field(session, owner, "plan", "Plan", "text")
     first = write(tmp_path, "a.csv", b"email,plan,score\nm@example.com,gold,1\n")
-    import_contacts(session, owner, first)
+    import_contacts(sessions_on(session), owner, first)
     second = write(tmp_path, "b.csv", b"mail,level,ignored\nm@example.com,platinum,zzz\n")
     options = ImportOptions(
         mapping={"mail": "email", "level": "custom:plan", "ignored": ""}, update_existing=True
     )
-    result = import_contacts(session, owner, second, options)
+    result = import_contacts(sessions_on(session), owner, second, options)
     assert result.updated == 1 and result.new_fields == []
     session.expire_all()
     assert contacts(session, owner)["m@example.com"].custom_fields == {
@@ -208,13 +210,45 @@ def test_unreadable_files_change_nothing(session, owner, tmp_path):
     ]:
         with pytest.raises(UnreadableFile, match=message):
             import_contacts(
-                session, owner, write(tmp_path, name, data), ImportOptions(list_name="x")
+                sessions_on(session),
+                owner,
+                write(tmp_path, name, data),
+                ImportOptions(list_name="x"),
             )
     with pytest.raises(UnreadableFile, match="no file"):
-        import_contacts(session, owner, tmp_path / "missing.csv")
+        import_contacts(sessions_on(session), owner, tmp_path / "missing.csv")
     assert contacts(session, owner) == {}
     assert field_types(session, owner) == {}
     assert find_list(session, owner, "x") is None
+
+
+def test_the_import_commits_each_chunk_in_a_session_of_its_own(live_db, tmp_path, monkeypatch):
+    """It takes a session factory because it commits once per chunk: a failure in the third
+    chunk keeps the two chunks written before it."""
+    with session_scope() as s:
+        owner = actor_of(make_user(s, make_workspace(s)))
+    lines = ["email"] + [f"u{i}@example.com" for i in range(230)]
+    path = write(tmp_path, "many.csv", "\n".join(lines).encode())
+    real_write, written = _ChunkWriter._write, []
+
+    def write_chunk(self, block, checked):
+        written.append(len(checked.emails))
+        if len(written) == 3:
+            raise RuntimeError("disk full")
+        real_write(self, block, checked)
+
+    monkeypatch.setattr(_ChunkWriter, "_write", write_chunk)
+    opened = []
+
+    def sessions():
+        opened.append(get_sessionmaker()())
+        return opened[-1]
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        import_contacts(sessions, owner, path, chunk_rows=50, workers=0)
+    assert len(opened) == 1 and written == [50, 50, 50]
+    with session_scope() as s:
+        assert len(contacts(s, owner)) == 100
 
 
 def test_workspace_isolation(session, tmp_path):
@@ -223,7 +257,7 @@ def test_workspace_isolation(session, tmp_path):
     theirs = actor_of(make_user(session, theirs_ws))
     make_contact(session, theirs_ws, email="shared@example.com", status="bounced")
     path = write(tmp_path, "x.csv", b"email\nshared@example.com\n")
-    result = import_contacts(session, mine, path, ImportOptions(list_name="Mine"))
+    result = import_contacts(sessions_on(session), mine, path, ImportOptions(list_name="Mine"))
     assert result.created == 1
     assert contacts(session, mine)["shared@example.com"].status == "subscribed"
     assert contacts(session, theirs)["shared@example.com"].status == "bounced"
@@ -236,7 +270,11 @@ def test_chunks_give_the_same_result(session, owner, tmp_path):
     path = write(tmp_path, "many.csv", "\n".join(lines).encode())
     seen = []
     result = import_contacts(
-        session, owner, path, chunk_rows=50, progress=lambda done, total: seen.append(done)
+        sessions_on(session),
+        owner,
+        path,
+        chunk_rows=50,
+        progress=lambda done, total: seen.append(done),
     )
     assert (result.created, result.duplicates, result.invalid, result.rows) == (230, 1, 1, 232)
     assert seen == sorted(set(seen)) and seen[-1] == 232 and len(seen) >= 2
@@ -288,7 +326,7 @@ def test_nul_bytes_overlong_fields_and_clashing_headers(session, owner, tmp_path
     data = (
         f"email,first_name,Plan,plan\nn\x00ul@example.com,Nu\x00ll,a,b\nlong@example.com,{long_name},c,d\n"
     ).encode()
-    result = import_contacts(session, owner, write(tmp_path, "odd.csv", data))
+    result = import_contacts(sessions_on(session), owner, write(tmp_path, "odd.csv", data))
     assert (result.created, result.invalid) == (1, 1)
     assert "first_name is longer than 200" in error_rows(result)[0]["reason"]
     contact = contacts(session, owner)["nul@example.com"]
@@ -370,7 +408,9 @@ def test_worker_processes_give_the_same_result(session, tmp_path, monkeypatch):
         options = ImportOptions(
             list_name="Fair", new_fields={"tier": ("Tier", "text"), "score": ("Score", "number")}
         )
-        result = import_contacts(session, actor, path, options, chunk_rows=37, workers=workers)
+        result = import_contacts(
+            sessions_on(session), actor, path, options, chunk_rows=37, workers=workers
+        )
         assert result.workers == workers
         found = {
             email: (c.first_name, c.custom_fields, c.status)
@@ -396,7 +436,7 @@ def test_no_worker_processes_beside_other_threads(session, owner, tmp_path, monk
     # Forking while other threads run (Streamlit) is unsafe: the rows are checked here.
     monkeypatch.setattr("core.contacts.importing.write.threading.active_count", lambda: 3)
     path = write(tmp_path, "tricky.csv", TRICKY.encode())
-    result = import_contacts(session, owner, path, chunk_rows=100, workers=2)
+    result = import_contacts(sessions_on(session), owner, path, chunk_rows=100, workers=2)
     assert result.workers == 0 and result.created > 250
 
 
@@ -409,7 +449,7 @@ def test_a_worker_process_that_dies_fails_the_import(session, owner, tmp_path, m
     monkeypatch.setattr("core.contacts.importing.write._check_block", _die)
     path = write(tmp_path, "tricky.csv", TRICKY.encode())
     with pytest.raises(BrokenProcessPool):
-        import_contacts(session, owner, path, chunk_rows=100, workers=2)
+        import_contacts(sessions_on(session), owner, path, chunk_rows=100, workers=2)
     assert contacts(session, owner) == {}
 
 
@@ -433,7 +473,7 @@ def test_existing_contact_in_a_later_chunk(
     lines = ["email,first_name,city"] + [f"u{i}@example.com,U{i},C{i}" for i in range(300)]
     path = write(tmp_path, "later.csv", "\n".join(lines).encode())
     result = import_contacts(
-        session, owner, path, ImportOptions(list_name="All"), chunk_rows=100, workers=0
+        sessions_on(session), owner, path, ImportOptions(list_name="All"), chunk_rows=100, workers=0
     )
     assert (result.created, result.skipped, result.invalid) == (299, 1, 0)
     assert [(r["line"], r["reason"]) for r in error_rows(result)] == [

@@ -122,9 +122,7 @@ def run_import_job(sessions: sessionmaker[Session], job_id: int) -> str:
 
     options = ImportOptions.from_dict(params["options"])
     try:
-        with sessions() as session:
-            result = import_contacts(session, actor, params["path"], options, progress=progress)
-            session.commit()
+        result = import_contacts(sessions, actor, params["path"], options, progress=progress)
     except MailwrightError as exc:
         _finish_job(sessions, job_id, "failed", error=str(exc))
         return "failed"

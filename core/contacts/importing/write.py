@@ -247,7 +247,7 @@ MAX_WORKERS = 4
 
 
 def import_contacts(
-    session: Session,
+    sessions: Callable[[], Session],
     actor: Actor,
     path: str | Path,
     options: ImportOptions | None = None,
@@ -257,11 +257,27 @@ def import_contacts(
 ) -> ImportResult:
     """Import a CSV or .xlsx file into the actor's workspace.
 
-    Commits once per chunk (a million rows are never one transaction), so the caller hands
-    over a plain session (not one inside `Session.begin()`) that this function may commit.
-    `workers` processes check the rows (None: one per core for big files, 0: none).
+    Runs its own transactions, one commit per chunk (a million rows are never one
+    transaction), so it takes a session factory (a `sessionmaker`, or any zero-argument
+    callable returning a Session), not a session; what it wrote is committed when it
+    returns. `workers` processes check the rows (None: one per core for big files, 0: none).
     Raises UnreadableFile, changing nothing, when the file cannot be read or mapped."""
     actor.require("edit")
+    with sessions() as session:
+        result = _import_contacts(session, actor, path, options, progress, chunk_rows, workers)
+        session.commit()  # the list and fields of a file without a single row to write
+    return result
+
+
+def _import_contacts(
+    session: Session,
+    actor: Actor,
+    path: str | Path,
+    options: ImportOptions | None,
+    progress: ProgressFn | None,
+    chunk_rows: int,
+    workers: int | None,
+) -> ImportResult:
     options = options or ImportOptions()
     started = time.perf_counter()
     result = ImportResult()
