@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core.accounts import auth
+from core.accounts import auth, members
 from core.infra.errors import MailwrightError
 from ui.state import db
 from ui.text import md
@@ -13,7 +13,7 @@ invite = st.query_params.get("invite", "")
 if invite:
     try:
         with db() as session:
-            email, role, workspace_name = auth.describe_invitation(session, invite)
+            email, role, workspace_name = members.describe_invitation(session, invite)
     except MailwrightError as exc:
         st.error(str(exc))
         st.stop()
@@ -25,7 +25,7 @@ if invite:
     if submitted:
         try:
             with db() as session:
-                auth.accept_invitation(session, invite, name, password)
+                members.accept_invitation(session, invite, name, password)
         except MailwrightError as exc:
             st.error(str(exc))
         else:
@@ -35,7 +35,7 @@ if invite:
     st.stop()
 
 with db() as session:
-    open_ = auth.registration_open(session)
+    open_ = members.registration_open(session)
 if not open_:
     st.info("Sign-up is closed on this installation. Ask an admin of your workspace to invite you.")
     st.page_link("pages/login.py", label="Back to sign in")
@@ -52,7 +52,7 @@ with st.form("register"):
 if submitted:
     try:
         with db() as session:
-            auth.register_workspace(session, workspace_name, slug, email, name, password)
+            members.register_workspace(session, workspace_name, slug, email, name, password)
     except MailwrightError as exc:
         st.error(str(exc))
     else:

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core.accounts import auth
+from core.accounts import auth, members
 from core.accounts.workspaces import (
     SES_README_ANCHOR,
     SES_README_SECTION,
@@ -97,9 +97,10 @@ with identity_tab:
 with users_tab:
     with read_db() as session:
         users = [
-            (u.id, u.email, u.name, u.role, auth.is_locked(u)) for u in auth.list_users(session, me)
+            (u.id, u.email, u.name, u.role, auth.is_locked(u))
+            for u in members.list_users(session, me)
         ]
-        pending = auth.pending_invitations(session, me) if me.can("admin") else []
+        pending = members.pending_invitations(session, me) if me.can("admin") else []
     st.dataframe(
         [{"Email": e, "Name": n, "Role": r, "Locked": locked} for _, e, n, r, locked in users],
         hide_index=True,
@@ -127,7 +128,7 @@ with users_tab:
                     help="Mail a new link, valid for 7 days; the old link stops working.",
                 ):
                     act(
-                        lambda s, i=inv.id: auth.resend_invitation(s, me, i),
+                        lambda s, i=inv.id: members.resend_invitation(s, me, i),
                         f"Sent a new invitation link to {inv.email}; the old link no longer works.",
                     )
                 if revoke.button("Revoke", key=f"revoke_{inv.id}"):
@@ -138,7 +139,7 @@ with users_tab:
                     "Yes, revoke it",
                 ):
                     act(
-                        lambda s, i=inv.id: auth.revoke_invitation(s, me, i),
+                        lambda s, i=inv.id: members.revoke_invitation(s, me, i),
                         f"Revoked the invitation to {inv.email}.",
                     )
 
@@ -149,29 +150,28 @@ with users_tab:
             invited = st.form_submit_button("Send invitation")
         if invited:
             act(
-                lambda s: auth.invite_user(s, me, email, role),
+                lambda s: members.invite_user(s, me, email, role),
                 f"Invitation sent to {email.strip()}.",
             )
         # Everyone else first, then yourself: an owner may hand over and step down (core
         # refuses to leave the workspace without an owner, and says so).
-        members = {uid: (e, r) for uid, e, _, r, _ in users if uid != me.user_id}
-        members |= {uid: (e, r) for uid, e, _, r, _ in users if uid == me.user_id}
-        if members:
+        others = {uid: (e, r) for uid, e, _, r, _ in users if uid != me.user_id}
+        others |= {uid: (e, r) for uid, e, _, r, _ in users if uid == me.user_id}
+        if others:
             st.subheader("Change a role or remove a user")
             who = st.selectbox(
                 "User",
-                list(members),
+                list(others),
                 format_func=lambda uid: (
-                    f"{members[uid][0]} ({members[uid][1]})"
-                    + (" · you" if uid == me.user_id else "")
+                    f"{others[uid][0]} ({others[uid][1]})" + (" · you" if uid == me.user_id else "")
                 ),
             )
-            who_email, who_role = members[who]
+            who_email, who_role = others[who]
             new_role = st.selectbox("New role", ROLES, index=ROLES.index(who_role))
             c1, c2, _ = st.columns([1, 1, 4])
             if c1.button("Change role", disabled=new_role == who_role):
                 act(
-                    lambda s: auth.change_role(s, me, who, new_role),
+                    lambda s: members.change_role(s, me, who, new_role),
                     f"{who_email} is now {new_role}.",
                 )
             yourself = who == me.user_id
@@ -189,15 +189,15 @@ with users_tab:
                 "click and cannot sign in again unless invited anew.",
                 "Yes, remove",
             ):
-                act(lambda s: auth.remove_user(s, me, who), f"Removed {who_email}.")
+                act(lambda s: members.remove_user(s, me, who), f"Removed {who_email}.")
 
 with profile_tab:
     with read_db() as session:
-        my_name = auth.current_user(session, me).name
+        my_name = members.current_user(session, me).name
     with st.form("profile"):
         new_name = st.text_input("Your name", my_name)
         if st.form_submit_button("Save name"):
-            act(lambda s: auth.update_profile(s, me, new_name), "Saved your name.")
+            act(lambda s: members.update_profile(s, me, new_name), "Saved your name.")
     # The passwords never stay in the fields: cleared by the browser on submit, and their
     # state dropped after a change.
     with st.form("password", clear_on_submit=True):

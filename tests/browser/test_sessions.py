@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.accounts import auth
+from core.accounts import auth, members
 from core.infra.db import session_scope
 from tests.apptest_db import seed_user
 from tests.browser.conftest import CONTEXT, LiveApp, sign_in
@@ -60,7 +60,7 @@ def test_a_removed_user_gets_the_sign_in_form_not_a_traceback(live_app, page):
     sign_in(page, editor, "contacts", "Contacts")
     with session_scope() as session:
         owner = auth.actor_for(auth.get_user_by_email(session, live_app.email))
-        auth.remove_user(session, owner, auth.get_user_by_email(session, editor.email).id)
+        members.remove_user(session, owner, auth.get_user_by_email(session, editor.email).id)
     page.goto(f"{live_app.url}/contacts")
     page.get_by_role("button", name="Sign in").wait_for()
     text = page.locator("body").inner_text()

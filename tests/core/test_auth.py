@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from core.accounts import auth
+from core.accounts import auth, members
 from core.infra import clock
 from core.infra.config import settings
 from core.infra.errors import (
@@ -94,13 +94,13 @@ def test_reset_request_for_unknown_address_sends_nothing(session, outbox):
 def test_invitation_joins_the_inviters_workspace(session, outbox):
     ws = make_workspace(session)
     admin = make_user(session, ws, role="admin")
-    auth.invite_user(session, actor_of(admin), "new.editor@example.com", "editor")
+    members.invite_user(session, actor_of(admin), "new.editor@example.com", "editor")
     token = re.search(r"invite=([\w-]+)", message_text(outbox_messages(outbox)[0])).group(1)
-    assert auth.describe_invitation(session, token)[:2] == ("new.editor@example.com", "editor")
-    user = auth.accept_invitation(session, token, "New Editor", "editor-password-1")
+    assert members.describe_invitation(session, token)[:2] == ("new.editor@example.com", "editor")
+    user = members.accept_invitation(session, token, "New Editor", "editor-password-1")
     assert (user.workspace_id, user.role) == (ws.id, "editor")
     with pytest.raises(InvalidToken):
-        auth.accept_invitation(session, token, "Again", "editor-password-1")
+        members.accept_invitation(session, token, "Again", "editor-password-1")
 
 
 def test_roles_are_enforced_in_core(session):
@@ -109,15 +109,15 @@ def test_roles_are_enforced_in_core(session):
     editor = make_user(session, ws, role="editor")
     viewer = make_user(session, ws, role="viewer")
     with pytest.raises(PermissionDenied):
-        auth.invite_user(session, actor_of(editor), "x@example.com", "viewer")
+        members.invite_user(session, actor_of(editor), "x@example.com", "viewer")
     with pytest.raises(PermissionDenied):
-        auth.change_role(session, actor_of(viewer), editor.id, "admin")
+        members.change_role(session, actor_of(viewer), editor.id, "admin")
     admin = make_user(session, ws, role="admin")
     with pytest.raises(PermissionDenied):
-        auth.change_role(session, actor_of(admin), editor.id, "owner")
+        members.change_role(session, actor_of(admin), editor.id, "owner")
     with pytest.raises(ValidationFailed, match="at least one owner"):
-        auth.change_role(session, actor_of(owner), owner.id, "admin")
-    auth.change_role(session, actor_of(owner), editor.id, "admin")
+        members.change_role(session, actor_of(owner), owner.id, "admin")
+    members.change_role(session, actor_of(owner), editor.id, "admin")
     assert editor.role == "admin"
 
 
@@ -125,27 +125,27 @@ def test_a_user_cannot_touch_another_workspace(session):
     ws_a, ws_b = make_workspace(session), make_workspace(session)
     owner_a = make_user(session, ws_a)
     user_b = make_user(session, ws_b, role="editor")
-    assert [u.email for u in auth.list_users(session, actor_of(owner_a))] == [owner_a.email]
+    assert [u.email for u in members.list_users(session, actor_of(owner_a))] == [owner_a.email]
     with pytest.raises(NotFound):
-        auth.change_role(session, actor_of(owner_a), user_b.id, "viewer")
+        members.change_role(session, actor_of(owner_a), user_b.id, "viewer")
     with pytest.raises(NotFound):
-        auth.remove_user(session, actor_of(owner_a), user_b.id)
+        members.remove_user(session, actor_of(owner_a), user_b.id)
     assert session.get(User, user_b.id).role == "editor"
 
 
 def test_registration_is_open_only_when_empty_or_allowed(session, monkeypatch):
     from core.infra.config import settings
 
-    if not auth.installation_is_empty(session):
+    if not members.installation_is_empty(session):
         pytest.skip("shared database already has users")
-    user = auth.register_workspace(
+    user = members.register_workspace(
         session, "Acme", "acme", "boss@example.com", "Boss", "first-owner-pass-1"
     )
     assert user.role == "owner"
     with pytest.raises(PermissionDenied):
-        auth.register_workspace(session, "Other", "other", "o@example.com", "O", "x-password-12")
+        members.register_workspace(session, "Other", "other", "o@example.com", "O", "x-password-12")
     monkeypatch.setattr(settings, "allow_signup", True)
-    auth.register_workspace(session, "Other", "other", "o@example.com", "O", "x-password-12")
+    members.register_workspace(session, "Other", "other", "o@example.com", "O", "x-password-12")
 
 
 def test_password_policy():
@@ -191,11 +191,11 @@ def test_an_invitation_from_an_admin_later_demoted_grants_nothing(session, outbo
     ws = make_workspace(session)
     owner = make_user(session, ws, role="owner")
     admin = make_user(session, ws, role="admin")
-    auth.invite_user(session, actor_of(admin), "second.admin@example.com", "admin")
+    members.invite_user(session, actor_of(admin), "second.admin@example.com", "admin")
     token = re.search(r"invite=([\w-]+)", message_text(outbox_messages(outbox)[0])).group(1)
-    auth.change_role(session, actor_of(owner), admin.id, "editor")
+    members.change_role(session, actor_of(owner), admin.id, "editor")
     with pytest.raises(PermissionDenied, match="no longer valid"):
-        auth.accept_invitation(session, token, "Second", "admin-password-1")
+        members.accept_invitation(session, token, "Second", "admin-password-1")
     assert auth.get_user_by_email(session, "second.admin@example.com") is None
 
 

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from core.accounts import auth
+from core.accounts import auth, members
 from core.infra import clock
 from core.infra.errors import InvalidToken, NotFound, PermissionDenied, ValidationFailed
 from core.models import AuditLog, User
@@ -35,41 +35,41 @@ def test_pending_invitations_are_listed_per_workspace(session, outbox):
     ws, other = make_workspace(session), make_workspace(session)
     owner = make_user(session, ws)
     make_user(session, other)
-    auth.invite_user(session, actor_of(owner), "ann@example.com", "editor")
-    auth.invite_user(session, actor_of(owner), "bob@example.com", "viewer")
-    pending = auth.pending_invitations(session, actor_of(owner))
+    members.invite_user(session, actor_of(owner), "ann@example.com", "editor")
+    members.invite_user(session, actor_of(owner), "bob@example.com", "viewer")
+    pending = members.pending_invitations(session, actor_of(owner))
     assert {(p.email, p.role, p.invited_by) for p in pending} == {
         ("ann@example.com", "editor", owner.email),
         ("bob@example.com", "viewer", owner.email),
     }
     assert not any(p.expired for p in pending)
     other_owner = session.scalar(select(User).where(User.workspace_id == other.id))
-    assert auth.pending_invitations(session, actor_of(other_owner)) == []
+    assert members.pending_invitations(session, actor_of(other_owner)) == []
     # Accepted: no longer pending.
-    auth.accept_invitation(session, _links(outbox)[0], "Ann", "ann-password-1")
-    assert [p.email for p in auth.pending_invitations(session, actor_of(owner))] == [
+    members.accept_invitation(session, _links(outbox)[0], "Ann", "ann-password-1")
+    assert [p.email for p in members.pending_invitations(session, actor_of(owner))] == [
         "bob@example.com"
     ]
     with pytest.raises(ValidationFailed, match="has an invitation already"):
-        auth.invite_user(session, actor_of(owner), "bob@example.com", "editor")
+        members.invite_user(session, actor_of(owner), "bob@example.com", "editor")
 
 
 def test_revoking_an_invitation_kills_its_link(session, outbox):
     ws = make_workspace(session)
     owner = make_user(session, ws)
-    auth.invite_user(session, actor_of(owner), "carol@example.com", "editor")
+    members.invite_user(session, actor_of(owner), "carol@example.com", "editor")
     (token,) = _links(outbox)
-    assert auth.describe_invitation(session, token)[0] == "carol@example.com"
-    (inv,) = auth.pending_invitations(session, actor_of(owner))
-    assert auth.revoke_invitation(session, actor_of(owner), inv.id) == "carol@example.com"
-    assert auth.pending_invitations(session, actor_of(owner)) == []
+    assert members.describe_invitation(session, token)[0] == "carol@example.com"
+    (inv,) = members.pending_invitations(session, actor_of(owner))
+    assert members.revoke_invitation(session, actor_of(owner), inv.id) == "carol@example.com"
+    assert members.pending_invitations(session, actor_of(owner)) == []
     with pytest.raises(InvalidToken):
-        auth.describe_invitation(session, token)
+        members.describe_invitation(session, token)
     with pytest.raises(InvalidToken):
-        auth.accept_invitation(session, token, "Carol", "carol-password-1")
+        members.accept_invitation(session, token, "Carol", "carol-password-1")
     assert auth.get_user_by_email(session, "carol@example.com") is None
     with pytest.raises(NotFound):
-        auth.revoke_invitation(session, actor_of(owner), inv.id)
+        members.revoke_invitation(session, actor_of(owner), inv.id)
     assert ("invitation_revoked", "carol@example.com") in _audit(session, ws.id)
 
 
@@ -77,19 +77,19 @@ def test_resending_mails_a_new_link_and_the_old_one_dies(session, outbox):
     ws = make_workspace(session)
     owner = make_user(session, ws)
     admin = make_user(session, ws, role="admin")
-    auth.invite_user(session, actor_of(owner), "dan@example.com", "editor")
-    (inv,) = auth.pending_invitations(session, actor_of(owner))
+    members.invite_user(session, actor_of(owner), "dan@example.com", "editor")
+    (inv,) = members.pending_invitations(session, actor_of(owner))
     clock.freeze(clock.now() + timedelta(days=8))  # expired
     try:
-        assert auth.pending_invitations(session, actor_of(owner))[0].expired
-        auth.resend_invitation(session, actor_of(admin), inv.id)
+        assert members.pending_invitations(session, actor_of(owner))[0].expired
+        members.resend_invitation(session, actor_of(admin), inv.id)
         old, new = _links(outbox)
         assert old != new
         with pytest.raises(InvalidToken):
-            auth.describe_invitation(session, old)
-        (again,) = auth.pending_invitations(session, actor_of(owner))
+            members.describe_invitation(session, old)
+        (again,) = members.pending_invitations(session, actor_of(owner))
         assert (again.id, again.invited_by, again.expired) == (inv.id, admin.email, False)
-        user = auth.accept_invitation(session, new, "Dan", "dan-password-1")
+        user = members.accept_invitation(session, new, "Dan", "dan-password-1")
     finally:
         clock.freeze(None)
     assert (user.workspace_id, user.role) == (ws.id, "editor")
@@ -102,43 +102,43 @@ def test_only_admins_manage_invitations_and_only_their_own_workspace(session, ou
     editor = make_user(session, ws, role="editor")
     admin = make_user(session, ws, role="admin")
     stranger = make_user(session, other)
-    auth.invite_user(session, actor_of(owner), "erin@example.com", "owner")
-    (inv,) = auth.pending_invitations(session, actor_of(owner))
+    members.invite_user(session, actor_of(owner), "erin@example.com", "owner")
+    (inv,) = members.pending_invitations(session, actor_of(owner))
     for call in (
-        lambda: auth.pending_invitations(session, actor_of(editor)),
-        lambda: auth.resend_invitation(session, actor_of(editor), inv.id),
-        lambda: auth.revoke_invitation(session, actor_of(editor), inv.id),
+        lambda: members.pending_invitations(session, actor_of(editor)),
+        lambda: members.resend_invitation(session, actor_of(editor), inv.id),
+        lambda: members.revoke_invitation(session, actor_of(editor), inv.id),
         # An admin cannot re-issue an owner's invitation: it would grant above them.
-        lambda: auth.resend_invitation(session, actor_of(admin), inv.id),
+        lambda: members.resend_invitation(session, actor_of(admin), inv.id),
     ):
         with pytest.raises(PermissionDenied):
             call()
     for call in (
-        lambda: auth.resend_invitation(session, actor_of(stranger), inv.id),
-        lambda: auth.revoke_invitation(session, actor_of(stranger), inv.id),
+        lambda: members.resend_invitation(session, actor_of(stranger), inv.id),
+        lambda: members.revoke_invitation(session, actor_of(stranger), inv.id),
     ):
         with pytest.raises(NotFound):
             call()
-    assert len(auth.pending_invitations(session, actor_of(owner))) == 1
+    assert len(members.pending_invitations(session, actor_of(owner))) == 1
 
 
 def test_the_last_owner_can_be_neither_removed_nor_demoted(session):
     ws = make_workspace(session)
     owner = make_user(session, ws)
     second = make_user(session, ws)  # another owner
-    auth.change_role(session, actor_of(owner), second.id, "admin")
+    members.change_role(session, actor_of(owner), second.id, "admin")
     # Now `owner` is the only owner: nobody demotes or removes them, themselves included.
     with pytest.raises(ValidationFailed, match="only owner"):
-        auth.change_role(session, actor_of(owner), owner.id, "editor")
+        members.change_role(session, actor_of(owner), owner.id, "editor")
     with pytest.raises(PermissionDenied):
-        auth.remove_user(session, actor_of(second), owner.id)
+        members.remove_user(session, actor_of(second), owner.id)
     with pytest.raises(ValidationFailed, match="cannot remove yourself"):
-        auth.remove_user(session, actor_of(owner), owner.id)
+        members.remove_user(session, actor_of(owner), owner.id)
     assert session.get(User, owner.id).role == "owner"
     # With two owners again, one may step down and then be removed.
-    auth.change_role(session, actor_of(owner), second.id, "owner")
-    auth.change_role(session, actor_of(owner), owner.id, "admin")
-    auth.remove_user(session, actor_of(second), owner.id)
+    members.change_role(session, actor_of(owner), second.id, "owner")
+    members.change_role(session, actor_of(owner), owner.id, "admin")
+    members.remove_user(session, actor_of(second), owner.id)
     session.flush()
     assert session.get(User, owner.id) is None
     actions = [a for a, _ in _audit(session, ws.id)]
@@ -148,5 +148,5 @@ def test_the_last_owner_can_be_neither_removed_nor_demoted(session):
 def test_profile_reads_the_signed_in_users_name(session):
     ws = make_workspace(session)
     owner = make_user(session, ws)
-    auth.update_profile(session, actor_of(owner), "  Olga Owner ")
-    assert auth.current_user(session, actor_of(owner)).name == "Olga Owner"
+    members.update_profile(session, actor_of(owner), "  Olga Owner ")
+    assert members.current_user(session, actor_of(owner)).name == "Olga Owner"

@@ -8,7 +8,7 @@ import re
 
 from sqlalchemy import select
 
-from core.accounts import auth
+from core.accounts import auth, members
 from core.infra.db import session_scope
 from core.infra.errors import InvalidToken
 from core.models import Invitation, User
@@ -46,7 +46,7 @@ def test_invite_resend_and_revoke(live_db, outbox):
         re.search(r"invite=([\w-]+)", message_text(m)).group(1) for m in outbox_messages(outbox)
     )
     with session_scope() as session:
-        assert auth.describe_invitation(session, second)[0] == "new.person@example.com"
+        assert members.describe_invitation(session, second)[0] == "new.person@example.com"
 
     at.button(key=f"revoke_{inv_id}").click().run()
     assert "Revoke the invitation to new.person@example.com?" in texts(at)
@@ -59,7 +59,7 @@ def test_invite_resend_and_revoke(live_db, outbox):
     with session_scope() as session:
         for token in (first, second):
             try:
-                auth.describe_invitation(session, token)
+                members.describe_invitation(session, token)
             except InvalidToken:
                 continue
             raise AssertionError("a revoked invitation's link still works")
@@ -120,7 +120,7 @@ def test_a_viewer_sees_users_but_manages_nothing(live_db):
     viewer = seed_user(role="viewer", slug="acme")
     with session_scope() as session:
         inviter = auth.actor_for(auth.get_user_by_email(session, owner))
-        auth.invite_user(session, inviter, "someone@example.com", "editor")
+        members.invite_user(session, inviter, "someone@example.com", "editor")
     at = _settings(viewer)
     assert "Only owners and admins invite people and change roles." in texts(at)
     assert "Pending invitations" not in [h.value for h in at.subheader]

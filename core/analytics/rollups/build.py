@@ -1,5 +1,5 @@
 """Building the rollups: sources streamed into DuckDB, the aggregates, the file swapped in.
-About 620 lines, most of them the aggregates' DuckDB SQL, kept beside the loader that
+About 720 lines, most of them the aggregates' DuckDB SQL, kept beside the loader that
 feeds them.
 """
 
