@@ -367,3 +367,18 @@ def test_welcome_template_after_confirmation(session, outbox):
     [message] = outbox_messages(outbox)
     assert message["Subject"] == "Welcome Ada"
     assert "<http://track.example.com/u/" in message["List-Unsubscribe"]
+
+
+def test_a_segment_count_says_how_many_are_unconfirmed(session):
+    from core.segments import count_matching
+
+    ws, editor, news, f = _setup(session)
+    make_contact(session, ws, email="a@example.com", city="Paris")
+    make_contact(session, ws, email="b@example.com", city="Paris", status="unconfirmed")
+    make_contact(session, ws, email="c@example.com", city="Lyon", status="unconfirmed")
+    rules = {
+        "match": "all",
+        "rules": [{"field": "city", "op": "eq", "value": "Paris"}],
+    }
+    result = count_matching(session, editor, rules)
+    assert (result.count, result.unconfirmed) == (2, 1)
