@@ -159,3 +159,16 @@ def test_a_redirect_url_is_followed_after_the_post(live_db, enqueued):
     )
     assert answer.status_code == 303
     assert answer.headers["location"] == "https://acme.example/thanks"
+
+
+def test_too_many_posts_from_one_ip_get_a_429_page(form_id, enqueued, monkeypatch):
+    from core.infra.config import settings
+
+    monkeypatch.setattr(settings, "form_posts_per_ip_per_hour", 2)
+    client = TestClient(app)
+    codes = [
+        client.post(f"/f/{form_id}", data=_data(form_id, email=f"p{i}@example.com")).status_code
+        for i in range(3)
+    ]
+    assert codes == [200, 200, 429]
+    assert len(enqueued) == 2
