@@ -90,6 +90,7 @@ class PublicForm:
     check_inbox_message: str
     redirect_url: str
     list_ids: tuple[int, ...] = ()
+    double_list_ids: frozenset[int] = frozenset()  # the lists whose opt-in is double
 
     @property
     def answer(self) -> str:
@@ -121,7 +122,9 @@ def public_form(session: Session, form_id: str) -> PublicForm:
     workspace = session.get(Workspace, form.workspace_id)
     assert workspace is not None  # a foreign key with ON DELETE CASCADE
     actor = Actor.system(form.workspace_id)
-    custom = {f.key: f for f in list_custom_fields(session, actor)}
+    # The custom fields' labels and types, read only when the form asks one.
+    asks_custom = any(spec["key"] not in STANDARD_FORM_FIELDS for spec in form.fields)
+    custom = {f.key: f for f in list_custom_fields(session, actor)} if asks_custom else {}
     fields = []
     for spec in form.fields:
         key = spec["key"]
@@ -144,6 +147,7 @@ def public_form(session: Session, form_id: str) -> PublicForm:
         check_inbox_message=form.check_inbox_message or DEFAULT_CHECK_INBOX,
         redirect_url=form.redirect_url,
         list_ids=tuple(lst.id for lst in lists),
+        double_list_ids=frozenset(lst.id for lst in lists if lst.opt_in == "double"),
     )
 
 
@@ -273,23 +277,22 @@ def _subscribe(
         contact is not None and contact.status in (ContactStatus.BOUNCED, ContactStatus.COMPLAINED)
     ):
         return "suppressed"
-    lists = _lists(session, ws, form.list_ids)
     if contact is not None and contact.status == ContactStatus.SUBSCRIBED:
         member = set(
             session.scalars(
                 select(ListMembership.list_id).where(ListMembership.contact_id == contact.id)
             )
         )
-        new = [lst for lst in lists if lst.id not in member]
-        now_ids = [lst.id for lst in new if lst.opt_in != "double"]
-        later_ids = [lst.id for lst in new if lst.opt_in == "double"]
+        new = [i for i in form.list_ids if i not in member]
+        now_ids = [i for i in new if i not in form.double_list_ids]
+        later_ids = [i for i in new if i in form.double_list_ids]
         if now_ids:
             _join(session, contact.id, now_ids)
             _record(session, ws, contact.id, now_ids, "subscribe", shown)
         if later_ids:
             return _ask_confirmation(session, ws, contact, email, later_ids, shown)
         return "joined lists" if now_ids else "already subscribed"
-    list_ids = [lst.id for lst in lists]
+    list_ids = list(form.list_ids)
     if contact is None:
         contact = Contact(
             workspace_id=ws,
@@ -366,6 +369,7 @@ def _ask_confirmation(
         settings.form_confirmations_per_day,
         timedelta(days=1),
         shown.at,
+        exact=False,  # _subscribe holds the address's lock already
     ):
         log.warning(
             "form %s: no confirmation mail, the address's daily cap is reached", shown.form_id
