@@ -11,6 +11,7 @@ from core.contacts import fields, lists
 from core.contacts import service as book
 from core.models import CONTACT_STATUSES, FIELD_TYPES
 from ui import contact_import
+from ui import forms as signup_forms
 from ui.actions import act
 from ui.format import when
 from ui.state import actor, db, read_db, shows_errors
@@ -94,9 +95,11 @@ with read_db() as session:
     counts = {f.key: fields.count_field_values(session, me, f.key) for f in defs}
 list_ids = {lst.name: lst.id for lst in all_lists}
 
-table_tab, import_tab, fields_tab, lists_tab = st.tabs(
-    ["Contacts", "Import", "Custom fields", "Lists"]
-)
+tab_names = ["Contacts", "Import", "Custom fields", "Lists"]
+if me.can("edit"):
+    tab_names.append("Forms")
+# Keyed: a save on one tab reruns the page and comes back to that tab.
+table_tab, import_tab, fields_tab, lists_tab, *forms_tab = st.tabs(tab_names, key="ct_tabs")
 
 # --- the table ----------------------------------------------------------------------------------
 with table_tab:
@@ -325,16 +328,7 @@ with fields_tab:
 # --- lists -----------------------------------------------------------------------------------------
 with lists_tab:
     if all_lists:
-        st.dataframe(
-            pd.DataFrame(
-                [
-                    {"name": lst.name, "members": lst.members, "description": lst.description}
-                    for lst in all_lists
-                ]
-            ),
-            width="stretch",
-            hide_index=True,
-        )
+        signup_forms.list_options(me, all_lists)
     else:
         st.caption("No lists yet.")
     with st.form("new_list", clear_on_submit=True):
@@ -356,3 +350,8 @@ with lists_tab:
         sure = st.checkbox(f"Delete {md(chosen)} (its contacts stay)", key="ls_delete_ok")
         if st.button("Delete list", disabled=not sure):
             act(lambda s: lists.delete_list(s, me, list_ids[chosen]), f"Deleted the list {chosen}.")
+
+# --- signup forms (editors and up) -------------------------------------------------------------
+for tab in forms_tab:
+    with tab:
+        signup_forms.forms_tab(me, all_lists)

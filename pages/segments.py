@@ -137,7 +137,12 @@ with preview:
         st.warning(str(exc))
     if valid:
         st.metric("Matching contacts", f"{result.count:,}")
-        st.caption(f"Counted in {result.seconds * 1000:.0f} ms (every status).")
+        pending = (
+            f"; {result.unconfirmed:,} of them unconfirmed signups no campaign mails"
+            if result.unconfirmed
+            else ""
+        )
+        st.caption(f"Counted in {result.seconds * 1000:.0f} ms (every status{pending}).")
         if waiting:
             st.caption(
                 f"{waiting} new condition{'s' if waiting != 1 else ''} left out of the count "

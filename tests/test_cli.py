@@ -68,3 +68,70 @@ def test_create_user_and_seed_demo(live_db, tmp_path):
         assert session.scalar(select(func.count()).select_from(Contact)) == 60
         assert session.scalar(select(func.count()).select_from(Campaign)) == 1
         assert session.scalar(select(func.count()).select_from(Event)) > 60
+
+
+def test_create_form_prints_its_id_last_and_the_form_takes_posts(live_db, tmp_path):
+    from core.forms import signup
+    from core.models import Form
+
+    run_cli(
+        tmp_path,
+        live_db,
+        "create-user",
+        "--workspace",
+        "acme",
+        "--email",
+        "o@example.com",
+        "--password",
+        "boss-password-1",
+        "--role",
+        "owner",
+    )
+    done = run_cli(
+        tmp_path,
+        live_db,
+        "create-form",
+        "--workspace",
+        "acme",
+        "--name",
+        "Footer",
+        "--list",
+        "News",
+        "--list",
+        "Offers",
+        "--double-opt-in",
+        "--field",
+        "first_name!",
+        "--field",
+        "company",
+        PUBLIC_BASE_URL="https://mail.acme.io",
+    )
+    assert done.returncode == 0, done.stderr
+    form_id = done.stdout.splitlines()[-1]
+    assert f"hosted at https://mail.acme.io/f/{form_id}" in done.stdout
+    with session_scope() as session:
+        form = session.get(Form, form_id)
+        assert form.name == "Footer" and form.double_opt_in and len(form.list_ids) == 2
+        assert form.fields == [
+            {"key": "first_name", "required": True},
+            {"key": "company", "required": False},
+        ]
+        assert signup.public_form(session, form_id).double_opt_in
+    bad = run_cli(
+        tmp_path,
+        live_db,
+        "create-form",
+        "--workspace",
+        "acme",
+        "--name",
+        "X",
+        "--list",
+        "News",
+        "--field",
+        "password",
+    )
+    assert bad.returncode == 2 and "no such field" in bad.stderr
+    missing = run_cli(
+        tmp_path, live_db, "create-form", "--workspace", "nope", "--name", "X", "--list", "News"
+    )
+    assert missing.returncode == 2 and "No workspace" in missing.stderr

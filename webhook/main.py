@@ -3,7 +3,8 @@
 Routes: SES events through SNS (`POST /sns/ses`, a plain ASGI handler in front of
 FastAPI's router for speed: see WebhookApp), the open pixel (`GET /t/o/{token}.gif`),
 the click redirect (`GET /t/c/{token}`) and unsubscribe (`GET`/`POST /u/{token}`, the
-POST being RFC 8058 one-click; `/u/test/{token}` for previews and test sends). Each route
+POST being RFC 8058 one-click; `/u/test/{token}` for previews and test sends), and signup
+forms with their double opt-in (`/f/{form_id}`, `/c/{token}`: webhook/forms.py). Each route
 is thin: it checks the request, calls `core`, and maps domain errors to status codes (403
 forged, 400 malformed, 404 unknown token).
 
@@ -39,6 +40,7 @@ from core.ingest.tracking import (
     parse_unsubscribe,
 )
 from core.models import SnsMessage
+from webhook.forms import router as forms_router
 from webhook.groups import GroupCommitter, run_in_transaction
 
 log = logging.getLogger("webhook")
@@ -64,6 +66,7 @@ class WebhookApp(FastAPI):
 
 
 app = WebhookApp(title="Mailwright webhook", docs_url=None, redoc_url=None)
+app.include_router(forms_router)
 
 # 1x1 transparent GIF.
 PIXEL = bytes.fromhex(

@@ -43,6 +43,12 @@ app.conf.beat_schedule["recover-import-jobs"] = {
     "schedule": 60.0,
     "options": {"expires": 60.0},
 }
+# Signup forms: unconfirmed contacts past their retention go, with their consent attempts.
+app.conf.beat_schedule["sweep-unconfirmed"] = {
+    "task": "worker.tasks_forms.sweep_unconfirmed",
+    "schedule": 3600.0,
+    "options": {"expires": 3600.0},
+}
 app.conf.beat_schedule["sweep-files"] = {
     "task": "worker.tasks.sweep_files",
     "schedule": 3600.0,

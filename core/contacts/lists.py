@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from core.infra.db import rowcount
 from core.infra.errors import NotFound, ValidationFailed
 from core.infra.permissions import Actor
-from core.models import Contact, ContactList, ListMembership
+from core.models import LIST_OPT_INS, LIST_VISIBILITIES, Contact, ContactList, ListMembership
 
 _BULK = 5000
 
@@ -22,6 +22,8 @@ class ListInfo:
     name: str
     description: str
     members: int
+    visibility: str = "private"
+    opt_in: str = "single"
 
 
 def list_lists(session: Session, actor: Actor) -> list[ListInfo]:
@@ -38,7 +40,10 @@ def list_lists(session: Session, actor: Actor) -> list[ListInfo]:
         .where(ContactList.workspace_id == actor.workspace_id)
         .order_by(ContactList.name)
     )
-    return [ListInfo(lst.id, lst.name, lst.description, n) for lst, n in rows]
+    return [
+        ListInfo(lst.id, lst.name, lst.description, n, lst.visibility, lst.opt_in)
+        for lst, n in rows
+    ]
 
 
 def get_list(session: Session, actor: Actor, list_id: int) -> ContactList:
@@ -95,6 +100,22 @@ def rename_list(
     lst.name = _check_name(session, actor, name, own_id=lst.id)
     if description is not None:
         lst.description = description
+    session.flush()
+    return lst
+
+
+def set_list_options(
+    session: Session, actor: Actor, list_id: int, *, visibility: str, opt_in: str
+) -> ContactList:
+    """Public lists are offered by forms and the preference centre; a double opt-in list
+    is joined from a form only through the confirmation link (issue 17)."""
+    actor.require("edit")
+    if visibility not in LIST_VISIBILITIES:
+        raise ValidationFailed(f"Visibility is one of {', '.join(LIST_VISIBILITIES)}.")
+    if opt_in not in LIST_OPT_INS:
+        raise ValidationFailed(f"Opt-in is one of {', '.join(LIST_OPT_INS)}.")
+    lst = get_list(session, actor, list_id)
+    lst.visibility, lst.opt_in = visibility, opt_in
     session.flush()
     return lst
 

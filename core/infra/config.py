@@ -116,6 +116,17 @@ class Settings(BaseSettings):
     # A/B tests: how often beat decides due tests and releases the held rest.
     ab_tick_seconds: float = 60.0
 
+    # Signup forms (core.forms). A hosted form posted sooner than this after it was served
+    # is a bot's: refused silently. Posts per client IP per hour, across webhook processes.
+    form_min_fill_seconds: float = 3.0
+    form_posts_per_ip_per_hour: int = 60
+    # Confirmation mails one address may receive in any 24 hours (no mail-bombing).
+    form_confirmations_per_day: int = 3
+    # A confirmation link works this many days; unconfirmed contacts are deleted after
+    # UNCONFIRMED_RETENTION_DAYS with their consent attempts (beat, hourly).
+    form_confirm_days: float = 7.0
+    unconfirmed_retention_days: float = 30.0
+
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:
         if not self.database_url:

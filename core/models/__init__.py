@@ -1,5 +1,5 @@
 """The SQL schema: one set of typed models for SQLite and PostgreSQL, by domain
-(`accounts`, `contacts`, `campaigns`, `activity`, on `base`), and `statuses`: every status
+(`accounts`, `contacts`, `campaigns`, `activity`, `forms`, on `base`), and `statuses`: every status
 a row can be in and the campaign action table. Import models from here.
 
 May import: `core.infra`.
@@ -21,10 +21,14 @@ from core.models.activity import (
 )
 from core.models.base import (
     CAMPAIGN_STATUSES,
+    CONSENT_ACTIONS,
+    CONSENT_SOURCES,
     CONTACT_STATUSES,
     EVENT_TYPES,
     FIELD_TYPES,
     JOB_STATUSES,
+    LIST_OPT_INS,
+    LIST_VISIBILITIES,
     MESSAGE_STATUSES,
     NAMING,
     ROLES,
@@ -46,13 +50,17 @@ from core.models.contacts import (
     ListMembership,
     Suppression,
 )
+from core.models.forms import Consent, Form, FormThrottle
 
 __all__ = [
     "AuditLog",
     "Base",
     "BigId",
     "CAMPAIGN_STATUSES",
+    "CONSENT_ACTIONS",
+    "CONSENT_SOURCES",
     "CONTACT_STATUSES",
+    "Consent",
     "Campaign",
     "Contact",
     "ContactList",
@@ -60,9 +68,13 @@ __all__ = [
     "EVENT_TYPES",
     "Event",
     "FIELD_TYPES",
+    "Form",
+    "FormThrottle",
     "Invitation",
     "JOB_STATUSES",
     "JSONType",
+    "LIST_OPT_INS",
+    "LIST_VISIBILITIES",
     "Job",
     "ListMembership",
     "MESSAGE_STATUSES",

@@ -63,6 +63,23 @@ CONTACT_STATUSES = tuple(s.value for s in ContactStatus)
 FIELD_TYPES = ("text", "number", "date", "boolean")
 
 
+LIST_VISIBILITIES = ("public", "private")
+
+
+LIST_OPT_INS = ("single", "double")
+
+
+# What a consent row records (core.forms): a double-opt-in request waiting for its link, a
+# subscription at once (single opt-in), its confirmation, a re-subscription of an
+# unsubscribed contact (always confirmed), an unsubscription.
+CONSENT_ACTIONS = ("request", "subscribe", "confirm", "resubscribe", "unsubscribe")
+
+
+# Where a consent came from: a form (source_detail: its id), an import (the file name), a
+# user in the app (user_id), the preference centre, a one-click unsubscribe, the API.
+CONSENT_SOURCES = ("form", "import", "manual", "preferences", "one-click", "api")
+
+
 CAMPAIGN_STATUSES = tuple(s.value for s in CampaignStatus)
 
 

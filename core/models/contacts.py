@@ -17,7 +17,16 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.infra.clock import now
-from core.models.base import CONTACT_STATUSES, Base, BigId, JSONType, _one_of, _ts
+from core.models.base import (
+    CONTACT_STATUSES,
+    LIST_OPT_INS,
+    LIST_VISIBILITIES,
+    Base,
+    BigId,
+    JSONType,
+    _one_of,
+    _ts,
+)
 
 # JSONB on PostgreSQL (indexable, compact), JSON text on SQLite.
 
@@ -67,12 +76,20 @@ class CustomField(Base):
 
 class ContactList(Base):
     __tablename__ = "contact_list"
-    __table_args__ = (UniqueConstraint("workspace_id", "name", name="uq_contact_list_ws_name"),)
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "name", name="uq_contact_list_ws_name"),
+        _one_of("visibility", LIST_VISIBILITIES, "visibility"),
+        _one_of("opt_in", LIST_OPT_INS, "opt_in"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # public: offered on signup forms and in the preference centre; private: never shown.
+    visibility: Mapped[str] = mapped_column(String(8), default="private", server_default="private")
+    # double: joining it from a form needs the confirmation link (migration 0016).
+    opt_in: Mapped[str] = mapped_column(String(8), default="single", server_default="single")
     created_at: Mapped[datetime] = _ts()
 
 

@@ -1,7 +1,7 @@
 """Every status a row can be in, and which campaign actions each campaign status allows.
 
 The one place for these rules: core's checks, the pages' buttons and the database's CHECK
-constraints (migration 0015) all read them from here. The enums are `StrEnum`s, so a
+constraints (migrations 0015 and 0016) all read them from here. The enums are `StrEnum`s, so a
 member equals its stored string (`CampaignStatus.SENT == "sent"`) and rows read back as
 plain strings compare as expected.
 """
@@ -17,6 +17,9 @@ class ContactStatus(StrEnum):
     UNSUBSCRIBED = "unsubscribed"
     BOUNCED = "bounced"
     COMPLAINED = "complained"
+    # Signed up on a double-opt-in form and not confirmed yet: never mailed by a campaign,
+    # deleted by beat after 30 days (core.forms).
+    UNCONFIRMED = "unconfirmed"
 
 
 class CampaignStatus(StrEnum):

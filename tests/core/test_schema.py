@@ -55,9 +55,8 @@ def test_status_checks_refuse_unknown_statuses_and_the_upgrade_keeps_rows(backen
     from sqlalchemy.exc import IntegrityError
     from sqlalchemy.orm import Session
 
-    from core.contacts.lists import add_members, create_list
     from core.models import Campaign, Job, Message
-    from tests.helpers import actor_of, make_contact, make_user, make_workspace
+    from tests.helpers import make_contact, make_workspace
 
     url = databases.fresh(backend)
     downgrade(url, "0014_casefold")
@@ -65,9 +64,18 @@ def test_status_checks_refuse_unknown_statuses_and_the_upgrade_keeps_rows(backen
     with Session(engine) as session:
         ws = make_workspace(session)
         contact = make_contact(session, ws, email="kept@example.com")
-        owner = actor_of(make_user(session, ws))
-        group = create_list(session, owner, "Kept")
-        add_members(session, owner, group.id, [contact.id])
+        # Plain SQL: the models describe the newest schema (contact_list gained columns).
+        session.execute(
+            text("INSERT INTO contact_list (workspace_id, name) VALUES (:ws, 'Kept')"),
+            {"ws": ws.id},
+        )
+        session.execute(
+            text(
+                "INSERT INTO list_membership (list_id, contact_id) "
+                "SELECT id, :c FROM contact_list WHERE name = 'Kept'"
+            ),
+            {"c": contact.id},
+        )
         session.commit()
         ws_id, contact_id = ws.id, contact.id
     engine.dispose()

@@ -1,0 +1,174 @@
+"""Signup forms and confirmation links through the real FastAPI app (issue 17)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from core.forms import mail, signup
+from core.forms.service import HONEYPOT, STAMP, FieldSpec, FormInput, create_form
+from core.infra.db import session_scope
+from core.models import Consent, Contact, ContactList, ListMembership
+from tests.helpers import actor_of, make_user, make_workspace, outbox_messages
+from webhook.main import app
+
+HOSTILE = '<script>alert("x")</script>'
+
+
+@pytest.fixture
+def form_id(live_db) -> str:
+    with session_scope() as session:
+        ws = make_workspace(session, name="Acme", from_name=f"Acme {HOSTILE}")
+        editor = actor_of(make_user(session, ws, role="editor"))
+        news = ContactList(workspace_id=ws.id, name="News", visibility="public")
+        session.add(news)
+        session.flush()
+        form = create_form(
+            session,
+            editor,
+            FormInput(
+                name=f"Join {HOSTILE}",
+                list_ids=[news.id],
+                fields=[FieldSpec("first_name", required=True)],
+                consent_text=f"I agree {HOSTILE}",
+            ),
+        )
+        return form.id
+
+
+def _data(form_id: str, **extra: str) -> dict[str, str]:
+    data = {
+        "email": "ada@example.com",
+        "first_name": "Ada",
+        HONEYPOT: "",
+        STAMP: signup.fill_stamp(form_id, time.time() - 10),
+    }
+    data.update(extra)
+    return data
+
+
+def test_the_hosted_form_is_escaped_labelled_and_carries_the_bot_traps(form_id):
+    client = TestClient(app)
+    page = client.get(f"/f/{form_id}")
+    assert page.status_code == 200
+    text = page.text
+    assert HOSTILE not in text and "&lt;script&gt;" in text
+    assert '<label for="f-email">Email' in text and 'id="f-email"' in text
+    assert '<label for="f-first_name">First name' in text
+    assert f'name="{HONEYPOT}"' in text and f'name="{STAMP}"' in text
+    assert 'name="viewport"' in text and "<script" not in text
+    assert page.headers["cache-control"].startswith("no-store")
+    assert client.get("/f/unknown-form").status_code == 404
+
+
+def test_a_post_gets_the_check_inbox_page_and_the_link_confirms_only_on_post(
+    form_id, enqueued, outbox
+):
+    client = TestClient(app)
+    answer = client.post(f"/f/{form_id}", data=_data(form_id))
+    assert answer.status_code == 200
+    assert "Check your inbox" in answer.text
+    [(name, (request_id,), _)] = enqueued
+    assert name == signup.CONFIRM_TASK
+    with session_scope() as session:
+        assert mail.send_confirmation(session, request_id) == "sent"
+        request = session.get(Consent, request_id)
+        link = signup.confirm_url(request)
+    [message] = outbox_messages(outbox)
+    assert link in message.get_payload()[0].get_payload(decode=True).decode()
+    path = link.removeprefix("http://track.example.com")
+
+    for _ in range(3):  # a link scanner, then the person opening the mail
+        page = client.get(path)
+        assert page.status_code == 200
+        assert "Confirm my subscription" in page.text and HOSTILE not in page.text
+        assert page.headers["referrer-policy"] == "no-referrer"
+    with session_scope() as session:
+        contact = session.scalar(select(Contact).where(Contact.email == "ada@example.com"))
+        assert contact.status == "unconfirmed"
+    done = client.post(path)
+    assert done.status_code == 200 and "You are subscribed" in done.text
+    with session_scope() as session:
+        contact = session.scalar(select(Contact).where(Contact.email == "ada@example.com"))
+        assert contact.status == "subscribed"
+        assert session.scalar(select(ListMembership).where(ListMembership.contact_id == contact.id))
+        confirm = session.scalar(select(Consent).where(Consent.request_id == request_id))
+        assert confirm.confirm_ip == "testclient"
+    assert "You are subscribed" in client.get(path).text
+    assert client.get(path[:-3] + "xyz").status_code == 404
+
+
+def test_refused_posts_say_why(form_id, enqueued):
+    client = TestClient(app)
+    big = client.post(f"/f/{form_id}", data=_data(form_id, first_name="x" * 70_000))
+    assert big.status_code == 413
+    unknown = client.post(f"/f/{form_id}", data=_data(form_id, admin="1"))
+    assert unknown.status_code == 400 and "admin" in unknown.text
+    invalid = client.post(f"/f/{form_id}", data=_data(form_id, email=f"{HOSTILE}@x"))
+    assert invalid.status_code == 422
+    assert "not a valid email address" in invalid.text and HOSTILE not in invalid.text
+    assert 'value="Ada"' in invalid.text  # the answers come back
+    missing = client.post(f"/f/{form_id}", data=_data(form_id, first_name=""))
+    assert missing.status_code == 422 and "First name is required" in missing.text
+    as_json = client.post(f"/f/{form_id}", json=_data(form_id))
+    assert as_json.status_code == 400
+    assert enqueued == []
+
+
+def test_bots_get_the_same_page_and_nothing_happens(form_id, enqueued):
+    client = TestClient(app)
+    person = client.post(f"/f/{form_id}", data=_data(form_id, email="p@example.com"))
+    honeypot = client.post(
+        f"/f/{form_id}", data=_data(form_id, email="h@example.com", **{HONEYPOT: "x"})
+    )
+    fast = client.post(
+        f"/f/{form_id}",
+        data=_data(form_id, email="f@example.com", **{STAMP: signup.fill_stamp(form_id)}),
+    )
+    assert person.text == honeypot.text == fast.text
+    assert len(enqueued) == 1
+    with session_scope() as session:
+        assert set(session.scalars(select(Contact.email))) == {"p@example.com"}
+
+
+def test_a_redirect_url_is_followed_after_the_post(live_db, enqueued):
+    with session_scope() as session:
+        ws = make_workspace(session)
+        editor = actor_of(make_user(session, ws, role="editor"))
+        news = ContactList(workspace_id=ws.id, name="News")
+        session.add(news)
+        session.flush()
+        form_id = create_form(
+            session,
+            editor,
+            FormInput(
+                name="R",
+                list_ids=[news.id],
+                double_opt_in=False,
+                redirect_url="https://acme.example/thanks",
+            ),
+        ).id
+    client = TestClient(app)
+    answer = client.post(
+        f"/f/{form_id}",
+        data={"email": "r@example.com", STAMP: signup.fill_stamp(form_id, time.time() - 5)},
+        follow_redirects=False,
+    )
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "https://acme.example/thanks"
+
+
+def test_too_many_posts_from_one_ip_get_a_429_page(form_id, enqueued, monkeypatch):
+    from core.infra.config import settings
+
+    monkeypatch.setattr(settings, "form_posts_per_ip_per_hour", 2)
+    client = TestClient(app)
+    codes = [
+        client.post(f"/f/{form_id}", data=_data(form_id, email=f"p{i}@example.com")).status_code
+        for i in range(3)
+    ]
+    assert codes == [200, 200, 429]
+    assert len(enqueued) == 2

@@ -1,0 +1,195 @@
+"""Signup forms and double opt-in on the public service (issue 17).
+
+`GET /f/{form_id}` serves the hosted form (plain HTML and CSS: labelled fields, no
+JavaScript, a hidden honeypot and a signed fill-time stamp); `POST /f/{form_id}` takes it
+(form-encoded, at most 64 KB) and answers with the form's one message or its redirect.
+`GET /c/{token}` shows one "Confirm my subscription" button that POSTs to the same URL, so
+the link scanners that fetch every link in a mail confirm nobody; `POST /c/{token}`
+confirms. Every user-provided text on these pages is HTML-escaped; core runs in the
+threadpool, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from core.forms import signup
+from core.forms.page import escape as _e
+from core.forms.page import page, render_form
+from core.forms.service import HONEYPOT, STAMP
+from core.infra.db import read_scope, session_scope
+from core.infra.errors import InvalidToken, NotFound, ValidationFailed
+
+log = logging.getLogger("webhook.forms")
+router = APIRouter()
+
+MAX_BODY = 64 * 1024
+HEADERS = {
+    "Cache-Control": "no-store, private, max-age=0",
+    # The confirmation token is in the URL: never hand it on to another site.
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
+    return HTMLResponse(page(title, body), status_code=status, headers=HEADERS)
+
+
+def _message(title: str, text: str, status: int = 200, extra: str = "") -> HTMLResponse:
+    return _page(title, f"<h1>{_e(title)}</h1><p>{_e(text)}</p>{extra}", status)
+
+
+def _not_found() -> HTMLResponse:
+    return _message(
+        "Form not found", "This signup form does not exist or is no longer available.", 404
+    )
+
+
+def _client(request: Request) -> tuple[str, str]:
+    ip = request.client.host if request.client else ""
+    return ip, request.headers.get("user-agent", "")
+
+
+# ---------------------------------------------------------------- the hosted form
+
+
+def _load_form(form_id: str) -> signup.PublicForm:
+    with read_scope() as session:
+        return signup.public_form(session, form_id)
+
+
+@router.get("/f/{form_id}")
+async def form_page(form_id: str) -> Response:
+    try:
+        form = await run_in_threadpool(_load_form, form_id)
+    except NotFound:
+        return _not_found()
+    return _page(form.name, render_form(form, signup.fill_stamp(form.id)))
+
+
+async def _read_body(request: Request) -> bytes | None:
+    """The body, or None when it is over MAX_BODY (read no further than that)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            return None
+    return bytes(body)
+
+
+def _submit(form_id: str, data: dict[str, str], ip: str, agent: str) -> signup.Submitted:
+    with session_scope() as session:
+        return signup.submit(session, form_id, data, ip=ip, user_agent=agent)
+
+
+@router.post("/f/{form_id}")
+async def form_post(form_id: str, request: Request) -> Response:
+    body = await _read_body(request)
+    if body is None:
+        return _message("Too much data", "This form takes at most 64 KB.", 413)
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind != "application/x-www-form-urlencoded":
+        return _message("Cannot read this form", "Send the form as a web browser does.", 400)
+    try:
+        pairs = parse_qsl(
+            body.decode("utf-8"), keep_blank_values=True, strict_parsing=False, max_num_fields=50
+        )
+    except (UnicodeDecodeError, ValueError):
+        return _message("Cannot read this form", "The data sent is not a valid form.", 400)
+    data = dict(pairs)
+    ip, agent = _client(request)
+    try:
+        result = await run_in_threadpool(_submit, form_id, data, ip, agent)
+    except NotFound:
+        return _not_found()
+    except signup.UnknownFields as exc:
+        return _message("Cannot read this form", str(exc), 400)
+    except signup.TooManyRequests as exc:
+        return _message("Please try again later", str(exc), 429)
+    except ValidationFailed as exc:
+        try:
+            form = await run_in_threadpool(_load_form, form_id)
+        except NotFound:
+            return _not_found()
+        # The person's answers come back (escaped) with the reason; a fresh stamp.
+        refill = {k: v for k, v in data.items() if k not in (HONEYPOT, STAMP)}
+        error = str(exc).replace(repr(data.get("email", "")), "This")
+        return _page(
+            form.name,
+            render_form(form, data.get(STAMP, ""), refill, error),
+            422,
+        )
+    form = result.form
+    if form.redirect_url:
+        return RedirectResponse(form.redirect_url, status_code=303, headers=HEADERS)
+    title = "Check your inbox" if form.double_opt_in else "Thank you"
+    return _page(
+        title,
+        f'<h1>{_e(title)}</h1><p class="from">{_e(form.workspace_name)}</p>'
+        f"<p>{_e(form.answer)}</p>",
+    )
+
+
+# ---------------------------------------------------------------- confirmation
+
+
+def _describe(token: str) -> signup.Confirmation:
+    with read_scope() as session:
+        return signup.describe_confirmation(session, token)
+
+
+def _confirm(token: str, ip: str, agent: str) -> signup.Confirmation:
+    with session_scope() as session:
+        return signup.confirm(session, token, ip=ip, user_agent=agent)
+
+
+def _bad_link(exc: Exception) -> HTMLResponse:
+    text = str(exc) if "expired" in str(exc) else "It may have been altered or copied incompletely."
+    if isinstance(exc, NotFound):
+        text = str(exc)
+    return _message("This link is not valid", text, 404)
+
+
+def _subscribed(info: signup.Confirmation) -> HTMLResponse:
+    return _message(
+        "You are subscribed",
+        f"Thank you: {info.email} now receives email from {info.workspace_name}.",
+    )
+
+
+@router.get("/c/{token}")
+async def confirm_page(token: str) -> Response:
+    """Shows the button; a GET changes nothing (mail scanners fetch every link)."""
+    try:
+        info = await run_in_threadpool(_describe, token)
+    except (InvalidToken, NotFound) as exc:
+        return _bad_link(exc)
+    if info.done:
+        return _subscribed(info)
+    return _page(
+        "Confirm your subscription",
+        "<h1>Confirm your subscription</h1>"
+        f"<p>Receive email from <strong>{_e(info.workspace_name)}</strong> at {_e(info.email)}?</p>"
+        f'<form method="post" action="/c/{_e(token)}">'
+        '<button type="submit">Confirm my subscription</button></form>'
+        '<p class="muted">If you did not sign up, close this page: nothing happens.</p>',
+    )
+
+
+@router.post("/c/{token}")
+async def confirm_post(token: str, request: Request) -> Response:
+    ip, agent = _client(request)
+    try:
+        info = await run_in_threadpool(_confirm, token, ip, agent)
+    except (InvalidToken, NotFound) as exc:
+        return _bad_link(exc)
+    return _subscribed(info)
