@@ -9,12 +9,14 @@ from celery import Celery
 import worker
 from core.infra.config import settings
 from core.infra.jobs import celery_config
+from worker import quiet
 
 TASK_MODULES = sorted(
     f"worker.{m.name}" for m in pkgutil.iter_modules(worker.__path__) if m.name.startswith("tasks")
 )
 
 app = Celery("mailwright", include=TASK_MODULES)
+quiet.install()
 app.conf.update(celery_config())
 app.conf.beat_schedule_filename = str(settings.data_dir / "celerybeat-schedule")
 # Periodic work, by task name. Each area adds its entry here.
