@@ -24,7 +24,7 @@ from email.utils import formatdate
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.automations.model import (
@@ -85,7 +85,14 @@ from core.sending.compose import IDEMPOTENT_TRANSPORTS, get_transport_cached, li
 log = logging.getLogger(__name__)
 
 A, E, M = AutomationStatus, EnrollmentStatus, MessageStatus
-LEASE = timedelta(minutes=5)
+
+
+def _lease() -> timedelta:
+    """How long a claim holds an enrollment or a message in flight (the campaign
+    pipeline's lease); each step renews it, so only a lost worker's claim lapses."""
+    return timedelta(seconds=settings.send_lease_seconds)
+
+
 MAX_STEPS_PER_PASS = 50  # a flow without waits still stops somewhere
 RETRY_AFTER = timedelta(minutes=1)
 
@@ -122,8 +129,8 @@ def run_pass(
         if not ids:
             break
         result.claimed += len(ids)
-        for enrollment_id in ids:
-            advance(sessions, enrollment_id, result, transport, rate_limiter)
+        for enrollment_id, token in ids:
+            advance(sessions, enrollment_id, token, result, transport, rate_limiter)
     return result
 
 
@@ -196,8 +203,10 @@ def enroll_from_lists(session: Session) -> int:
     return total
 
 
-def claim_due(sessions: sessionmaker[Session], batch: int) -> list[int]:
-    """Lease up to `batch` due enrollments of active automations (committed)."""
+def claim_due(sessions: sessionmaker[Session], batch: int) -> list[tuple[int, int]]:
+    """Lease up to `batch` due enrollments of active automations (committed); returns
+    (id, token) pairs. The token (the claim count) fences the claim: a worker whose lease
+    lapsed and was taken over finds another token and stops."""
     with sessions() as session:
         now = clock.now()
         query = (
@@ -219,23 +228,33 @@ def claim_due(sessions: sessionmaker[Session], batch: int) -> list[int]:
             session.execute(
                 update(Enrollment)
                 .where(Enrollment.id.in_(ids))
-                .values(leased_until=now + LEASE, attempts=Enrollment.attempts + 1)
+                .values(leased_until=now + _lease(), attempts=Enrollment.attempts + 1)
                 .execution_options(synchronize_session=False)
             )
+        claimed = (
+            list(
+                session.execute(
+                    select(Enrollment.id, Enrollment.attempts).where(Enrollment.id.in_(ids))
+                ).tuples()
+            )
+            if ids
+            else []
+        )
         session.commit()
-        return ids
+        return sorted(claimed)
 
 
 def advance(
     sessions: sessionmaker[Session],
     enrollment_id: int,
+    token: int,
     result: PassResult,
     transport: Transport | None = None,
     rate_limiter: RateLimiter | None = None,
 ) -> None:
     """Walk one leased enrollment through its steps until a wait, the end, or an exit."""
     with sessions() as session:
-        _Walker(session, enrollment_id, result, transport, rate_limiter).run()
+        _Walker(session, enrollment_id, token, result, transport, rate_limiter).run()
 
 
 class _Walker:
@@ -243,12 +262,14 @@ class _Walker:
         self,
         session: Session,
         enrollment_id: int,
+        token: int,
         result: PassResult,
         transport: Transport | None,
         rate_limiter: RateLimiter | None,
     ) -> None:
         self.session = session
         self.enrollment_id = enrollment_id
+        self.token = token
         self.result = result
         self.transport = transport
         self.rate_limiter = rate_limiter
@@ -256,6 +277,9 @@ class _Walker:
     def run(self) -> None:
         s = self.session
         for _ in range(MAX_STEPS_PER_PASS):
+            if not self._renew():
+                s.commit()
+                return  # finished meanwhile, or another worker took it over
             e = s.get(Enrollment, self.enrollment_id, populate_existing=True)
             if e is None or e.status != E.ACTIVE:
                 s.commit()
@@ -304,6 +328,20 @@ class _Walker:
             if e.status != E.ACTIVE:
                 return
         s.commit()
+
+    def _renew(self) -> bool:
+        """Extend our lease, if it is still ours (the token fences it)."""
+        renewed = self.session.execute(
+            update(Enrollment)
+            .where(
+                Enrollment.id == self.enrollment_id,
+                Enrollment.attempts == self.token,
+                Enrollment.status == E.ACTIVE,
+            )
+            .values(leased_until=clock.now() + _lease())
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(renewed, "rowcount", 0))
 
     # --- moving ------------------------------------------------------------------------------
 
@@ -413,37 +451,59 @@ class _Walker:
         if message.status in (M.SENT, M.FAILED, M.CANCELLED):
             return True  # sent before a lost worker could move the enrollment on
         transport = self.transport or get_transport_cached()
-        lost = message.status == M.SENDING  # its worker was lost: the lease lapsed
-        # 2. The claim, committed.
-        message.status = M.SENDING
-        message.attempts += 1
-        message.updated_at = clock.now()
-        s.commit()
-        workspace = referenced(s, Workspace, e.workspace_id)
+        lost = message.status == M.SENDING  # in flight with a worker that was lost
+        message_id, contact_id, to = message.id, contact.id, contact.email
+        workspace_id, automation_id = e.workspace_id, automation.id
+        workspace = referenced(s, Workspace, workspace_id)
         rate = max(0.1, float(workspace.max_send_rate or 1.0))
-        acquire(self.rate_limiter or limiter(), f"workspace:{workspace.id}", 1, rate)
-        # 3. Send.
         try:
             raw, sender = self._compose(message, workspace, automation, step, contact)
-            provider_id = transport.send(
-                Outgoing(
-                    raw=raw,
-                    sender=sender,
-                    recipients=[contact.email],
-                    key=str(message.id),
-                    tags={"automation_id": str(automation.id), "message_id": str(message.id)},
-                    configuration_set=workspace.ses_configuration_set,
-                )
+        except (TemplateProblem, ValidationFailed) as exc:
+            self._fail(message_id, str(exc))
+            return True
+        outgoing = Outgoing(
+            raw=raw,
+            sender=sender,
+            recipients=[to],
+            key=str(message_id),
+            tags={"automation_id": str(automation_id), "message_id": str(message_id)},
+            configuration_set=workspace.ses_configuration_set,
+        )
+        # 2. The claim, committed: only one worker moves the row to "sending", and a row in
+        # flight is taken over only once its lease has lapsed. No transaction stays open
+        # while waiting for a send slot or the transport (SQLite has one writer).
+        now = clock.now()
+        claimed = s.execute(
+            update(Message)
+            .where(
+                Message.id == message_id,
+                or_(
+                    Message.status.in_((M.QUEUED, M.UNCERTAIN)),
+                    and_(Message.status == M.SENDING, Message.updated_at < now - _lease()),
+                ),
             )
-        except (TemplateProblem, ValidationFailed, PermanentSendError) as exc:
-            message.status = M.FAILED
-            message.error = str(exc)[:2000]
-            message.updated_at = clock.now()
-            self.result.failed += 1
+            .values(status=M.SENDING, attempts=Message.attempts + 1, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if not getattr(claimed, "rowcount", 0):
+            e.due_at = now + _lease()  # another worker has it in flight right now
+            e.leased_until = None
+            s.commit()
+            return False
+        s.commit()
+        acquire(self.rate_limiter or limiter(), f"workspace:{workspace_id}", 1, rate)
+        # 3. Send.
+        try:
+            provider_id = transport.send(outgoing)
+        except PermanentSendError as exc:
+            self._fail(message_id, str(exc))
             return True
         except (TransientSendError, ThrottledSendError, TransportMisconfigured) as exc:
-            message.status = M.QUEUED
-            message.error = str(exc)[:2000]
+            s.execute(
+                update(Message)
+                .where(Message.id == message_id)
+                .values(status=M.QUEUED, error=str(exc)[:2000], updated_at=clock.now())
+            )
             e.due_at = clock.now() + RETRY_AFTER
             e.leased_until = None
             s.commit()
@@ -451,32 +511,46 @@ class _Walker:
             return False
         # 4. The outcome, committed with the enrollment's move by the caller.
         now = clock.now()
-        message.status = M.SENT
-        message.sent_at = now
-        message.updated_at = now
-        message.provider_message_id = provider_id
+        error = ""
         if lost and transport.name not in IDEMPOTENT_TRANSPORTS:
-            message.error = (
-                f"{POSSIBLE_DUPLICATE}: the worker was lost while this message was in flight"
+            error = f"{POSSIBLE_DUPLICATE}: the worker was lost while this message was in flight"
+        s.execute(
+            update(Message)
+            .where(Message.id == message_id)
+            .values(
+                status=M.SENT,
+                sent_at=now,
+                updated_at=now,
+                provider_message_id=provider_id,
+                error=error,
             )
+        )
         s.execute(
             _insert(s)(Event)
             .values(
-                workspace_id=e.workspace_id,
+                workspace_id=workspace_id,
                 campaign_id=None,
-                message_id=message.id,
-                contact_id=contact.id,
+                message_id=message_id,
+                contact_id=contact_id,
                 type="sent",
                 occurred_at=now,
                 source="own",
-                data={"automation_id": automation.id, "step": path},
-                dedupe_key=f"sent:{message.id}",
+                data={"automation_id": automation_id, "step": path},
+                dedupe_key=f"sent:{message_id}",
                 is_machine=False,
             )
             .on_conflict_do_nothing(index_elements=["dedupe_key"])
         )
         self.result.sent += 1
         return True
+
+    def _fail(self, message_id: int, reason: str) -> None:
+        self.session.execute(
+            update(Message)
+            .where(Message.id == message_id)
+            .values(status=M.FAILED, error=reason[:2000], updated_at=clock.now())
+        )
+        self.result.failed += 1
 
     def _compose(
         self,

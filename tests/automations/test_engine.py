@@ -294,6 +294,7 @@ def test_a_lost_worker_repeats_no_send(session, at_t0):
         .where(Message.step_path == "1", Message.contact_id == ann.id)
         .values(status="sent")
     )
+    clock.advance(timedelta(minutes=5))  # the lost worker's leases lapse
     again = run(session, rec)
     assert again.sent == 2  # Bob's first (in flight when lost) and Bob's second
     assert rec.to("ann@example.com") == ["Welcome", "Tips"]
