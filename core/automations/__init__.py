@@ -16,7 +16,7 @@ May import: everything below it, `core.sending` (transports, rate limiter), `cor
 """
 
 from core.automations.engine import PassResult, run_pass
-from core.automations.model import InvalidAutomation, check_timezone, parse_definition
+from core.automations.model import InvalidAutomation, parse_definition
 from core.automations.service import (
     AutomationNotRunnable,
     activate_automation,
@@ -27,6 +27,7 @@ from core.automations.service import (
     pause_automation,
     resume_automation,
 )
+from core.contacts.service import check_timezone  # contacts' optional IANA time zone
 
 __all__ = [
     "AutomationNotRunnable",

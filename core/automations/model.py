@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 from pydantic import ValidationError as PydanticValidationError
@@ -460,14 +459,3 @@ def _check_condition(
 
 def dump_definition(definition: Definition) -> dict[str, Any]:
     return definition.model_dump(mode="json", by_alias=True, exclude_none=True)
-
-
-def check_timezone(value: str) -> str:
-    """An IANA time zone name, or ValidationFailed."""
-    if value not in available_timezones():
-        raise ValidationFailed(f"{value!r} is not a time zone (use a name such as Europe/Berlin).")
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValidationFailed(f"{value!r} is not a time zone.") from None
-    return value

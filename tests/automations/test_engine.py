@@ -374,3 +374,19 @@ def test_until_time_uses_the_contacts_time_zone():
     assert wait_until(step, entered, None) == datetime(2026, 3, 3, 9, 0, tzinfo=UTC)
     assert wait_until(step, entered, "Europe/Berlin") == datetime(2026, 3, 3, 8, 0, tzinfo=UTC)
     assert wait_until(step, entered, "America/New_York") == datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
+
+
+def test_contacts_keep_a_checked_time_zone(session):
+    from core.contacts.service import ContactInput, create_contact, update_contact
+
+    s = make_setup(session)
+    with pytest.raises(ValidationFailed, match="not a time zone"):
+        create_contact(session, s.actor, ContactInput(email="x@example.com", timezone="Berlin"))
+    contact = create_contact(
+        session, s.actor, ContactInput(email="x@example.com", timezone="Europe/Berlin")
+    )
+    assert contact.timezone == "Europe/Berlin"
+    update_contact(session, s.actor, contact.id, ContactInput(email="x@example.com"))
+    assert contact.timezone == "Europe/Berlin"  # None leaves it alone
+    update_contact(session, s.actor, contact.id, ContactInput(email="x@example.com", timezone=""))
+    assert contact.timezone is None
