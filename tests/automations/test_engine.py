@@ -390,3 +390,31 @@ def test_contacts_keep_a_checked_time_zone(session):
     assert contact.timezone == "Europe/Berlin"  # None leaves it alone
     update_contact(session, s.actor, contact.id, ContactInput(email="x@example.com", timezone=""))
     assert contact.timezone is None
+
+
+def test_a_claim_taken_over_stops_the_worker_that_lost_it(session, at_t0):
+    """Two workers never walk one enrollment: a lapsed lease taken over by a second claim
+    fences the first (its token no longer matches), and a message in flight under a live
+    lease is not claimed twice."""
+    from core.automations.engine import PassResult, advance, claim_due
+
+    s = make_setup(session)
+    data = {
+        "name": "One",
+        "trigger": {"type": "manual"},
+        "steps": [{"send": {"template_id": s.welcome}}],
+    }
+    automation = create_automation(session, s.actor, data)
+    ann = make_contact(session, s.ws, email="ann@example.com")
+    enroll_contact(session, s.actor, automation.id, ann.id)
+    sessions = sessions_on(session)
+    [(eid, old)] = claim_due(sessions, 10)
+    assert claim_due(sessions, 10) == []  # leased
+    clock.advance(timedelta(minutes=5))
+    [(same, new)] = claim_due(sessions, 10)
+    assert same == eid and new != old
+    rec = Recorder()
+    advance(sessions, eid, old, PassResult(), rec, NoLimit())
+    assert rec.sent == []  # fenced off
+    advance(sessions, eid, new, PassResult(), rec, NoLimit())
+    assert rec.to("ann@example.com") == ["Welcome"]
