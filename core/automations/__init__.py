@@ -2,6 +2,7 @@
 through send, wait, branch, update and exit steps, every send exactly once.
 
 Modules: `model` (the definition, its validation with JSON paths, the step-path walk),
+`enrollment` (beat's set-based enrollment of new list members),
 `service` (create, activate, pause, resume, enroll by hand, status figures), `engine`
 (beat's pass: enroll new list members, let unsubscribed contacts go, advance due
 enrollments, send through the campaign pipeline's transports and shared rate limiter).
