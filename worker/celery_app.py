@@ -25,6 +25,12 @@ app.conf.beat_schedule["sending-tick"] = {
     "task": "worker.tasks_sending.tick",
     "schedule": settings.send_tick_seconds,
 }
+# Automations (issue 18): enroll, exit, advance what is due; as often as campaigns' tick.
+app.conf.beat_schedule["automations-advance"] = {
+    "task": "worker.tasks_automations.advance",
+    "schedule": settings.send_tick_seconds,
+    "options": {"expires": settings.send_tick_seconds * 2},
+}
 app.conf.beat_schedule["analytics-rollups"] = {
     "task": "worker.tasks_analytics.build_rollups",
     "schedule": float(settings.rollup_interval_seconds),

@@ -125,7 +125,8 @@ def message_counts(session: Session, campaign_ids: list[int]) -> dict[int, dict[
         .group_by(Message.campaign_id, Message.status)
     )
     for cid, status, n in rows:
-        counts[cid][status] = int(n)
+        if cid is not None:  # never: the IN above; automations' messages have no campaign
+            counts[cid][status] = int(n)
     return counts
 
 

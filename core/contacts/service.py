@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import available_timezones
 
 from sqlalchemy import Select, delete, exists, func, or_, select
 from sqlalchemy.orm import Session
@@ -185,6 +186,20 @@ class ContactInput:
     status: str = "subscribed"
     custom_fields: dict[str, Any] = field(default_factory=dict)
     list_ids: list[int] | None = None  # None leaves memberships alone
+    # An IANA time zone (automations' until_time); None leaves it alone, "" clears it.
+    timezone: str | None = None
+
+
+def check_timezone(value: str) -> str:
+    """An IANA time zone name ("Europe/Berlin"), or ValidationFailed."""
+    value = value.strip()
+    if value not in available_timezones():
+        raise ValidationFailed(f"{value!r} is not a time zone (use a name such as Europe/Berlin).")
+    return value
+
+
+def _timezone(value: str | None) -> str | None:
+    return check_timezone(value) if value else None
 
 
 def _audit(session: Session, actor: Actor, action: str, target: str, **detail: Any) -> None:
@@ -239,6 +254,7 @@ def create_contact(session: Session, actor: Actor, data: ContactInput) -> Contac
         status=status,
         source="manual",
         custom_fields=validate_custom_values(session, actor, data.custom_fields),
+        timezone=_timezone(data.timezone),
         **{c: (getattr(data, c) or "").strip() for c in STANDARD_COLUMNS},
     )
     session.add(contact)
@@ -263,11 +279,13 @@ def update_contact(
     if email != contact.email and _email_taken(session, actor, email, contact.id):
         raise ValidationFailed(f"{email} is already in this workspace.")
     custom = validate_custom_values(session, actor, data.custom_fields)
+    zone = _timezone(data.timezone) if data.timezone is not None else contact.timezone
     _change_status(session, actor, [contact], data.status, confirm_resubscribe)
     contact.email = email
     for column in STANDARD_COLUMNS:
         setattr(contact, column, (getattr(data, column) or "").strip())
     contact.custom_fields = custom
+    contact.timezone = zone
     contact.updated_at = now()
     session.flush()
     if data.list_ids is not None:

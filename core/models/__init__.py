@@ -19,6 +19,7 @@ from core.models.activity import (
     RateLimit,
     SnsMessage,
 )
+from core.models.automations import Automation, Enrollment
 from core.models.base import (
     CAMPAIGN_STATUSES,
     CONSENT_ACTIONS,
@@ -54,6 +55,8 @@ from core.models.forms import Consent, Form, FormThrottle
 
 __all__ = [
     "AuditLog",
+    "Automation",
+    "Enrollment",
     "Base",
     "BigId",
     "CAMPAIGN_STATUSES",

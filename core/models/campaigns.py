@@ -155,11 +155,14 @@ class Message(Base):
             sqlite_where=text("provider_message_id IS NOT NULL"),
         ),
         _one_of("status", MESSAGE_STATUSES, "status"),
+        # An automation's send step: one row per enrollment and step (migration 0017).
+        UniqueConstraint("enrollment_id", "step_path", name="uq_message_enrollment_step"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     workspace_id: Mapped[int] = mapped_column(Integer)
-    campaign_id: Mapped[int] = mapped_column(Integer)
+    # None for an automation's message (its enrollment and step say where it came from).
+    campaign_id: Mapped[int | None] = mapped_column(Integer)
     contact_id: Mapped[int] = mapped_column(BigId)
     variant_id: Mapped[int | None] = mapped_column(Integer)
     email: Mapped[str] = mapped_column(String(320))
@@ -172,3 +175,6 @@ class Message(Base):
     updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # A/B testing: this recipient was held out of the test and gets the winner (the "rest").
     ab_rest: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    automation_id: Mapped[int | None] = mapped_column(Integer)
+    enrollment_id: Mapped[int | None] = mapped_column(BigId)
+    step_path: Mapped[str | None] = mapped_column(String(64))

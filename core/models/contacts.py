@@ -56,6 +56,8 @@ class Contact(Base):
         String(16), default="subscribed", server_default="subscribed"
     )
     source: Mapped[str] = mapped_column(String(64), default="manual", server_default="manual")
+    # An IANA zone ("Europe/Berlin"), checked by core.contacts; automations' until_time uses it.
+    timezone: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = _ts()
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=now, onupdate=now, server_default=func.now()

@@ -47,6 +47,21 @@ class MessageStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+class AutomationStatus(StrEnum):
+    DRAFT = "draft"
+    ACTIVE = "active"
+    PAUSED = "paused"
+
+
+class EnrollmentStatus(StrEnum):
+    """A contact in an automation: active (waiting or due), finished (walked off the end),
+    exited (an exit step, or unsubscribed, bounced or complained: the reason says)."""
+
+    ACTIVE = "active"
+    FINISHED = "finished"
+    EXITED = "exited"
+
+
 class JobStatus(StrEnum):
     PENDING = "pending"
     RUNNING = "running"

@@ -255,13 +255,15 @@ def _live_sent(session: Session, campaign_ids: list[int], since30: datetime) -> 
             select(Campaign.id, Campaign.started_at).where(Campaign.id.in_(campaign_ids))
         ).all()
     )
-    totals = dict(
-        session.execute(
+    totals = {
+        cid: n
+        for cid, n in session.execute(
             select(Message.campaign_id, func.count())
             .where(Message.campaign_id.in_(campaign_ids), Message.status.in_(LEFT))
             .group_by(Message.campaign_id)
         ).all()
-    )
+        if cid is not None  # automations' messages have no campaign (issue 18)
+    }
     recent = sum(n for cid, n in totals.items() if _on_or_after(starts.get(cid), since30))
     older = [cid for cid in totals if not _on_or_after(starts.get(cid), since30)]
     if older:

@@ -1,0 +1,47 @@
+"""Automations (issue 18): flows that enroll contacts (a list joined, by hand) and walk each
+through send, wait, branch, update and exit steps, every send exactly once.
+
+Modules: `model` (the definition, its validation with JSON paths, the step-path walk),
+`enrollment` (beat's set-based enrollment of new list members),
+`service` (create, activate, pause, resume, enroll by hand, status figures), `engine`
+(beat's pass: enroll new list members, let unsubscribed contacts go, advance due
+enrollments, send through the campaign pipeline's transports and shared rate limiter).
+
+Contacts sit below this package, so joining a list calls nothing here: beat's pass finds
+list memberships made since the automation was activated (set-based, watermarked by
+`Automation.activated_at` and the enrollment's unique key), whichever way they were made:
+import, form confirmation, a manual add or another automation's update step.
+
+May import: everything below it, `core.sending` (transports, rate limiter), `core.segments`
+(conditions), `core.content` (rendering) and `core.mail` (the MIME builder) included.
+"""
+
+from core.automations.engine import PassResult, run_pass
+from core.automations.model import InvalidAutomation, parse_definition
+from core.automations.service import (
+    AutomationNotRunnable,
+    activate_automation,
+    automation_status,
+    create_automation,
+    enroll_contact,
+    get_automation,
+    pause_automation,
+    resume_automation,
+)
+from core.contacts.service import check_timezone  # contacts' optional IANA time zone
+
+__all__ = [
+    "AutomationNotRunnable",
+    "InvalidAutomation",
+    "PassResult",
+    "activate_automation",
+    "automation_status",
+    "check_timezone",
+    "create_automation",
+    "enroll_contact",
+    "get_automation",
+    "parse_definition",
+    "pause_automation",
+    "resume_automation",
+    "run_pass",
+]
