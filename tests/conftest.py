@@ -3,6 +3,7 @@ TEST_DATABASE_URL is set, PostgreSQL), and a session per test rolled back at the
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -129,6 +130,14 @@ class Databases:
         dispose_all()
         for name in reversed(self.created):
             _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def session_stack() -> Iterator[contextlib.ExitStack]:
+    """Things shared by the tests of one pytest process (one xdist worker), closed when the
+    session ends: the browser tests' Streamlit server (tests/browser/conftest.py)."""
+    with contextlib.ExitStack() as stack:
+        yield stack
 
 
 @pytest.fixture(scope="session")
