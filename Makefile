@@ -42,12 +42,16 @@ format: dev-venv
 # Two pytest-xdist workers (one per core); tests sharing Redis run in one group.
 PARALLEL ?= -n 2 --dist loadgroup
 
+# mypy (about 14 s of CPU from a fresh clone) runs beside pytest, whose workers spend most
+# of the time waiting for browsers and processes; its report is printed after pytest's.
 test: dev-venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
-	$(BIN)/mypy
-	$(BIN)/python -m pytest $(PARALLEL) --durations=25
+	@mypy_log=$$(mktemp); $(BIN)/mypy >$$mypy_log 2>&1 & mypy_pid=$$!; \
+	$(BIN)/python -m pytest $(PARALLEL) --durations=25; status=$$?; \
+	wait $$mypy_pid; mypy_status=$$?; echo "== mypy"; cat $$mypy_log; rm -f $$mypy_log; \
+	[ $$status -eq 0 ] && [ $$mypy_status -eq 0 ]
 
 # The inner loop: SQLite only, no processes started, no browser.
 test-fast: dev-venv

@@ -3,6 +3,7 @@ TEST_DATABASE_URL is set, PostgreSQL), and a session per test rolled back at the
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -82,8 +83,28 @@ def pytest_collection_modifyitems(config, items) -> None:
             item.add_marker(pytest.mark.xdist_group("redis"))
         if "postgres" in item.keywords and not PG_ADMIN_URL:
             item.add_marker(pytest.mark.skip(reason="TEST_DATABASE_URL is not set"))
+    _name_xdist_groups(config, items)
     # Browser tests last: they are the slowest, and by then imports and caches are warm.
     items.sort(key=lambda item: "browser" in item.keywords)
+
+
+def _name_xdist_groups(config, items) -> None:
+    """Put each test's xdist_group into its node id, as --dist loadgroup expects.
+
+    pytest-xdist 3.8 does this by setting `item._nodeid`, which pytest 9 no longer reads (a
+    node id lives in `item._id`): without this, every xdist_group was ignored and the Redis
+    tests ran on both workers at once (checked 2026-12-05)."""
+    if not getattr(config.option, "loadgroup", False):  # set in xdist workers only
+        return
+    from _pytest.nodeid import coerce_node_id
+
+    for item in items:
+        names = {
+            str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+            for mark in item.iter_markers("xdist_group")
+        }
+        if names and "@" not in item.nodeid:
+            item._id = coerce_node_id(f"{item.nodeid}@{'_'.join(sorted(names))}")
 
 
 def _pg_url(dbname: str) -> str:
@@ -129,6 +150,14 @@ class Databases:
         dispose_all()
         for name in reversed(self.created):
             _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def session_stack() -> Iterator[contextlib.ExitStack]:
+    """Things shared by the tests of one pytest process (one xdist worker), closed when the
+    session ends: the browser tests' Streamlit server (tests/browser/conftest.py)."""
+    with contextlib.ExitStack() as stack:
+        yield stack
 
 
 @pytest.fixture(scope="session")

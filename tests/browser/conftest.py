@@ -3,16 +3,21 @@ started on free ports against a fresh database, and headless Debian Chromium."""
 
 from __future__ import annotations
 
+import contextlib
 import re
+import shutil
+import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import make_url
 
+from core.infra.config import settings
 from tests.apptest_db import seed_user
 from tests.helpers import PASSWORD
-from tests.processes import Proc, process_env, start_streamlit, start_webhook, start_worker
+from tests.processes import Proc, http_ok, process_env, start_streamlit, start_webhook, start_worker
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -68,13 +73,124 @@ def backend(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
+class _SharedServer:
+    """One Streamlit server per pytest process (xdist worker) for the `live_app` tests.
+
+    Starting one costs seconds of CPU (imports, the first run of every page) in each of some
+    twenty tests. Between tests `reset` gives the next one what a new server on a new database
+    gave: the same migrated database emptied (ids start at 1 again), an empty data folder
+    apart from the broker's files, and a seeded owner. A server that died, or served a test
+    that failed, is replaced, so one test's trouble does not follow the next one."""
+
+    def __init__(self, base: Path, database_url: str) -> None:
+        self.base = base
+        self.database_url = database_url
+        self.data_dir = base / "data"
+        self.data_dir.mkdir()
+        self.env = process_env(self.data_dir, database_url)
+        self.proc: Proc | None = None
+        self.url = ""
+        self.starts = 0
+
+    def ensure_running(self) -> None:
+        if self.proc is not None and self.proc.popen.poll() is None:
+            try:
+                if http_ok(f"{self.url}/_stcore/health"):
+                    return
+            except OSError:
+                pass
+        self.stop()
+        self.starts += 1
+        self.proc, self.url = start_streamlit(self.env, self.base / f"streamlit-{self.starts}.log")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.stop()
+            self.proc = None
+
+    def reset(self) -> None:
+        """Empty every table but alembic_version, and the data folder but the broker."""
+        path = make_url(self.database_url).database
+        assert path, self.database_url
+        con = sqlite3.connect(path, timeout=60)
+        try:
+            con.execute("PRAGMA foreign_keys=OFF")
+            tables = [
+                name
+                for (name,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+                if name != "alembic_version"
+            ]
+            with con:
+                for name in tables:
+                    con.execute(f'DELETE FROM "{name}"')
+        finally:
+            con.close()
+        for entry in self.data_dir.iterdir():
+            if entry.name.startswith(("broker.db", "results.db")):
+                continue  # the server's Celery client keeps them open; their queue is unread
+            if entry.is_dir():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+
+
+def _shared_server(stack: contextlib.ExitStack, databases, tmp_path_factory) -> _SharedServer:
+    global _shared
+    if _shared is None:
+        _shared = _SharedServer(
+            tmp_path_factory.mktemp("shared-streamlit"), databases.fresh("sqlite")
+        )
+        stack.callback(_forget_shared)
+    return _shared
+
+
+def _forget_shared() -> None:
+    global _shared
+    if _shared is not None:
+        _shared.stop()
+    _shared = None
+
+
+_shared: _SharedServer | None = None
+
+
 @pytest.fixture
-def live_app(live_db: str, tmp_path: Path) -> Iterator[LiveApp]:
-    """Streamlit alone, with a signed-up owner (live_app.email / live_app.password)."""
-    app = _start(tmp_path, live_db, webhook=False, worker=False)
+def live_app(
+    backend: str,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[LiveApp]:
+    """Streamlit alone, with a signed-up owner (live_app.email / live_app.password), on a
+    database and data folder of its own.
+
+    The server is shared by the tests of one xdist worker and reset between them (see
+    _SharedServer); a test marked `own_server` gets a server started for it alone."""
+    assert backend == "sqlite", backend
+    if request.node.get_closest_marker("own_server"):
+        live_db = request.getfixturevalue("live_db")
+        app = _start(tmp_path, live_db, webhook=False, worker=False)
+        yield app
+        for proc in reversed(app.procs):
+            proc.stop()
+        return
+    server = _shared_server(
+        request.getfixturevalue("session_stack"),
+        request.getfixturevalue("databases"),
+        request.getfixturevalue("tmp_path_factory"),
+    )
+    server.reset()
+    monkeypatch.setattr(settings, "database_url", server.database_url)
+    server.ensure_running()
+    assert server.proc is not None
+    app = LiveApp(
+        server.url, seed_user(), PASSWORD, server.data_dir, server.database_url, server.env
+    )
+    app.procs.append(server.proc)
     yield app
-    for proc in reversed(app.procs):
-        proc.stop()
+    report = getattr(request.node, "rep_call", None)
+    if report is None or report.failed:
+        server.stop()  # the next test gets a new server, not whatever this one left
 
 
 @pytest.fixture

@@ -52,10 +52,16 @@ def _stored_html() -> str:
 
 def _wait_for_preview(browser_page, selector: str) -> None:
     """Until the (nested, sandboxed) preview frame shows `selector`."""
+    from playwright.sync_api import Error
+
     for _ in range(150):
         for frame in browser_page.frames:
-            if "quill_editor" not in frame.url and frame.locator(selector).count():
-                return
+            try:
+                if "quill_editor" not in frame.url and frame.locator(selector).count():
+                    return
+            except Error as exc:  # a rerun replaced this frame while we looked: look again
+                if "detached" not in str(exc):
+                    raise
         browser_page.wait_for_timeout(200)
     raise AssertionError(f"the preview never showed {selector}")
 
