@@ -43,6 +43,7 @@ from core.ingest.tracking import (
 from core.models import SnsMessage
 from webhook.forms import router as forms_router
 from webhook.groups import GroupCommitter, run_in_transaction
+from webhook.preferences import router as preferences_router
 
 log = logging.getLogger("webhook")
 
@@ -68,6 +69,7 @@ class WebhookApp(FastAPI):
 
 app = WebhookApp(title="Mailwright webhook", docs_url=None, redoc_url=None)
 app.include_router(forms_router)
+app.include_router(preferences_router)
 
 # 1x1 transparent GIF.
 PIXEL = bytes.fromhex(

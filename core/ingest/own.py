@@ -124,7 +124,8 @@ def unsubscribe(
 ) -> UnsubscribePage:
     """Unsubscribe the contact at once: status, suppression, one unsubscribe event, and a
     consent row when this took a subscription back (`via`: "one-click" for a mail client's
-    RFC 8058 POST, "page" for the unsubscribe page's button)."""
+    RFC 8058 POST, "page" for the unsubscribe page's button, "preferences" for the
+    preference centre)."""
     contact, workspace, message = _unsubscribe_contact(session, actor, contact_id, message_id)
     was = contact.status
     event = NewEvent(
@@ -146,8 +147,11 @@ def unsubscribe(
             actor.workspace_id,
             [contact.id],
             "unsubscribe",
-            "one-click",
-            detail="unsubscribe page" if via == "page" else "List-Unsubscribe (RFC 8058)",
+            "preferences" if via == "preferences" else "one-click",
+            detail={
+                "page": "unsubscribe page",
+                "preferences": "unsubscribe from everything",
+            }.get(via, "List-Unsubscribe (RFC 8058)"),
             ip=ip,
             user_agent=user_agent,
             at=event.occurred_at,
