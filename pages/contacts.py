@@ -210,6 +210,17 @@ with table_tab:
         path = Path(exported)
         if path.exists():
             st.download_button("Download the export", path.read_bytes(), file_name=path.name)
+    if e2.button(f"Export consent of {page.total:,} contacts", key="ct_consent_all"):
+        with shows_errors(), read_db() as session:
+            st.session_state["ct_consent_csv"] = exporter.consent_csv(session, me, flt=flt)
+    if consent_file := st.session_state.get("ct_consent_csv"):
+        st.download_button(
+            "Download the consent record",
+            consent_file,
+            file_name="consent.csv",
+            mime="text/csv",
+            key="ct_consent_all_dl",
+        )
 
     with st.expander("Add a contact"), st.form("add_contact", clear_on_submit=True):
         data = contact_form("add", defs, all_lists)
@@ -235,6 +246,8 @@ with table_tab:
             history = [
                 (h.created_at, h.action, h.detail) for h in book.status_history(session, me, opened)
             ]
+            consent = exporter.contact_consent(session, me, opened)
+            consent_file = exporter.consent_csv(session, me, contact_id=opened)
         st.markdown(f"**{md(contact.email)}** · {contact.status} · source {md(contact.source)}")
         st.caption(
             f"Created {when(contact.created_at)} · updated "
@@ -259,6 +272,36 @@ with table_tab:
                 width="stretch",
                 hide_index=True,
             )
+        st.markdown("Consent record")
+        if consent:
+            st.dataframe(
+                pd.DataFrame(
+                    [
+                        {
+                            "when": when(r["time"]),
+                            "action": r["action"],
+                            "source": r["source_label"],
+                            "detail": r["source_detail"],
+                            "lists": r["lists"] or "all mail",
+                            "by": r["by_user"],
+                            "IP": r["ip"],
+                            "confirmed": when(r["confirmed_at"]) if r["confirmed_at"] else "",
+                        }
+                        for r in consent
+                    ]
+                ),
+                width="stretch",
+                hide_index=True,
+            )
+        else:
+            st.caption("No consent recorded for this contact.")
+        st.download_button(
+            "Export consent",
+            consent_file,
+            file_name=f"consent-{opened}.csv",
+            mime="text/csv",
+            key=f"ct_consent_{opened}",
+        )
         with st.form(f"edit_contact_{opened}"):
             data = contact_form(f"edit{opened}", defs, all_lists, contact, member_of)
             resubscribe = st.checkbox(

@@ -141,6 +141,7 @@ def import_tab(me: Actor, defs: list, list_ids: dict[str, int]) -> None:
                     list_id=list_ids.get(list_choice),
                     update_existing=update_existing,
                     sheet=sheet,
+                    file_name=uploaded.name,
                 )
                 if preview.estimated_rows > settings.import_inline_max_rows:
                     with shows_errors(), db() as session:

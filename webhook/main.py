@@ -34,6 +34,7 @@ from core.infra.errors import InvalidToken, NotFound
 from core.infra.permissions import Actor
 from core.ingest import inbox, own, sns
 from core.ingest.tracking import (
+    UnsubscribeTarget,
     parse_click,
     parse_open,
     parse_test_send_unsubscribe,
@@ -42,6 +43,7 @@ from core.ingest.tracking import (
 from core.models import SnsMessage
 from webhook.forms import router as forms_router
 from webhook.groups import GroupCommitter, run_in_transaction
+from webhook.preferences import router as preferences_router
 
 log = logging.getLogger("webhook")
 
@@ -67,6 +69,7 @@ class WebhookApp(FastAPI):
 
 app = WebhookApp(title="Mailwright webhook", docs_url=None, redoc_url=None)
 app.include_router(forms_router)
+app.include_router(preferences_router)
 
 # 1x1 transparent GIF.
 PIXEL = bytes.fromhex(
@@ -300,24 +303,40 @@ def unsubscribe_page(token: str) -> HTMLResponse:
         f"<p>Stop all marketing email from <strong>{name}</strong> to {email}?</p>"
         f'<form method="post" action="/u/{html.escape(token)}">'
         '<input type="hidden" name="List-Unsubscribe" value="One-Click">'
+        '<input type="hidden" name="via" value="page">'
         '<button type="submit">Unsubscribe</button></form>'
         '<p class="muted">It takes effect at once.</p>',
     )
 
 
+def _unsubscribe(target: UnsubscribeTarget, via: str, ip: str, agent: str) -> own.UnsubscribePage:
+    with session_scope() as session:
+        return own.unsubscribe(
+            session,
+            Actor.system(target.workspace_id),
+            target.contact_id,
+            target.message_id,
+            via=via,
+            ip=ip,
+            user_agent=agent,
+        )
+
+
 @app.post("/u/{token}")
-def unsubscribe(token: str) -> HTMLResponse:
-    """RFC 8058 one-click (body `List-Unsubscribe=One-Click`) and the page's button."""
+async def unsubscribe(token: str, request: Request) -> HTMLResponse:
+    """RFC 8058 one-click (body `List-Unsubscribe=One-Click`) and the page's button (which
+    also sends `via=page`, so the consent record tells them apart)."""
+    body = b""
+    async for chunk in request.stream():  # a few bytes; never more than 4 KB read
+        body += chunk
+        if len(body) > 4096:
+            break
+    via = "page" if b"via=page" in body else "one-click"
+    ip = request.client.host if request.client else ""
+    agent = request.headers.get("user-agent", "")
     try:
         target = parse_unsubscribe(token)
-        with session_scope() as session:
-            info = own.unsubscribe(
-                session,
-                Actor.system(target.workspace_id),
-                target.contact_id,
-                target.message_id,
-                via="one-click",
-            )
+        info = await run_in_threadpool(_unsubscribe, target, via, ip, agent)
     except (InvalidToken, NotFound):
         return _gone()
     name, email = html.escape(info.workspace_name), html.escape(info.email)

@@ -398,6 +398,7 @@ def sample_variables(session: Session, campaign: Campaign, contact: Contact | No
         # Previews and test sends: a test link, never one that unsubscribes the contact
         # the preview was rendered for (a test mail gets forwarded and clicked).
         unsubscribe_url=tracking.unsubscribe_url_of_test_send(campaign.workspace_id),
+        preferences_url=tracking.preferences_url_of_test_send(campaign.workspace_id),
     )
 
 

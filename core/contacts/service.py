@@ -13,6 +13,7 @@ from sqlalchemy import Select, delete, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from core.accounts.auth import normalize_email
+from core.contacts import consent
 from core.contacts.fields import validate_custom_values
 from core.contacts.lists import set_contact_lists
 from core.infra.clock import now
@@ -261,6 +262,17 @@ def create_contact(session: Session, actor: Actor, data: ContactInput) -> Contac
     session.flush()
     if data.list_ids:
         set_contact_lists(session, actor, contact.id, data.list_ids)
+    if status == ContactStatus.SUBSCRIBED:
+        consent.record(
+            session,
+            actor.workspace_id,
+            [contact.id],
+            "subscribe",
+            "manual",
+            list_ids=data.list_ids or (),
+            detail="added by hand",
+            user_id=actor.user_id,
+        )
     return contact
 
 
@@ -309,6 +321,23 @@ def _change_status(
                 f"{len(back)} contact(s) unsubscribed, bounced or complained. Re-subscribing "
                 "them needs an explicit confirmation that they asked for it."
             )
+    # The consent record: a subscription given or taken back by a user's hand.
+    subscribed = [c.id for c in changing if status == ContactStatus.SUBSCRIBED]
+    resubscribed = [
+        c.id
+        for c in changing
+        if status == ContactStatus.SUBSCRIBED and c.status != ContactStatus.UNCONFIRMED
+    ]
+    unsubscribed = [c.id for c in changing if c.status == ContactStatus.SUBSCRIBED]
+    detail = f"status set to {status}"
+    for ids, action in (
+        ([i for i in subscribed if i not in resubscribed], "subscribe"),
+        (resubscribed, "resubscribe"),
+        (unsubscribed, "unsubscribe"),
+    ):
+        consent.record(
+            session, actor.workspace_id, ids, action, "manual", detail=detail, user_id=actor.user_id
+        )
     for contact in changing:
         previous = contact.status
         contact.status = status

@@ -64,7 +64,13 @@ from core.infra.errors import ValidationFailed
 from core.ingest import tracking
 
 STANDARD_VARIABLES = CONTACT_COLUMNS
-SYSTEM_VARIABLES = ("unsubscribe_url", "workspace_name", "postal_address", "campaign_name")
+SYSTEM_VARIABLES = (
+    "unsubscribe_url",
+    "preferences_url",
+    "workspace_name",
+    "postal_address",
+    "campaign_name",
+)
 # Names Jinja itself provides inside templates.
 BUILTIN_NAMES = frozenset(["range", "loop", "custom_fields"])
 # String methods a template may call ({{ first_name.title() }}); every other call is refused.
@@ -97,10 +103,13 @@ REMOVED_FILTERS = ("center", "indent", "format", "wordwrap", "filesizeformat", "
 FOOTER = (
     '<div style="margin-top:24px;font-size:12px;color:#666;text-align:center">'
     "{{ workspace_name }}{% if postal_address %} · {{ postal_address }}{% endif %}<br>"
-    '<a href="{{ unsubscribe_url }}" style="color:#666">Unsubscribe</a></div>'
+    '<a href="{{ unsubscribe_url }}" style="color:#666">Unsubscribe</a>'
+    '{% if preferences_url %} · <a href="{{ preferences_url }}" style="color:#666">'
+    "Email preferences</a>{% endif %}</div>"
 )
 TEXT_FOOTER = (
     "\n\n--\n{{ workspace_name }}\n{{ postal_address }}\nUnsubscribe: {{ unsubscribe_url }}\n"
+    "{% if preferences_url %}Email preferences: {{ preferences_url }}\n{% endif %}"
 )
 _PLACEHOLDER = "<!--mw-tpl-{}-->"
 _PLACEHOLDER_RE = re.compile(r"<!--mw-tpl-(\d+)-->")
@@ -561,6 +570,7 @@ def contact_variables(
     postal_address: str = "",
     campaign_name: str = "",
     unsubscribe_url: str = "",
+    preferences_url: str = "",
 ) -> dict[str, Any]:
     """The variables for one recipient. Empty values are left out, so that
     `{{ first_name | default("there") }}` falls back for a blank name too."""
@@ -570,6 +580,7 @@ def contact_variables(
         "postal_address": postal_address,
         "campaign_name": campaign_name,
         "unsubscribe_url": unsubscribe_url,
+        "preferences_url": preferences_url,
     }
     for name in STANDARD_VARIABLES:
         value = get(name)
@@ -589,8 +600,12 @@ def render_for_contact(
     track_opens: bool = False,
     track_clicks: bool = False,
     unsubscribe_url: str | None = None,
+    preferences_url: str | None = None,
 ) -> Rendered:
     """The one render call for a recipient: preview, test send and campaign send.
+
+    `preferences_url` defaults to the one that goes with the unsubscribe link: a test
+    link for previews and test sends, the contact's signed link otherwise.
 
     `contact` is a Contact row or a mapping (sample data); its `id` (0 when absent) and
     `message_id` go into the signed unsubscribe URL unless `unsubscribe_url` is given.
@@ -600,12 +615,18 @@ def render_for_contact(
         unsubscribe_url = tracking.unsubscribe_url(
             ctx.workspace_id, int(get("id") or 0), message_id
         )
+    if preferences_url is None:
+        contact_id = int(get("contact_id") or get("id") or 0)
+        preferences_url = tracking.preferences_url_like(
+            unsubscribe_url, ctx.workspace_id, contact_id
+        )
     variables = contact_variables(
         contact,
         workspace_name=ctx.workspace_name,
         postal_address=ctx.postal_address,
         campaign_name=ctx.campaign_name,
         unsubscribe_url=unsubscribe_url,
+        preferences_url=preferences_url,
     )
     click = open_pixel = None
     if message_id is not None and track_clicks:

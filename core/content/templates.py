@@ -41,6 +41,7 @@ SORTS = {
 _DATA_IMAGE_RE = re.compile(r"""<img\b[^>]*\bsrc\s*=\s*["']?\s*data:""", re.IGNORECASE)
 SYSTEM_LABELS = {
     "unsubscribe_url": "Unsubscribe link",
+    "preferences_url": "Preference centre link",
     "workspace_name": "Workspace name",
     "postal_address": "Postal address",
     "campaign_name": "Campaign name",
@@ -143,7 +144,11 @@ def check_content(session: Session, actor: Actor, draft: TemplateDraft) -> list[
     )
     # A template that is too costly for sample data would be for every recipient.
     keys = [f.key for f in list_custom_fields(session, actor)]
-    sample = contact_variables(sample_contact(keys), unsubscribe_url="https://example.com/u")
+    sample = contact_variables(
+        sample_contact(keys),
+        unsubscribe_url="https://example.com/u",
+        preferences_url="https://example.com/p",
+    )
     try:
         compiled.render(sample)
     except TemplateTooCostly:

@@ -57,6 +57,15 @@ button {{ font: inherit; font-weight: 600; padding: .65rem 1.3rem; border: 0;
           padding: .6rem .8rem; border-radius: .4rem; margin-bottom: 1rem; }}
 .hp {{ position: absolute; left: -10000px; width: 1px; height: 1px; overflow: hidden; }}
 .muted {{ color: #616e7c; font-size: .9rem; }}
+fieldset {{ border: 1px solid #cbd2d9; border-radius: .4rem; margin: 0 0 1rem; padding: .6rem .9rem; }}
+legend {{ font-weight: 600; padding: 0 .3rem; }}
+.check {{ display: flex; gap: .6rem; align-items: flex-start; margin: .4rem 0; }}
+.check input {{ width: 1.2rem; height: 1.2rem; margin-top: .2rem; flex: none; }}
+.check label {{ font-weight: normal; margin: 0; }}
+.check .muted {{ display: block; }}
+.notice {{ background: #ecfdf3; border: 1px solid #75e0a7; color: #05603a;
+           padding: .6rem .8rem; border-radius: .4rem; margin-bottom: 1rem; }}
+a.button {{ display: inline-block; margin-top: 1rem; color: #1f6feb; }}
 </style></head>
 <body><main>{body}</main></body></html>"""
 

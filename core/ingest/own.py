@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from core.contacts import consent
 from core.infra.clock import now
 from core.infra.db import referenced
 from core.infra.errors import NotFound
@@ -113,10 +114,20 @@ def describe_unsubscribe(
 
 
 def unsubscribe(
-    session: Session, actor: Actor, contact_id: int, message_id: int | None, via: str
+    session: Session,
+    actor: Actor,
+    contact_id: int,
+    message_id: int | None,
+    via: str,
+    ip: str = "",
+    user_agent: str = "",
 ) -> UnsubscribePage:
-    """Unsubscribe the contact at once: status, suppression and one unsubscribe event."""
+    """Unsubscribe the contact at once: status, suppression, one unsubscribe event, and a
+    consent row when this took a subscription back (`via`: "one-click" for a mail client's
+    RFC 8058 POST, "page" for the unsubscribe page's button, "preferences" for the
+    preference centre)."""
     contact, workspace, message = _unsubscribe_contact(session, actor, contact_id, message_id)
+    was = contact.status
     event = NewEvent(
         workspace_id=actor.workspace_id,
         type="unsubscribe",
@@ -130,4 +141,19 @@ def unsubscribe(
     )
     store_events(session, [event])
     session.refresh(contact)
+    if was != contact.status and was in ("subscribed", "unconfirmed"):
+        consent.record(
+            session,
+            actor.workspace_id,
+            [contact.id],
+            "unsubscribe",
+            "preferences" if via == "preferences" else "one-click",
+            detail={
+                "page": "unsubscribe page",
+                "preferences": "unsubscribe from everything",
+            }.get(via, "List-Unsubscribe (RFC 8058)"),
+            ip=ip,
+            user_agent=user_agent,
+            at=event.occurred_at,
+        )
     return UnsubscribePage(workspace.name, contact.email, contact.status)

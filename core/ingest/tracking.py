@@ -1,5 +1,5 @@
 """URLs that go into mail and come back to the webhook: open pixel, click redirect,
-unsubscribe. Each carries a signed token naming the workspace and the ledger row, so
+unsubscribe, the preference centre. Each carries a signed token naming the workspace and the ledger row, so
 nobody can forge statistics or unsubscribe someone else.
 
 Previews and test sends carry a test unsubscribe link instead
@@ -54,6 +54,40 @@ def unsubscribe_url(workspace_id: int, contact_id: int, message_id: int | None =
 def unsubscribe_url_of_test_send(workspace_id: int) -> str:
     """The unsubscribe link of a preview or test send (page and one-click POST)."""
     return f"{_base()}/u/test/{sign('unsub-test', workspace_id)}"
+
+
+def preferences_url(workspace_id: int, contact_id: int) -> str:
+    """The contact's preference centre (lists, name, unsubscribe, their data)."""
+    return f"{_base()}/p/{sign('prefs', workspace_id, contact_id)}"
+
+
+def preferences_url_of_test_send(workspace_id: int) -> str:
+    """The preference centre link of a preview or test send: a page that changes nothing."""
+    return f"{_base()}/p/test/{sign('prefs-test', workspace_id)}"
+
+
+def preferences_url_like(unsubscribe: str, workspace_id: int, contact_id: int) -> str:
+    """The preference link that goes with an unsubscribe link: a test one for a test send
+    (so a previewed contact is never changed), the contact's own otherwise."""
+    if "/u/test/" in unsubscribe or not contact_id:
+        return preferences_url_of_test_send(workspace_id)
+    return preferences_url(workspace_id, contact_id)
+
+
+def parse_preferences(token: str) -> tuple[int, int]:
+    """(workspace, contact) of a preference centre token; InvalidToken if forged."""
+    parts = unsign("prefs", token)
+    if len(parts) != 2:
+        raise InvalidToken("malformed token")
+    ws, contact = _ints(parts, 2)
+    return ws, contact
+
+
+def parse_test_send_preferences(token: str) -> int:
+    parts = unsign("prefs-test", token)
+    if len(parts) != 1:
+        raise InvalidToken("malformed token")
+    return _ints(parts, 1)[0]
 
 
 def _ints(parts: list[str], n: int) -> list[int]:

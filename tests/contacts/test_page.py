@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from core.infra.db import get_sessionmaker, session_scope
-from core.models import AuditLog, Contact, ContactList, CustomField, Workspace
+from core.models import AuditLog, Contact, ContactList, CustomField, User, Workspace
 from tests.apptest_db import seed_user
 from tests.helpers import make_contact
 from tests.pages.apptest import by_label, new_app, sign_in, texts
@@ -143,3 +143,30 @@ def test_import_in_the_page_inline_and_as_a_job(live_db, monkeypatch, enqueued):
     assert "Import" in texts(at) and "done" in texts(at)
     with session_scope() as session:
         assert session.scalar(select(Job.status)) == "done"
+
+
+def test_a_contacts_consent_record_and_its_export(live_db):
+    at = _open_contacts(contacts=4)
+    with session_scope() as session:
+        opened = session.scalar(select(Contact.id).where(Contact.email == "c003@example.com"))
+    at.selectbox(key="ct_open").select(opened).run()
+    assert not at.exception, at.exception
+    assert "No consent recorded for this contact." in [c.value for c in at.caption]
+    at.selectbox(key=f"edit{opened}_status").select("subscribed")
+    at.checkbox(key=f"edit{opened}_resub").check()
+    by_label(at.button, "Save changes").click().run()
+    at.selectbox(key="ct_open").select(opened).run()
+    [consent] = [
+        d.value for d in at.dataframe if "action" in d.value.columns and "source" in d.value.columns
+    ]
+    assert list(consent["action"]) == ["resubscribe"]
+    assert list(consent["source"]) == ["changed by hand"]
+    assert list(consent["by"]) == [_owner_email()]
+    by_label(at.button, "Export consent of 4 contacts").click().run()
+    assert not at.exception, at.exception
+    assert at.session_state["ct_consent_csv"].decode("utf-8-sig").count("\n") == 2  # header + 1
+
+
+def _owner_email() -> str:
+    with session_scope() as session:
+        return session.scalar(select(User.email).where(User.role == "owner"))

@@ -74,10 +74,19 @@ def test_a_test_send_and_a_campaign_mail_are_built_alike(live_db, enqueued, outb
             ("text/html", "utf-8", "base64"),
         ]
     )
-    # Same body but for the unsubscribe link (a test's names no contact).
+    # Same body but for the unsubscribe and preference links (a test's name no contact).
     own = {m: m["List-Unsubscribe"].strip("<>") for m in (sent, test)}
-    assert message_text(test).replace(own[test], "U") == message_text(sent).replace(own[sent], "U")
-    assert html_part(test).replace(own[test], "U") == html_part(sent).replace(own[sent], "U")
+    assert "/p/test/" in html_part(test) and "/p/test/" not in html_part(sent)
+
+    def prefs(body: str) -> str:
+        return re.sub(r"/p/(test/)?[A-Za-z0-9._-]+", "/p/P", body)
+
+    assert prefs(message_text(test).replace(own[test], "U")) == prefs(
+        message_text(sent).replace(own[sent], "U")
+    )
+    assert prefs(html_part(test).replace(own[test], "U")) == prefs(
+        html_part(sent).replace(own[sent], "U")
+    )
     # The plain-text part comes from the HTML, links as text mail shows them.
     assert "See the offer: https://example.org/offer?a=1&b=2" in message_text(sent)
 

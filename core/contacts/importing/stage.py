@@ -44,8 +44,17 @@ class _Stager:
     Otherwise a chunk goes through a temporary table and a few set-based statements that
     merge it (executemany on SQLite)."""
 
-    def __init__(self, session: Session, actor: Actor, update_existing: bool, list_id: int | None):
+    def __init__(
+        self,
+        session: Session,
+        actor: Actor,
+        update_existing: bool,
+        list_id: int | None,
+        consent_detail: str = "",
+    ):
         self.session = session
+        self.user_id = actor.user_id
+        self.consent_detail = consent_detail[:300]
         self.pg = session.get_bind().dialect.name == "postgresql"
         self.ws = actor.workspace_id
         self.update_existing = update_existing
@@ -202,5 +211,48 @@ class _Stager:
             ws=self.ws,
             now=moment,
             list_id=self.list_id,
+            **params,
+        )
+
+    def record_consent(self, moment: datetime, emails: list[str] | None = None) -> None:
+        """Append the consent record of the chunk in one INSERT ... SELECT: a `subscribe`
+        row (source import, the file name, the user) for each contact this chunk created
+        subscribed, and for each subscribed contact it put on the list. Both are told by
+        the chunk's moment: the new contact's created_at, the new membership's."""
+        chunk = (
+            "contact c WHERE c.workspace_id = :ws AND c.email = ANY(:emails)"
+            if emails is not None
+            # CROSS JOIN: SQLite then walks the chunk and looks each address up by the
+            # unique index, instead of scanning the workspace by created_at.
+            else "mw_import_stage t CROSS JOIN contact c "
+            "WHERE c.workspace_id = :ws AND c.email = t.email"
+        )
+        lists = "[]" if self.list_id is None else f"[{int(self.list_id)}]"
+        joined = ""
+        new = "c.created_at = :now"
+        if self.list_id is not None:
+            chunk = chunk.replace(
+                " WHERE ",
+                " LEFT JOIN list_membership m ON m.list_id = :list_id AND m.contact_id = c.id"
+                " WHERE ",
+                1,
+            )
+            joined = " OR m.created_at = :now"
+        list_ids = "CAST(:lists AS jsonb)" if self.pg else ":lists"
+        params: dict[str, Any] = {"emails": emails} if emails is not None else {}
+        if self.list_id is not None:
+            params["list_id"] = self.list_id
+        self._exec(
+            "INSERT INTO consent (workspace_id, contact_id, list_ids, action, source, "
+            "source_detail, user_id, created_at, ip, user_agent, consent_text, confirm_ip, "
+            "confirm_user_agent) "
+            f"SELECT :ws, c.id, {list_ids}, 'subscribe', 'import', :detail, :user_id, :now, "
+            f"'', '', '', '', '' FROM {chunk} "
+            f"AND c.status = 'subscribed' AND ({new}{joined})",
+            ws=self.ws,
+            now=moment,
+            lists=lists,
+            detail=self.consent_detail,
+            user_id=self.user_id,
             **params,
         )

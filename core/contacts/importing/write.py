@@ -72,6 +72,7 @@ class ImportOptions:
     update_existing: bool = False
     sheet: str | None = None
     source: str = "import"
+    file_name: str = ""  # as uploaded, for the consent record (else the path's name)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -82,6 +83,7 @@ class ImportOptions:
             "update_existing": self.update_existing,
             "sheet": self.sheet,
             "source": self.source,
+            "file_name": self.file_name,
         }
 
     @classmethod
@@ -301,7 +303,13 @@ def _import_contacts(
             list_id = ensure_list(session, actor, options.list_name).id
         if list_id is not None:
             result.list_name = get_list(session, actor, list_id).name
-        stager = _Stager(session, actor, options.update_existing, list_id)
+        stager = _Stager(
+            session,
+            actor,
+            options.update_existing,
+            list_id,
+            consent_detail=options.file_name or Path(path).name,
+        )
         total = source.estimated_rows
         if workers is None:
             cores = os.cpu_count() or 1
@@ -538,6 +546,7 @@ class _ChunkWriter:
                         line, email, "already a contact; not updated", block.cells(line, pad=False)
                     )
         stager.add_to_list(moment)
+        stager.record_consent(moment)
 
     def _copy(self, block: _Block, checked: _Checked, moment: datetime) -> bool:
         """Copy the chunk's new contacts straight into `contact` (PostgreSQL); False when
@@ -549,6 +558,7 @@ class _ChunkWriter:
             if stager.copy_new(emails, data, moment, source):
                 self.created += len(emails)
                 stager.add_to_list(moment, emails)
+                stager.record_consent(moment, emails)
                 return True
             # Some are contacts already: from now on they are looked up first.
             stager.probe = True
@@ -564,4 +574,5 @@ class _ChunkWriter:
                     line, email, "already a contact; not updated", block.cells(line, pad=False)
                 )
         stager.add_to_list(moment, emails)
+        stager.record_consent(moment, emails)
         return True
