@@ -65,10 +65,14 @@ def contact_form(prefix: str, defs: list, all_lists: list, contact=None, member_
         values[column] = target.text_input(
             label, value=getattr(contact, column) if contact else "", key=f"{prefix}_{column}"
         )
+    # "unconfirmed" only comes from a double opt-in signup: offered only to keep it.
+    choices = list(book.SETTABLE_STATUSES)
+    if contact and contact.status not in choices:
+        choices.append(contact.status)
     status = st.selectbox(
         "Status",
-        CONTACT_STATUSES,
-        index=CONTACT_STATUSES.index(contact.status) if contact else 0,
+        choices,
+        index=choices.index(contact.status) if contact else 0,
         key=f"{prefix}_status",
     )
     by_name = {lst.name: lst.id for lst in all_lists}
@@ -163,7 +167,7 @@ with table_tab:
         )
         new_status, target_list, confirmed = None, None, False
         if action == "Set status":
-            new_status = st.selectbox("New status", CONTACT_STATUSES, key="ct_bulk_status")
+            new_status = st.selectbox("New status", book.SETTABLE_STATUSES, key="ct_bulk_status")
             confirmed = st.checkbox(
                 "They asked to be subscribed again (needed to re-subscribe)",
                 key="ct_bulk_resub",

@@ -215,6 +215,14 @@ def _audit(session: Session, actor: Actor, action: str, target: str, **detail: A
     )
 
 
+# Only a double-opt-in signup makes a contact unconfirmed (core.forms); by hand it would
+# hide a subscribed contact from every campaign without a trace of why.
+UNCONFIRMED_BY_HAND = (
+    "Only a signup on a double opt-in form makes a contact unconfirmed; choose another status."
+)
+SETTABLE_STATUSES = tuple(s for s in CONTACT_STATUSES if s != ContactStatus.UNCONFIRMED)
+
+
 def _check_status(status: str) -> None:
     if status not in CONTACT_STATUSES:
         raise ValidationFailed(f"The status must be one of {', '.join(CONTACT_STATUSES)}.")
@@ -244,6 +252,8 @@ def create_contact(session: Session, actor: Actor, data: ContactInput) -> Contac
     if _email_taken(session, actor, email, None):
         raise ValidationFailed(f"{email} is already in this workspace.")
     _check_status(data.status)
+    if data.status == ContactStatus.UNCONFIRMED:
+        raise ValidationFailed(UNCONFIRMED_BY_HAND)
     status = data.status
     suppressed = _suppression_status(session, actor, email)
     if status == ContactStatus.SUBSCRIBED and suppressed:
@@ -314,6 +324,8 @@ def _change_status(
 ) -> int:
     _check_status(status)
     changing = [c for c in contacts if c.status != status]
+    if status == ContactStatus.UNCONFIRMED and changing:
+        raise ValidationFailed(UNCONFIRMED_BY_HAND)
     if status == ContactStatus.SUBSCRIBED:
         back = [c for c in changing if c.status != ContactStatus.SUBSCRIBED]
         if back and not confirm_resubscribe:

@@ -296,3 +296,16 @@ def test_export_filters_custom_columns_and_neutralizes(session, ws, owner):
     values = list(sheet.iter_rows(values_only=True))
     assert values[0][0] == "email" and "note" in values[0]
     assert [r[0] for r in values[1:]] == ["b@example.com"]
+
+
+def test_only_a_signup_makes_a_contact_unconfirmed(session, ws, owner):
+    keen = make_contact(session, ws)
+    waiting = make_contact(session, ws, status="unconfirmed")
+    with pytest.raises(ValidationFailed, match="double opt-in"):
+        set_status(session, owner, [keen.id], "unconfirmed")
+    with pytest.raises(ValidationFailed, match="double opt-in"):
+        create_contact(session, owner, ContactInput(email="new@example.com", status="unconfirmed"))
+    assert keen.status == "subscribed"
+    # A contact already unconfirmed keeps its status through an edit of something else.
+    assert set_status(session, owner, [waiting.id], "unconfirmed") == 0
+    assert waiting.status == "unconfirmed"
