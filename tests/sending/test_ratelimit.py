@@ -85,9 +85,11 @@ def _check(stamps: list[float]) -> None:
             j += 1
         worst = max(worst, j - i)
     assert worst <= RATE, worst
-    # Together they still get most of the rate.
+    # Together they still get a fair share of the rate: a limiter that split it per process
+    # (a quarter each here) would fail. Not "most of it": on a machine at load 8-14 the
+    # senders themselves only reached 0.75 of it, and this is not a speed test.
     span = stamps[-1] - stamps[0]
-    assert len(stamps) / span >= 0.8 * RATE, (len(stamps), span)
+    assert len(stamps) / span >= 0.5 * RATE, (len(stamps), span)
 
 
 def test_rate_limit_across_processes_on_the_database(live_db, tmp_path):
