@@ -240,3 +240,14 @@ def sign_in(page, app: LiveApp, path: str = "", heading: str = "Dashboard") -> N
             return
         page.wait_for_timeout(200)
     raise AssertionError("the session cookie was never set")
+
+
+def settle(page, timeout: float = 30_000) -> None:
+    """Wait until Streamlit has finished drawing a rerun.
+
+    While a rerun draws, the old copy of an element can stay beside its new copy (marked
+    `data-stale="true"`) until the run ends; a strict locator then finds two. Call this
+    after a click that reruns the page and before finding the next widget."""
+    page.wait_for_function(
+        "() => !document.querySelector('[data-stale=\"true\"]')", timeout=timeout
+    )

@@ -11,13 +11,14 @@ from sqlalchemy import func, select
 
 from core.infra.db import session_scope
 from core.models import Campaign, Message, Workspace
-from tests.browser.conftest import sign_in
+from tests.browser.conftest import settle, sign_in
 from tests.helpers import make_contact
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 def _choose(page, name: str) -> None:
+    settle(page)
     page.get_by_label("Campaign", exact=True).click()
     page.get_by_role("option", name=re.compile(re.escape(name))).click()
 
@@ -43,6 +44,7 @@ def test_cancel_and_delete_ask_first_and_say_what_happened(live_app, page):
     sign_in(page, live_app, "campaigns", "Campaigns")
 
     _choose(page, "Old draft")
+    settle(page)
     page.get_by_role("button", name="Delete", exact=True).click()
     question = page.get_by_text(
         "Delete “Old draft”? Its messages, events and report go with it. This cannot be undone."
@@ -54,6 +56,7 @@ def test_cancel_and_delete_ask_first_and_say_what_happened(live_app, page):
         assert s.scalar(select(func.count()).where(Campaign.name == "Old draft")) == 1
 
     _choose(page, "Old draft")
+    settle(page)
     page.get_by_role("button", name="Delete", exact=True).click()
     page.get_by_role("button", name="Yes, delete it").click()
     expect(page.get_by_text("Deleted “Old draft”.")).to_be_visible()
@@ -61,6 +64,7 @@ def test_cancel_and_delete_ask_first_and_say_what_happened(live_app, page):
         assert s.scalar(select(func.count()).where(Campaign.name == "Old draft")) == 0
 
     _choose(page, "Half sent")
+    settle(page)
     page.get_by_role("button", name="Cancel", exact=True).click()
     expect(
         page.get_by_text(re.compile(r"Cancel “Half sent”\? The 2 messages not yet sent"))

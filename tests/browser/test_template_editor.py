@@ -60,7 +60,7 @@ def _wait_for_preview(browser_page, selector: str) -> None:
                 if "quill_editor" not in frame.url and frame.locator(selector).count():
                     return
             except Error as exc:  # a rerun replaced this frame while we looked: look again
-                if "detached" not in str(exc):
+                if "detached" not in str(exc) and "has been closed" not in str(exc):
                     raise
         browser_page.wait_for_timeout(200)
     raise AssertionError(f"the preview never showed {selector}")

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from core.infra.db import session_scope
 from core.models import ContactList, ListMembership, Template, Workspace
-from tests.browser.conftest import backend, live_stack, page, sign_in  # noqa: F401
+from tests.browser.conftest import backend, live_stack, page, settle, sign_in  # noqa: F401
 from tests.helpers import outbox_messages
 from tests.processes import wait_until
 
@@ -35,12 +35,16 @@ def test_create_and_send_a_campaign_in_the_browser(live_stack, page):  # noqa: F
     page.get_by_label("New campaign name").fill("Browser launch")
     page.get_by_role("button", name="Create campaign").click()
     page.get_by_label("Subject").wait_for()
+    settle(page)
     page.get_by_role("button", name="Save, next: recipients").click()
     page.get_by_text("Who receives it").wait_for()
     page.get_by_text("All subscribed contacts").click()
     page.get_by_text("3 chosen").wait_for()  # the count for "all" has been computed
+    settle(page)
     page.get_by_role("button", name="Save, next: template").click()
+    settle(page)
     page.get_by_role("button", name="Save, next: review").click()
+    settle(page)
     page.get_by_role("button", name="Send now").click()
     # It asks first, saying what will happen.
     page.get_by_text(re.compile(r"Send “.+” to 3 recipients now\?")).wait_for()
