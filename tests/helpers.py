@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.accounts.auth import create_user, ensure_workspace
 from core.infra.permissions import Actor
-from core.models import Contact, User, Workspace
+from core.models import Campaign, Contact, User, Workspace
+from core.models import Message as LedgerRow
 
 PASSWORD = "correct-horse-42"
 _seq = itertools.count(1)
@@ -54,6 +55,28 @@ def make_contact(session: Session, workspace: Workspace, **fields) -> Contact:
     session.add(contact)
     session.flush()
     return contact
+
+
+def make_campaign_with_ledger(
+    session: Session, workspace: Workspace, name: str, status: str, ledger: list[str]
+) -> Campaign:
+    """A campaign with one ledger row per status in `ledger`, each for a new contact."""
+    campaign = Campaign(workspace_id=workspace.id, name=name, status=status)
+    session.add(campaign)
+    session.flush()
+    for row_status in ledger:
+        contact = make_contact(session, workspace)
+        session.add(
+            LedgerRow(
+                workspace_id=workspace.id,
+                campaign_id=campaign.id,
+                contact_id=contact.id,
+                email=contact.email,
+                status=row_status,
+            )
+        )
+    session.flush()
+    return campaign
 
 
 def outbox_messages(outbox: Path) -> list[Message]:

@@ -10,9 +10,9 @@ from playwright.sync_api import expect
 from sqlalchemy import func, select
 
 from core.infra.db import session_scope
-from core.models import Campaign, Message, Workspace
+from core.models import Campaign, Workspace
 from tests.browser.conftest import settle, sign_in
-from tests.helpers import make_contact
+from tests.helpers import make_campaign_with_ledger
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -27,20 +27,7 @@ def test_cancel_and_delete_ask_first_and_say_what_happened(live_app, page):
     with session_scope() as s:
         ws = s.scalar(select(Workspace).where(Workspace.slug == "acme"))
         s.add(Campaign(workspace_id=ws.id, name="Old draft", status="draft"))
-        paused = Campaign(workspace_id=ws.id, name="Half sent", status="paused")
-        s.add(paused)
-        s.flush()
-        for i in range(3):
-            contact = make_contact(s, ws, email=f"half{i}@example.com")
-            s.add(
-                Message(
-                    workspace_id=ws.id,
-                    campaign_id=paused.id,
-                    contact_id=contact.id,
-                    email=contact.email,
-                    status="sent" if i == 0 else "queued",
-                )
-            )
+        make_campaign_with_ledger(s, ws, "Half sent", "paused", ["sent", "queued", "queued"])
     sign_in(page, live_app, "campaigns", "Campaigns")
 
     _choose(page, "Old draft")

@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 from core.infra.db import session_scope
 from core.models import Campaign, Message, Workspace
 from tests.browser.conftest import CHROMIUM_ARGS, CONTEXT, sign_in
-from tests.helpers import make_contact
+from tests.helpers import make_campaign_with_ledger, make_contact
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -20,20 +20,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 def test_a_sending_campaigns_progress_updates_on_its_own(live_app, page):
     with session_scope() as s:
         ws = s.scalar(select(Workspace).where(Workspace.slug == "acme"))
-        campaign = Campaign(workspace_id=ws.id, name="Live news", status="sending")
-        s.add(campaign)
-        s.flush()
-        for i in range(3):
-            contact = make_contact(s, ws, email=f"live{i}@example.com")
-            s.add(
-                Message(
-                    workspace_id=ws.id,
-                    campaign_id=campaign.id,
-                    contact_id=contact.id,
-                    email=contact.email,
-                    status="queued",
-                )
-            )
+        campaign = make_campaign_with_ledger(s, ws, "Live news", "sending", ["queued"] * 3)
         campaign_id = campaign.id
     sign_in(page, live_app, "campaigns", "Campaigns")
     expect(page.get_by_text(re.compile(r"0 sent, 0 failed of 3"))).to_be_visible()
@@ -88,20 +75,7 @@ def test_a_scheduled_row_shows_its_estimate_a_badge_and_local_time(live_app, par
 def test_a_sending_campaigns_report_updates_on_its_own(live_app, page):
     with session_scope() as s:
         ws = s.scalar(select(Workspace).where(Workspace.slug == "acme"))
-        campaign = Campaign(workspace_id=ws.id, name="Live report", status="sending")
-        s.add(campaign)
-        s.flush()
-        for i in range(4):
-            contact = make_contact(s, ws, email=f"rep{i}@example.com")
-            s.add(
-                Message(
-                    workspace_id=ws.id,
-                    campaign_id=campaign.id,
-                    contact_id=contact.id,
-                    email=contact.email,
-                    status="queued",
-                )
-            )
+        campaign = make_campaign_with_ledger(s, ws, "Live report", "sending", ["queued"] * 4)
         campaign_id = campaign.id
     sign_in(page, live_app, f"reports?campaign={campaign_id}", "Reports")
     refreshing = page.get_by_text("this report refreshes every 5 seconds")
