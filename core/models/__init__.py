@@ -19,7 +19,7 @@ from core.models.activity import (
     RateLimit,
     SnsMessage,
 )
-from core.models.automations import Automation, Enrollment
+from core.models.automations import Automation, AutomationMatch, BeatMark, Enrollment
 from core.models.base import (
     CAMPAIGN_STATUSES,
     CONSENT_ACTIONS,
@@ -56,6 +56,8 @@ from core.models.forms import Consent, Form, FormThrottle
 __all__ = [
     "AuditLog",
     "Automation",
+    "AutomationMatch",
+    "BeatMark",
     "Enrollment",
     "Base",
     "BigId",

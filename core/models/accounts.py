@@ -37,6 +37,8 @@ class Workspace(Base):
     max_send_rate: Mapped[float] = mapped_column(Float, default=14.0)
     # Where opens and clicks are counted from: our own pixel/links ("own") or SES ("ses").
     tracking_source: Mapped[str] = mapped_column(String(8), default="own", server_default="own")
+    # An IANA zone ("Europe/Berlin"): automations' dates and until_time waits (migration 0019).
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
     created_at: Mapped[datetime] = _ts()
 
     users: Mapped[list[User]] = relationship(back_populates="workspace")

@@ -42,6 +42,9 @@ class Automation(Base):
     activated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # While paused, waits are held: resuming moves every due time on by the pause's length.
     paused_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Segment and date triggers: when beat last looked for contacts to enroll (0019); set on
+    # activation, so a segment's members at that moment are never taken for newcomers.
+    trigger_checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_by_id: Mapped[int | None] = mapped_column(
         ForeignKey("user_account.id", ondelete="SET NULL")
     )
@@ -82,3 +85,32 @@ class Enrollment(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = _ts()
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # A date trigger's occurrence ("2026-05-14": the date value, or this year's anniversary
+    # of it): a contact is enrolled once per occurrence (migration 0019).
+    trigger_key: Mapped[str | None] = mapped_column(String(32))
+
+
+class AutomationMatch(Base):
+    """A segment trigger's memory: the subscribed contacts that matched its segment when beat
+    last looked. Newly matching contacts are the ones not here; leaving deletes the row, so
+    re-entering is new again (enrolled again only with reentry)."""
+
+    __tablename__ = "automation_match"
+
+    automation_id: Mapped[int] = mapped_column(
+        ForeignKey("automation.id", ondelete="CASCADE"), primary_key=True
+    )
+    contact_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("contact.id", ondelete="CASCADE"), primary_key=True
+    )
+    since: Mapped[datetime] = _ts()
+
+
+class BeatMark(Base):
+    """A watermark of a beat pass that works through what changed since it last ran
+    (`automation_exits`: contacts' status changes, by `contact.updated_at`)."""
+
+    __tablename__ = "beat_mark"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -37,6 +37,8 @@ class Contact(Base):
         UniqueConstraint("workspace_id", "email", name="uq_contact_workspace_email"),
         Index("ix_contact_workspace_status", "workspace_id", "status"),
         Index("ix_contact_workspace_created", "workspace_id", "created_at"),
+        # Automations' exit pass: contacts whose status changed since its watermark (0019).
+        Index("ix_contact_status_updated", "status", "updated_at"),
         _one_of("status", CONTACT_STATUSES, "status"),
     )
 
