@@ -43,6 +43,7 @@ from core.automations.model import (
     step_at,
 )
 from core.automations.service import _insert, definition_of, eligible, exit_unsubscribed
+from core.automations.triggers import enroll_from_triggers
 from core.content.rendering import (
     MailContext,
     TemplateProblem,
@@ -122,6 +123,8 @@ def run_pass(
     result = PassResult()
     with sessions() as session:
         result.enrolled = enroll_from_lists(session)
+        session.commit()
+        result.enrolled += enroll_from_triggers(session)
         result.exited = exit_unsubscribed(session)
         session.commit()
     deadline = time.monotonic() + (max_seconds or settings.send_batch_seconds)
@@ -296,7 +299,12 @@ class _Walker:
         e.step_path = path
         e.entered_step_at = now
         step = step_at(definition, path)
-        e.due_at = wait_until(step, now, contact.timezone) if isinstance(step, WaitStep) else now
+        if isinstance(step, WaitStep):
+            # until_time: the contact's own zone, else the workspace's (issue 18).
+            zone = contact.timezone or referenced(self.session, Workspace, e.workspace_id).timezone
+            e.due_at = wait_until(step, now, zone)
+        else:
+            e.due_at = now
 
     # --- steps -------------------------------------------------------------------------------
 
@@ -530,7 +538,7 @@ class _Walker:
 
 def wait_until(step: Any, entered: datetime, timezone: str | None) -> datetime:
     """When a wait that began at `entered` ends: its length, then (with until_time) on to
-    that time of day in the contact's time zone (UTC when the contact has none)."""
+    that time of day in `timezone` (the contact's, else the workspace's; UTC when unknown)."""
     assert isinstance(step, WaitStep)
     due = entered + timedelta(minutes=step.wait.minutes_total)
     if not step.until:

@@ -51,9 +51,15 @@ class SegmentEntered(_Strict):
 
 
 class DateField(_Strict):
+    """Enrolls contacts whose date plus `offset_days` is today in the workspace's time zone
+    (-7: a week before the date). `field` is a custom date field or `created_at`. A one-off
+    date (`yearly` false) enrolls once per date value; a yearly one (birthdays) once a year,
+    on its anniversary (29 February: on 28 February in other years)."""
+
     type: Literal["date_field"]
-    field: str = Field(pattern=r"^custom_fields\.[A-Za-z0-9_]+$")
+    field: str = Field(pattern=r"^(custom_fields\.[a-z][a-z0-9_]{0,39}|created_at)$")
     offset_days: int = Field(default=0, ge=-3650, le=3650)
+    yearly: bool = False
 
 
 class Manual(_Strict):
@@ -399,10 +405,20 @@ def check_definition(session: Session, workspace_id: int, data: Any) -> Definiti
         if trigger.list not in lists:
             raise InvalidAutomation("trigger.list", f"no list named {trigger.list!r}")
         trigger.list_id = lists[trigger.list]
-    elif isinstance(trigger, (SegmentEntered, DateField)):
-        raise InvalidAutomation(
-            "trigger.type", f"'{trigger.type}' triggers are not built yet (list_joined, manual)"
+    elif isinstance(trigger, SegmentEntered):
+        if trigger.segment_id not in segments:
+            raise InvalidAutomation("trigger.segment_id", f"no segment {trigger.segment_id} here")
+    elif isinstance(trigger, DateField) and trigger.field != "created_at":
+        key = trigger.field.removeprefix("custom_fields.")
+        kind = session.scalar(
+            select(CustomField.type).where(
+                CustomField.workspace_id == workspace_id, CustomField.key == key
+            )
         )
+        if kind is None:
+            raise InvalidAutomation("trigger.field", f"no custom field {key!r} here")
+        if kind != "date":
+            raise InvalidAutomation("trigger.field", f"{key!r} is a {kind} field, not a date")
     for path, step in walk(definition.steps):
         where = to_json_path(path)
         if isinstance(step, SendStep) and step.send.template_id not in templates:

@@ -3,7 +3,7 @@ status figures (per step: waiting, sent, opened, clicked)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, select, update
@@ -15,6 +15,7 @@ from core.automations.model import (
     Definition,
     ListJoined,
     Manual,
+    SegmentEntered,
     check_definition,
     dump_definition,
     parse_definition,
@@ -24,7 +25,15 @@ from core.automations.model import (
 from core.infra import clock
 from core.infra.errors import NotFound, ValidationFailed
 from core.infra.permissions import Actor
-from core.models import Automation, Contact, Enrollment, Event, Message, Suppression
+from core.models import (
+    Automation,
+    BeatMark,
+    Contact,
+    Enrollment,
+    Event,
+    Message,
+    Suppression,
+)
 from core.models.statuses import (
     LEFT,
     AutomationStatus,
@@ -85,6 +94,13 @@ def activate_automation(session: Session, actor: Actor, automation_id: int) -> A
         raise AutomationNotRunnable("Only a draft automation can be activated.")
     automation.status = A.ACTIVE
     automation.activated_at = clock.now()
+    trigger = definition_of(automation).trigger
+    if isinstance(trigger, SegmentEntered):
+        # Who is in the segment now is not new: only later arrivals are enrolled. (Imported
+        # here: core.automations.triggers builds on this module.)
+        from core.automations.triggers import remember_matches
+
+        remember_matches(session, automation, trigger.segment_id)
     session.flush()
     return automation
 
@@ -265,20 +281,58 @@ def exits_of(session: Session, automation_id: int) -> dict[str, int]:
     )
 
 
-def exit_unsubscribed(session: Session, at: datetime | None = None) -> int:
+EXIT_MARK = "automation_exits"
+# A status change is seen by the pass after its transaction commits; rows are re-read this
+# far behind the mark, so a change committed up to this long after it was stamped is not
+# missed. (The engine checks each contact again before every step anyway.)
+EXIT_OVERLAP = timedelta(minutes=10)
+EXIT_BATCH = 5000
+GONE = (ContactStatus.UNSUBSCRIBED, ContactStatus.BOUNCED, ContactStatus.COMPLAINED)
+
+
+def exit_unsubscribed(session: Session, at: datetime | None = None, batch: int = EXIT_BATCH) -> int:
     """Everyone active whose contact unsubscribed, bounced or complained leaves, with the
-    contact's status as the reason (set-based; beat runs it before advancing)."""
+    contact's status as the reason.
+
+    Watermarked and scoped, so a pass costs what changed, not how many contacts or
+    workspaces there are: it reads only contacts whose status is one of those and whose
+    `updated_at` (stamped with every status change) is at or after the last pass's mark
+    less EXIT_OVERLAP (index `ix_contact_status_updated`), in workspaces with a running
+    automation, that are still in one; at most `batch` of them. The mark moves on only
+    when the pass saw them all; handled contacts drop out (none active), so the next pass
+    continues where this one stopped."""
     now = at or clock.now()
+    mark = session.get(BeatMark, EXIT_MARK)
+    running = select(Automation.workspace_id).where(Automation.status.in_((A.ACTIVE, A.PAUSED)))
+    active = (
+        select(Enrollment.id)
+        .where(Enrollment.contact_id == Contact.id, Enrollment.status == E.ACTIVE)
+        .exists()
+    )
+    query = select(Contact.id, Contact.status).where(
+        Contact.status.in_(GONE), Contact.workspace_id.in_(running), active
+    )
+    if mark is not None:
+        query = query.where(Contact.updated_at >= clock.as_utc(mark.at) - EXIT_OVERLAP)
+    rows = session.execute(query.limit(batch)).all()
     total = 0
-    for status in (ContactStatus.UNSUBSCRIBED, ContactStatus.BOUNCED, ContactStatus.COMPLAINED):
-        result = session.execute(
-            update(Enrollment)
-            .where(
-                Enrollment.status == E.ACTIVE,
-                Enrollment.contact_id.in_(select(Contact.id).where(Contact.status == status)),
+    for status in GONE:
+        ids = [cid for cid, st in rows if st == status]
+        for start in range(0, len(ids), 1000):
+            result = session.execute(
+                update(Enrollment)
+                .where(
+                    Enrollment.status == E.ACTIVE,
+                    Enrollment.contact_id.in_(ids[start : start + 1000]),
+                )
+                .values(status=E.EXITED, reason=str(status), finished_at=now, due_at=None)
+                .execution_options(synchronize_session=False)
             )
-            .values(status=E.EXITED, reason=str(status), finished_at=now, due_at=None)
-            .execution_options(synchronize_session=False)
+            total += int(getattr(result, "rowcount", 0) or 0)
+    if len(rows) < batch:
+        session.execute(
+            _insert(session)(BeatMark)
+            .values(name=EXIT_MARK, at=now)
+            .on_conflict_do_update(index_elements=["name"], set_={"at": now})
         )
-        total += int(getattr(result, "rowcount", 0) or 0)
     return total

@@ -115,6 +115,9 @@ class Settings(BaseSettings):
 
     # A/B tests: how often beat decides due tests and releases the held rest.
     ab_tick_seconds: float = 60.0
+    # Automations: how often beat looks for a segment trigger's newly matching contacts and a
+    # date trigger's contacts (each a query over the workspace's contacts).
+    automation_trigger_seconds: float = 60.0
 
     # Signup forms (core.forms). A hosted form posted sooner than this after it was served
     # is a bot's: refused silently. Posts per client IP per hour, across webhook processes.

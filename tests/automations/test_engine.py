@@ -174,8 +174,16 @@ def test_definition_errors_carry_the_json_path(session):
             "steps[0].update.add_list",
         ),
         (
-            {**welcome_series(s), "trigger": {"type": "segment_entered", "segment_id": 1}},
-            "trigger.type",  # not built yet, and says so
+            {**welcome_series(s), "trigger": {"type": "segment_entered", "segment_id": 999999}},
+            "trigger.segment_id",
+        ),
+        (
+            {**welcome_series(s), "trigger": {"type": "date_field", "field": "custom_fields.x"}},
+            "trigger.field",  # no such custom field
+        ),
+        (
+            {**welcome_series(s), "trigger": {"type": "date_field", "field": "first_name"}},
+            "trigger.field",  # a custom date field or created_at
         ),
     ]
     for data, path in against_workspace:
