@@ -11,6 +11,7 @@ from core.accounts.workspaces import (
     get_workspace,
     mail_delivery,
     readme_section,
+    time_zones,
     update_sending_identity,
 )
 from core.infra import clock
@@ -51,6 +52,7 @@ with identity_tab:
             max_send_rate=ws.max_send_rate,
             ses_configuration_set=ws.ses_configuration_set,
             tracking_source=ws.tracking_source,
+            timezone=ws.timezone,
         )
     if not me.can("admin"):
         st.caption("Only owners and admins change these.")
@@ -70,6 +72,14 @@ with identity_tab:
             index=["own", "ses"].index(current.tracking_source),
             format_func={"own": "Mailwright's pixel and links", "ses": "SES event publishing"}.get,
         )
+        zones = time_zones()
+        zone = st.selectbox(
+            "Time zone",
+            zones,
+            index=zones.index(current.timezone) if current.timezone in zones else 0,
+            help="Automations: the day a date trigger fires, and the time of day a wait "
+            "'until 09:00' means for contacts without their own time zone.",
+        )
         saved = st.form_submit_button("Save", disabled=not me.can("admin"))
     if saved:
         with shows_errors(), db() as session:
@@ -77,7 +87,7 @@ with identity_tab:
                 session,
                 me,
                 SendingIdentity(
-                    name, from_name, from_email, reply_to, postal, rate, config_set, tracking
+                    name, from_name, from_email, reply_to, postal, rate, config_set, tracking, zone
                 ),
             )
             st.success("Saved.")

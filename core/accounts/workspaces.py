@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
+from zoneinfo import available_timezones
 
 from sqlalchemy.orm import Session
 
@@ -26,6 +28,14 @@ class SendingIdentity:
     max_send_rate: float
     ses_configuration_set: str
     tracking_source: str
+    # IANA name: automations' date triggers and until_time waits (contacts without a zone).
+    timezone: str = "UTC"
+
+
+@cache
+def time_zones() -> list[str]:
+    """The IANA time zone names this machine knows, sorted (UTC first)."""
+    return ["UTC", *sorted(z for z in available_timezones() if z != "UTC")]
 
 
 def get_workspace(session: Session, actor: Actor) -> Workspace:
@@ -37,7 +47,8 @@ def get_workspace(session: Session, actor: Actor) -> Workspace:
 
 
 def update_sending_identity(session: Session, actor: Actor, identity: SendingIdentity) -> Workspace:
-    """Admins change the name, sender, footer address, send rate and tracking source."""
+    """Admins change the name, sender, footer address, send rate, tracking source and the
+    workspace's time zone."""
     actor.require("admin")
     workspace = get_workspace(session, actor)
     if not identity.name.strip():
@@ -46,6 +57,9 @@ def update_sending_identity(session: Session, actor: Actor, identity: SendingIde
         raise ValidationFailed("The max send rate is between 0.1 and 10,000 messages a second.")
     if identity.tracking_source not in ("own", "ses"):
         raise ValidationFailed("Opens and clicks are counted from 'own' or 'ses'.")
+    zone = identity.timezone.strip()
+    if zone not in time_zones():
+        raise ValidationFailed(f"{zone!r} is not a time zone (use a name such as Europe/Berlin).")
     workspace.name = identity.name.strip()
     workspace.from_name = check_sender_name(identity.from_name)
     workspace.from_email = check_sender_address(identity.from_email, "from")
@@ -54,6 +68,7 @@ def update_sending_identity(session: Session, actor: Actor, identity: SendingIde
     workspace.max_send_rate = float(identity.max_send_rate)
     workspace.ses_configuration_set = identity.ses_configuration_set.strip()
     workspace.tracking_source = identity.tracking_source
+    workspace.timezone = zone
     session.add(
         AuditLog(workspace_id=workspace.id, user_id=actor.user_id, action="settings_changed")
     )
