@@ -242,6 +242,11 @@ class _Walker:
                 continue
             now = clock.now()
             if isinstance(step, WaitStep):
+                entered = clock.as_utc(e.entered_step_at)
+                if e.due_at is not None and clock.as_utc(e.due_at) == entered:
+                    # Enrolled straight onto a wait (a date trigger's "until 09:00"):
+                    # enrolling does not work out waits, so it starts here.
+                    e.due_at = wait_until(step, entered, self._zone(e, contact))
                 if e.due_at is not None and clock.as_utc(e.due_at) > now:
                     e.leased_until = None
                     s.commit()
@@ -299,12 +304,13 @@ class _Walker:
         e.step_path = path
         e.entered_step_at = now
         step = step_at(definition, path)
-        if isinstance(step, WaitStep):
-            # until_time: the contact's own zone, else the workspace's (issue 18).
-            zone = contact.timezone or referenced(self.session, Workspace, e.workspace_id).timezone
-            e.due_at = wait_until(step, now, zone)
-        else:
-            e.due_at = now
+        e.due_at = (
+            wait_until(step, now, self._zone(e, contact)) if isinstance(step, WaitStep) else now
+        )
+
+    def _zone(self, e: Enrollment, contact: Contact) -> str:
+        """until_time's zone: the contact's own, else the workspace's (issue 18)."""
+        return contact.timezone or referenced(self.session, Workspace, e.workspace_id).timezone
 
     # --- steps -------------------------------------------------------------------------------
 
