@@ -23,6 +23,7 @@ from core.infra.permissions import Actor
 from core.models import (
     CONTACT_STATUSES,
     AuditLog,
+    Automation,
     Campaign,
     Contact,
     Event,
@@ -466,19 +467,31 @@ class Activity:
 
 
 def contact_activity(session: Session, actor: Actor, contact_id: int, limit: int = 50) -> Activity:
+    """The contact's messages (a campaign's or an automation's, with its step) and events,
+    newest first."""
     contact = get_contact(session, actor, contact_id)
     messages = [
         {
-            "campaign": name,
+            "campaign": campaign or "",
+            "automation": automation or "",
+            "step": step or "",
             "status": status,
             "sent_at": sent_at,
             "queued_at": queued_at,
         }
-        for name, status, sent_at, queued_at in session.execute(
-            select(Campaign.name, Message.status, Message.sent_at, Message.queued_at)
-            .join(Campaign, Campaign.id == Message.campaign_id)
+        for campaign, automation, step, status, sent_at, queued_at in session.execute(
+            select(
+                Campaign.name,
+                Automation.name,
+                Message.step_path,
+                Message.status,
+                Message.sent_at,
+                Message.queued_at,
+            )
+            .outerjoin(Campaign, Campaign.id == Message.campaign_id)
+            .outerjoin(Automation, Automation.id == Message.automation_id)
             .where(Message.contact_id == contact.id, Message.workspace_id == actor.workspace_id)
-            .order_by(Message.queued_at.desc())
+            .order_by(Message.queued_at.desc(), Message.id.desc())
             .limit(limit)
         )
     ]
@@ -490,10 +503,26 @@ def contact_activity(session: Session, actor: Actor, contact_id: int, limit: int
         ).all()
     )
     events = [
-        {"type": type_, "at": at, "url": url, "bounce_type": bounce, "campaign": name}
-        for type_, at, url, bounce, name in session.execute(
-            select(Event.type, Event.occurred_at, Event.url, Event.bounce_type, Campaign.name)
+        {
+            "type": type_,
+            "at": at,
+            "url": url,
+            "bounce_type": bounce,
+            "campaign": campaign or "",
+            "automation": automation or "",
+        }
+        for type_, at, url, bounce, campaign, automation in session.execute(
+            select(
+                Event.type,
+                Event.occurred_at,
+                Event.url,
+                Event.bounce_type,
+                Campaign.name,
+                Automation.name,
+            )
             .outerjoin(Campaign, Campaign.id == Event.campaign_id)
+            .outerjoin(Message, Message.id == Event.message_id)
+            .outerjoin(Automation, Automation.id == Message.automation_id)
             .where(Event.contact_id == contact.id, Event.workspace_id == actor.workspace_id)
             .order_by(Event.occurred_at.desc())
             .limit(limit)

@@ -8,7 +8,9 @@ How a rebuild works (`build_rollups`, run by beat, by the Data page's "Rebuild n
    `event.id` are fetched. Events newer than `lag_seconds` may still have lower-numbered
    neighbours in uncommitted transactions, so the mark stops before the first young event
    and the rows above it are read again next time (deleted first, so never twice).
-2. Messages, contacts, campaigns and workspaces (statuses change) are re-read whole.
+2. Contacts, campaigns, automations and workspaces (statuses change) are re-read whole;
+   a campaign's messages until it has finished and not changed since; automations'
+   messages (no campaign) above a mark on their id (`automations`).
 3. Sources stream in chunks into DuckDB (PostgreSQL: `COPY ... TO STDOUT` CSV into DuckDB's
    parallel CSV reader; SQLite: `fetchmany` batches as Arrow tables); no DuckDB extension
    is needed. All aggregation runs inside DuckDB.
@@ -18,7 +20,8 @@ How a rebuild works (`build_rollups`, run by beat, by the Data page's "Rebuild n
 
 Days and hours are UTC. Every table carries `workspace_id`.
 
-Modules: `base` (the file, its lock, the tables), `build`, `read` (the dashboard's
+Modules: `base` (the file, its lock, the tables), `build`, `automations` (their messages'
+mark and tables), `read` (the dashboard's
 figures, status, campaign snapshots), `query` (the Data page's sandboxed SQL and the
 export), `rebuild` (a rebuild requested from the Data page, run by the worker).
 """

@@ -29,7 +29,12 @@ TABLES: dict[str, str] = {
     "campaign_domains": "per campaign and recipient domain: recipients, delivered, opens, …",
     "contact_growth_daily": "per UTC day: contacts added, lost (unsubscribed, complained, "
     "hard-bounced) and the cumulative number of contacts",
-    "workspace_daily": "per UTC day: messages sent, deliveries, bounces, complaints, opens, clicks",
+    "workspace_daily": "per UTC day: messages sent (campaigns and automations), deliveries, "
+    "bounces, complaints, opens, clicks",
+    "automations": "one row per automation: its name, messages sent and failed, deliveries, "
+    "unique opens and clicks, bounces, complaints, unsubscribes and rates",
+    "automation_daily": "per automation, step and UTC day: sent, delivered, unique opens and "
+    "clicks, bounces, complaints, unsubscribes",
     "rollup_info": "when the file was built and up to which event id",
 }
 

@@ -1,6 +1,6 @@
 """Building the rollups: sources streamed into DuckDB, the aggregates, the file swapped in.
-About 720 lines, most of them the aggregates' DuckDB SQL, kept beside the loader that
-feeds them.
+About 750 lines, most of them the aggregates' DuckDB SQL, kept beside the loader that
+feeds them (automations' aggregates live in `automations`).
 """
 
 from __future__ import annotations
@@ -17,6 +17,14 @@ from typing import Any
 
 import duckdb
 
+from core.analytics.rollups.automations import (
+    AUTOMATION_AGGREGATES,
+    AUTOMATION_COLUMNS,
+    AUTOMATION_SQL,
+    MARK_KEY,
+    NEXT_MARK_SQL,
+    reread_clause,
+)
 from core.analytics.rollups.base import (
     CHUNK_ROWS,
     STAGES,
@@ -81,18 +89,25 @@ MESSAGE_COLUMNS = {
     "status": "VARCHAR",
     "sent_ts": "BIGINT",
     "domain": "VARCHAR",
+    # An automation's message (campaign_id NULL): its automation and step (issue 18), and
+    # whether it is younger than the lag (the automation mark stops before it).
+    "automation_id": "INTEGER",
+    "step_path": "VARCHAR",
+    "young": "BOOLEAN",
 }
 
 
 MESSAGE_PG = (
     "SELECT id, workspace_id, campaign_id, status, floor(extract(epoch FROM sent_at))::bigint, "
-    "lower(split_part(email, '@', 2)) FROM message"
+    "lower(split_part(email, '@', 2)), automation_id, step_path, "
+    "queued_at > now() - make_interval(secs => {lag}) FROM message"
 )
 
 
 MESSAGE_SQLITE = (
     "SELECT id, workspace_id, campaign_id, status, CAST(strftime('%s', sent_at) AS INTEGER), "
-    "lower(substr(email, instr(email, '@') + 1)) FROM message"
+    "lower(substr(email, instr(email, '@') + 1)), automation_id, step_path, "
+    "queued_at > datetime('now', '-{lag} seconds') FROM message"
 )
 
 
@@ -192,6 +207,7 @@ _SOURCE_NAMES = {
     "contact_fact": "contacts",
     "campaign_src": "campaigns",
     "workspace_src": "workspaces",
+    "automation_src": "automations",
 }
 
 
@@ -336,7 +352,7 @@ AGGREGATES = [
            count(*) FILTER (WHERE status = 'uncertain') AS uncertain,
            count(*) FILTER (WHERE status = 'failed') AS failed,
            count(*) FILTER (WHERE status IN ('queued', 'held', 'sending')) AS queued
-    FROM message_fact GROUP BY campaign_id
+    FROM message_fact WHERE campaign_id IS NOT NULL GROUP BY campaign_id
     """,
     """
     CREATE TEMP TABLE ev_counts AS
@@ -553,7 +569,7 @@ def build_rollups(
 
 
 # Reading the sources (one step each), the aggregates, writing the file.
-BUILD_STEPS = 1 + 5 + len(AGGREGATES) + len(INTERNAL_AGGREGATES) + 1
+BUILD_STEPS = 1 + 6 + len(AGGREGATES) + len(AUTOMATION_AGGREGATES) + len(INTERNAL_AGGREGATES) + 1
 
 
 def _build(
@@ -580,7 +596,17 @@ def _build(
                 "WHERE table_name = 'event_fact' ORDER BY ordinal_position"
             ).fetchall()
         ]
-        if have and have != list(EVENT_COLUMNS):  # state from an older layout: start over
+        have_messages = [
+            r[0]
+            for r in con.execute(
+                "SELECT column_name FROM information_schema.columns "
+                "WHERE table_name = 'message_fact' ORDER BY ordinal_position"
+            ).fetchall()
+        ]
+        # State from an older layout: start over.
+        if (have and have != list(EVENT_COLUMNS)) or (
+            have_messages and have_messages != list(MESSAGE_COLUMNS)
+        ):
             for table in ("event_fact", "message_fact", "message_loaded", "meta"):
                 con.execute(f"DROP TABLE IF EXISTS {table}")
         _create(con, "event_fact", EVENT_COLUMNS, temp=False)
@@ -589,6 +615,8 @@ def _build(
         con.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value BIGINT)")
         rows = con.execute("SELECT value FROM meta WHERE key = 'event_safe_id'").fetchall()
         safe = int(rows[0][0]) if rows else 0
+        rows = con.execute("SELECT value FROM meta WHERE key = ?", [MARK_KEY]).fetchall()
+        auto_mark = int(rows[0][0]) if rows else 0
         pg = dialect == "postgresql"
         # Messages are kept per campaign: a finished campaign whose row has not changed
         # since its messages were read (same status and updated_at) is not read again.
@@ -604,11 +632,13 @@ def _build(
         loaded = dict(con.execute("SELECT campaign_id, sig FROM message_loaded").fetchall())
         keep = {cid for cid, sig in loaded.items() if cid in current and current[cid][1] == sig}
         reread = sorted(cid for cid in current if cid not in keep)
-        message_sql = MESSAGE_PG if pg else MESSAGE_SQLITE
+        message_sql = (MESSAGE_PG if pg else MESSAGE_SQLITE).format(lag=int(lag))
+        # Campaigns' messages per campaign; automations' above their mark.
         if reread:
-            message_sql += f" WHERE campaign_id IN ({', '.join(str(c) for c in reread)})"
+            message_sql += f" WHERE campaign_id IN ({', '.join(str(c) for c in reread)}) OR "
         else:
-            message_sql += " WHERE false"
+            message_sql += " WHERE "
+        message_sql += reread_clause(auto_mark)
         sources = {
             "event_fact": (
                 EVENT_COLUMNS,
@@ -618,6 +648,7 @@ def _build(
             "contact_fact": (CONTACT_COLUMNS, CONTACT_PG if pg else CONTACT_SQLITE),
             "campaign_src": (CAMPAIGN_COLUMNS, CAMPAIGN_PG if pg else CAMPAIGN_SQLITE),
             "workspace_src": (WORKSPACE_COLUMNS, WORKSPACE_SQL),
+            "automation_src": (AUTOMATION_COLUMNS, AUTOMATION_SQL),
         }
         files = _copy_all_pg(engine, {t: q for t, (_, q) in sources.items()}, workdir) if pg else {}
         try:
@@ -629,7 +660,11 @@ def _build(
             con.execute("CREATE TEMP TABLE kept (campaign_id INTEGER)")
             if keep:
                 con.executemany("INSERT INTO kept VALUES (?)", [[c] for c in sorted(keep)])
-            con.execute("DELETE FROM message_fact WHERE campaign_id NOT IN (SELECT * FROM kept)")
+            con.execute(
+                "DELETE FROM message_fact WHERE campaign_id IS NOT NULL "
+                "AND campaign_id NOT IN (SELECT * FROM kept)"
+            )
+            con.execute(f"DELETE FROM message_fact WHERE {reread_clause(auto_mark)}")
             con.execute("DELETE FROM message_loaded")
             final = [
                 [cid, sig]
@@ -646,8 +681,13 @@ def _build(
                 else:
                     _load_sqlite(con, engine, table, columns, query)
             messages_read = con.execute(
-                "SELECT count(*) FROM message_fact WHERE campaign_id NOT IN (SELECT * FROM kept)"
+                "SELECT count(*) FROM message_fact WHERE (campaign_id IS NOT NULL AND "
+                f"campaign_id NOT IN (SELECT * FROM kept)) OR {reread_clause(auto_mark)}"
             ).fetchall()[0][0]
+            next_mark = con.execute(NEXT_MARK_SQL, [auto_mark, auto_mark]).fetchall()[0][0]
+            con.execute(
+                "INSERT OR REPLACE INTO meta VALUES (?, ?)", [MARK_KEY, max(int(next_mark), 0)]
+            )
             events_read = con.execute(
                 "SELECT count(*) FROM event_fact WHERE id > ?", [safe]
             ).fetchall()[0][0]
@@ -672,7 +712,7 @@ def _build(
                 "INSERT INTO signature_src VALUES (?, ?, ?)",
                 [[cid, status, sig] for cid, (status, sig) in current.items()],
             )
-        for sql in AGGREGATES + INTERNAL_AGGREGATES:
+        for sql in AGGREGATES + AUTOMATION_AGGREGATES + INTERNAL_AGGREGATES:
             step += 1
             report(step, BUILD_STEPS, "adding up")
             mark = time.monotonic()
