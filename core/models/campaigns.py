@@ -157,6 +157,15 @@ class Message(Base):
         _one_of("status", MESSAGE_STATUSES, "status"),
         # An automation's send step: one row per enrollment and step (migration 0017).
         UniqueConstraint("enrollment_id", "step_path", name="uq_message_enrollment_step"),
+        # The dashboard's count of a workspace's automation mail (0019); campaigns' rows
+        # stay out of it.
+        Index(
+            "ix_message_automation_sent",
+            "workspace_id",
+            "sent_at",
+            postgresql_where=text("automation_id IS NOT NULL"),
+            sqlite_where=text("automation_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -8,6 +8,8 @@ exit pass's watermark.
 - `enrollment.trigger_key`: a date trigger's occurrence, enrolled once each.
 - `beat_mark`: watermarks of beat passes (the exit pass reads contacts whose status changed
   since its mark, through the new index on contact (status, updated_at)).
+- `ix_message_automation_sent`: a partial index over automations' ledger rows only, for the
+  dashboard's count of a workspace's automation mail.
 
 Revision ID: 0019_automation_triggers
 Revises: 0017_automations (written on a branch beside 0018; the merge re-points it at 0018)
@@ -38,6 +40,13 @@ def upgrade() -> None:
     with op.batch_alter_table("enrollment") as batch:
         batch.add_column(sa.Column("trigger_key", sa.String(32), nullable=True))
     op.create_index("ix_contact_status_updated", "contact", ["status", "updated_at"])
+    op.create_index(
+        "ix_message_automation_sent",
+        "message",
+        ["workspace_id", "sent_at"],
+        postgresql_where=sa.text("automation_id IS NOT NULL"),
+        sqlite_where=sa.text("automation_id IS NOT NULL"),
+    )
     op.create_table(
         "automation_match",
         sa.Column(
@@ -72,6 +81,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("beat_mark")
     op.drop_table("automation_match")
+    op.drop_index("ix_message_automation_sent", table_name="message")
     op.drop_index("ix_contact_status_updated", table_name="contact")
     with op.batch_alter_table("enrollment") as batch:
         batch.drop_column("trigger_key")

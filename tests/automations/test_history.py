@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from core.analytics import rollups
+from core.analytics.reports.dashboard import dashboard
 from core.automations import create_automation, enroll_contact, run_pass
 from core.contacts.service import contact_activity
 from core.infra import clock
@@ -132,6 +133,11 @@ def test_history_and_rollups_include_automation_mail(live_db, rollup_file):
         [ws_id],
     )
     assert total["sent"] == 5
+    # The dashboard's "emails sent" counts them too, with or without the rollups.
+    with session_scope() as session:
+        for use in (True, False):
+            board = dashboard(session, actor, use_rollups=use)
+            assert (board.sent_all_time, board.has_rollups) == (5, use)
 
     # One more enrollment: the next build reads only the new messages (the finished
     # campaign's and the old automation mail are kept from the state).
