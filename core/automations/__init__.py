@@ -1,8 +1,10 @@
-"""Automations (issue 18): flows that enroll contacts (a list joined, by hand) and walk each
-through send, wait, branch, update and exit steps, every send exactly once.
+"""Automations (issue 18): flows that enroll contacts (a list joined, a segment entered, a
+date reached, by hand) and walk each through send, wait, branch, update and exit steps,
+every send exactly once.
 
 Modules: `model` (the definition, its validation with JSON paths, the step-path walk),
-`enrollment` (beat's set-based enrollment of new list members),
+`enrollment` (beat's set-based enrollment of new list members), `triggers` (segment and
+date triggers: beat's bounded looks for newly matching contacts and today's dates),
 `service` (create, activate, pause, resume, enroll by hand, status figures), `engine`
 (beat's pass: enroll new list members, let unsubscribed contacts go, advance due
 enrollments, send through the campaign pipeline's transports and shared rate limiter).

@@ -13,10 +13,26 @@ from core.cli import fail_cleanly, out
 from core.infra.db import session_scope
 from core.infra.errors import NotFound, ValidationFailed
 
+TRIGGERS = """triggers ("trigger" in DEF.json):
+  {"type": "list_joined", "list": "NAME"}            contacts who join the list
+  {"type": "segment_entered", "segment_id": ID}      contacts who newly match the segment
+                                                     (not those in it when it starts)
+  {"type": "date_field", "field": "custom_fields.KEY" | "created_at",
+   "offset_days": N, "yearly": false}                date + N days is today in the
+                                                     workspace's time zone (-7: a week
+                                                     before); yearly: every anniversary
+  {"type": "manual"}                                 enrolled by hand only
+"""
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "create-automation", help="validate, save and activate an automation; prints its id last"
+        "create-automation",
+        help="validate, save and activate an automation; prints its id last",
+        description="Validate, save and activate an automation; prints its id last (exit 2 "
+        "and {error, path} on stderr for a bad definition).",
+        epilog=TRIGGERS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--workspace", required=True, help="workspace slug")
     p.add_argument("--file", required=True, type=Path, help="the definition, a JSON file")
