@@ -1,0 +1,587 @@
+"""Editing a saved automation: the whole definition (the JSON view), one step (the editor's
+forms), a step added or removed, and the rules for an automation contacts have entered.
+
+Before anyone has entered (a draft, or an active automation nobody joined yet) anything
+valid may change. Once contacts are in it they stand at numbered steps ("2.then.0"), so:
+
+- waits, subjects, templates (and sender names) and branch conditions may change; contacts
+  keep their place, and those inside a wait whose length changed wait the new length from
+  when they reached it;
+- a step may be removed while the automation is paused: those standing on it move to the
+  next step, and the steps after it (their contacts and their ledger rows) are renumbered;
+- anything else (adding or moving steps, a step's kind, an update step's change, the
+  trigger) is refused with a message that says so.
+
+Removal needs a pause because workers walk contacts with the definition they read: a
+paused automation is claimed by nobody, and a contact still leased by a worker refuses the
+removal until that worker lets go (seconds; a lost worker's lease lapses)."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import String, case, cast, func, literal, select, update
+from sqlalchemy.orm import Session
+
+from core.automations.engine import wait_until
+from core.automations.model import (
+    BranchStep,
+    Definition,
+    WaitStep,
+    check_definition,
+    dump_definition,
+    next_path,
+    parse_definition,
+    step_at,
+    step_kind,
+    walk,
+)
+from core.automations.service import AutomationNotRunnable, definition_of, get_automation
+from core.infra import clock
+from core.infra.errors import ValidationFailed
+from core.infra.permissions import Actor
+from core.models import Automation, Contact, Enrollment, Message
+from core.models.statuses import AutomationStatus, EnrollmentStatus
+
+A, E = AutomationStatus, EnrollmentStatus
+
+# What a marketer may change once contacts are in (the editor shows it as help).
+RUNNING_RULES = (
+    "Contacts are in this automation, so it takes changes to waits, subjects, templates "
+    "and conditions; steps can be removed while it is paused. Adding or moving steps, "
+    "changing a step's kind, an update step or the trigger would move contacts from the "
+    "place they stand: duplicate it as a new draft instead."
+)
+
+
+class EditRefused(ValidationFailed):
+    """A change an automation contacts have entered cannot take; the message says why."""
+
+
+# --- pure edits on the JSON ----------------------------------------------------------------
+
+
+def _arm(data: dict[str, Any], prefix: str) -> list[Any]:
+    """The step list a path prefix names: "" is the top, "2.then." an arm of step 2."""
+    steps: list[Any] = data["steps"]
+    if not prefix:
+        return steps
+    parts = prefix.rstrip(".").split(".")
+    step = steps[int(parts[0])]
+    for i in range(1, len(parts), 2):
+        arm = parts[i]
+        branch = step["branch"]
+        steps = branch.setdefault(arm, [])
+        if i + 1 < len(parts):
+            step = steps[int(parts[i + 1])]
+    return steps
+
+
+def _split(path: str) -> tuple[str, int]:
+    """ "2.then.1" -> ("2.then.", 1)."""
+    head, _, last = path.rpartition(".")
+    return (head + "." if head else ""), int(last)
+
+
+def with_step(data: dict[str, Any], path: str, step: dict[str, Any]) -> dict[str, Any]:
+    """A copy of `data` with the step at `path` replaced (a branch keeps its arms unless
+    `step` gives them)."""
+    out = copy.deepcopy(data)
+    prefix, index = _split(path)
+    steps = _arm(out, prefix)
+    old = steps[index]
+    new = copy.deepcopy(step)
+    if "branch" in old and "branch" in new:
+        for arm in ("then", "else"):
+            new["branch"].setdefault(arm, old["branch"].get(arm, []))
+    steps[index] = new
+    return out
+
+
+def with_step_added(
+    data: dict[str, Any], prefix: str, index: int, step: dict[str, Any]
+) -> dict[str, Any]:
+    """A copy of `data` with `step` inserted at `index` of the list `prefix` names."""
+    out = copy.deepcopy(data)
+    steps = _arm(out, prefix)
+    steps.insert(max(0, min(index, len(steps))), copy.deepcopy(step))
+    return out
+
+
+def without_step(data: dict[str, Any], path: str) -> tuple[dict[str, Any], dict[str, str | None]]:
+    """A copy of `data` without the step at `path`, the references in conditions renumbered,
+    and where each old step path went (None: removed)."""
+    definition = parse_definition(data)
+    prefix, index = _split(path)
+    mapping: dict[str, str | None] = {}
+    for old, _ in walk(definition.steps):
+        if old == path or old.startswith(path + "."):
+            mapping[old] = None
+        elif old.startswith(prefix) and _index_at(old, prefix) > index:
+            rest = old[len(prefix) :]
+            first, _, tail = rest.partition(".")
+            mapping[old] = f"{prefix}{int(first) - 1}" + (f".{tail}" if tail else "")
+        else:
+            mapping[old] = old
+    out = copy.deepcopy(data)
+    del _arm(out, prefix)[index]
+    _renumber_references(out["steps"], mapping, path)
+    return out, mapping
+
+
+def _index_at(path: str, prefix: str) -> int:
+    return int(path[len(prefix) :].split(".")[0])
+
+
+def _renumber_references(steps: list[Any], mapping: dict[str, str | None], removed: str) -> None:
+    for step in steps:
+        branch = step.get("branch") if isinstance(step, dict) else None
+        if not branch:
+            continue
+        condition = branch.get("if") or {}
+        for key in ("opened", "clicked"):
+            ref = condition.get(key)
+            if ref is None or ref == "previous":
+                continue
+            if ref in mapping and mapping[ref] is None:
+                raise EditRefused(
+                    f"A condition looks at step {human_path(ref)}: change that condition "
+                    f"before removing step {human_path(removed)}."
+                )
+            condition[key] = mapping.get(ref) or ref
+        _renumber_references(branch.get("then", []), mapping, removed)
+        _renumber_references(branch.get("else", []), mapping, removed)
+
+
+def human_path(path: str) -> str:
+    """A step path as the editor numbers it: "2.then.1" -> "3 → then 2"."""
+    parts = path.split(".")
+    out = str(int(parts[0]) + 1)
+    for arm, index in zip(parts[1::2], parts[2::2], strict=True):
+        out += f" → {arm} {int(index) + 1}"
+    return out
+
+
+# --- lining up an edited definition with the saved one -------------------------------------
+
+
+@dataclass
+class _Match:
+    score: int  # steps left exactly as they were: prefer the reading that keeps most
+    mapping: dict[str, str | None]
+
+
+def _same(a: Any, b: Any) -> bool:
+    return bool(
+        a.model_dump(by_alias=True, exclude_none=True)
+        == b.model_dump(by_alias=True, exclude_none=True)
+    )
+
+
+def _pair(old: Any, new: Any, old_path: str, new_path: str) -> _Match | None:
+    """How `new` may stand in for `old` on a running automation, or None."""
+    kind = step_kind(old)
+    if kind != step_kind(new):
+        return None
+    if kind in ("send", "wait"):
+        return _Match(int(_same(old, new)), {old_path: new_path})
+    if kind in ("update", "exit"):
+        return _Match(1, {old_path: new_path}) if _same(old, new) else None
+    assert isinstance(old, BranchStep) and isinstance(new, BranchStep)
+    then = _align(old.branch.then, new.branch.then, f"{old_path}.then.", f"{new_path}.then.")
+    other = _align(old.branch.else_, new.branch.else_, f"{old_path}.else.", f"{new_path}.else.")
+    if then is None or other is None:
+        return None
+    same_if = old.branch.if_.model_dump(by_alias=True) == new.branch.if_.model_dump(by_alias=True)
+    return _Match(
+        then.score + other.score + int(same_if), {old_path: new_path} | then.mapping | other.mapping
+    )
+
+
+def _align(old: list[Any], new: list[Any], old_prefix: str, new_prefix: str) -> _Match | None:
+    """`new` as `old` with steps removed (never a branch) and steps edited in place, keeping
+    as many steps unchanged as possible; None when it is not."""
+    n, m = len(old), len(new)
+    # best[i][j]: the best way to place new[j:] onto old[i:].
+    best: list[list[_Match | None]] = [[None] * (m + 1) for _ in range(n + 1)]
+    best[n][m] = _Match(0, {})
+    for i in range(n - 1, -1, -1):
+        for j in range(m, -1, -1):
+            options = []
+            rest = best[i + 1][j]
+            if rest is not None and not isinstance(old[i], BranchStep):
+                dropped: dict[str, str | None] = {f"{old_prefix}{i}": None}
+                options.append(_Match(rest.score, dropped | rest.mapping))
+            if j < m and best[i + 1][j + 1] is not None:
+                pair = _pair(old[i], new[j], f"{old_prefix}{i}", f"{new_prefix}{j}")
+                if pair is not None:
+                    after = best[i + 1][j + 1]
+                    assert after is not None
+                    options.append(_Match(pair.score + after.score, pair.mapping | after.mapping))
+            if options:
+                best[i][j] = max(options, key=lambda o: o.score)
+    return best[0][0]
+
+
+def _refusal(old: Definition, new: Definition) -> str:
+    old_trigger = old.trigger.model_dump(exclude={"list_id"})
+    if old_trigger != new.trigger.model_dump(exclude={"list_id"}):
+        return "The trigger cannot change once contacts have entered the automation."
+    before, after = sum(1 for _ in walk(old.steps)), sum(1 for _ in walk(new.steps))
+    if after > before:
+        return (
+            "Steps cannot be added once contacts have entered the automation: they stand "
+            "at numbered steps. Duplicate it as a new draft instead."
+        )
+    return RUNNING_RULES
+
+
+# --- saving --------------------------------------------------------------------------------
+
+
+def has_entrants(session: Session, automation_id: int) -> bool:
+    """Whether any contact has entered (so the running rules apply)."""
+    return (
+        session.scalar(
+            select(Enrollment.id).where(Enrollment.automation_id == automation_id).limit(1)
+        )
+        is not None
+    )
+
+
+def update_automation(
+    session: Session,
+    actor: Actor,
+    automation_id: int,
+    data: Any,
+    *,
+    mapping: dict[str, str | None] | None = None,
+) -> Automation:
+    """Save an edited definition (validated against the workspace). Once contacts are in,
+    only the changes the module docstring lists are taken; `mapping` (old step path → new,
+    None for removed) says which step became which when the caller knows it."""
+    actor.require("edit")
+    automation = get_automation(session, actor, automation_id)
+    new = check_definition(session, actor.workspace_id, data)
+    if new.name != automation.name:
+        taken = session.scalar(
+            select(Automation.id).where(
+                Automation.workspace_id == actor.workspace_id,
+                Automation.name == new.name,
+                Automation.id != automation.id,
+            )
+        )
+        if taken is not None:
+            raise ValidationFailed(f"An automation named {new.name!r} exists already.")
+    if has_entrants(session, automation.id):
+        old = definition_of(automation)
+        _apply_running(session, automation, old, new, mapping)
+    automation.name = new.name
+    automation.definition = dump_definition(new)
+    session.flush()
+    return automation
+
+
+def save_step(
+    session: Session, actor: Actor, automation_id: int, path: str, step: dict[str, Any]
+) -> Automation:
+    """Replace the step at `path` (the editor's form for one step)."""
+    automation = get_automation(session, actor, automation_id)
+    data = with_step(automation.definition, path, step)
+    return update_automation(
+        session, actor, automation_id, data, mapping=_identity(automation.definition)
+    )
+
+
+def add_step(
+    session: Session,
+    actor: Actor,
+    automation_id: int,
+    prefix: str,
+    index: int,
+    step: dict[str, Any],
+) -> Automation:
+    """Insert a step (before anyone has entered: see the module docstring)."""
+    actor.require("edit")
+    automation = get_automation(session, actor, automation_id)
+    if has_entrants(session, automation.id):
+        raise EditRefused(
+            "Steps cannot be added once contacts have entered the automation: they stand "
+            "at numbered steps. Duplicate it as a new draft instead."
+        )
+    data = with_step_added(automation.definition, prefix, index, step)
+    return update_automation(session, actor, automation_id, data)
+
+
+def remove_step(session: Session, actor: Actor, automation_id: int, path: str) -> Automation:
+    """Remove the step at `path`; those standing on it move to the next step."""
+    actor.require("edit")
+    automation = get_automation(session, actor, automation_id)
+    definition = definition_of(automation)
+    step = step_at(definition, path)
+    if step is None:
+        raise ValidationFailed(f"There is no step {human_path(path)}.")
+    if sum(1 for _ in walk(definition.steps)) == 1:
+        raise EditRefused("An automation needs at least one step.")
+    running = has_entrants(session, automation.id)
+    if running and isinstance(step, BranchStep):
+        raise EditRefused(
+            "A branch cannot be removed once contacts have entered the automation: some "
+            "may be inside its arms. Remove the steps in its arms one by one instead."
+        )
+    data, mapping = without_step(automation.definition, path)
+    return update_automation(session, actor, automation_id, data, mapping=mapping)
+
+
+def duplicate_as_draft(session: Session, actor: Actor, automation_id: int) -> Automation:
+    """A draft copy ("… (copy)") to change freely; the original keeps running."""
+    from core.automations.service import create_automation
+
+    automation = get_automation(session, actor, automation_id)
+    data = copy.deepcopy(automation.definition)
+    base = f"{automation.name} (copy)"
+    name, n = base, 1
+    names = set(
+        session.scalars(
+            select(Automation.name).where(Automation.workspace_id == actor.workspace_id)
+        )
+    )
+    while name in names:
+        n += 1
+        name = f"{base} {n}"
+    data["name"] = name[:200]
+    return create_automation(session, actor, data, activate=False)
+
+
+def _identity(data: dict[str, Any]) -> dict[str, str | None]:
+    return {path: path for path, _ in walk(parse_definition(data).steps)}
+
+
+def _apply_running(
+    session: Session,
+    automation: Automation,
+    old: Definition,
+    new: Definition,
+    mapping: dict[str, str | None] | None,
+) -> None:
+    """Check `new` against the running rules and move what has to move with it."""
+    if old.trigger.model_dump(exclude={"list_id"}) != new.trigger.model_dump(exclude={"list_id"}):
+        raise EditRefused(_refusal(old, new))
+    if mapping is None:
+        match = _align(old.steps, new.steps, "", "")
+        if match is None:
+            raise EditRefused(_refusal(old, new))
+        mapping = match.mapping
+    else:
+        _check_mapping(old, new, mapping)
+    moved = {o: n for o, n in mapping.items() if n != o}
+    if moved:
+        _renumber(session, automation, old, new, mapping)
+    for old_path, new_path in mapping.items():
+        if new_path is None:
+            continue
+        before, after = step_at(old, old_path), step_at(new, new_path)
+        if (
+            isinstance(before, WaitStep)
+            and isinstance(after, WaitStep)
+            and not _same(before, after)
+        ):
+            _rewait(session, automation.id, new_path, before, after)
+
+
+def _check_mapping(old: Definition, new: Definition, mapping: dict[str, str | None]) -> None:
+    for old_path, old_step in walk(old.steps):
+        new_path = mapping.get(old_path, old_path)
+        if new_path is None:
+            continue
+        new_step = step_at(new, new_path)
+        if new_step is None or step_kind(new_step) != step_kind(old_step):
+            raise EditRefused(RUNNING_RULES)
+        if step_kind(old_step) in ("update", "exit") and not _same(old_step, new_step):
+            raise EditRefused(
+                "An update step cannot change once contacts have entered the automation: "
+                "remove it (while paused) or duplicate the automation as a new draft."
+            )
+    kept = {p for p in mapping.values() if p is not None}
+    if any(path not in kept for path, _ in walk(new.steps)):
+        raise EditRefused(_refusal(old, new))
+
+
+def _renumber(
+    session: Session,
+    automation: Automation,
+    old: Definition,
+    new: Definition,
+    mapping: dict[str, str | None],
+) -> None:
+    """Move contacts and ledger rows to the new step numbers; those on a removed step go
+    on to the next one. Paused, with no contact held by a worker (module docstring)."""
+    if automation.status != A.PAUSED:
+        raise AutomationNotRunnable(
+            "Pause the automation before removing a step: contacts are moved off it only "
+            "while no worker is walking them."
+        )
+    now = clock.now()
+    base = select(Enrollment.id).where(
+        Enrollment.automation_id == automation.id, Enrollment.status == E.ACTIVE
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(base.with_for_update())  # a worker finishing a step waits for us
+    held = session.scalar(
+        select(Enrollment.id)
+        .where(
+            Enrollment.automation_id == automation.id,
+            Enrollment.status == E.ACTIVE,
+            Enrollment.leased_until > now,
+        )
+        .limit(1)
+    )
+    if held is not None:
+        raise AutomationNotRunnable(
+            "A worker is still moving contacts through this automation; try again in a minute."
+        )
+    changed = {o: n for o, n in mapping.items() if n is not None and n != o}
+    removed = [o for o, n in mapping.items() if n is None]
+    # Every old name moves to its new name plus a "~" first, then loses the "~": the
+    # ledger's (enrollment, step) is unique, and no row may be moved twice.
+    ours = Message.enrollment_id.in_(
+        select(Enrollment.id).where(Enrollment.automation_id == automation.id)
+    )
+    if removed:
+        session.execute(
+            update(Message)
+            .where(ours, Message.step_path.in_(removed))
+            .values(step_path=literal("removed.") + cast(Message.id, String))
+            .execution_options(synchronize_session=False)
+        )
+    if changed:
+        session.execute(
+            update(Message)
+            .where(ours, Message.step_path.in_(list(changed)))
+            .values(step_path=case(changed, value=Message.step_path) + "~")
+            .execution_options(synchronize_session=False)
+        )
+        session.execute(
+            update(Message)
+            .where(ours, Message.step_path.like("%~"))
+            .values(step_path=func.replace(Message.step_path, "~", ""))
+            .execution_options(synchronize_session=False)
+        )
+    for old_path in removed:
+        _move_on(session, automation.id, old, new, mapping, old_path)
+    standing = Enrollment.automation_id == automation.id, Enrollment.status == E.ACTIVE
+    if changed:
+        session.execute(
+            update(Enrollment)
+            .where(*standing, Enrollment.step_path.in_(list(changed)))
+            .values(step_path=case(changed, value=Enrollment.step_path))
+            .execution_options(synchronize_session=False)
+        )
+    session.execute(
+        update(Enrollment)
+        .where(*standing, Enrollment.step_path.like("%~"))
+        .values(step_path=func.replace(Enrollment.step_path, "~", ""))
+        .execution_options(synchronize_session=False)
+    )
+    # The statements above bypass the identity map: what this session holds is stale.
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, (Enrollment, Message)):
+            session.expire(obj)
+
+
+def _move_on(
+    session: Session,
+    automation_id: int,
+    old: Definition,
+    new: Definition,
+    mapping: dict[str, str | None],
+    old_path: str,
+) -> None:
+    """Contacts on a removed step go to the next step that stays (or finish)."""
+    target: str | None = old_path
+    while target is not None and mapping.get(target) is None:
+        target = next_path(old, target)
+    new_path = mapping[target] if target is not None else None
+    now = clock.now()
+    standing = Enrollment.automation_id == automation_id, Enrollment.status == E.ACTIVE
+    if new_path is None:
+        session.execute(
+            update(Enrollment)
+            .where(*standing, Enrollment.step_path == old_path)
+            .values(status=E.FINISHED, reason="", finished_at=now, due_at=None, leased_until=None)
+            .execution_options(synchronize_session=False)
+        )
+        return
+    step = step_at(new, new_path)
+    if not isinstance(step, WaitStep):
+        session.execute(
+            update(Enrollment)
+            .where(*standing, Enrollment.step_path == old_path)
+            .values(step_path=f"{new_path}~", entered_step_at=now, due_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return
+    rows = session.execute(
+        select(Enrollment.id, Contact.timezone)
+        .join(Contact, Contact.id == Enrollment.contact_id)
+        .where(*standing, Enrollment.step_path == old_path)
+    ).all()
+    values = [
+        {
+            "id": enrollment_id,
+            "step_path": f"{new_path}~",  # the "~" goes once every step is renumbered
+            "entered_step_at": now,
+            "due_at": wait_until(step, now, timezone),
+        }
+        for enrollment_id, timezone in rows
+    ]
+    for start in range(0, len(values), 1000):
+        session.execute(update(Enrollment), values[start : start + 1000])
+
+
+def _rewait(
+    session: Session, automation_id: int, path: str, before: WaitStep, after: WaitStep
+) -> None:
+    """Contacts inside a changed wait wait the new length from when they reached it (any
+    time a pause added stays added)."""
+    rows = session.execute(
+        select(Enrollment.id, Enrollment.entered_step_at, Enrollment.due_at, Contact.timezone)
+        .join(Contact, Contact.id == Enrollment.contact_id)
+        .where(
+            Enrollment.automation_id == automation_id,
+            Enrollment.status == E.ACTIVE,
+            Enrollment.step_path == path,
+            Enrollment.due_at.is_not(None),
+        )
+    ).all()
+    values = []
+    for enrollment_id, entered, due, timezone in rows:
+        entered_at = clock.as_utc(entered)
+        shift: timedelta = wait_until(after, entered_at, timezone) - wait_until(
+            before, entered_at, timezone
+        )
+        values.append({"id": enrollment_id, "due_at": (clock.as_utc(due) or entered_at) + shift})
+    for start in range(0, len(values), 1000):
+        session.execute(update(Enrollment), values[start : start + 1000])
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, Enrollment):
+            session.expire(obj)
+
+
+__all__ = [
+    "RUNNING_RULES",
+    "EditRefused",
+    "add_step",
+    "duplicate_as_draft",
+    "has_entrants",
+    "human_path",
+    "remove_step",
+    "save_step",
+    "update_automation",
+    "with_step",
+    "with_step_added",
+    "without_step",
+]
