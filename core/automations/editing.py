@@ -41,7 +41,7 @@ from core.automations.model import (
 )
 from core.automations.service import AutomationNotRunnable, definition_of, get_automation
 from core.infra import clock
-from core.infra.errors import ValidationFailed
+from core.infra.errors import NotFound, ValidationFailed
 from core.infra.permissions import Actor
 from core.models import Automation, Contact, Enrollment, Message
 from core.models.statuses import AutomationStatus, EnrollmentStatus
@@ -356,6 +356,27 @@ def duplicate_as_draft(session: Session, actor: Actor, automation_id: int) -> Au
     return create_automation(session, actor, data, activate=False)
 
 
+def enroll_for_test(session: Session, actor: Actor, automation_id: int, email: str) -> Enrollment:
+    """The editor's test: enroll the contact with this email now, or say why not."""
+    from core.automations.service import enroll_contact
+
+    address = (email or "").strip().lower()
+    contact = session.scalar(
+        select(Contact).where(
+            Contact.workspace_id == actor.workspace_id, func.lower(Contact.email) == address
+        )
+    )
+    if contact is None:
+        raise NotFound(f"No contact with the email {email.strip()!r} in this workspace.")
+    enrollment = enroll_contact(session, actor, automation_id, contact.id)
+    if enrollment is None:
+        raise ValidationFailed(
+            f"{contact.email} was not enrolled: only subscribed contacts can enter, and only "
+            "once unless the automation allows re-entry."
+        )
+    return enrollment
+
+
 def _identity(data: dict[str, Any]) -> dict[str, str | None]:
     return {path: path for path, _ in walk(parse_definition(data).steps)}
 
@@ -576,6 +597,7 @@ __all__ = [
     "EditRefused",
     "add_step",
     "duplicate_as_draft",
+    "enroll_for_test",
     "has_entrants",
     "human_path",
     "remove_step",

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from core.automations.editing import human_path
 from core.automations.model import (
+    STANDARD_FIELDS,
     BranchStep,
     Clicked,
     InSegment,
@@ -31,7 +32,16 @@ from core.automations.model import (
 from core.automations.service import get_automation
 from core.infra import clock
 from core.infra.permissions import Actor
-from core.models import Automation, Enrollment, Event, Message, Template
+from core.models import (
+    Automation,
+    ContactList,
+    CustomField,
+    Enrollment,
+    Event,
+    Message,
+    Segment,
+    Template,
+)
 from core.models.statuses import LEFT, EnrollmentStatus
 
 E = EnrollmentStatus
@@ -175,6 +185,52 @@ def template_names(session: Session, workspace_id: int) -> dict[int, str]:
         session.execute(
             select(Template.id, Template.name).where(Template.workspace_id == workspace_id)
         ).all()
+    )
+
+
+@dataclass
+class EditorOptions:
+    """What the editor's forms offer: the workspace's templates, lists, segments, fields."""
+
+    templates: dict[int, str]
+    lists: list[str]
+    segments: dict[int, str]
+    fields: list[str]
+
+
+def editor_options(session: Session, actor: Actor) -> EditorOptions:
+    actor.require("read")
+    ws = actor.workspace_id
+    return EditorOptions(
+        templates=dict(
+            session.execute(
+                select(Template.id, Template.name)
+                .where(Template.workspace_id == ws)
+                .order_by(Template.name)
+            ).all()
+        ),
+        lists=list(
+            session.scalars(
+                select(ContactList.name)
+                .where(ContactList.workspace_id == ws)
+                .order_by(ContactList.name)
+            )
+        ),
+        segments=dict(
+            session.execute(
+                select(Segment.id, Segment.name)
+                .where(Segment.workspace_id == ws)
+                .order_by(Segment.name)
+            ).all()
+        ),
+        fields=[*STANDARD_FIELDS]
+        + list(
+            session.scalars(
+                select(CustomField.key)
+                .where(CustomField.workspace_id == ws)
+                .order_by(CustomField.key)
+            )
+        ),
     )
 
 
