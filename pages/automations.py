@@ -89,7 +89,7 @@ def automation_list() -> None:
     chosen = left.selectbox(
         "Automation", list(by_id), format_func=lambda i: f"{by_id[i].name} ({by_id[i].status})"
     )
-    if right.button("Open", type="primary", key="au_open_btn"):
+    if right.button("Open automation", type="primary", key="au_open_btn"):
         st.session_state["au_open"] = chosen
         st.rerun()
 

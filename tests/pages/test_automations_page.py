@@ -134,7 +134,7 @@ def test_build_activate_and_test_an_automation(live_db, outbox):
     table = at.dataframe[0].value
     assert list(table["Name"]) == ["Welcome series"]
     assert (table["Enrolled"][0], table["Sent (30 days)"][0]) == (1, 1)
-    by_label(at.button, "Open").click().run()
+    by_label(at.button, "Open automation").click().run()
     by_label(at.button, "Report").click().run()
     _ok(at)
     shown = texts(at)
@@ -163,7 +163,7 @@ def test_a_viewer_looks_but_cannot_change(live_db):
         )
     at = _page(viewer)
     assert not any(e.label == "Name" for e in at.text_input)  # no "New automation"
-    by_label(at.button, "Open").click().run()
+    by_label(at.button, "Open automation").click().run()
     _ok(at)
     assert by_label(at.button, "Activate").disabled
     assert by_label(at.button, "Apply JSON").disabled
