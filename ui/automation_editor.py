@@ -206,20 +206,19 @@ def step_card(path: str, step: dict[str, Any], ctx: Ctx) -> None:
     kind = next(iter(step))
     fig = ctx.figures.get(path)
     with st.container(border=True, key=f"au_card_{path.replace('.', '_')}"):
-        head, buttons = st.columns([5, 2], vertical_alignment="center")
         summary = fig.summary if fig else kind
-        head.markdown(f"{ICONS[kind]} **{md(au.human_path(path))}** · {md(summary)}")
+        st.markdown(f"{ICONS[kind]} **{md(au.human_path(path))}** · {md(summary)}")
         line = _figures_line(fig)
         if line:
-            head.caption(line)
+            st.caption(line)
         if ctx.editable:
-            edit, remove = buttons.columns(2)
-            if edit.button("Edit", key=f"au_edit_{path}", width="stretch"):
-                st.session_state["au_edit"] = path
-                st.session_state.pop("au_add", None)
-                st.rerun()
-            if remove.button("Remove", key=f"au_remove_{path}", width="stretch"):
-                arm(f"au_confirm_remove_{ctx.automation_id}_{path}")
+            with st.container(horizontal=True):
+                if st.button("Edit", key=f"au_edit_{path}", icon=":material/edit:"):
+                    st.session_state["au_edit"] = path
+                    st.session_state.pop("au_add", None)
+                    st.rerun()
+                if st.button("Remove", key=f"au_remove_{path}", icon=":material/delete:"):
+                    arm(f"au_confirm_remove_{ctx.automation_id}_{path}")
         if ask_first(
             f"au_confirm_remove_{ctx.automation_id}_{path}",
             f"Remove step {au.human_path(path)}? Contacts on it move to the next step.",
@@ -286,9 +285,9 @@ def controls(me: Actor, automation: Any, figures: dict[str, Any]) -> None:
     aid, name, status = automation.id, automation.name, automation.status
     st.badge(status, color=AUTOMATION_COLOURS.get(status, "gray"))
     can = me.can("edit")
-    buttons = st.columns([1, 1, 1, 3])
+    buttons = st.container(horizontal=True)
     verb = {"draft": "Activate", "active": "Pause", "paused": "Resume"}[status]
-    if buttons[0].button(verb, type="primary", disabled=not can, key="au_status_btn"):
+    if buttons.button(verb, type="primary", disabled=not can, key="au_status_btn"):
         arm(f"au_confirm_{verb}_{aid}")
     questions = {
         "Activate": f"Activate “{name}”? Contacts who meet its trigger from now on enter it.",
@@ -302,12 +301,12 @@ def controls(me: Actor, automation: Any, figures: dict[str, Any]) -> None:
     }[verb]
     if ask_first(f"au_confirm_{verb}_{aid}", questions[verb], f"Yes, {verb.lower()}"):
         act(lambda s: work(s, me, aid), f"{verb.rstrip('e')}ed “{name}”.")
-    if buttons[1].button("Duplicate as draft", disabled=not can, key="au_duplicate"):
+    if buttons.button("Duplicate as draft", disabled=not can, key="au_duplicate"):
         copy_ = act(lambda s: au.duplicate_as_draft(s, me, aid).id, rerun=False)
         if copy_ is not None:
             st.session_state["au_open"] = copy_
             st.rerun()
-    if buttons[2].button("Report", key="au_report", disabled=status == "draft"):
+    if buttons.button("Report", key="au_report", disabled=status == "draft"):
         st.session_state["report_automation"] = aid
         st.switch_page("pages/reports.py")
 
