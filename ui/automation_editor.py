@@ -93,7 +93,7 @@ def step_form(kind: str, current: dict[str, Any] | None, ctx: Ctx, key: str) -> 
         elif kind == "wait":
             unit = next((u for u in UNITS if spec.get(u) is not None), "days")
             left, right = st.columns(2)
-            amount = left.number_input("Wait for", min_value=0, value=int(spec.get(unit) or 1))
+            amount = left.number_input("Wait for", min_value=0, value=int(spec.get(unit, 1) or 0))
             unit = right.selectbox("Unit", UNITS, index=UNITS.index(unit))
             until = (current or {}).get("until_time") or spec.get("until_time") or ""
             until = st.text_input("Then until the time (HH:MM, optional)", value=until)

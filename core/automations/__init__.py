@@ -4,7 +4,8 @@ through send, wait, branch, update and exit steps, every send exactly once.
 Modules: `model` (the definition, its validation with JSON paths, the step-path walk),
 `enrollment` (beat's set-based enrollment of new list members),
 `service` (create, activate, pause, resume, enroll by hand, status figures), `editing`
-(changing a saved definition: the rules once contacts are in), `report` (read models of the
+(changing a saved definition: the rules once contacts are in; `reshape` holds its pure
+JSON edits and the line-up of an edited flow with the saved one), `report` (read models of the
 Automations and Reports pages: the list, per-step figures, sends per day), `engine`
 (beat's pass: enroll new list members, let unsubscribed contacts go, advance due
 enrollments, send through the campaign pipeline's transports and shared rate limiter).
