@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
@@ -215,9 +216,12 @@ def comparison(figures: Sequence[CampaignFigures]) -> go.Figure:
 
 
 def sends_per_day(points: Sequence[Any], labels: dict[str, str]) -> go.Figure:
-    """An automation's mails per day, stacked by step (`labels`: step path → its name)."""
+    """An automation's mails per day, stacked by step (`labels`: step path → its name).
+
+    Plotly reads tags (<a href>, <b>) in trace names: user text is escaped first."""
     fig = go.Figure()
-    for path, label in labels.items():
+    for path, name in labels.items():
+        label = html.escape(name)
         mine = [p for p in points if p.path == path]
         if not mine:
             continue

@@ -177,3 +177,16 @@ def _id_of(template: str) -> int:
         found = session.scalar(select(Template.id).where(Template.name == template))
         assert found is not None
         return found
+
+
+def test_the_chart_shows_step_names_as_text_not_tags():
+    from datetime import date
+    from types import SimpleNamespace
+
+    from ui.charts import sends_per_day
+
+    point = SimpleNamespace(day=date(2026, 1, 1), path="0", sent=3)
+    figure = sends_per_day([point], {"0": 'Send “<a href="https://evil.example">x</a>”'})
+    assert (
+        figure.data[0].name == "Send “&lt;a href=&quot;https://evil.example&quot;&gt;x&lt;/a&gt;”"
+    )
