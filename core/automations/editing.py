@@ -311,7 +311,7 @@ def _renumber(
             .execution_options(synchronize_session=False)
         )
     for old_path in removed:
-        _move_on(session, automation.id, old, new, mapping, old_path)
+        _move_on(session, automation, old, new, mapping, old_path)
     standing = Enrollment.automation_id == automation.id, Enrollment.status == E.ACTIVE
     if changed:
         session.execute(
@@ -334,19 +334,22 @@ def _renumber(
 
 def _move_on(
     session: Session,
-    automation_id: int,
+    automation: Automation,
     old: Definition,
     new: Definition,
     mapping: dict[str, str | None],
     old_path: str,
 ) -> None:
-    """Contacts on a removed step go to the next step that stays (or finish)."""
+    """Contacts on a removed step go to the next step that stays (or finish). The
+    automation is paused, and a pause holds time: they reach it as of the pause, so the
+    resume's shift makes the next step due at the resume (a wait: counted from then)."""
     target: str | None = old_path
     while target is not None and mapping.get(target) is None:
         target = next_path(old, target)
     new_path = mapping[target] if target is not None else None
     now = clock.now()
-    standing = Enrollment.automation_id == automation_id, Enrollment.status == E.ACTIVE
+    held = clock.as_utc(automation.paused_at) or now
+    standing = Enrollment.automation_id == automation.id, Enrollment.status == E.ACTIVE
     if new_path is None:
         session.execute(
             update(Enrollment)
@@ -360,7 +363,7 @@ def _move_on(
         session.execute(
             update(Enrollment)
             .where(*standing, Enrollment.step_path == old_path)
-            .values(step_path=f"{new_path}~", entered_step_at=now, due_at=now)
+            .values(step_path=f"{new_path}~", entered_step_at=now, due_at=held)
             .execution_options(synchronize_session=False)
         )
         return
@@ -374,7 +377,7 @@ def _move_on(
             "id": enrollment_id,
             "step_path": f"{new_path}~",  # the "~" goes once every step is renumbered
             "entered_step_at": now,
-            "due_at": wait_until(step, now, timezone),
+            "due_at": wait_until(step, held, timezone),
         }
         for enrollment_id, timezone in rows
     ]

@@ -320,3 +320,36 @@ def test_report_figures_per_step_and_the_list(session, at_t0):
         "A draft": 0,
         "Welcome series": 0,
     }
+
+
+def test_a_contact_moved_during_a_pause_waits_from_the_resume(session, at_t0):
+    """A pause holds time: moved onto a wait while paused, the wait counts from the resume;
+    moved onto a send, it is due at the resume (not later)."""
+    s = make_setup(session)
+    steps = [
+        {"send": {"template_id": s.welcome}},
+        {"wait": {"days": 3}},
+        {"wait": {"hours": 2}},
+        {"send": {"template_id": s.tips}},
+    ]
+    automation = create_automation(
+        session, s.actor, {"name": "D", "trigger": {"type": "manual"}, "steps": steps}
+    )
+    ann = make_contact(session, s.ws, email="ann@example.com")
+    enroll_contact(session, s.actor, automation.id, ann.id)
+    rec = Recorder()
+    run(session, rec)
+    pause_automation(session, s.actor, automation.id)
+    clock.advance(timedelta(hours=5))
+    remove_step(session, s.actor, automation.id, "1")  # Ann goes on to the 2-hour wait
+    clock.advance(timedelta(days=1))
+    resume_automation(session, s.actor, automation.id)
+    assert clock.as_utc(_enrollment(session, ann.id).due_at) == clock.now() + timedelta(hours=2)
+    pause_automation(session, s.actor, automation.id)
+    clock.advance(timedelta(hours=1))
+    remove_step(session, s.actor, automation.id, "1")  # and on to the send
+    clock.advance(timedelta(hours=1))
+    resume_automation(session, s.actor, automation.id)
+    assert clock.as_utc(_enrollment(session, ann.id).due_at) <= clock.now()  # due now
+    run(session, rec)
+    assert rec.to("ann@example.com") == ["Welcome", "Tips"]

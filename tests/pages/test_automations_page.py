@@ -190,3 +190,51 @@ def test_the_chart_shows_step_names_as_text_not_tags():
     assert (
         figure.data[0].name == "Send “&lt;a href=&quot;https://evil.example&quot;&gt;x&lt;/a&gt;”"
     )
+
+
+def test_remove_a_step_only_after_pausing(live_db, outbox):
+    from core.automations import create_automation, enroll_contact
+    from tests.helpers import actor_of
+
+    email = _seed()
+    welcome, tips = _id_of("Welcome"), _id_of("Tips")
+    with session_scope() as session:
+        from core.models import User
+
+        user = session.scalar(select(User).where(User.email == email))
+        ann = session.scalar(select(Contact.id).where(Contact.email == "ann@example.com"))
+        actor = actor_of(user)
+        steps = [
+            {"send": {"template_id": welcome}},
+            {"wait": {"days": 3}},
+            {"send": {"template_id": tips}},
+        ]
+        automation = create_automation(
+            session, actor, {"name": "Drip", "trigger": {"type": "manual"}, "steps": steps}
+        )
+        enroll_contact(session, actor, automation.id, ann)
+    run_pass(get_sessionmaker())
+    at = _page(email)
+    by_label(at.button, "Open automation").click().run()
+    _ok(at)
+    at.button(key="au_remove_1").click().run()
+    assert "Remove step 2? Contacts on it move to the next step." in texts(at)
+    by_label(at.button, "Yes, remove it").click().run()
+    assert "Pause the automation before removing a step" in texts(at)
+    by_label(at.button, "Pause").click().run()
+    by_label(at.button, "Yes, pause").click().run()
+    _ok(at)
+    assert "Paused “Drip”." in texts(at)
+    at.button(key="au_remove_1").click().run()
+    by_label(at.button, "Yes, remove it").click().run()
+    _ok(at)
+    assert "Removed step 2." in texts(at)
+    assert [next(iter(s)) for s in _definition()["steps"]] == ["send", "send"]
+    assert "2 · Send “Tips”" in texts(at)
+    assert any(c.value.startswith("Waiting 1 · Sent 0") for c in at.caption)  # Ann moved on
+    by_label(at.button, "Resume").click().run()
+    by_label(at.button, "Yes, resume").click().run()
+    _ok(at)
+    run_pass(get_sessionmaker())
+    with session_scope() as session:
+        assert session.scalar(select(Enrollment.status)) == "finished"
