@@ -11,7 +11,6 @@ from typing import Any
 import streamlit as st
 
 from core import automations as au
-from core.automations.model import parse_definition
 from core.infra.permissions import Actor
 from ui.actions import act, arm, ask_first
 from ui.format import AUTOMATION_COLOURS
@@ -280,7 +279,7 @@ def add_step(prefix: str, index: int, ctx: Ctx) -> None:
 # --- the editor ----------------------------------------------------------------------------
 
 
-def controls(me: Actor, automation: Any, figures: dict[str, Any]) -> None:
+def controls(me: Actor, automation: Any) -> None:
     """Status, activate / pause / resume (asked first), duplicate, report."""
     aid, name, status = automation.id, automation.name, automation.status
     st.badge(status, color=AUTOMATION_COLOURS.get(status, "gray"))
@@ -364,10 +363,9 @@ def editor(me: Actor, automation_id: int) -> None:
     if automation is None:
         return
     st.header(md(automation.name))
-    controls(me, automation, figures)
+    controls(me, automation)
     if not free:
         st.caption(md(au.RUNNING_RULES))
-    parse_definition(definition)  # a saved definition is valid; say so loudly if not
     ctx = Ctx(me, automation_id, me.can("edit"), free, options, figures)
     editing = st.session_state.get("au_edit") or st.session_state.get("au_add") is not None
     live = automation.status == "active" and not editing
