@@ -19,6 +19,7 @@ PRIVATE = [
     ("pages/segments.py", "Segments", ":material/filter_alt:", "segments"),
     ("pages/templates.py", "Templates", ":material/edit_note:", "templates"),
     ("pages/campaigns.py", "Campaigns", ":material/send:", "campaigns"),
+    ("pages/automations.py", "Automations", ":material/automation:", "automations"),
     ("pages/reports.py", "Reports", ":material/monitoring:", "reports"),
     ("pages/data.py", "Data", ":material/database:", "data"),
     ("pages/settings.py", "Settings", ":material/settings:", "settings"),

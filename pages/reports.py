@@ -7,6 +7,7 @@ from core.analytics import reports as analytics
 from core.analytics import rollups
 from ui import charts
 from ui.abtest import ab_report_section
+from ui.automation_report import automation_report_section
 from ui.format import when, zone_label
 from ui.state import actor, db, read_db, shows_errors
 
@@ -15,9 +16,6 @@ st.title("Reports")
 
 with read_db() as session:
     choices = analytics.reportable_campaigns(session, me)
-if not choices:
-    st.info("No campaign has been sent yet. Reports appear here once a campaign starts sending.")
-    st.stop()
 
 labels = {c.id: f"{c.name} · {c.status}" for c in choices}
 wanted = st.query_params.get("campaign")
@@ -29,10 +27,20 @@ if asked in labels:
     st.session_state["report_campaign"] = asked
 
 # A key keeps the chosen tab across reruns (picking campaigns to compare used to jump
-# back to the first tab); "rerun" lets a hidden tab skip its work.
-report_tab, compare_tab = st.tabs(
-    ["Campaign report", "Compare campaigns"], key="report_tabs", on_change="rerun"
-)
+# back to the first tab); "rerun" lets a hidden tab skip its work. "Report" in the
+# automation editor opens the automation tab.
+TABS = ["Campaign report", "Compare campaigns", "Automation report"]
+if st.session_state.get("report_automation") is not None:
+    st.session_state["report_tabs"] = TABS[2]
+report_tab, compare_tab, automation_tab = st.tabs(TABS, key="report_tabs", on_change="rerun")
+with automation_tab:
+    automation_report_section(me)
+if not choices:
+    with report_tab:
+        st.info(
+            "No campaign has been sent yet. Reports appear here once a campaign starts sending."
+        )
+    st.stop()
 TRACKING = {
     "own": "Mailwright's own tracking pixel and links",
     "ses": "SES event publishing",

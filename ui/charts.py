@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
@@ -212,3 +213,26 @@ def comparison(figures: Sequence[CampaignFigures]) -> go.Figure:
         )
     fig.update_layout(barmode="group", xaxis_title="Rate", yaxis_title="Percent (%)")
     return _layout(fig, "Rates compared", height=380)
+
+
+def sends_per_day(points: Sequence[Any], labels: dict[str, str]) -> go.Figure:
+    """An automation's mails per day, stacked by step (`labels`: step path → its name).
+
+    Plotly reads tags (<a href>, <b>) in trace names: user text is escaped first."""
+    fig = go.Figure()
+    for path, name in labels.items():
+        label = html.escape(name)
+        mine = [p for p in points if p.path == path]
+        if not mine:
+            continue
+        fig.add_bar(
+            x=[p.day for p in mine],
+            y=[p.sent for p in mine],
+            name=label,
+            hovertemplate="%{x|%Y-%m-%d}: %{y:,} sent<extra>"
+            + label.replace("%", "%%")
+            + "</extra>",
+        )
+    fig.update_layout(barmode="stack", xaxis_title="Day (UTC)", yaxis_title="Emails sent")
+    fig.update_xaxes(tickformat="%b %d")
+    return _layout(fig, "Emails sent per day, by step")

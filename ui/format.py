@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import streamlit as st
 
-from core.models.statuses import CampaignStatus
+from core.models.statuses import AutomationStatus, CampaignStatus
 
 # One colour per campaign status, for badges in tables (st.column_config.MultiselectColumn)
 # and in text (st.badge).
@@ -20,6 +20,13 @@ STATUS_COLOURS: dict[str, str] = {
     CampaignStatus.SENT: "green",
     CampaignStatus.FAILED: "red",
     CampaignStatus.CANCELLED: "gray",
+}
+
+# And one per automation status.
+AUTOMATION_COLOURS: dict[str, str] = {
+    AutomationStatus.DRAFT: "gray",
+    AutomationStatus.ACTIVE: "green",
+    AutomationStatus.PAUSED: "orange",
 }
 
 
@@ -49,11 +56,13 @@ def when(moment: datetime | None) -> str:
     return f"{local:%Y-%m-%d %H:%M} {local.tzname() or 'UTC'}"
 
 
-def status_column(label: str = "Status") -> dict:
-    """A dataframe column that shows a campaign status (a one-item list) as a badge."""
-    options = list(STATUS_COLOURS)
+def status_column(label: str = "Status", colours: dict[str, str] | None = None) -> dict:
+    """A dataframe column that shows a status (a one-item list) as a badge; campaign
+    statuses unless other `colours` are given."""
+    colours = colours or STATUS_COLOURS
+    options = list(colours)
     return st.column_config.MultiselectColumn(
-        label, options=options, color=[STATUS_COLOURS[s] for s in options], width=105
+        label, options=options, color=[colours[s] for s in options], width=105
     )
 
 
