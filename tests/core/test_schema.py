@@ -56,25 +56,29 @@ def test_status_checks_refuse_unknown_statuses_and_the_upgrade_keeps_rows(backen
     from sqlalchemy.orm import Session
 
     from core.models import Campaign, Job, Message
-    from tests.helpers import make_workspace
 
     url = databases.fresh(backend)
     downgrade(url, "0014_casefold")
     engine = create_db_engine(url)
     with Session(engine) as session:
-        ws = make_workspace(session)
-        # Plain SQL here too: contacts gained a column later (timezone, migration 0017).
+        # Plain SQL: workspaces (migration 0022) and contacts (0017) gained columns later.
+        ws_id = session.execute(
+            text(
+                "INSERT INTO workspace (slug, name, max_send_rate) VALUES ('kept', 'Kept', 14) "
+                "RETURNING id"
+            )
+        ).scalar_one()
         contact_id = session.execute(
             text(
                 "INSERT INTO contact (workspace_id, email) VALUES (:ws, 'kept@example.com') "
                 "RETURNING id"
             ),
-            {"ws": ws.id},
+            {"ws": ws_id},
         ).scalar_one()
         # Plain SQL: the models describe the newest schema (contact_list gained columns).
         session.execute(
             text("INSERT INTO contact_list (workspace_id, name) VALUES (:ws, 'Kept')"),
-            {"ws": ws.id},
+            {"ws": ws_id},
         )
         session.execute(
             text(
@@ -84,7 +88,6 @@ def test_status_checks_refuse_unknown_statuses_and_the_upgrade_keeps_rows(backen
             {"c": contact_id},
         )
         session.commit()
-        ws_id = ws.id
     engine.dispose()
     migrate(url)
     engine = create_db_engine(url)
