@@ -25,6 +25,7 @@ from core.deliverability.guard import (
     override_pause,
     override_question,
     pending_override,
+    resume_question,
     send_pause_notices,
 )
 from core.deliverability.standing import (
@@ -64,6 +65,7 @@ __all__ = [
     "override_question",
     "pending_override",
     "require_send_allowed",
+    "resume_question",
     "send_pause_notices",
     "update_limits",
     "workspace_standing",

@@ -249,6 +249,17 @@ def override_question(row: CampaignGuard) -> str:
     )
 
 
+def resume_question(session: Session, actor: Actor, campaign_id: int) -> str | None:
+    """The confirmation to ask before resuming this campaign, or None when the guard did
+    not pause it (a plain resume)."""
+    actor.require("read")
+    campaign = session.get(Campaign, campaign_id)
+    if campaign is None or campaign.workspace_id != actor.workspace_id:
+        raise NotFound("No such campaign in this workspace.")
+    row = pending_override(session, campaign)
+    return None if row is None else override_question(row)
+
+
 def override_pause(session: Session, actor: Actor, campaign: Campaign) -> CampaignGuard | None:
     """Record that `actor` resumes past the guard's pause (who, when); None if the guard did
     not pause it. The caller (campaigns.resume) resumes."""

@@ -68,3 +68,13 @@ def test_send_now_over_a_review_level_needs_an_owner_and_is_recorded(session):
     third = make_campaign(session, setup, "Later")
     with pytest.raises(SendOverrideNeeded):
         campaigns.schedule(session, setup.actor, third, clock.now() + timedelta(hours=1))
+
+
+def test_the_dashboard_panel_turns_amber_at_80_percent_of_a_review_level():
+    from core.analytics.reports.dashboard import deliverability as panel
+
+    assert panel(1000, 39, 0).review_level == "ok"
+    assert panel(1000, 41, 0).review_level == "close"  # 4.1 % bounces: above 80 % of 5 %
+    assert panel(10000, 0, 9).review_level == "close"  # 0.09 % complaints
+    assert panel(1000, 50, 0).review_level == "over"
+    assert panel(1000, 0, 1).review_level == "over"
