@@ -27,6 +27,11 @@ def guard_banner(me: Actor) -> None:
                 icon=":material/front_hand:",
             )
             if look.button("Open report", key=f"guard_look_{alert.campaign_id}"):
+                # Opening it is looking: the banner goes, the report shows the reason.
+                act(
+                    lambda s, c=alert.campaign_id: deliverability.acknowledge(s, me, c),
+                    rerun=False,
+                )
                 st.session_state["report_campaign_id"] = alert.campaign_id
                 st.switch_page("pages/reports.py")
             if seen.button("Seen", key=f"guard_seen_{alert.campaign_id}"):

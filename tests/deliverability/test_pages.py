@@ -20,6 +20,14 @@ def seed() -> tuple[str, str, str, int]:
     with session_scope() as session:
         ws = make_workspace(session, "acme")
         emails = [make_user(session, ws, role).email for role in ("owner", "admin", "editor")]
+    return emails[0], emails[1], emails[2], paused_campaign("acme")
+
+
+def paused_campaign(slug: str) -> int:
+    """A sending campaign of workspace `slug` with 220 reports, 20 of them hard bounces,
+    paused by the guard (as the SNS drain does it)."""
+    with session_scope() as session:
+        ws = make_workspace(session, slug)
         campaign = make_campaign_with_ledger(session, ws, "Spring sale", "sending", ["sent"] * 220)
         rows = session.execute(
             select(Message.id, Message.contact_id).where(Message.campaign_id == campaign.id)
@@ -39,7 +47,7 @@ def seed() -> tuple[str, str, str, int]:
         )
         session.flush()
         assert deliverability.check_campaigns(session, [campaign.id]) == [campaign.id]
-        return emails[0], emails[1], emails[2], campaign.id
+        return campaign.id
 
 
 def test_banner_report_settings_and_resume_past_the_guard(live_db):
