@@ -152,3 +152,23 @@ def test_the_limits_are_set_by_owners_and_admins_within_ses_levels(session):
     deliverability.update_limits(session, admin, GuardLimits(0.03, 0.0005))
     ws = session.get(Workspace, ledger.workspace.id)
     assert (ws.guard_bounce_limit, ws.guard_complaint_limit) == (0.03, 0.0005)
+
+
+def test_the_cli_resumes_past_the_guard_only_when_told(live_db, tmp_path):
+    from tests.test_cli import run_cli
+
+    with session_scope() as session:
+        ledger = make_ledger(session, recipients=210)
+        ledger.campaign.status = "sending"
+        cid, messages = ledger.campaign.id, list(ledger.messages)
+    feedback("Bounce", messages[:10])
+    feedback("Delivery", messages[10:])
+    assert campaign_state(cid)[0] == "paused"
+    refused = run_cli(tmp_path, live_db, "resume", str(cid))
+    assert refused.returncode != 0 and "Resume anyway?" in refused.stderr
+    done = run_cli(tmp_path, live_db, "resume", str(cid), "--override-guard")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"id": cid, "status": "sending"}
+    with session_scope() as session:
+        row = session.get(CampaignGuard, cid)
+        assert (row.overrides, row.overridden_by_id) == (1, None)  # the system, by the CLI
