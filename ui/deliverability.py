@@ -6,6 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core import deliverability
+from core.campaigns.service import get_campaign
 from core.infra.permissions import Actor
 from ui.actions import act
 from ui.format import when
@@ -90,14 +91,21 @@ def guard_report_notice(me: Actor, campaign_id: int) -> None:
         paused_at, reason, overrides = row.paused_at, row.reason, row.overrides
         unseen = row.acknowledged_at is None and paused_at is not None
         sent_past = row.send_override_at
-    if paused_at is not None:
+        last = (deliverability.overridden_by(session, row), row.overridden_at)
+        holding = deliverability.pending_override(session, get_campaign(session, me, campaign_id))
+    if holding is not None:
         st.error(
             f"{md(reason)} ({when(paused_at)}). Resume it on the Campaigns page: that overrides "
             "the guard, with your name.",
             icon=":material/front_hand:",
         )
-        if overrides:
-            st.caption(f"The guard was overridden {overrides} time{'s' if overrides > 1 else ''}.")
+    elif paused_at is not None:
+        st.caption(f"{md(reason)} ({when(paused_at)}).")
+    if overrides:
+        st.caption(
+            f"The deliverability guard was overridden {overrides} "
+            f"time{'s' if overrides > 1 else ''}, last by {md(last[0])} ({when(last[1])})."
+        )
     if sent_past is not None:
         st.caption(
             f"Sent by an owner's override of the workspace's 30-day rates ({when(sent_past)})."

@@ -217,6 +217,12 @@ def guard_of(session: Session, actor: Actor, campaign_id: int) -> CampaignGuard 
     return row if row is not None and row.workspace_id == actor.workspace_id else None
 
 
+def overridden_by(session: Session, row: CampaignGuard) -> str:
+    """Who overrode the guard last, as the report names them ("the system": the CLI)."""
+    user = session.get(User, row.overridden_by_id) if row.overridden_by_id else None
+    return user.email if user is not None else "the system"
+
+
 def pending_override(session: Session, campaign: Campaign) -> CampaignGuard | None:
     """The guard's pause that holds this paused campaign, if the guard paused it last."""
     if campaign.status != CampaignStatus.PAUSED:

@@ -93,3 +93,8 @@ def test_banner_report_settings_and_resume_past_the_guard(live_db):
     with session_scope() as session:
         row = session.get(CampaignGuard, cid)
         assert row.overrides == 1 and row.overridden_by_id is not None
+    # The report no longer says to resume, and names who overrode the guard.
+    at.switch_page("pages/reports.py").run()
+    shown = texts(at)
+    assert "Resume it on the Campaigns page" not in shown
+    assert f"overridden 1 time, last by {owner}" in shown
