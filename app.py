@@ -6,6 +6,7 @@ from streamlit.runtime.pages_manager import PagesManager
 from ui import cookies
 from ui.actions import show_flash
 from ui.auth import authenticate, sign_in_screen, sign_out
+from ui.deliverability import guard_banner
 from ui.text import md
 
 # Navigation is st.navigation only: never run a pages/ file directly (Streamlit's v1
@@ -82,4 +83,6 @@ else:
 
 cookies.flush()
 show_flash()  # what the last change left to say (ui.actions)
+if actor is not None:
+    guard_banner(actor)  # a campaign the deliverability guard paused, until someone looks
 navigation.run()

@@ -4,6 +4,7 @@ from datetime import datetime, time
 
 import streamlit as st
 
+from core import deliverability
 from core.campaigns import service as campaigns
 from core.models import CAMPAIGN_STATUSES
 from core.models.statuses import ACTIVE, Action, CampaignStatus, allowed_actions
@@ -122,6 +123,21 @@ def campaign_controls(row: campaigns.CampaignRow) -> None:
             clicked = action.value
     if clicked in ("Cancel", "Delete"):  # cannot be undone: ask first
         arm(f"cw_confirm_{clicked}_{row.id}")
+    if clicked == "Resume":  # past the deliverability guard: ask first, and record who
+        with read_db() as session:
+            question = deliverability.resume_question(session, me, row.id)
+        if question:
+            st.session_state[f"cw_guard_question_{row.id}"] = question
+            arm(f"cw_confirm_override_{row.id}")
+    if ask_first(
+        f"cw_confirm_override_{row.id}",
+        st.session_state.get(f"cw_guard_question_{row.id}", ""),
+        "Yes, resume past the guard",
+    ):
+        act(
+            lambda s: campaigns.resume(s, me, row.id, override_guard=True),
+            f"Resumed “{row.name}”: you overrode the deliverability guard (recorded).",
+        )
     if ask_first(
         f"cw_confirm_Cancel_{row.id}",
         f"Cancel “{row.name}”? The {row.unsent:,} message{'s' if row.unsent != 1 else ''} not yet "

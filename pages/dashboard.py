@@ -75,6 +75,14 @@ with right:
     if not health.sent:
         st.caption("Nothing sent in the last 30 days.")
     else:
+        # Amber at 80 % of an SES review level, red at it (then "Send now" needs an owner).
+        level = health.review_level
+        if level == "over":
+            st.badge("Over an SES review level", icon=":material/front_hand:", color="red")
+        elif level == "close":
+            st.badge("Close to an SES review level", icon=":material/warning:", color="orange")
+        else:
+            st.badge("Under SES's review levels", icon=":material/check:", color="green")
         cols = st.columns(2)
         cols[0].metric("Bounce rate", pct(health.bounce_rate), help="bounces ÷ sent")
         cols[1].metric("Complaint rate", pct(health.complaint_rate), help="complaints ÷ sent")

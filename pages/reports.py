@@ -8,6 +8,7 @@ from core.analytics import rollups
 from ui import charts
 from ui.abtest import ab_report_section
 from ui.automation_report import automation_report_section
+from ui.deliverability import guard_report_notice
 from ui.format import when, zone_label
 from ui.state import actor, db, read_db, shows_errors
 
@@ -73,6 +74,7 @@ with report_tab:
     st.query_params["campaign"] = str(campaign_id)
 
     live = next(c.status for c in choices if c.id == campaign_id) in ("sending", "scheduled")
+    guard_report_notice(me, campaign_id)  # paused by the deliverability guard, and why
 
     @st.fragment(run_every=5 if live else None)
     def figures_and_charts() -> None:

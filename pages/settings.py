@@ -19,6 +19,7 @@ from core.infra.config import settings
 from core.models import ROLES
 from ui.actions import act, arm, ask_first
 from ui.auth import sign_out_everywhere
+from ui.deliverability import guard_settings
 from ui.format import when
 from ui.state import actor, db, read_db, shows_errors
 from ui.text import md
@@ -27,9 +28,14 @@ me = actor()
 st.title("Settings")
 # A key keeps the open tab across the reruns of an action (they used to jump back to the
 # first tab).
-identity_tab, users_tab, profile_tab = st.tabs(
-    ["Sending identity", "Users", "Your profile"], key="settings_tabs", on_change="rerun"
+identity_tab, guard_tab, users_tab, profile_tab = st.tabs(
+    ["Sending identity", "Deliverability guard", "Users", "Your profile"],
+    key="settings_tabs",
+    on_change="rerun",
 )
+
+with guard_tab:
+    guard_settings(me)
 
 with identity_tab:
     delivery = mail_delivery()

@@ -154,8 +154,14 @@ def start_webhook(env: dict[str, str], log: Path, workers: int = 1) -> tuple[Pro
 
 
 def start_worker(
-    env: dict[str, str], log: Path, concurrency: int = 1, beat: bool = False, name: str = "w1"
+    env: dict[str, str],
+    log: Path,
+    concurrency: int = 1,
+    beat: bool = False,
+    name: str = "w1",
+    queues: str | None = None,
 ) -> Proc:
+    """A Celery worker (with beat if asked) taking every queue, or only `queues` (-Q)."""
     args = [
         str(BIN / "celery"),
         "-A",
@@ -172,6 +178,8 @@ def start_worker(
     ]
     if beat:
         args.append("--beat")
+    if queues:
+        args += ["-Q", queues]
     # Stopped by SIGKILL: a worker with embedded beat took 4 s to shut down warm, and at times
     # hung until stop()'s 15 s limit (2026-12-05). Tests stop a worker once they have seen
     # what it did, so its shutdown proves nothing; those about a lost worker kill() it anyway.

@@ -25,6 +25,7 @@ from core.models.statuses import EDITABLE
 from core.sending import pipeline as sending
 from ui.abtest import ab_review_section, ab_settings_section
 from ui.actions import act, arm, ask_first, flash
+from ui.deliverability import standing_warning
 from ui.preview import show_email
 from ui.state import actor, db, read_db, shows_errors
 from ui.text import md
@@ -296,6 +297,18 @@ def review_step(campaign_id: int, state: dict) -> None:
     st.markdown("  \n".join(lines))
     for problem in problems:
         st.warning(f"Cannot send: {md(problem)}.")
+    # The workspace's last 30 days against SES's review levels (core enforces the same).
+    override = False
+    level = standing_warning(actor())
+    if level == "over":
+        if actor().role == "owner":
+            override = st.checkbox(
+                "Send anyway: I am an owner and override the guard (recorded with my name)",
+                key=f"cw_guard_override_{campaign_id}",
+            )
+        else:
+            st.caption("Ask an owner to send this campaign.")
+    held = level == "over" and not override
     variant_id = None
     if review is not None:
         ab_review_section(review)
@@ -321,7 +334,7 @@ def review_step(campaign_id: int, state: dict) -> None:
     back, send = st.columns(2)
     if back.button("Back"):
         next_step(2)
-    if send.button("Send now", type="primary", disabled=bool(problems)):
+    if send.button("Send now", type="primary", disabled=bool(problems) or held):
         arm(f"cw_confirm_send_{campaign_id}")
     recipients = counts["recipients"]
     confirmed = ask_first(
@@ -330,7 +343,10 @@ def review_step(campaign_id: int, state: dict) -> None:
         "now? Once it starts, mail that has left cannot be called back.",
         "Yes, send now",
     )
-    if confirmed and act(lambda s: campaigns.send_now(s, actor(), campaign_id), rerun=False):
+    if confirmed and act(
+        lambda s: campaigns.send_now(s, actor(), campaign_id, override_guard=override),
+        rerun=False,
+    ):
         open_wizard(None)
         flash(f"“{state['name']}” is on its way.")
         st.rerun()
@@ -343,10 +359,13 @@ def review_step(campaign_id: int, state: dict) -> None:
     day = cols[0].date_input("Date", date.today() + timedelta(days=1))
     at = cols[1].time_input("Time", time(9, 0))
     zone = cols[2].selectbox("Time zone", ZONES, index=ZONES.index(default_zone))
-    if st.button("Schedule", disabled=bool(problems)):
+    if st.button("Schedule", disabled=bool(problems) or held):
         st.session_state["mw_timezone"] = zone
         when = datetime.combine(day, at, ZoneInfo(zone))
-        if act(lambda s: campaigns.schedule(s, actor(), campaign_id, when), rerun=False):
+        if act(
+            lambda s: campaigns.schedule(s, actor(), campaign_id, when, override_guard=override),
+            rerun=False,
+        ):
             open_wizard(None)
             flash(f"“{state['name']}” is scheduled for {when:%Y-%m-%d %H:%M} {zone}.")
             st.rerun()

@@ -25,6 +25,7 @@ from core.content.rendering import (
     compile_template,
     contact_variables,
 )
+from core.deliverability import guard, standing
 from core.infra import clock, jobs
 from core.infra.db import fold, like_escape, rowcount
 from core.infra.errors import NotFound, ValidationFailed
@@ -458,15 +459,28 @@ def problems(session: Session, actor: Actor, campaign: Campaign) -> list[str]:
     return found
 
 
-def send_now(session: Session, actor: Actor, campaign_id: int) -> Campaign:
-    """Start sending as soon as a worker takes it (beat picks it up too if the task is lost)."""
-    return schedule(session, actor, campaign_id, clock.now(), _now=True)
+def send_now(
+    session: Session, actor: Actor, campaign_id: int, override_guard: bool = False
+) -> Campaign:
+    """Start sending as soon as a worker takes it (beat picks it up too if the task is lost).
+
+    While the workspace's last 30 days are at or above an SES review level, only an owner
+    sends, with `override_guard` (recorded: core.deliverability.standing)."""
+    return schedule(
+        session, actor, campaign_id, clock.now(), _now=True, override_guard=override_guard
+    )
 
 
 def schedule(
-    session: Session, actor: Actor, campaign_id: int, when: datetime, _now: bool = False
+    session: Session,
+    actor: Actor,
+    campaign_id: int,
+    when: datetime,
+    _now: bool = False,
+    override_guard: bool = False,
 ) -> Campaign:
-    """Send at `when` (an aware datetime in any zone; stored in UTC)."""
+    """Send at `when` (an aware datetime in any zone; stored in UTC); the workspace's
+    standing is checked as for `send_now`."""
     actor.require("edit")
     campaign = get_campaign(session, actor, campaign_id)
     _require(Action.SEND, campaign)
@@ -477,6 +491,7 @@ def schedule(
     found = problems(session, actor, campaign)
     if found:
         raise CampaignNotSendable(found)
+    standing.require_send_allowed(session, actor, campaign.id, override_guard)
     campaign.status = CampaignStatus.SCHEDULED
     campaign.scheduled_at = when.astimezone(clock.now().tzinfo)
     campaign.error = ""
@@ -515,10 +530,18 @@ def pause(session: Session, actor: Actor, campaign_id: int) -> Campaign:
     return campaign
 
 
-def resume(session: Session, actor: Actor, campaign_id: int) -> Campaign:
+def resume(
+    session: Session, actor: Actor, campaign_id: int, override_guard: bool = False
+) -> Campaign:
+    """Send the rest. A campaign the deliverability guard paused resumes only with
+    `override_guard` (the person confirmed), which is recorded with who and when."""
     actor.require("edit")
     campaign = get_campaign(session, actor, campaign_id)
     _require(Action.RESUME, campaign)
+    held = guard.pending_override(session, campaign)
+    if held is not None and not override_guard:
+        raise guard.GuardOverrideNeeded(guard.override_question(held))
+    guard.override_pause(session, actor, campaign)
     campaign.status = CampaignStatus.SENDING
     campaign.error = ""
     session.flush()

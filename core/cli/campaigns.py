@@ -27,6 +27,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--at", default="", help="ISO-8601 time with offset, e.g. 2026-12-01T09:00+01:00"
     )
+    p.add_argument(
+        "--override-guard",
+        action="store_true",
+        help="send even though the workspace's last 30 days are at an SES review level "
+        "(recorded, as the system)",
+    )
     p.set_defaults(func=cmd_send)
 
     p = subparsers.add_parser("campaign-status", help="one JSON line of status and counts")
@@ -40,6 +46,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ):
         p = subparsers.add_parser(name, help=helptext)
         p.add_argument("id", type=int)
+        if name == "resume":
+            p.add_argument(
+                "--override-guard",
+                action="store_true",
+                help="resume a campaign the deliverability guard paused (recorded)",
+            )
         p.set_defaults(func=cmd_control, action=name)
 
 
@@ -94,9 +106,11 @@ def cmd_send(args: argparse.Namespace) -> int:
             session, actor, campaign.id, {"all": args.all, "list_ids": list_ids}
         )
         if when is None:
-            campaigns.send_now(session, actor, campaign.id)
+            campaigns.send_now(session, actor, campaign.id, args.override_guard)
         else:
-            campaigns.schedule(session, actor, campaign.id, when)
+            campaigns.schedule(
+                session, actor, campaign.id, when, override_guard=args.override_guard
+            )
         campaign_id = campaign.id
     out(str(campaign_id))
     return 0
@@ -116,7 +130,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_control(args: argparse.Namespace) -> int:
     with session_scope() as session:
         actor = _actor_for_campaign(session, args.id)
-        campaign = getattr(campaigns, args.action)(session, actor, args.id)
+        extra = {"override_guard": True} if getattr(args, "override_guard", False) else {}
+        campaign = getattr(campaigns, args.action)(session, actor, args.id, **extra)
         status = campaign.status
     out(json.dumps({"id": args.id, "status": status}))
     return 0

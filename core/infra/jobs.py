@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from celery import Celery
+from kombu import Queue
 from kombu.transport import sqlalchemy as kombu_sqla
 from sqlalchemy import event
 from sqlalchemy.orm import Session
@@ -21,6 +22,7 @@ from core.infra.config import settings
 # polling interval can only be set on the class.
 kombu_sqla.Transport.polling_interval = 0.1
 
+DEFAULT_QUEUE, EVENTS_QUEUE = "celery", "events"
 Dispatcher = Callable[[str, tuple, dict], None]
 TASK_SOFT_TIME_LIMIT = 600
 _client: Celery | None = None
@@ -49,6 +51,13 @@ def celery_config() -> dict[str, Any]:
         "task_ignore_result": True,
         "task_soft_time_limit": TASK_SOFT_TIME_LIMIT,
         "task_time_limit": TASK_SOFT_TIME_LIMIT + 60,
+        # The SNS drain (and with it the deliverability guard) has a queue of its own: a
+        # worker started without -Q takes both, and one started with `-Q events` (the
+        # Procfile's `events`) keeps making events, and pausing campaigns that burn the
+        # account, while sending batches hold every process of the main pool.
+        "task_queues": (Queue(DEFAULT_QUEUE), Queue(EVENTS_QUEUE)),
+        "task_default_queue": DEFAULT_QUEUE,
+        "task_routes": {"worker.tasks.make_sns_events": {"queue": EVENTS_QUEUE}},
     }
     if settings.broker_url.startswith("filesystem"):
         folder = settings.data_dir / "broker"

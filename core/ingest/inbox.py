@@ -17,6 +17,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.deliverability import guard
 from core.infra.clock import as_utc, now
 from core.infra.config import settings
 from core.ingest.ses import _ledger_rows, _match, parse_ses_event
@@ -106,7 +107,10 @@ def process_sns_backlog(
         query = query.where(_SNS.message_id.in_(list(only)))
     query = query.order_by(_SNS.received_at).limit(limit).with_for_update(skip_locked=True)
     pending = conn.execute(query).all()
-    _make_sns_events(conn, [(row.message_id, row.body, row.received_at) for row in pending])
+    _, paused = _make_sns_events(
+        conn, [(row.message_id, row.body, row.received_at) for row in pending]
+    )
+    guard.notify_later(db, paused)
     return [row.message_id for row in pending]
 
 
@@ -174,7 +178,8 @@ def store_sns_notifications(db: Session | Connection, items: Sequence[SnsItem]) 
     if not fresh:
         return outcomes
     at = now()
-    matched = _make_sns_events(conn, [(i.message_id, i.message, at) for i in fresh])
+    matched, paused = _make_sns_events(conn, [(i.message_id, i.message, at) for i in fresh])
+    guard.notify_later(db, paused)
     return [
         "ignored" if outcome == "stored" and not matched.get(item.message_id) else outcome
         for item, outcome in zip(items, outcomes, strict=True)
@@ -183,13 +188,14 @@ def store_sns_notifications(db: Session | Connection, items: Sequence[SnsItem]) 
 
 def _make_sns_events(
     conn: Connection, notifications: Sequence[tuple[str, str, datetime]]
-) -> dict[str, int]:
+) -> tuple[dict[str, int], list[int]]:
     """Store the events of (SNS MessageId, SES event JSON, received at) notifications in
-    the inbox, apply their consequences and mark the notifications done (body NULL);
-    returns how many events each one matched to the ledger (one that matched none is
-    logged)."""
+    the inbox, apply their consequences, run the deliverability guard over the campaigns
+    whose feedback just arrived, and mark the notifications done (body NULL); returns how
+    many events each one matched to the ledger (one that matched none is logged) and the
+    campaigns the guard paused."""
     if not notifications:
-        return {}
+        return {}, []
     records_per_item = [
         (sns_id, parse_ses_event(body, as_utc(received)))
         for sns_id, body, received in notifications
@@ -203,7 +209,11 @@ def _make_sns_events(
             if event is not None:
                 found.append(event)
                 matched[sns_id] = matched.get(sns_id, 0) + 1
-    store_events(conn, found)
+    new = store_events(conn, found)
+    paused = guard.check_campaigns(
+        conn,
+        {e.message.campaign_id for e in new if e.message is not None and e.type in guard.FEEDBACK},
+    )
     for sns_id, _ in records_per_item:
         if not matched.get(sns_id):
             log.warning("SNS message %s matched no ledger row; acknowledged", sns_id)
@@ -213,4 +223,4 @@ def _make_sns_events(
         .values(body=None),
         {"ids": [sns_id for sns_id, _ in records_per_item]},
     )
-    return matched
+    return matched, paused

@@ -1,5 +1,5 @@
 """The SQL schema: one set of typed models for SQLite and PostgreSQL, by domain
-(`accounts`, `contacts`, `campaigns`, `activity`, `forms`, on `base`), and `statuses`: every status
+(`accounts`, `contacts`, `campaigns`, `activity`, `forms`, `deliverability`, on `base`), and `statuses`: every status
 a row can be in and the campaign action table. Import models from here.
 
 May import: `core.infra`.
@@ -51,6 +51,7 @@ from core.models.contacts import (
     ListMembership,
     Suppression,
 )
+from core.models.deliverability import CampaignGuard
 from core.models.forms import Consent, Form, FormThrottle
 
 __all__ = [
@@ -58,6 +59,7 @@ __all__ = [
     "Automation",
     "AutomationMatch",
     "BeatMark",
+    "CampaignGuard",
     "Enrollment",
     "Base",
     "BigId",

@@ -39,6 +39,13 @@ class Workspace(Base):
     tracking_source: Mapped[str] = mapped_column(String(8), default="own", server_default="own")
     # An IANA zone ("Europe/Berlin"): automations' dates and until_time waits (migration 0019).
     timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
+    # The deliverability guard (core.deliverability): a sending campaign is paused when its
+    # hard-bounce or complaint rate passes these (fractions: 0.04 is 4 %), below SES's
+    # review levels (5 %, 0.1 %). Owners and admins change them in Settings.
+    guard_bounce_limit: Mapped[float] = mapped_column(Float, default=0.04, server_default="0.04")
+    guard_complaint_limit: Mapped[float] = mapped_column(
+        Float, default=0.0008, server_default="0.0008"
+    )
     created_at: Mapped[datetime] = _ts()
 
     users: Mapped[list[User]] = relationship(back_populates="workspace")

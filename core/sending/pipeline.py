@@ -180,8 +180,10 @@ def _rows(session: Session, ids: list[int]) -> list[dict[str, Any]]:
     return rows
 
 
-def _claim(session: Session, ids: list[int]) -> tuple[list[int], set[int]]:
-    """Move `ids` that are still pending to "sending"; (claimed ids, were uncertain)."""
+def _claim(session: Session, campaign_id: int, ids: list[int]) -> tuple[list[int], set[int]]:
+    """Move `ids` that are still pending to "sending" while their campaign is sending (a
+    pause committed by the deliverability guard or a person stops the next claim, even one
+    that read the status just before); (claimed ids, were uncertain)."""
     before = dict(
         session.execute(
             select(Message.id, Message.status).where(
@@ -191,7 +193,11 @@ def _claim(session: Session, ids: list[int]) -> tuple[list[int], set[int]]:
     )
     claimed = session.scalars(
         update(Message)
-        .where(Message.id.in_(ids), Message.status.in_(PENDING))
+        .where(
+            Message.id.in_(ids),
+            Message.status.in_(PENDING),
+            exists().where(Campaign.id == campaign_id, Campaign.status == CampaignStatus.SENDING),
+        )
         .values(status=MessageStatus.SENDING, attempts=Message.attempts + 1, updated_at=clock.now())
         .returning(Message.id)
     ).all()
@@ -422,7 +428,7 @@ def _send_batch(
             result.stopped = status or "deleted"
             session.commit()
             return result
-        claimed, uncertain = _claim(session, ids)
+        claimed, uncertain = _claim(session, campaign_id, ids)
         rows = _rows(session, claimed) if claimed else []
         session.commit()
         cursor = ids[-1]

@@ -61,14 +61,13 @@ def test_status_checks_refuse_unknown_statuses_and_the_upgrade_keeps_rows(backen
     downgrade(url, "0014_casefold")
     engine = create_db_engine(url)
     with Session(engine) as session:
-        # Plain SQL: workspaces gained a column later (timezone, migration 0019).
+        # Plain SQL: workspaces (migrations 0019, 0022) and contacts (0017) gained columns later.
         ws_id = session.execute(
             text(
                 "INSERT INTO workspace (slug, name, max_send_rate) VALUES ('kept', 'Kept', 14) "
                 "RETURNING id"
             )
         ).scalar_one()
-        # Plain SQL here too: contacts gained a column later (timezone, migration 0017).
         contact_id = session.execute(
             text(
                 "INSERT INTO contact (workspace_id, email) VALUES (:ws, 'kept@example.com') "

@@ -14,18 +14,21 @@ from sqlalchemy import and_, case, func, literal_column, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from core.analytics.reports.campaign import campaign_figures, rate
+from core.deliverability import (
+    SES_BOUNCE_PAUSE,
+    SES_BOUNCE_REVIEW,
+    SES_COMPLAINT_PAUSE,
+    SES_COMPLAINT_REVIEW,
+)
 from core.infra import clock
 from core.infra.clock import as_utc
 from core.infra.permissions import Actor
 from core.models import Campaign, Contact, Event, Message, Workspace
 from core.models.statuses import FINISHED, LEFT, CampaignStatus
 
-# SES puts an account under review, then may pause sending, at these rates; Gmail asks
-# bulk senders to stay under 0.3 % spam (we compare the complaint rate we can see).
-SES_BOUNCE_REVIEW, SES_BOUNCE_PAUSE = 0.05, 0.10
-
-
-SES_COMPLAINT_REVIEW, SES_COMPLAINT_PAUSE = 0.001, 0.005
+# SES puts an account under review, then may pause sending, at these rates (one place:
+# core.deliverability, whose guard weighs the same); Gmail asks bulk senders to stay under
+# 0.3 % spam (we compare the complaint rate we can see).
 
 
 GMAIL_SPAM_LIMIT = 0.003
@@ -59,6 +62,12 @@ class Deliverability:
     bounce_rate: float | None
     complaint_rate: float | None
     thresholds: list[Threshold] = field(default_factory=list)
+
+    @property
+    def review_level(self) -> str:
+        """Against SES's review levels: "ok", "close" (80 % of one: amber) or "over"."""
+        levels = {t.level for t in self.thresholds if t.kind == "SES review"}
+        return "over" if "over" in levels else "close" if "close" in levels else "ok"
 
     @property
     def warnings(self) -> list[str]:
