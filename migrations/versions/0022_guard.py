@@ -2,7 +2,7 @@
 `guard_complaint_limit`) and table `campaign_guard`, the guard's record of a campaign.
 
 Revision ID: 0022_guard
-Revises: 0017_automations
+Revises: 0019_automation_triggers
 """
 
 from collections.abc import Sequence
