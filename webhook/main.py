@@ -17,19 +17,23 @@ event cost.
 
 from __future__ import annotations
 
+import asyncio
 import html
 import json
 import logging
-from collections.abc import Sequence
+import os
+import re
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
+from core.infra import health, logs
 from core.infra.config import settings
-from core.infra.db import get_engine, session_scope
+from core.infra.db import session_scope
 from core.infra.errors import InvalidToken, NotFound
 from core.infra.permissions import Actor
 from core.ingest import inbox, own, sns
@@ -61,13 +65,52 @@ class WebhookApp(FastAPI):
     """
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == SNS_PATH and scope["method"] == "POST":
-            await sns_endpoint(scope, receive, send)
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
             return
-        await super().__call__(scope, receive, send)
+        # The request-id middleware, inline: every line this request logs carries its id
+        # (X-Request-ID from the load balancer when it sends a sane one), and so does the
+        # answer. A context variable set here is seen by the threadpool's calls too.
+        request_id = _request_id(scope)
+        tokens = logs.bind(request_id=request_id)
+        try:
+            if scope["path"] == SNS_PATH and scope["method"] == "POST":
+                await sns_endpoint(scope, receive, send)
+            else:
+                await super().__call__(scope, receive, _with_request_id(send, request_id))
+        finally:
+            logs.unbind(tokens)
 
 
-app = WebhookApp(title="Mailwright webhook", docs_url=None, redoc_url=None)
+REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,64}")
+
+
+def _request_id(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == b"x-request-id" and REQUEST_ID.fullmatch(value):
+            return value.decode("ascii")
+    return os.urandom(8).hex()
+
+
+def _with_request_id(send: Send, request_id: str) -> Send:
+    header = (b"x-request-id", request_id.encode("ascii"))
+
+    async def sender(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", []), header]}
+        await send(message)
+
+    return sender
+
+
+@asynccontextmanager
+async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    # At server start (after uvicorn set up its loggers): LOG_FORMAT and LOG_LEVEL.
+    logs.configure_logging()
+    yield
+
+
+app = WebhookApp(title="Mailwright webhook", docs_url=None, redoc_url=None, lifespan=lifespan)
 app.include_router(forms_router)
 app.include_router(preferences_router)
 
@@ -83,16 +126,41 @@ NO_CACHE = {
 
 
 @app.get("/healthz")
-def healthz() -> JSONResponse:
-    """200 when the process is up and its database answers."""
+async def healthz() -> JSONResponse:
+    """Liveness: 200 while this process's event loop answers. It reads nothing, so a
+    database outage does not make a supervisor restart healthy processes (see /readyz)."""
+    return JSONResponse({"status": "ok"})
+
+
+@app.get("/readyz")
+async def readyz() -> JSONResponse:
+    """Readiness: the database and the broker answer and the migrations are at head; 503
+    with the reason otherwise. The checks run in the threadpool, together, each under
+    READY_TIMEOUT_SECONDS, so a dead dependency never blocks the event loop."""
+    names = list(health.CHECKS)
+    results = await asyncio.gather(*(_check(name) for name in names))
+    body: dict[str, str] = dict(zip(names, results, strict=True))
+    ready = all(result == "ok" for result in results)
+    body["status"] = "ok" if ready else "unavailable"
+    return JSONResponse(body, status_code=200 if ready else 503)
+
+
+async def _check(name: str) -> str:
     try:
-        with get_engine().connect() as conn:
-            conn.execute(text("SELECT 1"))
+        await asyncio.wait_for(
+            run_in_threadpool(health.CHECKS[name]), settings.ready_timeout_seconds
+        )
+    except TimeoutError:
+        log.warning("readiness: %s did not answer in %ss", name, settings.ready_timeout_seconds)
+        return "timed out"
+    except health.NotReady as exc:
+        log.warning("readiness: %s", exc)
+        return str(exc)
     except Exception:
         # The detail (host, port, user) goes to the log, not to whoever asked.
-        log.exception("health check: the database does not answer")
-        return JSONResponse({"status": "error", "database": "unavailable"}, status_code=503)
-    return JSONResponse({"status": "ok"})
+        log.exception("readiness: the %s does not answer", name)
+        return "unavailable"
+    return "ok"
 
 
 # ---------------------------------------------------------------- SNS

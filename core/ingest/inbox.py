@@ -204,6 +204,7 @@ def _make_sns_events(
                 found.append(event)
                 matched[sns_id] = matched.get(sns_id, 0) + 1
     store_events(conn, found)
+    _log_events(found)
     for sns_id, _ in records_per_item:
         if not matched.get(sns_id):
             log.warning("SNS message %s matched no ledger row; acknowledged", sns_id)
@@ -214,3 +215,28 @@ def _make_sns_events(
         {"ids": [sns_id for sns_id, _ in records_per_item]},
     )
     return matched
+
+
+# Events someone may be asked about (and that suppress an address) are logged at INFO; the
+# many deliveries, opens and clicks at DEBUG. Each line names its message and campaign.
+NOTABLE = frozenset({"bounce", "complaint", "reject", "rendering_failure"})
+
+
+def _log_events(events: Sequence[NewEvent]) -> None:
+    debug = log.isEnabledFor(logging.DEBUG)
+    for event in events:
+        if event.type not in NOTABLE and not debug:
+            continue
+        message = event.message
+        log.log(
+            logging.INFO if event.type in NOTABLE else logging.DEBUG,
+            "SES %s%s for message %s (%s)",
+            event.type,
+            f" ({event.bounce_type})" if event.bounce_type else "",
+            message.id if message else None,
+            getattr(message, "provider_message_id", None) or event.dedupe_key,
+            extra={
+                "message_id": message.id if message else None,
+                "campaign_id": message.campaign_id if message else None,
+            },
+        )
