@@ -23,7 +23,9 @@ app = Celery("mailwright", include=TASK_MODULES)
 quiet.install()
 app.conf.update(celery_config())
 # WORKER_QUEUES: the queues this worker consumes (all when unset; core.infra.jobs.QUEUES).
-app.conf.task_queues = [Queue(name) for name in consumed_queues(settings.worker_queues)]
+app.conf.task_queues = [
+    Queue(name, routing_key=name) for name in consumed_queues(settings.worker_queues)
+]
 app.conf.beat_schedule_filename = str(settings.data_dir / "celerybeat-schedule")
 # Periodic work, by task name. Each area adds its entry here.
 app.conf.beat_schedule = {}

@@ -92,7 +92,7 @@ def celery_config() -> dict[str, Any]:
         "task_time_limit": TASK_SOFT_TIME_LIMIT + 60,
         "task_default_queue": "celery",
         "task_routes": {name: {"queue": queue} for name, queue in TASK_QUEUES.items()},
-        "task_queues": [Queue(name) for name in QUEUES],
+        "task_queues": [Queue(name, routing_key=name) for name in QUEUES],
     }
     if settings.broker_url.startswith("filesystem"):
         folder = settings.data_dir / "broker"

@@ -63,7 +63,8 @@ def current_ids() -> dict[str, Any]:
     return {name: var.get() for name, var in _VARS.items() if var.get() is not None}
 
 
-EMAIL = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
+# An address's domain ends in letters: "user:**@127.0.0.1" (a URL's hidden password) is kept.
+EMAIL = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@(?:[\w-]+\.)+[^\W\d_]{2,}\b")
 
 
 class RedactEmails(logging.Filter):
@@ -118,12 +119,17 @@ def formatter() -> logging.Formatter:
 def adopt(logger: logging.Logger, reformat: bool | None = None) -> None:
     """Give `logger`'s handlers the email redaction, and in json mode the JSON formatter
     (`reformat` overrides that): for handlers a framework made (Celery, uvicorn)."""
-    reformat = settings.log_format == "json" if reformat is None else reformat
     for handler in logger.handlers:
-        if not any(isinstance(f, RedactEmails) for f in handler.filters):
-            handler.addFilter(RedactEmails())
-        if reformat:
-            handler.setFormatter(JsonFormatter())
+        adopt_handler(handler, reformat)
+
+
+def adopt_handler(handler: logging.Handler, reformat: bool | None = None) -> None:
+    """`adopt` for one handler."""
+    reformat = settings.log_format == "json" if reformat is None else reformat
+    if not any(isinstance(f, RedactEmails) for f in handler.filters):
+        handler.addFilter(RedactEmails())
+    if reformat:
+        handler.setFormatter(JsonFormatter())
 
 
 class _Stderr(logging.StreamHandler):
