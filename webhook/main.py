@@ -18,6 +18,7 @@ event cost.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import html
 import json
 import logging
@@ -31,9 +32,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Message, Receive, Scope, Send
 
-from core.infra import health, logs
+from core.infra import health, logs, metrics
 from core.infra.config import settings
-from core.infra.db import session_scope
+from core.infra.db import read_scope, session_scope
 from core.infra.errors import InvalidToken, NotFound
 from core.infra.permissions import Actor
 from core.ingest import inbox, own, sns
@@ -163,6 +164,28 @@ async def _check(name: str) -> str:
     return "ok"
 
 
+def _scrape() -> bytes:
+    try:
+        with read_scope() as session:
+            backlog = inbox.inbox_backlog(session)
+    except Exception:
+        log.warning("metrics: could not read the SNS inbox", exc_info=True)
+        backlog = None
+    return metrics.scrape(backlog)
+
+
+@app.get("/metrics")
+async def metrics_endpoint(request: Request) -> Response:
+    """Prometheus metrics of every process of this service (core.infra.metrics). Keep the
+    path off the internet at the load balancer; METRICS_TOKEN adds a bearer token."""
+    if settings.metrics_token and not hmac.compare_digest(
+        request.headers.get("authorization", ""), f"Bearer {settings.metrics_token}"
+    ):
+        return Response("Unauthorized", status_code=401, media_type="text/plain")
+    body = await run_in_threadpool(_scrape)
+    return Response(body, media_type=metrics.CONTENT_TYPE)
+
+
 # ---------------------------------------------------------------- SNS
 
 
@@ -196,12 +219,15 @@ async def handle_sns(body: bytes, message_type: str | None) -> tuple[int, dict[s
         message = sns.parse_body(body, message_type)
         envelope = await sns.verify_async(message)
     except sns.MalformedMessage as exc:
+        metrics.SNS.labels("malformed").inc()
         return 400, {"error": str(exc)}
     except sns.CertificateUnavailable as exc:
         log.warning("deferred an SNS message: %s", exc)
+        metrics.SNS.labels("deferred").inc()
         return 503, {"error": str(exc)}
     except sns.InvalidSignature as exc:
         log.warning("refused an SNS message: %s", exc)
+        metrics.SNS.labels("forged").inc()
         return 403, {"error": str(exc)}
     try:
         if envelope.type == "Notification":
@@ -212,10 +238,13 @@ async def handle_sns(body: bytes, message_type: str | None) -> tuple[int, dict[s
         else:
             outcome = await run_in_threadpool(_handle_subscription, envelope)
     except sns.InvalidSignature as exc:  # a SubscribeURL off the SNS hosts
+        metrics.SNS.labels("forged").inc()
         return 403, {"error": str(exc)}
     except Exception:
         log.exception("could not handle SNS message %s", envelope.message_id)
+        metrics.SNS.labels("error").inc()
         return 503, {"error": "could not store the message; retry later"}
+    metrics.SNS.labels(outcome).inc()
     return 200, {"status": outcome}
 
 
@@ -278,6 +307,7 @@ def open_pixel(token: str, request: Request) -> Response:
             )
     except (InvalidToken, NotFound):
         return _not_found()
+    metrics.TRACKING.labels("open").inc()
     return Response(PIXEL, media_type="image/gif", headers=NO_CACHE)
 
 
@@ -296,6 +326,7 @@ def click(token: str, request: Request) -> Response:
             )
     except (InvalidToken, NotFound):
         return _not_found()
+    metrics.TRACKING.labels("click").inc()
     return RedirectResponse(url, status_code=302, headers=NO_CACHE)
 
 
@@ -407,6 +438,7 @@ async def unsubscribe(token: str, request: Request) -> HTMLResponse:
         info = await run_in_threadpool(_unsubscribe, target, via, ip, agent)
     except (InvalidToken, NotFound):
         return _gone()
+    metrics.TRACKING.labels("unsubscribe").inc()
     name, email = html.escape(info.workspace_name), html.escape(info.email)
     return _page(
         "Unsubscribed",

@@ -6,7 +6,13 @@ import logging
 import pkgutil
 
 from celery import Celery
-from celery.signals import after_setup_logger, after_setup_task_logger, task_postrun, task_prerun
+from celery.signals import (
+    after_setup_logger,
+    after_setup_task_logger,
+    task_postrun,
+    task_prerun,
+    worker_ready,
+)
 from kombu import Queue
 
 import worker
@@ -92,3 +98,13 @@ def _unbind_task_id(task_id: str, **_kwargs) -> None:
     tokens = _bound.pop(task_id, None)
     if tokens is not None:
         logs.unbind(tokens)
+
+
+@worker_ready.connect
+def _serve_metrics(sender=None, **_kwargs) -> None:
+    # METRICS_PORT: Prometheus scrapes the worker's counters (its pool's, in multiprocess
+    # mode, which python -m worker sets up).
+    if settings.metrics_port:
+        from core.infra import metrics
+
+        metrics.serve(settings.metrics_port)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -43,15 +44,27 @@ def production_problems() -> list[str]:
     return problems
 
 
+def metrics_dir() -> Path:
+    """Prometheus multiprocess files, emptied at each start (as prometheus-client asks):
+    one folder for the public service's processes, one for the workers'."""
+    folder = (settings.data_dir / "metrics").resolve()
+    for name in ("public", "worker"):
+        shutil.rmtree(folder / name, ignore_errors=True)
+        (folder / name).mkdir(parents=True)
+    return folder
+
+
 def process_env() -> dict[str, str]:
     """The environment of Procfile.prod's commands: the settings its lines name."""
     env = dict(os.environ)
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # each line sets its own
     env.update(
         {
             "BIND_HOST": settings.bind_host,
             "APP_PORT": str(settings.app_port),
             "PUBLIC_PORT": str(settings.public_port),
             "WEB_CONCURRENCY": str(settings.web_concurrency),
+            "METRICS_DIR": str(metrics_dir()),
             "PYTHONPATH": str(ROOT),
             "PYTHONUNBUFFERED": "1",
         }

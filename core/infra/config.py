@@ -141,6 +141,10 @@ class Settings(BaseSettings):
     worker_processes: int = Field(default=2, ge=1, le=64)
     worker_concurrency: int = Field(default=2, ge=1, le=256)
     worker_queues: str = ""
+    # Metrics (core.infra.metrics): a worker serves them on METRICS_PORT (0: not at all);
+    # the public service's /metrics asks for `Authorization: Bearer METRICS_TOKEN` when set.
+    metrics_port: int = Field(default=0, ge=0, le=65535)
+    metrics_token: str = ""
     # /readyz: how long each check (database, broker, migrations) may take.
     ready_timeout_seconds: float = Field(default=3.0, gt=0, le=60)
 

@@ -12,11 +12,13 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     bindparam,
+    func,
     select,
     update,
 )
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.infra import metrics
 from core.infra.clock import as_utc, now
 from core.infra.config import settings
 from core.ingest.ses import _ledger_rows, _match, parse_ses_event
@@ -205,6 +207,11 @@ def _make_sns_events(
                 matched[sns_id] = matched.get(sns_id, 0) + 1
     store_events(conn, found)
     _log_events(found)
+    at = now()
+    for event in found:
+        metrics.EVENTS.labels(event.type).inc()
+    for _, _, received in notifications:
+        metrics.EVENT_LAG.observe(max(0.0, (at - as_utc(received)).total_seconds()))
     for sns_id, _ in records_per_item:
         if not matched.get(sns_id):
             log.warning("SNS message %s matched no ledger row; acknowledged", sns_id)
@@ -240,3 +247,14 @@ def _log_events(events: Sequence[NewEvent]) -> None:
                 "campaign_id": message.campaign_id if message else None,
             },
         )
+
+
+def inbox_backlog(db: Session | Connection) -> tuple[int, float | None]:
+    """(notifications waiting, age in seconds of the oldest or None), for the metrics."""
+    row = (
+        _connection(db)
+        .execute(select(func.count(), func.min(_SNS.received_at)).where(*_PENDING))
+        .one()
+    )
+    oldest = (now() - as_utc(row[1])).total_seconds() if row[1] is not None else None
+    return int(row[0]), oldest

@@ -42,7 +42,7 @@ from core.content.rendering import (
     TemplateProblem,
     compile_template,
 )
-from core.infra import clock, jobs, logs
+from core.infra import clock, jobs, logs, metrics
 from core.infra.config import settings
 from core.infra.db import referenced, rowcount
 from core.infra.errors import (
@@ -332,6 +332,7 @@ def _deliver(
                     # Still throttled after minutes: give the rest back, another pass sends them.
                     return sent, failed, [r["message_id"] for r in rows[index:]], ""
                 log.warning("throttled (%s); backing off %.1fs", exc, backoff)
+                metrics.THROTTLED.labels(transport.name).inc()
                 lim.penalize(rate_key, backoff)
                 time.sleep(backoff)
                 backoff = min(backoff * 2, settings.send_max_backoff)
@@ -459,6 +460,13 @@ def _send_batch(
         )
         _record(session, campaign, sent, failed, requeue, uncertain, transport.name)
         _log_chunk(rows, sent, failed, requeue, transport.name)
+        metrics.count_chunk(
+            transport.name,
+            len(sent),
+            sum(1 for mid, _, _ in sent if mid in uncertain),
+            len(failed),
+            len(requeue),
+        )
         result.sent += len(sent)
         result.failed += len(failed)
         result.requeued += len(requeue)
