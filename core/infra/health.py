@@ -39,7 +39,7 @@ def check_broker(timeout: float | None = None) -> None:
     with Connection(
         settings.broker_url, connect_timeout=timeout, transport_options=options
     ) as conn:
-        conn.ensure_connection(max_retries=1, timeout=timeout)
+        conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=timeout)
         conn.default_channel  # noqa: B018 - Redis pings when the channel opens
 
 

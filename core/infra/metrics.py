@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterable
 
 from kombu import Connection
+from kombu.exceptions import ChannelError
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -120,7 +121,10 @@ def queue_depths(queues: Iterable[str]) -> dict[str, int]:
     with Connection(settings.broker_url, connect_timeout=timeout) as conn:
         channel = conn.default_channel
         for name in queues:
-            _, count, _ = channel.queue_declare(queue=name, passive=True)
+            try:
+                _, count, _ = channel.queue_declare(queue=name, passive=True)
+            except ChannelError:  # Redis has no key for an empty list: nothing waits
+                count = 0
             depths[name] = count
     return depths
 

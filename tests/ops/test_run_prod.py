@@ -89,7 +89,7 @@ def test_every_process_is_healthy_and_stops_with_its_group(tmp_path):
     name = f"mw_prod_{uuid.uuid4().hex[:8]}"
     _pg_admin(f'CREATE DATABASE "{name}"')  # empty: run-prod migrates it
     broker = _redis_url(14)
-    app_port, public_port = free_port(), free_port()
+    app_port, public_port, metrics_port = free_port(), free_port(), free_port()
     env = process_env(
         tmp_path,
         _pg_url(name),
@@ -102,6 +102,7 @@ def test_every_process_is_healthy_and_stops_with_its_group(tmp_path):
         WORKER_PROCESSES="2",
         WORKER_CONCURRENCY="1",
         LOG_FORMAT="json",
+        METRICS_PORT=str(metrics_port),
         SNS_DRAIN_SECONDS="1",
         MW_RUN_PROD_TEST=uuid.uuid4().hex,
     )
@@ -144,6 +145,15 @@ def test_every_process_is_healthy_and_stops_with_its_group(tmp_path):
         beats = [c for c in _processes(marker).values() if "-m worker beat" in c]
         assert len(beats) == 1, _processes(marker)
         assert popen.poll() is None
+        # Metrics: the public service's (its workers together) and one worker's port.
+        for url in (f"{public}/metrics", f"http://127.0.0.1:{metrics_port}/metrics"):
+            with urllib.request.urlopen(url, timeout=10) as response:
+                text = response.read().decode()
+            assert "mailwright_" in text, url
+        with urllib.request.urlopen(f"{public}/metrics", timeout=10) as response:
+            text = response.read().decode()
+        assert 'mailwright_queue_depth{queue="events"}' in text
+        assert "mailwright_sns_inbox_backlog 0.0" in text
         # The processes write JSON lines (after honcho's "time name.1 | " prefix).
         payloads = [
             line.split(" | ", 1)[1]
