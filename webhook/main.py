@@ -4,7 +4,8 @@ Routes: SES events through SNS (`POST /sns/ses`, a plain ASGI handler in front o
 FastAPI's router for speed: see WebhookApp), the open pixel (`GET /t/o/{token}.gif`),
 the click redirect (`GET /t/c/{token}`) and unsubscribe (`GET`/`POST /u/{token}`, the
 POST being RFC 8058 one-click; `/u/test/{token}` for previews and test sends), and signup
-forms with their double opt-in (`/f/{form_id}`, `/c/{token}`: webhook/forms.py). Each route
+forms with their double opt-in (`/f/{form_id}`, `/c/{token}`: webhook/forms.py), and for
+operations `/healthz` (liveness), `/readyz` (readiness) and `/metrics` (Prometheus). Each route
 is thin: it checks the request, calls `core`, and maps domain errors to status codes (403
 forged, 400 malformed, 404 unknown token).
 
