@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: run test test-fast test-browser-stress lint format venv dev-venv migrate seed bench clean
+.PHONY: run run-prod test test-fast test-browser-stress lint format venv dev-venv migrate seed bench clean
 
 $(BIN)/.installed: requirements.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -28,6 +28,13 @@ run: venv
 	$(BIN)/python -m core migrate
 	$(BIN)/python -m core seed-demo --if-empty
 	$(BIN)/honcho start -f Procfile
+
+# Production mode on PostgreSQL and Redis (DATABASE_URL, BROKER_URL, RESULT_BACKEND): refuses
+# SQLite and the embedded broker, migrates, then runs Procfile.prod under honcho: Streamlit,
+# the public service (WEB_CONCURRENCY uvicorn workers), WORKER_PROCESSES Celery workers and
+# one beat. See the README's "Production" section.
+run-prod: venv
+	$(BIN)/python -m core run-prod
 
 lint: dev-venv
 	$(BIN)/ruff check .

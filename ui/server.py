@@ -14,9 +14,12 @@ from __future__ import annotations
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.web import cli
 
+from core.infra.logs import configure_logging
+
 
 def main() -> None:
     PagesManager.uses_pages_directory = False
+    configure_logging()  # core's lines: LOG_FORMAT, LOG_LEVEL (Streamlit keeps its own)
     cli.main(prog_name="streamlit")
 
 

@@ -4,7 +4,8 @@ Routes: SES events through SNS (`POST /sns/ses`, a plain ASGI handler in front o
 FastAPI's router for speed: see WebhookApp), the open pixel (`GET /t/o/{token}.gif`),
 the click redirect (`GET /t/c/{token}`) and unsubscribe (`GET`/`POST /u/{token}`, the
 POST being RFC 8058 one-click; `/u/test/{token}` for previews and test sends), and signup
-forms with their double opt-in (`/f/{form_id}`, `/c/{token}`: webhook/forms.py). Each route
+forms with their double opt-in (`/f/{form_id}`, `/c/{token}`: webhook/forms.py), and for
+operations `/healthz` (liveness), `/readyz` (readiness) and `/metrics` (Prometheus). Each route
 is thin: it checks the request, calls `core`, and maps domain errors to status codes (403
 forged, 400 malformed, 404 unknown token).
 
@@ -17,19 +18,24 @@ event cost.
 
 from __future__ import annotations
 
+import asyncio
+import hmac
 import html
 import json
 import logging
-from collections.abc import Sequence
+import os
+import re
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
+from core.infra import health, logs, metrics
 from core.infra.config import settings
-from core.infra.db import get_engine, session_scope
+from core.infra.db import read_scope, session_scope
 from core.infra.errors import InvalidToken, NotFound
 from core.infra.permissions import Actor
 from core.ingest import inbox, own, sns
@@ -61,13 +67,52 @@ class WebhookApp(FastAPI):
     """
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == SNS_PATH and scope["method"] == "POST":
-            await sns_endpoint(scope, receive, send)
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
             return
-        await super().__call__(scope, receive, send)
+        # The request-id middleware, inline: every line this request logs carries its id
+        # (X-Request-ID from the load balancer when it sends a sane one), and so does the
+        # answer. A context variable set here is seen by the threadpool's calls too.
+        request_id = _request_id(scope)
+        tokens = logs.bind(request_id=request_id)
+        try:
+            if scope["path"] == SNS_PATH and scope["method"] == "POST":
+                await sns_endpoint(scope, receive, send)
+            else:
+                await super().__call__(scope, receive, _with_request_id(send, request_id))
+        finally:
+            logs.unbind(tokens)
 
 
-app = WebhookApp(title="Mailwright webhook", docs_url=None, redoc_url=None)
+REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,64}")
+
+
+def _request_id(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == b"x-request-id" and REQUEST_ID.fullmatch(value):
+            return value.decode("ascii")
+    return os.urandom(8).hex()
+
+
+def _with_request_id(send: Send, request_id: str) -> Send:
+    header = (b"x-request-id", request_id.encode("ascii"))
+
+    async def sender(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", []), header]}
+        await send(message)
+
+    return sender
+
+
+@asynccontextmanager
+async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    # At server start (after uvicorn set up its loggers): LOG_FORMAT and LOG_LEVEL.
+    logs.configure_logging()
+    yield
+
+
+app = WebhookApp(title="Mailwright webhook", docs_url=None, redoc_url=None, lifespan=lifespan)
 app.include_router(forms_router)
 app.include_router(preferences_router)
 
@@ -83,16 +128,63 @@ NO_CACHE = {
 
 
 @app.get("/healthz")
-def healthz() -> JSONResponse:
-    """200 when the process is up and its database answers."""
+async def healthz() -> JSONResponse:
+    """Liveness: 200 while this process's event loop answers. It reads nothing, so a
+    database outage does not make a supervisor restart healthy processes (see /readyz)."""
+    return JSONResponse({"status": "ok"})
+
+
+@app.get("/readyz")
+async def readyz() -> JSONResponse:
+    """Readiness: the database and the broker answer and the migrations are at head; 503
+    with the reason otherwise. The checks run in the threadpool, together, each under
+    READY_TIMEOUT_SECONDS, so a dead dependency never blocks the event loop."""
+    names = list(health.CHECKS)
+    results = await asyncio.gather(*(_check(name) for name in names))
+    body: dict[str, str] = dict(zip(names, results, strict=True))
+    ready = all(result == "ok" for result in results)
+    body["status"] = "ok" if ready else "unavailable"
+    return JSONResponse(body, status_code=200 if ready else 503)
+
+
+async def _check(name: str) -> str:
     try:
-        with get_engine().connect() as conn:
-            conn.execute(text("SELECT 1"))
+        await asyncio.wait_for(
+            run_in_threadpool(health.CHECKS[name]), settings.ready_timeout_seconds
+        )
+    except TimeoutError:
+        log.warning("readiness: %s did not answer in %ss", name, settings.ready_timeout_seconds)
+        return "timed out"
+    except health.NotReady as exc:
+        log.warning("readiness: %s", exc)
+        return str(exc)
     except Exception:
         # The detail (host, port, user) goes to the log, not to whoever asked.
-        log.exception("health check: the database does not answer")
-        return JSONResponse({"status": "error", "database": "unavailable"}, status_code=503)
-    return JSONResponse({"status": "ok"})
+        log.exception("readiness: the %s does not answer", name)
+        return "unavailable"
+    return "ok"
+
+
+def _scrape() -> bytes:
+    try:
+        with read_scope() as session:
+            backlog = inbox.inbox_backlog(session)
+    except Exception:
+        log.warning("metrics: could not read the SNS inbox", exc_info=True)
+        backlog = None
+    return metrics.scrape(backlog)
+
+
+@app.get("/metrics")
+async def metrics_endpoint(request: Request) -> Response:
+    """Prometheus metrics of every process of this service (core.infra.metrics). Keep the
+    path off the internet at the load balancer; METRICS_TOKEN adds a bearer token."""
+    if settings.metrics_token and not hmac.compare_digest(
+        request.headers.get("authorization", ""), f"Bearer {settings.metrics_token}"
+    ):
+        return Response("Unauthorized", status_code=401, media_type="text/plain")
+    body = await run_in_threadpool(_scrape)
+    return Response(body, media_type=metrics.CONTENT_TYPE)
 
 
 # ---------------------------------------------------------------- SNS
@@ -128,12 +220,15 @@ async def handle_sns(body: bytes, message_type: str | None) -> tuple[int, dict[s
         message = sns.parse_body(body, message_type)
         envelope = await sns.verify_async(message)
     except sns.MalformedMessage as exc:
+        metrics.SNS.labels("malformed").inc()
         return 400, {"error": str(exc)}
     except sns.CertificateUnavailable as exc:
         log.warning("deferred an SNS message: %s", exc)
+        metrics.SNS.labels("deferred").inc()
         return 503, {"error": str(exc)}
     except sns.InvalidSignature as exc:
         log.warning("refused an SNS message: %s", exc)
+        metrics.SNS.labels("forged").inc()
         return 403, {"error": str(exc)}
     try:
         if envelope.type == "Notification":
@@ -144,10 +239,13 @@ async def handle_sns(body: bytes, message_type: str | None) -> tuple[int, dict[s
         else:
             outcome = await run_in_threadpool(_handle_subscription, envelope)
     except sns.InvalidSignature as exc:  # a SubscribeURL off the SNS hosts
+        metrics.SNS.labels("forged").inc()
         return 403, {"error": str(exc)}
     except Exception:
         log.exception("could not handle SNS message %s", envelope.message_id)
+        metrics.SNS.labels("error").inc()
         return 503, {"error": "could not store the message; retry later"}
+    metrics.SNS.labels(outcome).inc()
     return 200, {"status": outcome}
 
 
@@ -210,6 +308,7 @@ def open_pixel(token: str, request: Request) -> Response:
             )
     except (InvalidToken, NotFound):
         return _not_found()
+    metrics.TRACKING.labels("open").inc()
     return Response(PIXEL, media_type="image/gif", headers=NO_CACHE)
 
 
@@ -228,6 +327,7 @@ def click(token: str, request: Request) -> Response:
             )
     except (InvalidToken, NotFound):
         return _not_found()
+    metrics.TRACKING.labels("click").inc()
     return RedirectResponse(url, status_code=302, headers=NO_CACHE)
 
 
@@ -339,6 +439,7 @@ async def unsubscribe(token: str, request: Request) -> HTMLResponse:
         info = await run_in_threadpool(_unsubscribe, target, via, ip, agent)
     except (InvalidToken, NotFound):
         return _gone()
+    metrics.TRACKING.labels("unsubscribe").inc()
     name, email = html.escape(info.workspace_name), html.escape(info.email)
     return _page(
         "Unsubscribed",

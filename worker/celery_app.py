@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 import pkgutil
 
 from celery import Celery
+from celery.signals import (
+    after_setup_logger,
+    after_setup_task_logger,
+    task_postrun,
+    task_prerun,
+    worker_ready,
+)
+from kombu import Queue
 
 import worker
+from core.infra import logs
 from core.infra.config import settings
-from core.infra.jobs import celery_config
+from core.infra.jobs import celery_config, consumed_queues
 from worker import quiet
 
 TASK_MODULES = sorted(
@@ -18,6 +28,10 @@ TASK_MODULES = sorted(
 app = Celery("mailwright", include=TASK_MODULES)
 quiet.install()
 app.conf.update(celery_config())
+# WORKER_QUEUES: the queues this worker consumes (all when unset; core.infra.jobs.QUEUES).
+app.conf.task_queues = [
+    Queue(name, routing_key=name) for name in consumed_queues(settings.worker_queues)
+]
 app.conf.beat_schedule_filename = str(settings.data_dir / "celerybeat-schedule")
 # Periodic work, by task name. Each area adds its entry here.
 app.conf.beat_schedule = {}
@@ -61,3 +75,36 @@ app.conf.beat_schedule["sweep-files"] = {
     "task": "worker.tasks.sweep_files",
     "schedule": 3600.0,
 }
+
+
+# Logs (core.infra.logs): Celery sets up its handlers; they get the email redaction, and the
+# JSON formatter with LOG_FORMAT=json. Each task's lines carry its task_id.
+@after_setup_logger.connect
+@after_setup_task_logger.connect
+def _adopt_handlers(logger: logging.Logger, **_kwargs) -> None:
+    logs.adopt(logger)
+
+
+_bound: dict[str, logs.Tokens] = {}
+
+
+@task_prerun.connect
+def _bind_task_id(task_id: str, **_kwargs) -> None:
+    _bound[task_id] = logs.bind(task_id=task_id)
+
+
+@task_postrun.connect
+def _unbind_task_id(task_id: str, **_kwargs) -> None:
+    tokens = _bound.pop(task_id, None)
+    if tokens is not None:
+        logs.unbind(tokens)
+
+
+@worker_ready.connect
+def _serve_metrics(sender=None, **_kwargs) -> None:
+    # METRICS_PORT: Prometheus scrapes the worker's counters (its pool's, in multiprocess
+    # mode, which python -m worker sets up).
+    if settings.metrics_port:
+        from core.infra import metrics
+
+        metrics.serve(settings.metrics_port)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from core.analytics.rollups import RollupBusy, build_rollups, run_rebuild
+from core.infra import metrics
 from core.infra.db import get_sessionmaker
 from worker.celery_app import app
 
@@ -20,6 +21,7 @@ def build_rollups_task(full: bool = False) -> dict:
     except RollupBusy:
         log.info("rollup rebuild skipped: another one is running")
         return {"skipped": True}
+    metrics.ROLLUP_SECONDS.set(result.seconds)
     return {"events_read": result.events_read, "seconds": result.seconds}
 
 

@@ -1,13 +1,14 @@
 """Campaigns: drafts, the wizard's steps, scheduling, and the controls while sending.
 
 The pipeline itself (snapshot, batches, transports) is in core/sending/pipeline.py; this module is
-what a marketer (the UI or the CLI) does to a campaign. About 630 lines on purpose: every
+what a marketer (the UI or the CLI) does to a campaign. About 645 lines on purpose: every
 action here goes through the same two checks (`_editable`, `_require` against the one
 transition table), and splitting the list from the actions would split those.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -54,6 +55,8 @@ from core.models.statuses import (
 )
 
 START_TASK = "worker.tasks_sending.start_campaign"
+
+log = logging.getLogger(__name__)
 
 
 class CampaignNotSendable(ValidationFailed):
@@ -503,8 +506,17 @@ def schedule(
             target=str(campaign.id),
         )
     )
+    session.flush()
+    # Where a mail's trail starts in the logs (core.infra.logs): who sent which campaign.
+    log.info(
+        "campaign %s %s by user %s for %s",
+        campaign.id,
+        "sent now" if _now else "scheduled",
+        actor.user_id,
+        campaign.scheduled_at.isoformat(),
+        extra={"campaign_id": campaign.id},
+    )
     if _now:
-        session.flush()
         jobs.enqueue(session, START_TASK, campaign.id)
     return campaign
 

@@ -130,6 +130,27 @@ class Settings(BaseSettings):
     form_confirm_days: float = 7.0
     unconfirmed_retention_days: float = 30.0
 
+    # Operations (issue 20). Logs: "text" (the default) or "json", one object per line.
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # `make run-prod` (python -m core run-prod, Procfile.prod): the address the app and the
+    # public service listen on (a reverse proxy or load balancer sits in front), their
+    # ports, the public service's uvicorn workers, the Celery worker processes and each
+    # one's pool size, and the queues they consume ("" = all; see worker/celery_app.py).
+    bind_host: str = "127.0.0.1"
+    app_port: int = Field(default=8501, ge=1, le=65535)
+    public_port: int = Field(default=8000, ge=1, le=65535)
+    web_concurrency: int = Field(default=2, ge=1, le=64)
+    worker_processes: int = Field(default=2, ge=1, le=64)
+    worker_concurrency: int = Field(default=2, ge=1, le=256)
+    worker_queues: str = ""
+    # Metrics (core.infra.metrics): a worker serves them on METRICS_PORT (0: not at all);
+    # the public service's /metrics asks for `Authorization: Bearer METRICS_TOKEN` when set.
+    metrics_port: int = Field(default=0, ge=0, le=65535)
+    metrics_token: str = ""
+    # /readyz: how long each check (database, broker, migrations) may take.
+    ready_timeout_seconds: float = Field(default=3.0, gt=0, le=60)
+
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:
         if not self.database_url:

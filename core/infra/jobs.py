@@ -22,12 +22,51 @@ from core.infra.config import settings
 # polling interval can only be set on the class.
 kombu_sqla.Transport.polling_interval = 0.1
 
-DEFAULT_QUEUE, EVENTS_QUEUE = "celery", "events"
 Dispatcher = Callable[[str, tuple, dict], None]
 TASK_SOFT_TIME_LIMIT = 600
 _client: Celery | None = None
 _client_lock = threading.Lock()
 _dispatcher: Dispatcher | None = None
+
+
+# Queues (issue 20): a long send never waits behind a rollup, and the SNS inbox drain never
+# waits behind a send or an import. A worker started without WORKER_QUEUES (make run, the
+# tests) consumes them all; production can give each its own workers. "celery" (Celery's
+# default) keeps the rest: pings, password resets, signup confirmation and welcome mails.
+QUEUES = ("sending", "events", "imports", "maintenance", "celery")
+TASK_QUEUES = {
+    # Mail that goes through the ledger and the shared rate limit.
+    "worker.tasks_sending.start_campaign": "sending",
+    "worker.tasks_sending.send_batch": "sending",
+    "worker.tasks_sending.tick": "sending",
+    "worker.tasks_abtest.release_ab_rest": "sending",
+    # Automations' beat pass sends its steps' mails itself (rate shared with campaigns).
+    "worker.tasks_automations.advance": "sending",
+    # The webhook's inbox of SNS notifications.
+    "worker.tasks.make_sns_events": "events",
+    "worker.tasks_contacts.import_contacts": "imports",
+    "worker.tasks_contacts.recover_import_jobs": "imports",
+    # Sweeps and rebuilds nobody waits for.
+    "worker.tasks_analytics.build_rollups": "maintenance",
+    "worker.tasks_analytics.rebuild_rollups": "maintenance",
+    "worker.tasks_abtest.evaluate_ab_tests": "maintenance",
+    "worker.tasks.sweep_files": "maintenance",
+    "worker.tasks_forms.sweep_unconfirmed": "maintenance",
+}
+
+
+def queue_of(task_name: str) -> str:
+    """The queue a task is sent to."""
+    return TASK_QUEUES.get(task_name, "celery")
+
+
+def consumed_queues(setting: str) -> list[str]:
+    """The queues a worker consumes: WORKER_QUEUES (comma-separated), or all when empty."""
+    names = [name.strip() for name in setting.split(",") if name.strip()]
+    unknown = sorted(set(names) - set(QUEUES))
+    if unknown:
+        raise ValueError(f"WORKER_QUEUES names unknown queues: {', '.join(unknown)}")
+    return names or list(QUEUES)
 
 
 def celery_config() -> dict[str, Any]:
@@ -51,13 +90,9 @@ def celery_config() -> dict[str, Any]:
         "task_ignore_result": True,
         "task_soft_time_limit": TASK_SOFT_TIME_LIMIT,
         "task_time_limit": TASK_SOFT_TIME_LIMIT + 60,
-        # The SNS drain (and with it the deliverability guard) has a queue of its own: a
-        # worker started without -Q takes both, and one started with `-Q events` (the
-        # Procfile's `events`) keeps making events, and pausing campaigns that burn the
-        # account, while sending batches hold every process of the main pool.
-        "task_queues": (Queue(DEFAULT_QUEUE), Queue(EVENTS_QUEUE)),
-        "task_default_queue": DEFAULT_QUEUE,
-        "task_routes": {"worker.tasks.make_sns_events": {"queue": EVENTS_QUEUE}},
+        "task_default_queue": "celery",
+        "task_routes": {name: {"queue": queue} for name, queue in TASK_QUEUES.items()},
+        "task_queues": [Queue(name, routing_key=name) for name in QUEUES],
     }
     if settings.broker_url.startswith("filesystem"):
         folder = settings.data_dir / "broker"

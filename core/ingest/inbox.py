@@ -12,12 +12,14 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     bindparam,
+    func,
     select,
     update,
 )
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.deliverability import guard
+from core.infra import metrics
 from core.infra.clock import as_utc, now
 from core.infra.config import settings
 from core.ingest.ses import _ledger_rows, _match, parse_ses_event
@@ -214,6 +216,12 @@ def _make_sns_events(
         conn,
         {e.message.campaign_id for e in new if e.message is not None and e.type in guard.FEEDBACK},
     )
+    _log_events(found)
+    at = now()
+    for event in found:
+        metrics.EVENTS.labels(event.type).inc()
+    for _, _, received in notifications:
+        metrics.EVENT_LAG.observe(max(0.0, (at - as_utc(received)).total_seconds()))
     for sns_id, _ in records_per_item:
         if not matched.get(sns_id):
             log.warning("SNS message %s matched no ledger row; acknowledged", sns_id)
@@ -224,3 +232,39 @@ def _make_sns_events(
         {"ids": [sns_id for sns_id, _ in records_per_item]},
     )
     return matched, paused
+
+
+# Events someone may be asked about (and that suppress an address) are logged at INFO; the
+# many deliveries, opens and clicks at DEBUG. Each line names its message and campaign.
+NOTABLE = frozenset({"bounce", "complaint", "reject", "rendering_failure"})
+
+
+def _log_events(events: Sequence[NewEvent]) -> None:
+    debug = log.isEnabledFor(logging.DEBUG)
+    for event in events:
+        if event.type not in NOTABLE and not debug:
+            continue
+        message = event.message
+        log.log(
+            logging.INFO if event.type in NOTABLE else logging.DEBUG,
+            "SES %s%s for message %s (%s)",
+            event.type,
+            f" ({event.bounce_type})" if event.bounce_type else "",
+            message.id if message else None,
+            getattr(message, "provider_message_id", None) or event.dedupe_key,
+            extra={
+                "message_id": message.id if message else None,
+                "campaign_id": message.campaign_id if message else None,
+            },
+        )
+
+
+def inbox_backlog(db: Session | Connection) -> tuple[int, float | None]:
+    """(notifications waiting, age in seconds of the oldest or None), for the metrics."""
+    row = (
+        _connection(db)
+        .execute(select(func.count(), func.min(_SNS.received_at)).where(*_PENDING))
+        .one()
+    )
+    oldest = (now() - as_utc(row[1])).total_seconds() if row[1] is not None else None
+    return int(row[0]), oldest

@@ -15,7 +15,7 @@ asked whether a message went out, so there a chunk is one message: at most one p
 process is ever unrecorded, and after a crash it is sent again and marked as a possible
 duplicate ("uncertain"), so the report can count it.
 
-About 610 lines on purpose: the claim, send and record steps and the recovery that undoes
+About 640 lines on purpose: the claim, send and record steps and the recovery that undoes
 them read as one state machine over the ledger.
 """
 
@@ -42,7 +42,7 @@ from core.content.rendering import (
     TemplateProblem,
     compile_template,
 )
-from core.infra import clock, jobs
+from core.infra import clock, jobs, logs, metrics
 from core.infra.config import settings
 from core.infra.db import referenced, rowcount
 from core.infra.errors import (
@@ -102,7 +102,7 @@ def start_campaign(sessions: sessionmaker[Session], campaign_id: int) -> bool:
 
     Runs its own transactions, so it takes a session factory. A second delivery of the
     start task finds the campaign no longer scheduled."""
-    with sessions() as session:
+    with sessions() as session, logs.bound(campaign_id=campaign_id):
         return _start_campaign(session, campaign_id)
 
 
@@ -338,6 +338,7 @@ def _deliver(
                     # Still throttled after minutes: give the rest back, another pass sends them.
                     return sent, failed, [r["message_id"] for r in rows[index:]], ""
                 log.warning("throttled (%s); backing off %.1fs", exc, backoff)
+                metrics.THROTTLED.labels(transport.name).inc()
                 lim.penalize(rate_key, backoff)
                 time.sleep(backoff)
                 backoff = min(backoff * 2, settings.send_max_backoff)
@@ -356,6 +357,30 @@ def _deliver(
     return sent, failed, [], ""
 
 
+def _log_chunk(
+    rows: list[dict[str, Any]],
+    sent: list[tuple[int, int, str]],
+    failed: list[tuple[int, str]],
+    requeue: list[int],
+    transport_name: str,
+) -> None:
+    """One line per chunk; SES and SMTP send one message a chunk, so there it names the
+    message and the provider's id, which its SNS events carry (see core.infra.logs)."""
+    first, last = rows[0]["message_id"], rows[-1]["message_id"]
+    provider = sent[0][2] if len(rows) == 1 and sent else ""
+    log.info(
+        "%s: sent %d, failed %d, requeued %d (messages %d-%d)%s",
+        transport_name,
+        len(sent),
+        len(failed),
+        len(requeue),
+        first,
+        last,
+        f" as {provider}" if provider else "",
+        extra={"message_id": first} if len(rows) == 1 else None,
+    )
+
+
 def send_batch(
     sessions: sessionmaker[Session],
     campaign_id: int,
@@ -369,7 +394,7 @@ def send_batch(
 
     Runs its own transactions (three per chunk: a claim is committed before the transport
     is called, its outcome right after), so it takes a session factory."""
-    with sessions() as session:
+    with sessions() as session, logs.bound(campaign_id=campaign_id):
         return _send_batch(session, campaign_id, first_id, last_id, transport, rate_limiter)
 
 
@@ -440,6 +465,14 @@ def _send_batch(
             transport, composer, rows, result, lim, rate_key
         )
         _record(session, campaign, sent, failed, requeue, uncertain, transport.name)
+        _log_chunk(rows, sent, failed, requeue, transport.name)
+        metrics.count_chunk(
+            transport.name,
+            len(sent),
+            sum(1 for mid, _, _ in sent if mid in uncertain),
+            len(failed),
+            len(requeue),
+        )
         result.sent += len(sent)
         result.failed += len(failed)
         result.requeued += len(requeue)

@@ -14,7 +14,6 @@ from sqlalchemy.exc import OperationalError
 from core.ingest import sns
 from tests.webhook.snsutil import notification
 from tests.webhook.test_sns import BODY
-from webhook import main
 from webhook.main import app
 
 HEADERS = {"content-type": "text/plain; charset=UTF-8", "x-amz-sns-message-type": "Notification"}
@@ -94,17 +93,20 @@ def test_a_deeply_nested_body_and_a_certificate_url_with_a_newline_are_refused(f
     assert fake_sns.visited == []
 
 
-def test_healthz_does_not_tell_the_database_details(monkeypatch: pytest.MonkeyPatch):
+def test_readyz_does_not_tell_the_database_details(monkeypatch: pytest.MonkeyPatch):
+    from core.infra import health
+
     class Broken:
         def connect(self):
             raise OperationalError("SELECT 1", {}, Exception("host db.internal port 5432 user x"))
 
-    monkeypatch.setattr(main, "get_engine", lambda: Broken())
+    monkeypatch.setattr(health, "get_engine", lambda: Broken())
 
     async def scenario() -> httpx.Response:
         async with _client() as client:
-            return await client.get("/healthz")
+            return await client.get("/readyz")
 
     response = asyncio.run(scenario())
     assert response.status_code == 503
+    assert response.json()["database"] == "unavailable"
     assert "db.internal" not in response.text and "5432" not in response.text

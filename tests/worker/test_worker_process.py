@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 
 import pytest
 from celery import Celery
@@ -24,6 +25,11 @@ def _roundtrip(tmp_path, broker: str, backend: str) -> None:
         kombu_sqla.Transport.polling_interval = 0.1
         result = client.send_task("worker.tasks.ping")
         assert result.get(timeout=60) == "pong"
+        if broker.startswith("redis"):
+            # What a supervisor's health check asks (`celery inspect ping`): the worker
+            # answers on the broker's broadcast channel, without running a task.
+            replies = client.control.inspect(timeout=5).ping()
+            assert replies == {"w1@" + socket.gethostname(): {"ok": "pong"}}
     finally:
         worker.stop()
 

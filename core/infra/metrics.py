@@ -1,0 +1,159 @@
+"""Prometheus metrics: counters the code increments where things happen, and gauges read
+when Prometheus scrapes (queue depths, the SNS inbox, the rollup file).
+
+Served on the public service's `GET /metrics` and, in a worker, on METRICS_PORT. A process
+with several children (uvicorn --workers, Celery's prefork pool) shares its numbers
+through prometheus-client's multiprocess mode: PROMETHEUS_MULTIPROC_DIR must be set
+before this module is first imported (Procfile.prod and `python -m worker` set it).
+
+No label ever holds an email address, a workspace name or anything else a person wrote:
+labels are transports, outcomes, event types and queue names.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterable
+
+from kombu import Connection
+from kombu.exceptions import ChannelError
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+    start_http_server,
+)
+
+from core.infra.config import settings
+
+log = logging.getLogger(__name__)
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+MESSAGES = Counter(
+    "mailwright_messages_total",
+    "Ledger messages a sender finished, by transport and outcome (sent, failed, requeued, "
+    "uncertain: sent again after a lost worker, possibly a duplicate)",
+    ["transport", "outcome"],
+)
+THROTTLED = Counter(
+    "mailwright_send_throttled_total",
+    "Throttling replies from the transport that made a sender back off",
+    ["transport"],
+)
+SNS = Counter(
+    "mailwright_sns_notifications_total",
+    "SNS messages the public service received, by outcome (stored, replay, confirmed, "
+    "logged; refused: malformed, forged; deferred: certificate unavailable; error)",
+    ["outcome"],
+)
+EVENTS = Counter(
+    "mailwright_events_made_total", "Events made from SES notifications, by type", ["type"]
+)
+EVENT_LAG = Histogram(
+    "mailwright_event_lag_seconds",
+    "From the public service storing an SNS notification to the worker making its events",
+    buckets=(0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 1800),
+)
+TRACKING = Counter(
+    "mailwright_tracking_hits_total", "Open pixel, click and unsubscribe hits", ["kind"]
+)
+ROLLUP_SECONDS = Gauge(
+    "mailwright_rollup_build_seconds",
+    "How long the last rollup build took",
+    multiprocess_mode="mostrecent",
+)
+# Read at scrape time (see `scrape`).
+QUEUE_DEPTH = Gauge(
+    "mailwright_queue_depth",
+    "Tasks waiting in each Celery queue",
+    ["queue"],
+    multiprocess_mode="mostrecent",
+)
+INBOX_BACKLOG = Gauge(
+    "mailwright_sns_inbox_backlog",
+    "SNS notifications stored but whose events are not made yet",
+    multiprocess_mode="mostrecent",
+)
+INBOX_AGE = Gauge(
+    "mailwright_sns_inbox_oldest_seconds",
+    "Age of the oldest notification waiting in the inbox (0 when empty)",
+    multiprocess_mode="mostrecent",
+)
+ROLLUP_AGE = Gauge(
+    "mailwright_rollup_age_seconds",
+    "Seconds since the rollup file was last replaced",
+    multiprocess_mode="mostrecent",
+)
+
+
+def count_chunk(transport: str, sent: int, uncertain: int, failed: int, requeued: int) -> None:
+    """What one chunk of a send batch came to."""
+    for outcome, n in (
+        ("sent", sent - uncertain),
+        ("uncertain", uncertain),
+        ("failed", failed),
+        ("requeued", requeued),
+    ):
+        if n:
+            MESSAGES.labels(transport, outcome).inc(n)
+
+
+def registry() -> CollectorRegistry:
+    """The registry to expose: every process's numbers in multiprocess mode."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return REGISTRY
+    combined = CollectorRegistry()
+    multiprocess.MultiProcessCollector(combined)
+    return combined
+
+
+def queue_depths(queues: Iterable[str]) -> dict[str, int]:
+    """Messages waiting per queue on BROKER_URL (Redis lists, the SQLite broker's rows)."""
+    depths = {}
+    timeout = settings.ready_timeout_seconds
+    with Connection(settings.broker_url, connect_timeout=timeout) as conn:
+        channel = conn.default_channel
+        for name in queues:
+            try:
+                _, count, _ = channel.queue_declare(queue=name, passive=True)
+            except ChannelError:  # Redis has no key for an empty list: nothing waits
+                count = 0
+            depths[name] = count
+    return depths
+
+
+def scrape(inbox: tuple[int, float | None] | None = None) -> bytes:
+    """The exposition text; `inbox` is (backlog, oldest age in s) read by the caller."""
+    from core.infra.jobs import QUEUES
+
+    try:
+        for name, depth in queue_depths(QUEUES).items():
+            QUEUE_DEPTH.labels(name).set(depth)
+    except Exception:
+        log.warning("metrics: could not read the queue depths", exc_info=True)
+    if inbox is not None:
+        INBOX_BACKLOG.set(inbox[0])
+        INBOX_AGE.set(inbox[1] or 0.0)
+    path = settings.rollup_path
+    if path is not None and path.exists():
+        ROLLUP_AGE.set(max(0.0, time.time() - path.stat().st_mtime))
+    return generate_latest(registry())
+
+
+def serve(port: int) -> bool:
+    """Serve the metrics on `port` (a worker's METRICS_PORT); False when another worker on
+    this host already does (they share PROMETHEUS_MULTIPROC_DIR, so it shows theirs too)."""
+    try:
+        start_http_server(port, addr=settings.bind_host, registry=registry())
+    except OSError as exc:
+        log.info("metrics: port %s is taken (%s); another worker serves them", port, exc)
+        return False
+    log.info("metrics on http://%s:%s/metrics", settings.bind_host, port)
+    return True
