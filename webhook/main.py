@@ -41,6 +41,7 @@ from core.ingest.tracking import (
     parse_unsubscribe,
 )
 from core.models import SnsMessage
+from webhook.client import client_of
 from webhook.forms import router as forms_router
 from webhook.groups import GroupCommitter, run_in_transaction
 from webhook.preferences import router as preferences_router
@@ -196,7 +197,7 @@ def _not_found() -> Response:
 
 
 def _client(request: Request) -> tuple[str | None, str | None]:
-    return request.headers.get("user-agent"), request.client.host if request.client else None
+    return request.headers.get("user-agent"), client_of(request) or None
 
 
 @app.get("/t/o/{token}.gif")
@@ -332,7 +333,7 @@ async def unsubscribe(token: str, request: Request) -> HTMLResponse:
         if len(body) > 4096:
             break
     via = "page" if b"via=page" in body else "one-click"
-    ip = request.client.host if request.client else ""
+    ip = client_of(request)
     agent = request.headers.get("user-agent", "")
     try:
         target = parse_unsubscribe(token)

@@ -5,6 +5,11 @@ new, subscribed, unsubscribed or suppressed, and whether a bot filled the honeyp
 person sees the same page ("check your inbox" on a double-opt-in form, the success
 message otherwise). Mail is never sent here: a confirmation or welcome mail is queued for
 the worker once the transaction commits (core.forms.mail).
+
+So the public service does not subscribe anybody on the request path: it checks a post
+(`check_submission`, no database), appends it to the signup inbox and answers; the worker
+runs the subscription (`subscribe_checked`) a moment later (core.forms.inbox). `submit`
+does both at once in the caller's transaction, for the CLI and tests.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.accounts.auth import normalize_email
-from core.contacts.fields import FIELD_LABELS, list_custom_fields, validate_custom_values
+from core.contacts.fields import FIELD_LABELS, coerce_value, list_custom_fields
 from core.forms import throttle
 from core.forms.service import (
     DEFAULT_CHECK_INBOX,
@@ -175,12 +180,29 @@ class Submitted:
     outcome: str
 
 
-def _clean_values(
-    session: Session, form: PublicForm, data: Mapping[str, str]
-) -> tuple[str, dict[str, str], dict[str, Any]]:
+@dataclass(frozen=True)
+class Checked:
+    """A post that passed every check that needs no database: what the inbox keeps."""
+
+    email: str  # normalized
+    fields: dict[str, Any]  # the other answers, coerced to their field's type
+
+
+def check_submission(form: PublicForm, data: Mapping[str, str], now: float) -> Checked | str:
+    """Check one post of `form` without touching the database.
+
+    Raises UnknownFields (400) and ValidationFailed (an invalid address or value: 422);
+    returns "honeypot" or "too fast" for a bot's post (answered like any other, and
+    dropped), else the cleaned values."""
+    allowed = {"email", HONEYPOT, STAMP, *(f.key for f in form.fields)}
+    if unknown := sorted(k for k in data if k not in allowed):
+        raise UnknownFields(f"This form has no field {', '.join(unknown[:5])}.")
+    if str(data.get(HONEYPOT) or "").strip():
+        return "honeypot"
+    if not _filled_by_a_person(form.id, str(data.get(STAMP) or ""), now):
+        return "too fast"
     email = normalize_email(str(data.get("email") or "")[:320])
-    standard: dict[str, str] = {}
-    custom: dict[str, Any] = {}
+    fields: dict[str, Any] = {}
     for spec in form.fields:
         value = str(data.get(spec.key) or "").strip()
         if spec.required and not value:
@@ -190,12 +212,15 @@ def _clean_values(
         if not value:
             continue
         if spec.key in STANDARD_FORM_FIELDS:
-            standard[spec.key] = value[:64] if spec.key == "phone" else value
-        else:
-            custom[spec.key] = value
-    if custom:
-        custom = validate_custom_values(session, Actor.system(form.workspace_id), custom)
-    return email, standard, custom
+            fields[spec.key] = value[:64] if spec.key == "phone" else value
+            continue
+        try:
+            coerced = coerce_value(spec.type, value)
+        except ValidationFailed as exc:
+            raise ValidationFailed(f"{spec.label}: {exc}") from None
+        if coerced is not None:
+            fields[spec.key] = coerced
+    return Checked(email, fields)
 
 
 def submit(
@@ -206,18 +231,17 @@ def submit(
     user_agent: str = "",
     now: datetime | None = None,
 ) -> Submitted:
-    """Take one post of a form. Raises NotFound (no such form), UnknownFields (400),
-    ValidationFailed (invalid address or value: 422) and TooManyRequests (429); every
-    other case returns, with the same answer for the person (see the module doc)."""
+    """Take one post of a form and subscribe it now, in the caller's transaction (the
+    public service goes through the signup inbox instead: core.forms.inbox).
+
+    Raises NotFound (no such form), UnknownFields (400), ValidationFailed (invalid address
+    or value: 422) and TooManyRequests (429); every other case returns, with the same
+    answer for the person (see the module doc)."""
     at = now or clock.now()
     form = public_form(session, form_id)
-    allowed = {"email", HONEYPOT, STAMP, *(f.key for f in form.fields)}
-    if unknown := sorted(k for k in data if k not in allowed):
-        raise UnknownFields(f"This form has no field {', '.join(unknown[:5])}.")
-    if str(data.get(HONEYPOT) or "").strip():
-        return Submitted(form, "honeypot")
-    if not _filled_by_a_person(form.id, str(data.get(STAMP) or ""), at.timestamp()):
-        return Submitted(form, "too fast")
+    checked = check_submission(form, data, at.timestamp())
+    if isinstance(checked, str):
+        return Submitted(form, checked)
     if not throttle.take(
         session,
         throttle.ip_key(ip),
@@ -227,11 +251,28 @@ def submit(
         exact=False,
     ):
         raise TooManyRequests("Too many sign-ups from your network. Please try again later.")
-    email, standard, custom = _clean_values(session, form, data)
     shown = Shown(ip[:64], (user_agent or "")[:MAX_AGENT], form.consent_text, form.id, at)
-    outcome = _subscribe(session, form, email, standard, custom, shown)
+    mails = Mails()
+    outcome = subscribe_checked(session, form, checked, shown, mails)
+    mails.enqueue_each(session)
     log.info("form %s: %s", form.id, outcome)
     return Submitted(form, outcome)
+
+
+@dataclass
+class Mails:
+    """The mails a subscription asks for: confirmation requests and welcomes (consent row
+    ids), queued by the caller once it knows how (one task each, or a task per batch)."""
+
+    confirmations: list[int] = field(default_factory=list)
+    welcomes: list[int] = field(default_factory=list)
+
+    def enqueue_each(self, session: Session) -> None:
+        """One task per mail, sent after `session` commits."""
+        for request_id in self.confirmations:
+            jobs.enqueue(session, CONFIRM_TASK, request_id)
+        for consent_id in self.welcomes:
+            jobs.enqueue(session, WELCOME_TASK, consent_id)
 
 
 @dataclass(frozen=True)
@@ -258,13 +299,24 @@ def _blocked(session: Session, workspace_id: int, email: str) -> bool:
     )
 
 
+def subscribe_checked(
+    session: Session, form: PublicForm, checked: Checked, shown: Shown, mails: Mails
+) -> str:
+    """Run a checked post's subscription in the caller's transaction; the mails it needs
+    go into `mails`. Returns what happened (for logs and tests: nobody is told)."""
+    standard = {k: v for k, v in checked.fields.items() if k in STANDARD_FORM_FIELDS}
+    custom = {k: v for k, v in checked.fields.items() if k not in STANDARD_FORM_FIELDS}
+    return _subscribe(session, form, checked.email, standard, custom, shown, mails)
+
+
 def _subscribe(
     session: Session,
     form: PublicForm,
     email: str,
-    standard: dict[str, str],
+    standard: dict[str, Any],
     custom: dict[str, Any],
     shown: Shown,
+    mails: Mails,
 ) -> str:
     ws = form.workspace_id
     # One submission per address at a time (all workspaces): the contact look-up, its
@@ -290,7 +342,7 @@ def _subscribe(
             _join(session, contact.id, now_ids)
             _record(session, ws, contact.id, now_ids, "subscribe", shown)
         if later_ids:
-            return _ask_confirmation(session, ws, contact, email, later_ids, shown)
+            return _ask_confirmation(session, ws, contact, email, later_ids, shown, mails)
         return "joined lists" if now_ids else "already subscribed"
     list_ids = list(form.list_ids)
     if contact is None:
@@ -305,13 +357,13 @@ def _subscribe(
         session.add(contact)
         session.flush()
     if form.double_opt_in or contact.status == ContactStatus.UNSUBSCRIBED:
-        return _ask_confirmation(session, ws, contact, email, list_ids, shown)
+        return _ask_confirmation(session, ws, contact, email, list_ids, shown, mails)
     # Single opt-in: a new or unconfirmed address is subscribed at once.
     contact.status = ContactStatus.SUBSCRIBED
     contact.updated_at = shown.at
     _join(session, contact.id, list_ids)
     row = _record(session, ws, contact.id, list_ids, "subscribe", shown)
-    _queue_welcome(session, row)
+    _queue_welcome(session, row, mails)
     return "subscribed"
 
 
@@ -362,6 +414,7 @@ def _ask_confirmation(
     email: str,
     list_ids: list[int],
     shown: Shown,
+    mails: Mails,
 ) -> str:
     if not throttle.take(
         session,
@@ -376,14 +429,14 @@ def _ask_confirmation(
         )
         return "capped"
     request = _record(session, workspace_id, contact.id, list_ids, "request", shown)
-    jobs.enqueue(session, CONFIRM_TASK, request.id)
+    mails.confirmations.append(request.id)
     return "confirmation queued"
 
 
-def _queue_welcome(session: Session, row: Consent) -> None:
+def _queue_welcome(session: Session, row: Consent, mails: Mails) -> None:
     form = session.get(Form, row.source_detail) if row.source == "form" else None
     if form is not None and form.welcome_template_id is not None:
-        jobs.enqueue(session, WELCOME_TASK, row.id)
+        mails.welcomes.append(row.id)
 
 
 # --- confirmation ----------------------------------------------------------------------------
@@ -494,5 +547,7 @@ def confirm(
     _join(session, contact.id, [lst.id for lst in lists])
     session.flush()
     if was != ContactStatus.SUBSCRIBED:
-        _queue_welcome(session, row)
+        mails = Mails()
+        _queue_welcome(session, row, mails)
+        mails.enqueue_each(session)
     return _describe(session, request, True)

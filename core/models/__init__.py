@@ -51,7 +51,7 @@ from core.models.contacts import (
     ListMembership,
     Suppression,
 )
-from core.models.forms import Consent, Form, FormThrottle
+from core.models.forms import Consent, Form, FormThrottle, SignupInbox
 
 __all__ = [
     "AuditLog",
@@ -73,6 +73,7 @@ __all__ = [
     "FIELD_TYPES",
     "Form",
     "FormThrottle",
+    "SignupInbox",
     "Invitation",
     "JOB_STATUSES",
     "JSONType",

@@ -8,10 +8,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from core.forms import mail, signup
+from core.forms import inbox, mail, signup
 from core.forms.service import HONEYPOT, STAMP, FieldSpec, FormInput, create_form
-from core.infra.db import session_scope
-from core.models import Consent, Contact, ContactList, ListMembership
+from core.infra.db import get_sessionmaker, session_scope
+from core.models import Consent, Contact, ContactList, ListMembership, SignupInbox
 from tests.helpers import actor_of, make_user, make_workspace, outbox_messages
 from webhook.main import app
 
@@ -50,6 +50,22 @@ def _data(form_id: str, **extra: str) -> dict[str, str]:
     return data
 
 
+def _drain() -> int:
+    """What the worker's beat does a moment after the answer: subscribe the inbox."""
+    return inbox.drain_signup_backlog(get_sessionmaker())
+
+
+def _mails(enqueued: list) -> tuple[list[int], list[int]]:
+    """The confirmation and welcome mails the drain queued (their consent row ids)."""
+    confirmations: list[int] = []
+    welcomes: list[int] = []
+    for name, (c, w), _ in enqueued:
+        assert name == inbox.MAILS_TASK
+        confirmations += c
+        welcomes += w
+    return confirmations, welcomes
+
+
 def test_the_hosted_form_is_escaped_labelled_and_carries_the_bot_traps(form_id):
     client = TestClient(app)
     page = client.get(f"/f/{form_id}")
@@ -71,8 +87,21 @@ def test_a_post_gets_the_check_inbox_page_and_the_link_confirms_only_on_post(
     answer = client.post(f"/f/{form_id}", data=_data(form_id))
     assert answer.status_code == 200
     assert "Check your inbox" in answer.text
-    [(name, (request_id,), _)] = enqueued
-    assert name == signup.CONFIRM_TASK
+    # Answered once it is in the inbox: nobody is subscribed and no mail queued yet.
+    with session_scope() as session:
+        [waiting] = session.scalars(select(SignupInbox))
+        assert (waiting.email, waiting.fields, waiting.ip) == (
+            "ada@example.com",
+            {"first_name": "Ada"},
+            "testclient",
+        )
+        assert waiting.consent_text == f"I agree {HOSTILE}"
+        assert session.scalar(select(Contact)) is None
+    assert enqueued == []
+    assert _drain() == 1
+    [request_id], [] = _mails(enqueued)
+    with session_scope() as session:
+        assert session.scalar(select(SignupInbox)) is None
     with session_scope() as session:
         assert mail.send_confirmation(session, request_id) == "sent"
         request = session.get(Consent, request_id)
@@ -115,7 +144,7 @@ def test_refused_posts_say_why(form_id, enqueued):
     assert missing.status_code == 422 and "First name is required" in missing.text
     as_json = client.post(f"/f/{form_id}", json=_data(form_id))
     assert as_json.status_code == 400
-    assert enqueued == []
+    assert _drain() == 0 and enqueued == []
 
 
 def test_bots_get_the_same_page_and_nothing_happens(form_id, enqueued):
@@ -129,7 +158,8 @@ def test_bots_get_the_same_page_and_nothing_happens(form_id, enqueued):
         data=_data(form_id, email="f@example.com", **{STAMP: signup.fill_stamp(form_id)}),
     )
     assert person.text == honeypot.text == fast.text
-    assert len(enqueued) == 1
+    assert _drain() == 1
+    assert len(_mails(enqueued)[0]) == 1
     with session_scope() as session:
         assert set(session.scalars(select(Contact.email))) == {"p@example.com"}
 
@@ -171,4 +201,5 @@ def test_too_many_posts_from_one_ip_get_a_429_page(form_id, enqueued, monkeypatc
         for i in range(3)
     ]
     assert codes == [200, 200, 429]
-    assert len(enqueued) == 2
+    assert _drain() == 2
+    assert len(_mails(enqueued)[0]) == 2
