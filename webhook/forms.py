@@ -27,11 +27,13 @@ from urllib.parse import parse_qsl
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.types import Receive, Scope, Send
 
 from core.forms import inbox, signup
 from core.forms.page import escape as _e
 from core.forms.page import page, render_form
 from core.forms.service import HONEYPOT, STAMP
+from core.infra.clientip import client_ip
 from core.infra.config import settings
 from core.infra.db import read_scope, session_scope
 from core.infra.errors import InvalidToken, NotFound, ValidationFailed
@@ -139,12 +141,77 @@ async def _read_body(request: Request) -> bytes | None:
     return bytes(body)
 
 
-@router.post("/f/{form_id}")
-async def form_post(form_id: str, request: Request) -> Response:
-    body = await _read_body(request)
+FORM_POST = "/f/"
+
+
+def is_form_post(scope: Scope) -> bool:
+    """`POST /f/{form_id}`, which WebhookApp hands to `form_post` before FastAPI."""
+    path = scope["path"]
+    return (
+        scope["method"] == "POST"
+        and path.startswith(FORM_POST)
+        and "/" not in path[3:]
+        and path[3:] != ""
+    )
+
+
+async def form_post(scope: Scope, receive: Receive, send: Send) -> None:
+    """POST /f/{form_id} as a plain ASGI handler: FastAPI's routing and request objects
+    cost about as much CPU as everything this route does itself (measured with
+    bench/forms.py), so it reads its headers and body here, like `POST /sns/ses`."""
+    declared = content_type = agent = ""
+    forwarded: list[str] = []
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            declared = value.decode("latin-1")
+        elif name == b"content-type":
+            content_type = value.decode("latin-1")
+        elif name == b"user-agent":
+            agent = value.decode("latin-1")
+        elif name == b"x-forwarded-for":
+            forwarded.append(value.decode("latin-1"))
+    body: bytes | None = None
+    if not (declared.isdigit() and int(declared) > MAX_BODY):
+        try:
+            body = await _receive_body(receive)
+        except _Disconnected:
+            return
+    peer = scope["client"][0] if scope.get("client") else ""
+    response = await _answer_post(
+        scope["path"][len(FORM_POST) :],
+        body,
+        content_type,
+        client_ip(peer, forwarded),
+        agent,
+    )
+    await response(scope, receive, send)
+
+
+class _Disconnected(Exception):
+    """The client went away before its body arrived."""
+
+
+async def _receive_body(receive: Receive) -> bytes | None:
+    """The body, or None when it is over MAX_BODY (read no further than that)."""
+    body = bytearray()
+    more = True
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _Disconnected
+        body += message.get("body", b"")
+        more = message.get("more_body", False)
+        if len(body) > MAX_BODY:
+            return None
+    return bytes(body)
+
+
+async def _answer_post(
+    form_id: str, body: bytes | None, content_type: str, ip: str, agent: str
+) -> Response:
     if body is None:
         return _message("Too much data", "This form takes at most 64 KB.", 413)
-    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    kind = content_type.split(";")[0].strip().lower()
     if kind != "application/x-www-form-urlencoded":
         return _message("Cannot read this form", "Send the form as a web browser does.", 400)
     try:
@@ -167,7 +234,6 @@ async def form_post(form_id: str, request: Request) -> Response:
         error = str(exc).replace(repr(data.get("email", "")), "This")
         return _page(form.name, render_form(form, data.get(STAMP, ""), refill, error), 422)
     if isinstance(checked, signup.Checked):
-        ip, agent = _client(request)
         outcome = await signups.submit(inbox.item_for(form, checked, ip, agent))
         if outcome == inbox.LIMITED:
             return _message(
@@ -179,12 +245,32 @@ async def form_post(form_id: str, request: Request) -> Response:
         log.info("form %s: %s", form.id, checked)  # a bot's post: the same answer
     if form.redirect_url:
         return RedirectResponse(form.redirect_url, status_code=303, headers=HEADERS)
-    title = "Check your inbox" if form.double_opt_in else "Thank you"
-    return _page(
-        title,
-        f'<h1>{_e(title)}</h1><p class="from">{_e(form.workspace_name)}</p>'
-        f"<p>{_e(form.answer)}</p>",
-    )
+    return _answers.get(form)
+
+
+class _Answers:
+    """The answer page of each form, rendered once per form definition (it depends on
+    nothing else: see core.forms.signup)."""
+
+    def __init__(self) -> None:
+        self._pages: dict[signup.PublicForm, bytes] = {}
+
+    def get(self, form: signup.PublicForm) -> Response:
+        content = self._pages.get(form)
+        if content is None:
+            title = "Check your inbox" if form.double_opt_in else "Thank you"
+            content = page(
+                title,
+                f'<h1>{_e(title)}</h1><p class="from">{_e(form.workspace_name)}</p>'
+                f"<p>{_e(form.answer)}</p>",
+            ).encode()
+            if len(self._pages) >= FormCache.MAX:
+                self._pages.clear()
+            self._pages[form] = content
+        return Response(content, media_type="text/html; charset=utf-8", headers=HEADERS)
+
+
+_answers = _Answers()
 
 
 # ---------------------------------------------------------------- confirmation

@@ -42,6 +42,7 @@ from core.ingest.tracking import (
 )
 from core.models import SnsMessage
 from webhook.client import client_of
+from webhook.forms import form_post, is_form_post
 from webhook.forms import router as forms_router
 from webhook.groups import GroupCommitter, run_in_transaction
 from webhook.preferences import router as preferences_router
@@ -53,7 +54,8 @@ MAX_SNS_BODY = 512 * 1024  # SNS messages are at most 256 KB
 
 
 class WebhookApp(FastAPI):
-    """FastAPI, with `POST /sns/ses` answered before FastAPI's per-request machinery.
+    """FastAPI, with `POST /sns/ses` (and `POST /f/{form_id}`: webhook/forms.py) answered
+    before FastAPI's per-request machinery.
 
     SES can publish thousands of events a second. Measured on this stack, routing a
     request through FastAPI costs about 100 us of CPU against 30 us for a plain ASGI
@@ -64,6 +66,9 @@ class WebhookApp(FastAPI):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] == SNS_PATH and scope["method"] == "POST":
             await sns_endpoint(scope, receive, send)
+            return
+        if scope["type"] == "http" and is_form_post(scope):
+            await form_post(scope, receive, send)
             return
         await super().__call__(scope, receive, send)
 

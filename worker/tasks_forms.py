@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 from core.forms import consent, inbox, mail
-from core.forms.signup import CONFIRM_TASK, WELCOME_TASK
+from core.forms.subscribe import CONFIRM_TASK, WELCOME_TASK
 from core.infra import jobs
 from core.infra.db import get_sessionmaker, session_scope
 from worker.celery_app import app

@@ -29,6 +29,7 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.forms import signup, throttle
+from core.forms.subscribe import Mails, Shown, Signup, subscribe_many
 from core.infra import clock, jobs
 from core.infra.config import settings
 from core.infra.errors import NotFound
@@ -138,7 +139,7 @@ def process_signup_backlog(
     if not rows:
         return 0
     forms: dict[str, signup.PublicForm | None] = {}
-    mails = signup.Mails()
+    signups: list[Signup] = []
     for row in rows:
         if row.form_id not in forms:
             try:
@@ -149,18 +150,20 @@ def process_signup_backlog(
         if form is None or form.workspace_id != row.workspace_id:
             log.warning("signup %s: its form %s is gone; dropped", row.id, row.form_id)
             continue
-        shown = signup.Shown(
+        shown = Shown(
             row.ip, row.user_agent, row.consent_text, row.form_id, clock.as_utc(row.received_at)
         )
-        checked = signup.Checked(row.email, dict(row.fields or {}))
-        outcome = signup.subscribe_checked(session, form, checked, shown, mails)
-        log.info("form %s: %s", row.form_id, outcome)
+        signups.append(Signup(form, signup.Checked(row.email, dict(row.fields or {})), shown))
+    mails = Mails()
+    outcomes = subscribe_many(session, signups, mails)
+    for s, outcome in zip(signups, outcomes, strict=True):
+        log.debug("form %s: %s", s.form.id, outcome)
     session.execute(delete(_INBOX).where(_INBOX.c.id.in_([row.id for row in rows])))
     _enqueue_in_chunks(session, mails)
     return len(rows)
 
 
-def _enqueue_in_chunks(session: Session, mails: signup.Mails) -> None:
+def _enqueue_in_chunks(session: Session, mails: Mails) -> None:
     """One task per MAIL_CHUNK mails: a broker publish per mail would cost the drain more
     than the subscriptions themselves (about 10 ms each on the SQLite broker)."""
     confirmations, welcomes = mails.confirmations, mails.welcomes

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -36,7 +36,14 @@ from core.forms.service import (
     STAMP,
     STANDARD_FORM_FIELDS,
 )
-from core.infra import clock, jobs
+from core.forms.subscribe import (
+    BLOCKING,
+    Mails,
+    Shown,
+    Signup,
+    subscribe_many,
+)
+from core.infra import clock
 from core.infra.config import settings
 from core.infra.errors import InvalidToken, NotFound, ValidationFailed
 from core.infra.permissions import Actor
@@ -54,11 +61,6 @@ from core.models.statuses import ContactStatus
 
 log = logging.getLogger(__name__)
 
-CONFIRM_TASK = "worker.tasks_forms.send_confirmation"
-WELCOME_TASK = "worker.tasks_forms.send_welcome"
-# Suppression reasons that no signup lifts: the address bounced, complained, or a person
-# blocked it. An unsubscribe suppression is lifted by a confirmed double opt-in.
-BLOCKING = ("bounce", "complaint", "manual")
 MAX_VALUE = 200
 MAX_AGENT = 500
 
@@ -259,33 +261,6 @@ def submit(
     return Submitted(form, outcome)
 
 
-@dataclass
-class Mails:
-    """The mails a subscription asks for: confirmation requests and welcomes (consent row
-    ids), queued by the caller once it knows how (one task each, or a task per batch)."""
-
-    confirmations: list[int] = field(default_factory=list)
-    welcomes: list[int] = field(default_factory=list)
-
-    def enqueue_each(self, session: Session) -> None:
-        """One task per mail, sent after `session` commits."""
-        for request_id in self.confirmations:
-            jobs.enqueue(session, CONFIRM_TASK, request_id)
-        for consent_id in self.welcomes:
-            jobs.enqueue(session, WELCOME_TASK, consent_id)
-
-
-@dataclass(frozen=True)
-class Shown:
-    """Where and when a consent was given, and the text shown with the button."""
-
-    ip: str
-    user_agent: str
-    consent_text: str
-    form_id: str
-    at: datetime
-
-
 def _blocked(session: Session, workspace_id: int, email: str) -> bool:
     return (
         session.scalar(
@@ -302,69 +277,9 @@ def _blocked(session: Session, workspace_id: int, email: str) -> bool:
 def subscribe_checked(
     session: Session, form: PublicForm, checked: Checked, shown: Shown, mails: Mails
 ) -> str:
-    """Run a checked post's subscription in the caller's transaction; the mails it needs
-    go into `mails`. Returns what happened (for logs and tests: nobody is told)."""
-    standard = {k: v for k, v in checked.fields.items() if k in STANDARD_FORM_FIELDS}
-    custom = {k: v for k, v in checked.fields.items() if k not in STANDARD_FORM_FIELDS}
-    return _subscribe(session, form, checked.email, standard, custom, shown, mails)
-
-
-def _subscribe(
-    session: Session,
-    form: PublicForm,
-    email: str,
-    standard: dict[str, Any],
-    custom: dict[str, Any],
-    shown: Shown,
-    mails: Mails,
-) -> str:
-    ws = form.workspace_id
-    # One submission per address at a time (all workspaces): the contact look-up, its
-    # creation and the mail cap below see each other's work.
-    throttle.lock(session, throttle.address_key(email))
-    contact = session.scalar(
-        select(Contact).where(Contact.workspace_id == ws, Contact.email == email)
-    )
-    if _blocked(session, ws, email) or (
-        contact is not None and contact.status in (ContactStatus.BOUNCED, ContactStatus.COMPLAINED)
-    ):
-        return "suppressed"
-    if contact is not None and contact.status == ContactStatus.SUBSCRIBED:
-        member = set(
-            session.scalars(
-                select(ListMembership.list_id).where(ListMembership.contact_id == contact.id)
-            )
-        )
-        new = [i for i in form.list_ids if i not in member]
-        now_ids = [i for i in new if i not in form.double_list_ids]
-        later_ids = [i for i in new if i in form.double_list_ids]
-        if now_ids:
-            _join(session, contact.id, now_ids)
-            _record(session, ws, contact.id, now_ids, "subscribe", shown)
-        if later_ids:
-            return _ask_confirmation(session, ws, contact, email, later_ids, shown, mails)
-        return "joined lists" if now_ids else "already subscribed"
-    list_ids = list(form.list_ids)
-    if contact is None:
-        contact = Contact(
-            workspace_id=ws,
-            email=email,
-            status=ContactStatus.UNCONFIRMED,
-            source="form",
-            custom_fields=custom,
-            **standard,
-        )
-        session.add(contact)
-        session.flush()
-    if form.double_opt_in or contact.status == ContactStatus.UNSUBSCRIBED:
-        return _ask_confirmation(session, ws, contact, email, list_ids, shown, mails)
-    # Single opt-in: a new or unconfirmed address is subscribed at once.
-    contact.status = ContactStatus.SUBSCRIBED
-    contact.updated_at = shown.at
-    _join(session, contact.id, list_ids)
-    row = _record(session, ws, contact.id, list_ids, "subscribe", shown)
-    _queue_welcome(session, row, mails)
-    return "subscribed"
+    """Run one checked post's subscription in the caller's transaction (core.forms.
+    subscribe does many at once); the mails it needs go into `mails`."""
+    return subscribe_many(session, [Signup(form, checked, shown)], mails)[0]
 
 
 def _join(session: Session, contact_id: int, list_ids: list[int]) -> None:
@@ -378,59 +293,6 @@ def _join(session: Session, contact_id: int, list_ids: list[int]) -> None:
     rows = [{"list_id": i, "contact_id": contact_id} for i in list_ids if i not in present]
     if rows:
         session.execute(insert(ListMembership), rows)
-
-
-def _record(
-    session: Session,
-    workspace_id: int,
-    contact_id: int,
-    list_ids: list[int],
-    action: str,
-    shown: Shown,
-    **extra: Any,
-) -> Consent:
-    row = Consent(
-        workspace_id=workspace_id,
-        contact_id=contact_id,
-        list_ids=sorted(list_ids),
-        action=action,
-        source="form",
-        source_detail=shown.form_id,
-        created_at=shown.at,
-        ip=shown.ip,
-        user_agent=shown.user_agent,
-        consent_text=shown.consent_text,
-        **extra,
-    )
-    session.add(row)
-    session.flush()
-    return row
-
-
-def _ask_confirmation(
-    session: Session,
-    workspace_id: int,
-    contact: Contact,
-    email: str,
-    list_ids: list[int],
-    shown: Shown,
-    mails: Mails,
-) -> str:
-    if not throttle.take(
-        session,
-        throttle.address_key(email),
-        settings.form_confirmations_per_day,
-        timedelta(days=1),
-        shown.at,
-        exact=False,  # _subscribe holds the address's lock already
-    ):
-        log.warning(
-            "form %s: no confirmation mail, the address's daily cap is reached", shown.form_id
-        )
-        return "capped"
-    request = _record(session, workspace_id, contact.id, list_ids, "request", shown)
-    mails.confirmations.append(request.id)
-    return "confirmation queued"
 
 
 def _queue_welcome(session: Session, row: Consent, mails: Mails) -> None:
