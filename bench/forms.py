@@ -6,7 +6,8 @@
 Modelled on bench/webhook.py, whose load generator it uses: `--concurrency` keep-alive
 connections from another process on loopback. The same number of requests goes first to
 a bare FastAPI endpoint that only answers a small page (same uvicorn flags), then to
-`POST /f/{form_id}` of a double-opt-in form; every post is a new address. The webhook
+`POST /f/{form_id}` of a double-opt-in form; every post is a new address, from a client
+address of its own behind a trusted proxy (X-Forwarded-For). The webhook
 answers once the post is checked and in the signup inbox (with the IP's throttle row);
 a real worker with beat drains the inbox meanwhile (core.forms.inbox): each signup
 creates an unconfirmed contact, appends its consent request, books the address's
@@ -95,10 +96,14 @@ def build_requests(form_id: str, start: int, count: int) -> list[bytes]:
                 STAMP: stamp,
             }
         ).encode()
+        # Behind a load balancer (TRUSTED_PROXIES=127.0.0.1): each reader from an address
+        # of their own, so the per-IP limit applies as it would on the internet.
+        client = f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}"
         out.append(
             f"POST /f/{form_id} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
             "Content-Type: application/x-www-form-urlencoded\r\n"
             "User-Agent: Mozilla/5.0 (bench)\r\n"
+            f"X-Forwarded-For: {client}\r\n"
             f"Content-Length: {len(body)}\r\n\r\n".encode()
             + body
         )
@@ -201,10 +206,7 @@ def run(args: argparse.Namespace, work: Path, url: str) -> None:
     bare_path = work / "bare.pickle"
     bare_path.write_bytes(pickle.dumps(build_requests(form_id, 0, per_round)))
 
-    extra = {
-        "SECRET_KEY": SECRET,
-        "FORM_POSTS_PER_IP_PER_HOUR": str(10**9),  # every post comes from 127.0.0.1
-    }
+    extra = {"SECRET_KEY": SECRET, "TRUSTED_PROXIES": "127.0.0.1"}
     if args.broker_url:
         extra["BROKER_URL"] = args.broker_url
     env = process_env(work, url, **extra)

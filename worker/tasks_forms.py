@@ -8,7 +8,7 @@ import logging
 from core.forms import consent, inbox, mail
 from core.forms.subscribe import CONFIRM_TASK, WELCOME_TASK
 from core.infra import jobs
-from core.infra.db import get_sessionmaker, session_scope
+from core.infra.db import get_sessionmaker, read_scope, session_scope
 from worker.celery_app import app
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ def send_signup_mails(confirmations: list[int], welcomes: list[int]) -> int:
     ):
         for row_id in ids:
             try:
-                with session_scope() as session:
+                with read_scope() as session:  # reads only: no SQLite write lock
                     sent += send(session, row_id) == "sent"
             except Exception:
                 log.exception("%s %s failed; retrying it alone", task, row_id)
@@ -55,7 +55,7 @@ def send_signup_mails(confirmations: list[int], welcomes: list[int]) -> int:
 )
 def send_confirmation(request_id: int) -> str:
     """Mails the confirmation link of a double-opt-in request (nothing if it is done)."""
-    with session_scope() as session:
+    with read_scope() as session:
         return mail.send_confirmation(session, request_id)
 
 
@@ -70,7 +70,7 @@ def send_confirmation(request_id: int) -> str:
 )
 def send_welcome(consent_id: int) -> str:
     """Mails the form's welcome template to a contact who just subscribed."""
-    with session_scope() as session:
+    with read_scope() as session:
         return mail.send_welcome(session, consent_id)
 
 

@@ -21,17 +21,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.forms import signup, throttle
 from core.forms.subscribe import Mails, Shown, Signup, subscribe_many
 from core.infra import clock, jobs
 from core.infra.config import settings
+from core.infra.db import sqlite_writer_lock
 from core.infra.errors import NotFound
 from core.models import FormThrottle, SignupInbox
 
@@ -202,7 +204,7 @@ def drain_signup_backlog(sessions: sessionmaker[Session], batch: int | None = No
     total = 0
     while True:
         try:
-            with sessions.begin() as session:
+            with _writer(sessions), sessions.begin() as session:
                 taken = process_signup_backlog(session, batch)
         except Exception:
             log.exception("a batch of signups failed; retrying them one by one")
@@ -212,12 +214,21 @@ def drain_signup_backlog(sessions: sessionmaker[Session], batch: int | None = No
             return total
 
 
+def _writer(sessions: sessionmaker[Session]) -> AbstractContextManager[None]:
+    """On SQLite, queue with the webhook's writers (core.infra.db.sqlite_writer_lock):
+    its requests wait for a drain batch to commit, not for SQLite's busy-handler sleeps."""
+    bind = sessions.kw.get("bind")
+    if isinstance(bind, Engine):
+        return sqlite_writer_lock(bind)
+    return nullcontext()
+
+
 def _drain_one_by_one(sessions: sessionmaker[Session], batch: int) -> int:
     with sessions.begin() as session:
         ids = pending_signups(session, batch)
     for row_id in ids:
         try:
-            with sessions.begin() as session:
+            with _writer(sessions), sessions.begin() as session:
                 process_signup_backlog(session, 1, only=[row_id])
         except Exception as exc:
             log.exception("signup %s failed", row_id)
