@@ -216,8 +216,9 @@ def run(args: argparse.Namespace, work: Path, url: str) -> None:
     )
     proc, port = wb.start_server("webhook.main:app", env, work / "webhook.log", args.workers)
     # The worker subscribes what the webhook accepted (beat: every second) and sends the
-    # confirmation mails.
-    worker = start_worker(env, work / "worker.log", concurrency=1, beat=not args.drain_between)
+    # confirmation mails; two processes, as on two cores, so that a drain does not wait
+    # behind the mail tasks.
+    worker = start_worker(env, work / "worker.log", concurrency=2, beat=not args.drain_between)
     bares, reals = [], []
     mails = 0
     try:

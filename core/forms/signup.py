@@ -140,7 +140,12 @@ def public_form(session: Session, form_id: str) -> PublicForm:
         elif key in custom:  # a custom field deleted since is no longer asked
             c = custom[key]
             fields.append(PublicField(key, c.label, bool(spec.get("required")), c.type))
-    lists = _lists(session, form.workspace_id, form.list_ids)
+    # Only public lists: a list made private since the form was saved is no longer joined.
+    lists = [
+        lst
+        for lst in _lists(session, form.workspace_id, form.list_ids)
+        if lst.visibility == "public"
+    ]
     name = workspace.from_name or workspace.name
     return PublicForm(
         id=form.id,

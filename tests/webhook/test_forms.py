@@ -168,7 +168,7 @@ def test_a_redirect_url_is_followed_after_the_post(live_db, enqueued):
     with session_scope() as session:
         ws = make_workspace(session)
         editor = actor_of(make_user(session, ws, role="editor"))
-        news = ContactList(workspace_id=ws.id, name="News")
+        news = ContactList(workspace_id=ws.id, name="News", visibility="public")
         session.add(news)
         session.flush()
         form_id = create_form(

@@ -34,7 +34,7 @@ def test_three_confirmation_mails_a_day_however_many_posts_arrive_together(live_
     with session_scope() as session:
         ws = make_workspace(session)
         editor = actor_of(make_user(session, ws, role="editor"))
-        news = ContactList(workspace_id=ws.id, name="News")
+        news = ContactList(workspace_id=ws.id, name="News", visibility="public")
         session.add(news)
         session.flush()
         form_id = create_form(session, editor, FormInput(name="F", list_ids=[news.id])).id
