@@ -203,3 +203,39 @@ def test_too_many_posts_from_one_ip_get_a_429_page(form_id, enqueued, monkeypatc
     assert codes == [200, 200, 429]
     assert _drain() == 2
     assert len(_mails(enqueued)[0]) == 2
+
+
+def test_behind_a_trusted_proxy_the_forwarded_address_is_recorded_and_limited(
+    form_id, enqueued, monkeypatch
+):
+    """TRUSTED_PROXIES: the signup, its consent row and the per-IP limit use the address
+    the proxy saw; a forwarded header from anybody else changes nothing."""
+    from core.infra.config import settings
+
+    monkeypatch.setattr(settings, "form_posts_per_ip_per_hour", 1)
+    client = TestClient(app)  # its peer address is "testclient", not an IP: not trusted
+    spoofed = {"X-Forwarded-For": "198.51.100.1"}
+    assert client.post(f"/f/{form_id}", data=_data(form_id), headers=spoofed).status_code == 200
+    with session_scope() as session:
+        assert session.scalar(select(SignupInbox.ip)) == "testclient"
+
+    monkeypatch.setattr(settings, "trusted_proxies", "127.0.0.0/8")
+    behind = TestClient(app, client=("127.0.0.1", 40000))
+    posts = [
+        behind.post(
+            f"/f/{form_id}",
+            data=_data(form_id, email=f"{name}@example.com"),
+            headers={"X-Forwarded-For": f"1.1.1.1, {ip}"},
+        ).status_code
+        for name, ip in (("bea", "198.51.100.2"), ("cy", "198.51.100.3"), ("di", "198.51.100.2"))
+    ]
+    assert posts == [200, 200, 429]  # one post an hour per client address, not per proxy
+    assert _drain() == 3
+    with session_scope() as session:
+        rows = session.execute(select(Contact.email, Consent.ip).join(Consent))
+        ips = {email: ip for email, ip in rows}
+    assert ips == {
+        "ada@example.com": "testclient",
+        "bea@example.com": "198.51.100.2",
+        "cy@example.com": "198.51.100.3",
+    }
