@@ -9,7 +9,7 @@ import sys
 from sqlalchemy import func, select
 
 from core.infra.db import session_scope
-from core.models import Campaign, Contact, Event, User
+from core.models import Campaign, Contact, ContactList, Event, User
 from tests.processes import ROOT, process_env
 
 
@@ -135,3 +135,14 @@ def test_create_form_prints_its_id_last_and_the_form_takes_posts(live_db, tmp_pa
         tmp_path, live_db, "create-form", "--workspace", "nope", "--name", "X", "--list", "News"
     )
     assert missing.returncode == 2 and "No workspace" in missing.stderr
+    # The lists it created are public; an existing private list is refused, saying why.
+    with session_scope() as session:
+        lists = session.scalars(select(ContactList).order_by(ContactList.name))
+        assert [(x.name, x.visibility) for x in lists] == [("News", "public"), ("Offers", "public")]
+        workspace_id = session.scalar(select(ContactList.workspace_id))
+        session.add(ContactList(workspace_id=workspace_id, name="Staff"))
+    private = run_cli(
+        tmp_path, live_db, "create-form", "--workspace", "acme", "--name", "Y", "--list", "Staff"
+    )
+    assert private.returncode == 2 and "'Staff' is private" in private.stderr
+    assert "public" in private.stderr

@@ -26,6 +26,14 @@ def forms_tab(me: Actor, all_lists: list[ListInfo]) -> None:
     if not all_lists:
         st.info("Create a list first (Lists tab): a form subscribes people to lists.")
         return
+    # A form subscribes people only to public lists (the ones the preference centre shows).
+    public_lists = [lst for lst in all_lists if lst.visibility == "public"]
+    if not public_lists:
+        st.info(
+            "Make a list public first (Lists tab, its signup options): a form subscribes "
+            "people only to public lists."
+        )
+        return
     with read_db() as session:
         existing = forms.list_forms(session, me)
         labels = forms.field_labels(session, me)
@@ -36,7 +44,7 @@ def forms_tab(me: Actor, all_lists: list[ListInfo]) -> None:
     picked = st.selectbox("Form", [NEW, *by_name], key="fm_pick")
     form = by_name.get(picked)
     data = forms.form_input(form) if form else forms.FormInput(name="", list_ids=[])
-    _editor(me, form.id if form else None, data, all_lists, labels, templates)
+    _editor(me, form.id if form else None, data, public_lists, labels, templates)
     if form is not None:
         _share(me, form.id)
         sure = st.checkbox(

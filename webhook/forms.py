@@ -5,25 +5,40 @@ JavaScript, a hidden honeypot and a signed fill-time stamp); `POST /f/{form_id}`
 (form-encoded, at most 64 KB) and answers with the form's one message or its redirect.
 `GET /c/{token}` shows one "Confirm my subscription" button that POSTs to the same URL, so
 the link scanners that fetch every link in a mail confirm nobody; `POST /c/{token}`
-confirms. Every user-provided text on these pages is HTML-escaped; core runs in the
-threadpool, never on the event loop.
+confirms. Every user-provided text on these pages is HTML-escaped; core's database work
+runs in the threadpool, never on the event loop.
+
+A post is answered once it is in the signup inbox (core.forms.inbox), the worker
+subscribes it a moment later. On the request path: the form's definition from a
+per-process cache (FORM_CACHE_SECONDS: an edit reaches the POST handling within that
+time), the checks that need no database (size, unknown fields 400, honeypot and fill
+time, the address and the values 422), then one INSERT shared with the posts arriving
+alongside it (group commit, webhook/groups.py), which also applies the per-IP limit
+(429).
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Sequence
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.types import Receive, Scope, Send
 
-from core.forms import signup
+from core.forms import inbox, signup
 from core.forms.page import escape as _e
 from core.forms.page import page, render_form
 from core.forms.service import HONEYPOT, STAMP
+from core.infra.clientip import client_ip
+from core.infra.config import settings
 from core.infra.db import read_scope, session_scope
 from core.infra.errors import InvalidToken, NotFound, ValidationFailed
+from webhook.client import client_of
+from webhook.groups import GroupCommitter, run_in_transaction
 
 log = logging.getLogger("webhook.forms")
 router = APIRouter()
@@ -52,8 +67,7 @@ def _not_found() -> HTMLResponse:
 
 
 def _client(request: Request) -> tuple[str, str]:
-    ip = request.client.host if request.client else ""
-    return ip, request.headers.get("user-agent", "")
+    return client_of(request), request.headers.get("user-agent", "")
 
 
 # ---------------------------------------------------------------- the hosted form
@@ -62,6 +76,47 @@ def _client(request: Request) -> tuple[str, str]:
 def _load_form(form_id: str) -> signup.PublicForm:
     with read_scope() as session:
         return signup.public_form(session, form_id)
+
+
+class FormCache:
+    """Forms as the POST handling sees them, kept FORM_CACHE_SECONDS per process (an
+    unknown id too, so random ids cost one read each per period); at most MAX entries."""
+
+    MAX = 1024
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[str, str], tuple[float, signup.PublicForm | None]] = {}
+
+    async def get(self, form_id: str) -> signup.PublicForm | None:
+        key = (settings.database_url, form_id[:16])
+        now = time.monotonic()
+        hit = self._entries.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        try:
+            form: signup.PublicForm | None = await run_in_threadpool(_load_form, form_id)
+        except NotFound:
+            form = None
+        if len(self._entries) >= self.MAX:
+            self._entries.pop(next(iter(self._entries)))
+        self._entries.pop(key, None)
+        self._entries[key] = (now + settings.form_cache_seconds, form)
+        return form
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+forms_cache = FormCache()
+
+
+def _accept(items: Sequence[inbox.SignupItem]) -> list[str]:
+    return run_in_transaction(lambda conn: inbox.accept_signups(conn, items))
+
+
+signups: GroupCommitter[inbox.SignupItem, str] = GroupCommitter(
+    _accept, max_batch=settings.webhook_batch_size, writers=max(1, settings.webhook_writers)
+)
 
 
 @router.get("/f/{form_id}")
@@ -86,17 +141,77 @@ async def _read_body(request: Request) -> bytes | None:
     return bytes(body)
 
 
-def _submit(form_id: str, data: dict[str, str], ip: str, agent: str) -> signup.Submitted:
-    with session_scope() as session:
-        return signup.submit(session, form_id, data, ip=ip, user_agent=agent)
+FORM_POST = "/f/"
 
 
-@router.post("/f/{form_id}")
-async def form_post(form_id: str, request: Request) -> Response:
-    body = await _read_body(request)
+def is_form_post(scope: Scope) -> bool:
+    """`POST /f/{form_id}`, which WebhookApp hands to `form_post` before FastAPI."""
+    path = scope["path"]
+    return (
+        scope["method"] == "POST"
+        and path.startswith(FORM_POST)
+        and "/" not in path[3:]
+        and path[3:] != ""
+    )
+
+
+async def form_post(scope: Scope, receive: Receive, send: Send) -> None:
+    """POST /f/{form_id} as a plain ASGI handler: FastAPI's routing and request objects
+    cost about as much CPU as everything this route does itself (measured with
+    bench/forms.py), so it reads its headers and body here, like `POST /sns/ses`."""
+    declared = content_type = agent = ""
+    forwarded: list[str] = []
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            declared = value.decode("latin-1")
+        elif name == b"content-type":
+            content_type = value.decode("latin-1")
+        elif name == b"user-agent":
+            agent = value.decode("latin-1")
+        elif name == b"x-forwarded-for":
+            forwarded.append(value.decode("latin-1"))
+    body: bytes | None = None
+    if not (declared.isdigit() and int(declared) > MAX_BODY):
+        try:
+            body = await _receive_body(receive)
+        except _Disconnected:
+            return
+    peer = scope["client"][0] if scope.get("client") else ""
+    response = await _answer_post(
+        scope["path"][len(FORM_POST) :],
+        body,
+        content_type,
+        client_ip(peer, forwarded),
+        agent,
+    )
+    await response(scope, receive, send)
+
+
+class _Disconnected(Exception):
+    """The client went away before its body arrived."""
+
+
+async def _receive_body(receive: Receive) -> bytes | None:
+    """The body, or None when it is over MAX_BODY (read no further than that)."""
+    body = bytearray()
+    more = True
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _Disconnected
+        body += message.get("body", b"")
+        more = message.get("more_body", False)
+        if len(body) > MAX_BODY:
+            return None
+    return bytes(body)
+
+
+async def _answer_post(
+    form_id: str, body: bytes | None, content_type: str, ip: str, agent: str
+) -> Response:
     if body is None:
         return _message("Too much data", "This form takes at most 64 KB.", 413)
-    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    kind = content_type.split(";")[0].strip().lower()
     if kind != "application/x-www-form-urlencoded":
         return _message("Cannot read this form", "Send the form as a web browser does.", 400)
     try:
@@ -106,37 +221,56 @@ async def form_post(form_id: str, request: Request) -> Response:
     except (UnicodeDecodeError, ValueError):
         return _message("Cannot read this form", "The data sent is not a valid form.", 400)
     data = dict(pairs)
-    ip, agent = _client(request)
-    try:
-        result = await run_in_threadpool(_submit, form_id, data, ip, agent)
-    except NotFound:
+    form = await forms_cache.get(form_id)
+    if form is None:
         return _not_found()
+    try:
+        checked = signup.check_submission(form, data, time.time())
     except signup.UnknownFields as exc:
         return _message("Cannot read this form", str(exc), 400)
-    except signup.TooManyRequests as exc:
-        return _message("Please try again later", str(exc), 429)
     except ValidationFailed as exc:
-        try:
-            form = await run_in_threadpool(_load_form, form_id)
-        except NotFound:
-            return _not_found()
-        # The person's answers come back (escaped) with the reason; a fresh stamp.
+        # The person's answers come back (escaped) with the reason.
         refill = {k: v for k, v in data.items() if k not in (HONEYPOT, STAMP)}
         error = str(exc).replace(repr(data.get("email", "")), "This")
-        return _page(
-            form.name,
-            render_form(form, data.get(STAMP, ""), refill, error),
-            422,
-        )
-    form = result.form
+        return _page(form.name, render_form(form, data.get(STAMP, ""), refill, error), 422)
+    if isinstance(checked, signup.Checked):
+        outcome = await signups.submit(inbox.item_for(form, checked, ip, agent))
+        if outcome == inbox.LIMITED:
+            return _message(
+                "Please try again later",
+                "Too many sign-ups from your network. Please try again later.",
+                429,
+            )
+    else:
+        log.info("form %s: %s", form.id, checked)  # a bot's post: the same answer
     if form.redirect_url:
         return RedirectResponse(form.redirect_url, status_code=303, headers=HEADERS)
-    title = "Check your inbox" if form.double_opt_in else "Thank you"
-    return _page(
-        title,
-        f'<h1>{_e(title)}</h1><p class="from">{_e(form.workspace_name)}</p>'
-        f"<p>{_e(form.answer)}</p>",
-    )
+    return _answers.get(form)
+
+
+class _Answers:
+    """The answer page of each form, rendered once per form definition (it depends on
+    nothing else: see core.forms.signup)."""
+
+    def __init__(self) -> None:
+        self._pages: dict[signup.PublicForm, bytes] = {}
+
+    def get(self, form: signup.PublicForm) -> Response:
+        content = self._pages.get(form)
+        if content is None:
+            title = "Check your inbox" if form.double_opt_in else "Thank you"
+            content = page(
+                title,
+                f'<h1>{_e(title)}</h1><p class="from">{_e(form.workspace_name)}</p>'
+                f"<p>{_e(form.answer)}</p>",
+            ).encode()
+            if len(self._pages) >= FormCache.MAX:
+                self._pages.clear()
+            self._pages[form] = content
+        return Response(content, media_type="text/html; charset=utf-8", headers=HEADERS)
+
+
+_answers = _Answers()
 
 
 # ---------------------------------------------------------------- confirmation

@@ -9,19 +9,16 @@ per-commit cost (fsync on SQLite, a round trip on PostgreSQL) is paid once per b
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import logging
-import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from typing import Generic, TypeVar
 
 from sqlalchemy import Connection
 
 from core.infra.config import settings
-from core.infra.db import get_engine
+from core.infra.db import get_engine, sqlite_writer_lock
 
 log = logging.getLogger(__name__)
 
@@ -118,30 +115,6 @@ def connection() -> Connection:
     return conn
 
 
-@contextmanager
-def _sqlite_writer_lock(conn: Connection) -> Iterator[None]:
-    """On SQLite, queue the webhook processes' writers on a file lock.
-
-    SQLite's own busy handler polls with sleeps of up to 100 ms, so a writer that finds
-    the database locked often sleeps long after the lock came free; `flock` wakes the
-    next writer the moment the previous one commits. Other writers (the worker, the app)
-    still meet on SQLite's lock as before."""
-    database = conn.engine.url.database
-    if conn.dialect.name != "sqlite" or not database or database == ":memory:":
-        yield
-        return
-    path = f"{database}.webhook-lock"
-    fd = _local.__dict__.get(("lock", path))
-    if fd is None:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        _local.__dict__[("lock", path)] = fd
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    try:
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-
-
 def run_in_transaction(work: Callable[[Connection], R]) -> R:
     """`work(connection)` in one transaction on this thread's kept connection.
 
@@ -149,7 +122,7 @@ def run_in_transaction(work: Callable[[Connection], R]) -> R:
     session's transaction bookkeeping costs more per batch than the commit itself."""
     conn = connection()
     try:
-        with _sqlite_writer_lock(conn), conn.begin():
+        with sqlite_writer_lock(conn.engine), conn.begin():
             return work(conn)
     except Exception:
         # The connection may be broken: start the next batch on a new one.

@@ -23,6 +23,7 @@ from core.forms.page import page
 from core.infra.db import read_scope, session_scope
 from core.infra.errors import InvalidToken, NotFound, ValidationFailed
 from core.ingest.tracking import parse_preferences, parse_test_send_preferences
+from webhook.client import client_of
 from webhook.forms import HEADERS, MAX_BODY, _read_body
 
 router = APIRouter()
@@ -41,7 +42,7 @@ def _gone() -> HTMLResponse:
 
 
 def _client(request: Request) -> tuple[str, str]:
-    return (request.client.host if request.client else ""), request.headers.get("user-agent", "")
+    return client_of(request), request.headers.get("user-agent", "")
 
 
 @router.get("/p/test/{token}")

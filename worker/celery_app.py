@@ -65,6 +65,12 @@ app.conf.beat_schedule["recover-import-jobs"] = {
     "schedule": 60.0,
     "options": {"expires": 60.0},
 }
+# Signup forms: the public service accepts posts into an inbox; they are subscribed here.
+app.conf.beat_schedule["drain-signups"] = {
+    "task": "worker.tasks_forms.drain_signups",
+    "schedule": settings.signup_drain_seconds,
+    "options": {"expires": settings.signup_drain_seconds},
+}
 # Signup forms: unconfirmed contacts past their retention go, with their consent attempts.
 app.conf.beat_schedule["sweep-unconfirmed"] = {
     "task": "worker.tasks_forms.sweep_unconfirmed",

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from core.cli import fail_cleanly, out
 from core.infra.db import session_scope
-from core.infra.errors import NotFound
+from core.infra.errors import NotFound, ValidationFailed
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,7 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="append",
         required=True,
         metavar="LISTNAME",
-        help="a list the form subscribes to (created if new); repeat for several",
+        help="a public list the form subscribes to (created public if new; a private list "
+        "is refused); repeat for several",
     )
     p.add_argument(
         "--double-opt-in",
@@ -48,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 @fail_cleanly
 def cmd_create_form(args: argparse.Namespace) -> int:
-    from core.contacts.lists import create_list, find_list
+    from core.contacts.lists import create_list, find_list, set_list_options
     from core.forms.service import FieldSpec, FormInput, create_form
     from core.infra.config import settings
     from core.infra.permissions import Actor
@@ -64,7 +65,13 @@ def cmd_create_form(args: argparse.Namespace) -> int:
             found = find_list(session, actor, name)
             if found is None:
                 found = create_list(session, actor, name)
-                out(f"created list {found.name!r}")
+                set_list_options(session, actor, found.id, visibility="public", opt_in=found.opt_in)
+                out(f"created public list {found.name!r}")
+            elif found.visibility != "public":
+                raise ValidationFailed(
+                    f"The list {found.name!r} is private: a form subscribes only to public "
+                    "lists. Make it public on the Contacts page (Lists tab) first."
+                )
             list_ids.append(found.id)
         fields = [FieldSpec(key.rstrip("!"), required=key.endswith("!")) for key in args.fields]
         form = create_form(

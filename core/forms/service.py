@@ -85,15 +85,21 @@ def _check(session: Session, actor: Actor, data: FormInput, own_id: str | None) 
     list_ids = sorted({int(i) for i in data.list_ids})
     if not list_ids:
         raise ValidationFailed("A form subscribes to at least one list.")
-    found = set(
-        session.scalars(
-            select(ContactList.id).where(
+    found = {
+        lst.id: lst
+        for lst in session.scalars(
+            select(ContactList).where(
                 ContactList.workspace_id == actor.workspace_id, ContactList.id.in_(list_ids)
             )
         )
-    )
+    }
     if missing := [i for i in list_ids if i not in found]:
         raise ValidationFailed(f"No such list in this workspace: {missing}.")
+    if private := [found[i].name for i in list_ids if found[i].visibility != "public"]:
+        raise ValidationFailed(
+            f"A form subscribes only to public lists; {', '.join(private)} is private "
+            "(make it public in the Lists tab first)."
+        )
     labels = field_labels(session, actor)
     fields: list[dict[str, Any]] = []
     for spec in data.fields:

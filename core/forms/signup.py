@@ -5,6 +5,11 @@ new, subscribed, unsubscribed or suppressed, and whether a bot filled the honeyp
 person sees the same page ("check your inbox" on a double-opt-in form, the success
 message otherwise). Mail is never sent here: a confirmation or welcome mail is queued for
 the worker once the transaction commits (core.forms.mail).
+
+So the public service does not subscribe anybody on the request path: it checks a post
+(`check_submission`, no database), appends it to the signup inbox and answers; the worker
+runs the subscription (`subscribe_checked`) a moment later (core.forms.inbox). `submit`
+does both at once in the caller's transaction, for the CLI and tests.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.accounts.auth import normalize_email
-from core.contacts.fields import FIELD_LABELS, list_custom_fields, validate_custom_values
+from core.contacts.fields import FIELD_LABELS, coerce_value, list_custom_fields
 from core.forms import throttle
 from core.forms.service import (
     DEFAULT_CHECK_INBOX,
@@ -31,7 +36,14 @@ from core.forms.service import (
     STAMP,
     STANDARD_FORM_FIELDS,
 )
-from core.infra import clock, jobs
+from core.forms.subscribe import (
+    BLOCKING,
+    Mails,
+    Shown,
+    Signup,
+    subscribe_many,
+)
+from core.infra import clock
 from core.infra.config import settings
 from core.infra.errors import InvalidToken, NotFound, ValidationFailed
 from core.infra.permissions import Actor
@@ -49,11 +61,6 @@ from core.models.statuses import ContactStatus
 
 log = logging.getLogger(__name__)
 
-CONFIRM_TASK = "worker.tasks_forms.send_confirmation"
-WELCOME_TASK = "worker.tasks_forms.send_welcome"
-# Suppression reasons that no signup lifts: the address bounced, complained, or a person
-# blocked it. An unsubscribe suppression is lifted by a confirmed double opt-in.
-BLOCKING = ("bounce", "complaint", "manual")
 MAX_VALUE = 200
 MAX_AGENT = 500
 
@@ -133,7 +140,12 @@ def public_form(session: Session, form_id: str) -> PublicForm:
         elif key in custom:  # a custom field deleted since is no longer asked
             c = custom[key]
             fields.append(PublicField(key, c.label, bool(spec.get("required")), c.type))
-    lists = _lists(session, form.workspace_id, form.list_ids)
+    # Only public lists: a list made private since the form was saved is no longer joined.
+    lists = [
+        lst
+        for lst in _lists(session, form.workspace_id, form.list_ids)
+        if lst.visibility == "public"
+    ]
     name = workspace.from_name or workspace.name
     return PublicForm(
         id=form.id,
@@ -175,12 +187,29 @@ class Submitted:
     outcome: str
 
 
-def _clean_values(
-    session: Session, form: PublicForm, data: Mapping[str, str]
-) -> tuple[str, dict[str, str], dict[str, Any]]:
+@dataclass(frozen=True)
+class Checked:
+    """A post that passed every check that needs no database: what the inbox keeps."""
+
+    email: str  # normalized
+    fields: dict[str, Any]  # the other answers, coerced to their field's type
+
+
+def check_submission(form: PublicForm, data: Mapping[str, str], now: float) -> Checked | str:
+    """Check one post of `form` without touching the database.
+
+    Raises UnknownFields (400) and ValidationFailed (an invalid address or value: 422);
+    returns "honeypot" or "too fast" for a bot's post (answered like any other, and
+    dropped), else the cleaned values."""
+    allowed = {"email", HONEYPOT, STAMP, *(f.key for f in form.fields)}
+    if unknown := sorted(k for k in data if k not in allowed):
+        raise UnknownFields(f"This form has no field {', '.join(unknown[:5])}.")
+    if str(data.get(HONEYPOT) or "").strip():
+        return "honeypot"
+    if not _filled_by_a_person(form.id, str(data.get(STAMP) or ""), now):
+        return "too fast"
     email = normalize_email(str(data.get("email") or "")[:320])
-    standard: dict[str, str] = {}
-    custom: dict[str, Any] = {}
+    fields: dict[str, Any] = {}
     for spec in form.fields:
         value = str(data.get(spec.key) or "").strip()
         if spec.required and not value:
@@ -190,12 +219,15 @@ def _clean_values(
         if not value:
             continue
         if spec.key in STANDARD_FORM_FIELDS:
-            standard[spec.key] = value[:64] if spec.key == "phone" else value
-        else:
-            custom[spec.key] = value
-    if custom:
-        custom = validate_custom_values(session, Actor.system(form.workspace_id), custom)
-    return email, standard, custom
+            fields[spec.key] = value[:64] if spec.key == "phone" else value
+            continue
+        try:
+            coerced = coerce_value(spec.type, value)
+        except ValidationFailed as exc:
+            raise ValidationFailed(f"{spec.label}: {exc}") from None
+        if coerced is not None:
+            fields[spec.key] = coerced
+    return Checked(email, fields)
 
 
 def submit(
@@ -206,18 +238,17 @@ def submit(
     user_agent: str = "",
     now: datetime | None = None,
 ) -> Submitted:
-    """Take one post of a form. Raises NotFound (no such form), UnknownFields (400),
-    ValidationFailed (invalid address or value: 422) and TooManyRequests (429); every
-    other case returns, with the same answer for the person (see the module doc)."""
+    """Take one post of a form and subscribe it now, in the caller's transaction (the
+    public service goes through the signup inbox instead: core.forms.inbox).
+
+    Raises NotFound (no such form), UnknownFields (400), ValidationFailed (invalid address
+    or value: 422) and TooManyRequests (429); every other case returns, with the same
+    answer for the person (see the module doc)."""
     at = now or clock.now()
     form = public_form(session, form_id)
-    allowed = {"email", HONEYPOT, STAMP, *(f.key for f in form.fields)}
-    if unknown := sorted(k for k in data if k not in allowed):
-        raise UnknownFields(f"This form has no field {', '.join(unknown[:5])}.")
-    if str(data.get(HONEYPOT) or "").strip():
-        return Submitted(form, "honeypot")
-    if not _filled_by_a_person(form.id, str(data.get(STAMP) or ""), at.timestamp()):
-        return Submitted(form, "too fast")
+    checked = check_submission(form, data, at.timestamp())
+    if isinstance(checked, str):
+        return Submitted(form, checked)
     if not throttle.take(
         session,
         throttle.ip_key(ip),
@@ -227,22 +258,12 @@ def submit(
         exact=False,
     ):
         raise TooManyRequests("Too many sign-ups from your network. Please try again later.")
-    email, standard, custom = _clean_values(session, form, data)
     shown = Shown(ip[:64], (user_agent or "")[:MAX_AGENT], form.consent_text, form.id, at)
-    outcome = _subscribe(session, form, email, standard, custom, shown)
+    mails = Mails()
+    outcome = subscribe_checked(session, form, checked, shown, mails)
+    mails.enqueue_each(session)
     log.info("form %s: %s", form.id, outcome)
     return Submitted(form, outcome)
-
-
-@dataclass(frozen=True)
-class Shown:
-    """Where and when a consent was given, and the text shown with the button."""
-
-    ip: str
-    user_agent: str
-    consent_text: str
-    form_id: str
-    at: datetime
 
 
 def _blocked(session: Session, workspace_id: int, email: str) -> bool:
@@ -258,61 +279,12 @@ def _blocked(session: Session, workspace_id: int, email: str) -> bool:
     )
 
 
-def _subscribe(
-    session: Session,
-    form: PublicForm,
-    email: str,
-    standard: dict[str, str],
-    custom: dict[str, Any],
-    shown: Shown,
+def subscribe_checked(
+    session: Session, form: PublicForm, checked: Checked, shown: Shown, mails: Mails
 ) -> str:
-    ws = form.workspace_id
-    # One submission per address at a time (all workspaces): the contact look-up, its
-    # creation and the mail cap below see each other's work.
-    throttle.lock(session, throttle.address_key(email))
-    contact = session.scalar(
-        select(Contact).where(Contact.workspace_id == ws, Contact.email == email)
-    )
-    if _blocked(session, ws, email) or (
-        contact is not None and contact.status in (ContactStatus.BOUNCED, ContactStatus.COMPLAINED)
-    ):
-        return "suppressed"
-    if contact is not None and contact.status == ContactStatus.SUBSCRIBED:
-        member = set(
-            session.scalars(
-                select(ListMembership.list_id).where(ListMembership.contact_id == contact.id)
-            )
-        )
-        new = [i for i in form.list_ids if i not in member]
-        now_ids = [i for i in new if i not in form.double_list_ids]
-        later_ids = [i for i in new if i in form.double_list_ids]
-        if now_ids:
-            _join(session, contact.id, now_ids)
-            _record(session, ws, contact.id, now_ids, "subscribe", shown)
-        if later_ids:
-            return _ask_confirmation(session, ws, contact, email, later_ids, shown)
-        return "joined lists" if now_ids else "already subscribed"
-    list_ids = list(form.list_ids)
-    if contact is None:
-        contact = Contact(
-            workspace_id=ws,
-            email=email,
-            status=ContactStatus.UNCONFIRMED,
-            source="form",
-            custom_fields=custom,
-            **standard,
-        )
-        session.add(contact)
-        session.flush()
-    if form.double_opt_in or contact.status == ContactStatus.UNSUBSCRIBED:
-        return _ask_confirmation(session, ws, contact, email, list_ids, shown)
-    # Single opt-in: a new or unconfirmed address is subscribed at once.
-    contact.status = ContactStatus.SUBSCRIBED
-    contact.updated_at = shown.at
-    _join(session, contact.id, list_ids)
-    row = _record(session, ws, contact.id, list_ids, "subscribe", shown)
-    _queue_welcome(session, row)
-    return "subscribed"
+    """Run one checked post's subscription in the caller's transaction (core.forms.
+    subscribe does many at once); the mails it needs go into `mails`."""
+    return subscribe_many(session, [Signup(form, checked, shown)], mails)[0]
 
 
 def _join(session: Session, contact_id: int, list_ids: list[int]) -> None:
@@ -328,62 +300,10 @@ def _join(session: Session, contact_id: int, list_ids: list[int]) -> None:
         session.execute(insert(ListMembership), rows)
 
 
-def _record(
-    session: Session,
-    workspace_id: int,
-    contact_id: int,
-    list_ids: list[int],
-    action: str,
-    shown: Shown,
-    **extra: Any,
-) -> Consent:
-    row = Consent(
-        workspace_id=workspace_id,
-        contact_id=contact_id,
-        list_ids=sorted(list_ids),
-        action=action,
-        source="form",
-        source_detail=shown.form_id,
-        created_at=shown.at,
-        ip=shown.ip,
-        user_agent=shown.user_agent,
-        consent_text=shown.consent_text,
-        **extra,
-    )
-    session.add(row)
-    session.flush()
-    return row
-
-
-def _ask_confirmation(
-    session: Session,
-    workspace_id: int,
-    contact: Contact,
-    email: str,
-    list_ids: list[int],
-    shown: Shown,
-) -> str:
-    if not throttle.take(
-        session,
-        throttle.address_key(email),
-        settings.form_confirmations_per_day,
-        timedelta(days=1),
-        shown.at,
-        exact=False,  # _subscribe holds the address's lock already
-    ):
-        log.warning(
-            "form %s: no confirmation mail, the address's daily cap is reached", shown.form_id
-        )
-        return "capped"
-    request = _record(session, workspace_id, contact.id, list_ids, "request", shown)
-    jobs.enqueue(session, CONFIRM_TASK, request.id)
-    return "confirmation queued"
-
-
-def _queue_welcome(session: Session, row: Consent) -> None:
+def _queue_welcome(session: Session, row: Consent, mails: Mails) -> None:
     form = session.get(Form, row.source_detail) if row.source == "form" else None
     if form is not None and form.welcome_template_id is not None:
-        jobs.enqueue(session, WELCOME_TASK, row.id)
+        mails.welcomes.append(row.id)
 
 
 # --- confirmation ----------------------------------------------------------------------------
@@ -494,5 +414,7 @@ def confirm(
     _join(session, contact.id, [lst.id for lst in lists])
     session.flush()
     if was != ContactStatus.SUBSCRIBED:
-        _queue_welcome(session, row)
+        mails = Mails()
+        _queue_welcome(session, row, mails)
+        mails.enqueue_each(session)
     return _describe(session, request, True)

@@ -30,13 +30,16 @@ def ip_key(ip: str) -> str:
     return "ip:" + (ip or "unknown")[:64]
 
 
+def lock_number(key: str) -> int:
+    """The PostgreSQL advisory lock number of `key`."""
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
+
+
 def lock(session: Session, key: str) -> None:
     """Hold `key` until the caller's transaction ends (PostgreSQL; see the module doc)."""
     if session.get_bind().dialect.name != "postgresql":
         return
-    digest = hashlib.sha256(key.encode()).digest()
-    number = int.from_bytes(digest[:8], "big", signed=True)
-    session.execute(text("SELECT pg_advisory_xact_lock(:n)"), {"n": number})
+    session.execute(text("SELECT pg_advisory_xact_lock(:n)"), {"n": lock_number(key)})
 
 
 def used(session: Session, key: str, window: timedelta, now: datetime) -> int:

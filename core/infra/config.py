@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 import time
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = {
@@ -129,6 +130,30 @@ class Settings(BaseSettings):
     # UNCONFIRMED_RETENTION_DAYS with their consent attempts (beat, hourly).
     form_confirm_days: float = 7.0
     unconfirmed_retention_days: float = 30.0
+    # The public service answers a signup once it is in the signup inbox; the worker
+    # subscribes it every SIGNUP_DRAIN_SECONDS (beat), this many per transaction (small:
+    # on SQLite a drain transaction holds the write lock the webhook's requests wait for).
+    signup_drain_seconds: float = 1.0
+    signup_drain_batch: int = 50
+    # How long a webhook process keeps a form's definition before reading it again: an
+    # edit to a form reaches its POST handling within this many seconds.
+    form_cache_seconds: float = 5.0
+
+    # The public service behind a reverse proxy or load balancer: the addresses (IPs or
+    # CIDRs, comma-separated) whose X-Forwarded-For is believed. Empty: the direct peer
+    # is the client. See core.infra.clientip.
+    trusted_proxies: str = ""
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: str) -> str:
+        for part in value.replace(";", ",").split(","):
+            if part.strip():
+                try:
+                    ipaddress.ip_network(part.strip(), strict=False)
+                except ValueError:
+                    raise ValueError(f"{part.strip()!r} is not an IP address or CIDR") from None
+        return value
 
     # Operations (issue 20). Logs: "text" (the default) or "json", one object per line.
     log_format: Literal["text", "json"] = "text"

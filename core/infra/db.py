@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -149,6 +151,36 @@ def read_scope(url: str | None = None) -> Iterator[Session]:
 def _no_writes_in_read_scope(session: Session, _context, _instances) -> None:
     if session.info.get(READ_ONLY) and (session.new or session.dirty or session.deleted):
         raise RuntimeError("read_scope() is for reading: write in a session_scope() instead")
+
+
+_lock_fds: dict[tuple[int, str], int] = {}
+
+
+@contextmanager
+def sqlite_writer_lock(engine: Engine) -> Iterator[None]:
+    """On SQLite, queue this writer behind the others that take this lock (a file lock
+    beside the database); elsewhere nothing.
+
+    SQLite's own busy handler polls with sleeps of up to 100 ms, so a writer that finds
+    the database locked often sleeps long after the lock came free; `flock` wakes the
+    next writer the moment the previous one commits. The webhook's group commit and the
+    signup drain take it; other writers (the app, other tasks) still meet on SQLite's
+    lock as before. One descriptor per thread: flock is held per open file."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        yield
+        return
+    path = f"{database}.webhook-lock"
+    key = (threading.get_ident(), path)
+    fd = _lock_fds.get(key)
+    if fd is None:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        _lock_fds[key] = fd
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 def dispose_all() -> None:

@@ -52,7 +52,7 @@ from core.models.contacts import (
     Suppression,
 )
 from core.models.deliverability import CampaignGuard
-from core.models.forms import Consent, Form, FormThrottle
+from core.models.forms import Consent, Form, FormThrottle, SignupInbox
 
 __all__ = [
     "AuditLog",
@@ -77,6 +77,7 @@ __all__ = [
     "FIELD_TYPES",
     "Form",
     "FormThrottle",
+    "SignupInbox",
     "Invitation",
     "JOB_STATUSES",
     "JSONType",

@@ -11,6 +11,7 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Index,
+    Integer,
     String,
     Text,
     UniqueConstraint,
@@ -107,3 +108,27 @@ class FormThrottle(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     key: Mapped[str] = mapped_column(String(100))
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+
+
+class SignupInbox(Base):
+    """Signups the public service has accepted and the worker has not yet subscribed.
+
+    The request path checks a post and appends it here (many posts per transaction); the
+    worker's drain runs the subscription (contact, consent, confirmation mail) and deletes
+    the row in the same transaction (core.forms.inbox). A row that keeps failing stays,
+    with its error, after MAX_SIGNUP_ATTEMPTS tries."""
+
+    __tablename__ = "signup_inbox"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    form_id: Mapped[str] = mapped_column(String(16))
+    email: Mapped[str] = mapped_column(String(320))  # normalized
+    # The form's other answers, checked and coerced: {"first_name": "Ada", "plan": 3}.
+    fields: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, server_default="{}")
+    ip: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    user_agent: Mapped[str] = mapped_column(Text, default="", server_default="")
+    consent_text: Mapped[str] = mapped_column(Text, default="", server_default="")
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(Text)

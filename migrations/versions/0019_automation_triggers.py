@@ -12,7 +12,7 @@ exit pass's watermark.
   dashboard's count of a workspace's automation mail.
 
 Revision ID: 0019_automation_triggers
-Revises: 0017_automations (written on a branch beside 0018; the merge re-points it at 0018)
+Revises: 0018_signup_inbox
 """
 
 from collections.abc import Sequence
@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0019_automation_triggers"
-down_revision: str | None = "0017_automations"
+down_revision: str | None = "0018_signup_inbox"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

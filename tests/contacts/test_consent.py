@@ -41,7 +41,7 @@ def _csv(data: bytes) -> list[dict[str, str]]:
 
 
 def test_import_records_the_file_and_the_user_set_based(session, owner, tmp_path):
-    news = ContactList(workspace_id=owner.workspace_id, name="News")
+    news = ContactList(workspace_id=owner.workspace_id, name="News", visibility="public")
     session.add(news)
     session.flush()
     ws = session.get(Workspace, owner.workspace_id)

@@ -12,12 +12,13 @@ from tests.pages.apptest import by_label, new_app, sign_in, texts
 HOSTILE = "<b>Bold</b> [x](https://evil.example)"
 
 
-def _open(role: str):
+def _open(role: str, visibility: str = "private"):
     email = seed_user(role=role)
     with session_scope() as session:
         ws = session.scalar(select(Workspace).where(Workspace.slug == "acme"))
-        news = ContactList(workspace_id=ws.id, name="News")
-        session.add(news)
+        news = ContactList(workspace_id=ws.id, name="News", visibility=visibility)
+        secret = ContactList(workspace_id=ws.id, name="Secret VIP")  # private
+        session.add_all([news, secret])
         session.flush()
         list_id = news.id
     at = sign_in(new_app(), email)
@@ -31,7 +32,9 @@ def _labels(elements) -> list[str]:
 
 
 def test_an_editor_creates_a_form_and_sees_its_link_snippet_and_preview(live_db):
-    at, list_id = _open("editor")
+    at, list_id = _open("editor", "public")
+    # A form subscribes only to public lists: the private one is not offered.
+    assert by_label(at.multiselect, "Subscribes to").options == ["News"]
     by_label(at.text_input, "Form name (the page's heading)").input(HOSTILE)
     by_label(at.multiselect, "Subscribes to").select(list_id)
     by_label(at.multiselect, "Fields asked besides email").select("first_name")
@@ -63,6 +66,9 @@ def test_an_editor_creates_a_form_and_sees_its_link_snippet_and_preview(live_db)
 
 def test_list_signup_options_and_no_forms_tab_for_a_viewer(live_db):
     at, list_id = _open("editor")
+    # With no public list, the Forms tab says what to do instead of offering nothing.
+    assert "Make a list public" in texts(at)
+    assert "Form name (the page's heading)" not in _labels(at.text_input)
     by_label(at.radio, "Visibility").set_value("public")
     by_label(at.radio, "Opt-in").set_value("double")
     by_label(at.text_input, "Description").input("Monthly news")

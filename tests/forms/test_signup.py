@@ -95,6 +95,13 @@ def test_form_crud_is_validated_and_needs_an_editor(session):
     session.flush()
     with pytest.raises(ValidationFailed, match="No such list"):
         create_form(session, editor, FormInput(name="X", list_ids=[foreign.id]))
+    staff = ContactList(workspace_id=ws.id, name="Staff")  # private, the default
+    session.add(staff)
+    session.flush()
+    with pytest.raises(ValidationFailed, match="only to public lists; Staff is private"):
+        create_form(session, editor, FormInput(name="X", list_ids=[news.id, staff.id]))
+    with pytest.raises(ValidationFailed, match="Staff is private"):
+        update_form(session, editor, f.id, FormInput(name="Footer", list_ids=[staff.id]))
     update_form(session, editor, f.id, FormInput(name="Footer 2", list_ids=[news.id]))
     assert [x.name for x in list_forms(session, editor)] == ["Footer 2"]
     assert len(f.id) >= 12
@@ -270,7 +277,7 @@ def test_single_opt_in_subscribes_at_once_but_never_resubscribes_without_confirm
 
 def test_subscribed_contact_joins_single_lists_and_confirms_double_ones(session):
     ws, editor, news, f = _setup(session, double=False)
-    vip = ContactList(workspace_id=ws.id, name="VIP", opt_in="double")
+    vip = ContactList(workspace_id=ws.id, name="VIP", opt_in="double", visibility="public")
     session.add(vip)
     session.flush()
     update_form(
@@ -338,7 +345,7 @@ def test_welcome_template_after_confirmation(session, outbox):
 
     ws = make_workspace(session, name="Acme", from_email="news@acme.io")
     editor = actor_of(make_user(session, ws, role="editor"))
-    news = ContactList(workspace_id=ws.id, name="News")
+    news = ContactList(workspace_id=ws.id, name="News", visibility="public")
     tpl = Template(
         workspace_id=ws.id,
         name="Welcome",

@@ -8,10 +8,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from core.forms import mail, signup
+from core.forms import inbox, mail, signup
 from core.forms.service import HONEYPOT, STAMP, FieldSpec, FormInput, create_form
-from core.infra.db import session_scope
-from core.models import Consent, Contact, ContactList, ListMembership
+from core.infra.db import get_sessionmaker, session_scope
+from core.models import Consent, Contact, ContactList, ListMembership, SignupInbox
 from tests.helpers import actor_of, make_user, make_workspace, outbox_messages
 from webhook.main import app
 
@@ -50,6 +50,22 @@ def _data(form_id: str, **extra: str) -> dict[str, str]:
     return data
 
 
+def _drain() -> int:
+    """What the worker's beat does a moment after the answer: subscribe the inbox."""
+    return inbox.drain_signup_backlog(get_sessionmaker())
+
+
+def _mails(enqueued: list) -> tuple[list[int], list[int]]:
+    """The confirmation and welcome mails the drain queued (their consent row ids)."""
+    confirmations: list[int] = []
+    welcomes: list[int] = []
+    for name, (c, w), _ in enqueued:
+        assert name == inbox.MAILS_TASK
+        confirmations += c
+        welcomes += w
+    return confirmations, welcomes
+
+
 def test_the_hosted_form_is_escaped_labelled_and_carries_the_bot_traps(form_id):
     client = TestClient(app)
     page = client.get(f"/f/{form_id}")
@@ -71,8 +87,21 @@ def test_a_post_gets_the_check_inbox_page_and_the_link_confirms_only_on_post(
     answer = client.post(f"/f/{form_id}", data=_data(form_id))
     assert answer.status_code == 200
     assert "Check your inbox" in answer.text
-    [(name, (request_id,), _)] = enqueued
-    assert name == signup.CONFIRM_TASK
+    # Answered once it is in the inbox: nobody is subscribed and no mail queued yet.
+    with session_scope() as session:
+        [waiting] = session.scalars(select(SignupInbox))
+        assert (waiting.email, waiting.fields, waiting.ip) == (
+            "ada@example.com",
+            {"first_name": "Ada"},
+            "testclient",
+        )
+        assert waiting.consent_text == f"I agree {HOSTILE}"
+        assert session.scalar(select(Contact)) is None
+    assert enqueued == []
+    assert _drain() == 1
+    [request_id], [] = _mails(enqueued)
+    with session_scope() as session:
+        assert session.scalar(select(SignupInbox)) is None
     with session_scope() as session:
         assert mail.send_confirmation(session, request_id) == "sent"
         request = session.get(Consent, request_id)
@@ -115,7 +144,7 @@ def test_refused_posts_say_why(form_id, enqueued):
     assert missing.status_code == 422 and "First name is required" in missing.text
     as_json = client.post(f"/f/{form_id}", json=_data(form_id))
     assert as_json.status_code == 400
-    assert enqueued == []
+    assert _drain() == 0 and enqueued == []
 
 
 def test_bots_get_the_same_page_and_nothing_happens(form_id, enqueued):
@@ -129,7 +158,8 @@ def test_bots_get_the_same_page_and_nothing_happens(form_id, enqueued):
         data=_data(form_id, email="f@example.com", **{STAMP: signup.fill_stamp(form_id)}),
     )
     assert person.text == honeypot.text == fast.text
-    assert len(enqueued) == 1
+    assert _drain() == 1
+    assert len(_mails(enqueued)[0]) == 1
     with session_scope() as session:
         assert set(session.scalars(select(Contact.email))) == {"p@example.com"}
 
@@ -138,7 +168,7 @@ def test_a_redirect_url_is_followed_after_the_post(live_db, enqueued):
     with session_scope() as session:
         ws = make_workspace(session)
         editor = actor_of(make_user(session, ws, role="editor"))
-        news = ContactList(workspace_id=ws.id, name="News")
+        news = ContactList(workspace_id=ws.id, name="News", visibility="public")
         session.add(news)
         session.flush()
         form_id = create_form(
@@ -171,4 +201,41 @@ def test_too_many_posts_from_one_ip_get_a_429_page(form_id, enqueued, monkeypatc
         for i in range(3)
     ]
     assert codes == [200, 200, 429]
-    assert len(enqueued) == 2
+    assert _drain() == 2
+    assert len(_mails(enqueued)[0]) == 2
+
+
+def test_behind_a_trusted_proxy_the_forwarded_address_is_recorded_and_limited(
+    form_id, enqueued, monkeypatch
+):
+    """TRUSTED_PROXIES: the signup, its consent row and the per-IP limit use the address
+    the proxy saw; a forwarded header from anybody else changes nothing."""
+    from core.infra.config import settings
+
+    monkeypatch.setattr(settings, "form_posts_per_ip_per_hour", 1)
+    client = TestClient(app)  # its peer address is "testclient", not an IP: not trusted
+    spoofed = {"X-Forwarded-For": "198.51.100.1"}
+    assert client.post(f"/f/{form_id}", data=_data(form_id), headers=spoofed).status_code == 200
+    with session_scope() as session:
+        assert session.scalar(select(SignupInbox.ip)) == "testclient"
+
+    monkeypatch.setattr(settings, "trusted_proxies", "127.0.0.0/8")
+    behind = TestClient(app, client=("127.0.0.1", 40000))
+    posts = [
+        behind.post(
+            f"/f/{form_id}",
+            data=_data(form_id, email=f"{name}@example.com"),
+            headers={"X-Forwarded-For": f"1.1.1.1, {ip}"},
+        ).status_code
+        for name, ip in (("bea", "198.51.100.2"), ("cy", "198.51.100.3"), ("di", "198.51.100.2"))
+    ]
+    assert posts == [200, 200, 429]  # one post an hour per client address, not per proxy
+    assert _drain() == 3
+    with session_scope() as session:
+        rows = session.execute(select(Contact.email, Consent.ip).join(Consent))
+        ips = {email: ip for email, ip in rows}
+    assert ips == {
+        "ada@example.com": "testclient",
+        "bea@example.com": "198.51.100.2",
+        "cy@example.com": "198.51.100.3",
+    }

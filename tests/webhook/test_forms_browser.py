@@ -1,5 +1,6 @@
 """A person signs up on a hosted form in headless Chromium (issue 17): the real webhook
-process takes the post, a real Celery worker sends the confirmation mail to the outbox,
+process takes the post into its inbox, a real Celery worker (with beat) subscribes it and
+sends the confirmation mail to the outbox,
 the link's GET page confirms nothing, its button does."""
 
 from __future__ import annotations
@@ -59,7 +60,8 @@ def test_sign_up_confirm_by_button_not_by_visiting(live_db, page, tmp_path):  # 
     data = tmp_path / "data"
     env = process_env(data, live_db, SECRET_KEY=settings.secret_key, FORM_MIN_FILL_SECONDS="1")
     webhook, base = start_webhook(env, tmp_path / "webhook.log")
-    worker = start_worker(env, tmp_path / "worker.log")
+    # With beat: it drains the signup inbox the webhook answers from (core.forms.inbox).
+    worker = start_worker(env, tmp_path / "worker.log", beat=True)
     try:
         page.set_viewport_size({"width": 1400, "height": 1000})
         page.goto(f"{base}/f/{form_id}")
