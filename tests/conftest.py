@@ -39,6 +39,7 @@ from core.infra import clock, jobs  # noqa: E402
 from core.infra.config import settings  # noqa: E402
 from core.infra.db import create_db_engine, dispose_all  # noqa: E402
 from core.infra.migrate import migrate  # noqa: E402
+from tests.browsers import Chromium  # noqa: E402
 
 PG_ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
@@ -205,9 +206,19 @@ class Databases:
 @pytest.fixture(scope="session")
 def session_stack() -> Iterator[contextlib.ExitStack]:
     """Things shared by the tests of one pytest process (one xdist worker), closed when the
-    session ends: the browser tests' Streamlit server (tests/browser/conftest.py)."""
+    session ends: the browser tests' Streamlit server (tests/browser/conftest.py) and
+    Chromium."""
     with contextlib.ExitStack() as stack:
         yield stack
+
+
+@pytest.fixture(scope="session")
+def chromium(session_stack: contextlib.ExitStack) -> Chromium:
+    """The pytest process's headless Chromium; `chromium.new_page(**context_options)` gives a
+    page in a context of its own. The `page` fixture is in tests/browser/conftest.py."""
+    browser = Chromium()
+    session_stack.callback(browser.close)
+    return browser
 
 
 @pytest.fixture(scope="session")
