@@ -87,8 +87,12 @@ def pytest_collection_modifyitems(config, items) -> None:
         if "postgres" in item.keywords and not PG_ADMIN_URL:
             item.add_marker(pytest.mark.skip(reason="TEST_DATABASE_URL is not set"))
     _name_xdist_groups(config, items)
-    # Browser tests last: they are the slowest, and by then imports and caches are warm.
-    items.sort(key=lambda item: "browser" in item.keywords)
+    # Longest first: browser tests, then the other slow ones (processes), then the many short
+    # ones. xdist hands each worker the next test as it runs low, so short tests at the end
+    # fill the gaps, where browser tests last left one worker idle for most of a long test.
+    items.sort(
+        key=lambda item: 0 if "browser" in item.keywords else 1 if "slow" in item.keywords else 2
+    )
 
 
 def _name_xdist_groups(config, items) -> None:
