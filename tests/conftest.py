@@ -8,6 +8,7 @@ import os
 import shutil
 import tempfile
 import uuid
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,14 +30,16 @@ for _var in ("DATABASE_URL", "BROKER_URL", "OUTBOX_DIR", "ROLLUP_PATH", "OPENAI_
     os.environ.pop(_var, None)
 
 import pytest  # noqa: E402
-from sqlalchemy import create_engine, text  # noqa: E402
+from sqlalchemy import Engine, create_engine, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
+from sqlalchemy.pool import NullPool  # noqa: E402
 
 from core.infra import clock, jobs  # noqa: E402
 from core.infra.config import settings  # noqa: E402
 from core.infra.db import create_db_engine, dispose_all  # noqa: E402
 from core.infra.migrate import migrate  # noqa: E402
+from tests.browsers import Chromium  # noqa: E402
 
 PG_ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
@@ -84,8 +87,12 @@ def pytest_collection_modifyitems(config, items) -> None:
         if "postgres" in item.keywords and not PG_ADMIN_URL:
             item.add_marker(pytest.mark.skip(reason="TEST_DATABASE_URL is not set"))
     _name_xdist_groups(config, items)
-    # Browser tests last: they are the slowest, and by then imports and caches are warm.
-    items.sort(key=lambda item: "browser" in item.keywords)
+    # Longest first: browser tests, then the other slow ones (processes), then the many short
+    # ones. xdist hands each worker the next test as it runs low, so short tests at the end
+    # fill the gaps, where browser tests last left one worker idle for most of a long test.
+    items.sort(
+        key=lambda item: 0 if "browser" in item.keywords else 1 if "slow" in item.keywords else 2
+    )
 
 
 def _name_xdist_groups(config, items) -> None:
@@ -119,13 +126,22 @@ def _pg_admin(sql: str) -> None:
 
 
 class Databases:
-    """Migrated template databases, copied cheaply for tests that need a fresh one."""
+    """Migrated template databases, copied cheaply for tests that need a fresh one.
+
+    A PostgreSQL database costs little to create from the template (0.2 s) but seconds to
+    drop: DROP DATABASE forces a checkpoint (2 to 5 s each here, 2026-12-05), and a run
+    made some hundred of them, dropped one by one at the end of each xdist worker's session
+    (over a minute of wall clock). So `lease` hands out a used database again once `give_back`
+    has emptied it (TRUNCATE … RESTART IDENTITY, 0.3 s): the same as a fresh one, since the
+    migrations write no rows but alembic_version's."""
 
     def __init__(self) -> None:
         self.sqlite_template = _DATA / "template.db"
         migrate(f"sqlite:///{self.sqlite_template}")
         self.pg_template = ""
         self.created: list[str] = []
+        self._idle: list[str] = []  # emptied PostgreSQL databases, ready to lease again
+        self._tables: list[str] = []
         if PG_ADMIN_URL:
             self.pg_template = f"mw_tpl_{uuid.uuid4().hex[:10]}"
             _pg_admin(f'CREATE DATABASE "{self.pg_template}"')
@@ -146,6 +162,45 @@ class Databases:
         self.created.append(name)
         return _pg_url(name)
 
+    def lease(self, backend: str) -> str:
+        """A database as good as `fresh(backend)`, reusing one given back if there is one."""
+        if backend == "postgresql" and self._idle:
+            return self._idle.pop()
+        return self.fresh(backend)
+
+    def give_back(self, url: str) -> None:
+        """Empty a leased PostgreSQL database for the next lease (SQLite files are left)."""
+        if not url.startswith("postgresql"):
+            return
+        # What DROP DATABASE … WITH (FORCE) did: no session of the test's processes stays.
+        _pg_admin(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            f"WHERE datname = '{make_url(url).database}' AND pid <> pg_backend_pid()"
+        )
+        engine = create_engine(url, poolclass=NullPool)
+        try:
+            self._empty(engine)
+        except Exception as exc:  # a lock still held, say: drop_all drops it, lease makes another
+            warnings.warn(f"not reusing {make_url(url).database}: {exc}", stacklevel=2)
+            return
+        finally:
+            engine.dispose()
+        self._idle.append(url)
+
+    def _empty(self, engine: Engine) -> None:
+        with engine.begin() as conn:
+            if not self._tables:
+                self._tables = list(
+                    conn.scalars(
+                        text(
+                            "SELECT quote_ident(tablename) FROM pg_tables "
+                            "WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+                        )
+                    )
+                )
+            conn.execute(text("SET LOCAL lock_timeout = '10s'"))
+            conn.execute(text(f"TRUNCATE {', '.join(self._tables)} RESTART IDENTITY CASCADE"))
+
     def drop_all(self) -> None:
         dispose_all()
         for name in reversed(self.created):
@@ -155,9 +210,19 @@ class Databases:
 @pytest.fixture(scope="session")
 def session_stack() -> Iterator[contextlib.ExitStack]:
     """Things shared by the tests of one pytest process (one xdist worker), closed when the
-    session ends: the browser tests' Streamlit server (tests/browser/conftest.py)."""
+    session ends: the browser tests' Streamlit server (tests/browser/conftest.py) and
+    Chromium."""
     with contextlib.ExitStack() as stack:
         yield stack
+
+
+@pytest.fixture(scope="session")
+def chromium(session_stack: contextlib.ExitStack) -> Chromium:
+    """The pytest process's headless Chromium; `chromium.new_page(**context_options)` gives a
+    page in a context of its own. The `page` fixture is in tests/browser/conftest.py."""
+    browser = Chromium()
+    session_stack.callback(browser.close)
+    return browser
 
 
 @pytest.fixture(scope="session")
@@ -202,13 +267,16 @@ def session(backend: str, shared_urls: dict[str, str]) -> Iterator[Session]:
 
 
 @pytest.fixture
-def live_db(backend: str, databases: Databases, monkeypatch: pytest.MonkeyPatch) -> str:
+def live_db(backend: str, databases: Databases, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A fresh migrated database that the code under test commits to (AppTest, processes).
 
-    settings.database_url points at it for the test."""
-    url = databases.fresh(backend)
+    settings.database_url points at it for the test. A PostgreSQL one is emptied afterwards
+    and leased to a later test (Databases.lease)."""
+    url = databases.lease(backend)
     monkeypatch.setattr(settings, "database_url", url)
-    return url
+    yield url
+    dispose_all()
+    databases.give_back(url)
 
 
 @pytest.fixture(autouse=True)

@@ -15,6 +15,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+# The one backend of a test whose subject is a process boundary (the CLI, a Celery worker,
+# uvicorn) rather than the data layer: PostgreSQL when the run has one, else SQLite. Running
+# it on both doubled its minutes for the same path through the process; the core functions
+# under it run on both backends in the rolled-back tests, and the test itself runs on SQLite
+# in `make test-fast` and in any run without TEST_DATABASE_URL.
+# Use: @pytest.mark.parametrize("backend", [PROCESS_BACKEND]).
+PROCESS_BACKEND = "postgresql" if os.environ.get("TEST_DATABASE_URL") else "sqlite"
 
 
 def free_port() -> int:

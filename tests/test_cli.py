@@ -6,11 +6,16 @@ import json
 import subprocess
 import sys
 
+import pytest
 from sqlalchemy import func, select
 
 from core.infra.db import session_scope
 from core.models import Campaign, Contact, ContactList, Event, User
-from tests.processes import ROOT, process_env
+from tests.processes import PROCESS_BACKEND, ROOT, process_env
+
+# The CLI is a process boundary: one backend (see PROCESS_BACKEND), here and in the other
+# test_cli modules.
+pytestmark = pytest.mark.parametrize("backend", [PROCESS_BACKEND])
 
 
 def run_cli(tmp_path, url: str, *args: str, **env: str) -> subprocess.CompletedProcess:

@@ -16,7 +16,7 @@ from core.campaigns import service as campaigns
 from core.infra.db import session_scope
 from core.models import Message, Template
 from tests.helpers import outbox_messages
-from tests.processes import process_env, start_worker, wait_until
+from tests.processes import PROCESS_BACKEND, process_env, start_worker, wait_until
 from tests.sending.builders import HTML, make_campaign, make_setup
 
 pytestmark = pytest.mark.slow
@@ -39,6 +39,9 @@ def _campaign_status(setup, cid: int) -> str:
         return campaigns.campaign_status(s, setup.actor, cid)["status"]
 
 
+# The release runs on both backends in test_release_and_task.py; exactly once through a
+# killed worker on SQLite is sending/test_worker.py's kill test.
+@pytest.mark.parametrize("backend", [PROCESS_BACKEND])
 def test_rest_goes_to_the_winner_once_with_the_worker_killed(live_db, tmp_path: Path, enqueued):
     with session_scope() as s:
         setup = make_setup(s, contacts=CONTACTS, rate=150.0)

@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from core.infra.db import session_scope
 from core.models import ContactList, Template, Workspace
 from tests.helpers import make_workspace
+from tests.processes import PROCESS_BACKEND
 from tests.test_cli import run_cli
+
+pytestmark = pytest.mark.parametrize("backend", [PROCESS_BACKEND])  # the CLI: one backend
 
 
 def test_create_status_pause_resume(live_db, tmp_path):

@@ -22,7 +22,7 @@ from core.infra.db import session_scope
 from core.ingest.store import MACHINE_OPEN_SECONDS
 from core.models import ContactList, Message, Template
 from tests.helpers import actor_of, make_contact, make_user, make_workspace, outbox_messages
-from tests.processes import process_env, start_webhook, start_worker, wait_until
+from tests.processes import PROCESS_BACKEND, process_env, start_webhook, start_worker, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -87,6 +87,9 @@ def _subjects(outbox) -> Counter:
     return Counter((m["To"], m["Subject"]) for m in outbox_messages(outbox))
 
 
+# The engine runs on both backends in test_engine.py; exactly once through a killed worker on
+# SQLite is sending/test_worker.py's kill test.
+@pytest.mark.parametrize("backend", [PROCESS_BACKEND])
 def test_welcome_series_through_a_killed_worker_sends_each_mail_once(live_db, tmp_path):
     actor, automation_id, _ = _setup()
     webhook, public = start_webhook(process_env(tmp_path, live_db), tmp_path / "webhook.log")

@@ -16,18 +16,9 @@ from sqlalchemy.engine import make_url
 
 from core.infra.config import settings
 from tests.apptest_db import seed_user
+from tests.browsers import Chromium
 from tests.helpers import PASSWORD
 from tests.processes import Proc, http_ok, process_env, start_streamlit, start_webhook, start_worker
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-dev-shm-usage",
-    "--no-first-run",
-    "--disable-component-update",
-]
-CONTEXT = {"viewport": {"width": 1400, "height": 900}}
 
 
 @dataclass
@@ -203,25 +194,18 @@ def live_stack(live_db: str, tmp_path: Path) -> Iterator[LiveApp]:
 
 
 @pytest.fixture
-def page(tmp_path: Path, request: pytest.FixtureRequest):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
-        )
-        context = browser.new_context(**CONTEXT)
-        page = context.new_page()
-        page.set_default_timeout(45_000)
-        yield page
-        report = getattr(request.node, "rep_call", None)
-        if report is not None and report.failed:
-            # What the person would have seen, in the test's output (CI keeps no files).
+def page(chromium: Chromium, tmp_path: Path, request: pytest.FixtureRequest):
+    page = chromium.new_page()
+    yield page
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        # What the person would have seen, in the test's output (CI keeps no files).
+        with contextlib.suppress(Exception):
             page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
             text = page.locator("body").inner_text(timeout=5_000)[:2000]
             print(f"\n--- page at failure: {page.url}\n{text}\n--- ({tmp_path}/failure.png)")
-        context.close()
-        browser.close()
+    with contextlib.suppress(Exception):
+        page.context.close()
 
 
 def sign_in(page, app: LiveApp, path: str = "", heading: str = "Dashboard") -> None:

@@ -15,7 +15,8 @@ from sqlalchemy import select
 from core.infra.db import session_scope
 from core.models import Campaign, Workspace
 from tests.analytics.dataset import build_known
-from tests.browser.conftest import CONTEXT, sign_in
+from tests.browser.conftest import sign_in
+from tests.browsers import CONTEXT
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 
 from core.infra.db import session_scope
 from core.models import Campaign, Message, Workspace
-from tests.browser.conftest import CHROMIUM_ARGS, CONTEXT, sign_in
+from tests.browser.conftest import sign_in
 from tests.helpers import make_campaign_with_ledger, make_contact
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -30,19 +30,11 @@ def test_a_sending_campaigns_progress_updates_on_its_own(live_app, page):
 
 
 @pytest.fixture
-def paris_page():
+def paris_page(chromium):
     """A browser in Paris: the list must show times in the viewer's zone, not the server's."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
-        )
-        context = browser.new_context(**CONTEXT, timezone_id="Europe/Paris", locale="en-US")
-        page = context.new_page()
-        page.set_default_timeout(45_000)
-        yield page
-        browser.close()
+    page = chromium.new_page(timezone_id="Europe/Paris", locale="en-US")
+    yield page
+    page.context.close()
 
 
 def test_a_scheduled_row_shows_its_estimate_a_badge_and_local_time(live_app, paris_page):

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.conftest import CHROMIUM_ARGS
 from tests.processes import BIN, ROOT, Proc, free_port, http_ok, wait_until
 
 pytestmark = [pytest.mark.browser]
@@ -28,9 +27,7 @@ st.markdown("done")
 """
 
 
-def test_escaped_user_text_shows_no_links(tmp_path):
-    from playwright.sync_api import sync_playwright
-
+def test_escaped_user_text_shows_no_links(tmp_path, chromium):
     script = tmp_path / "show.py"
     script.write_text(SCRIPT.format(texts=HOSTILE))
     port = free_port()
@@ -43,15 +40,15 @@ def test_escaped_user_text_shows_no_links(tmp_path):
     try:
         url = f"http://127.0.0.1:{port}"
         wait_until(lambda: http_ok(f"{url}/_stcore/health"), 90, "streamlit")
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-            page = browser.new_page()
+        page = chromium.new_page()
+        try:
             page.goto(url)
             page.get_by_text("done", exact=True).wait_for(timeout=45_000)
             main = page.get_by_test_id("stMain")
             shown = main.inner_text()
             links = main.locator("a[href]").evaluate_all("els => els.map(e => e.href)")
-            browser.close()
+        finally:
+            page.context.close()
     finally:
         proc.stop()
     assert links == []

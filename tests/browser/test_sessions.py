@@ -8,7 +8,8 @@ import pytest
 from core.accounts import auth, members
 from core.infra.db import session_scope
 from tests.apptest_db import seed_user
-from tests.browser.conftest import CONTEXT, LiveApp, sign_in
+from tests.browser.conftest import LiveApp, sign_in
+from tests.browsers import CONTEXT
 from tests.helpers import PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from core.infra.db import session_scope
 from core.infra.permissions import Actor
 from core.models import Contact
 from core.segments import create_segment
 from tests.helpers import make_workspace
+from tests.processes import PROCESS_BACKEND
 from tests.test_cli import run_cli
+
+pytestmark = pytest.mark.parametrize("backend", [PROCESS_BACKEND])  # the CLI: one backend
 
 
 def test_segment_count_from_a_file_and_a_saved_segment(live_db, tmp_path):

@@ -5,11 +5,16 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 
+import pytest
+
 from core.infra import clock
 from core.infra.db import session_scope
 from core.models import Campaign, Workspace
+from tests.processes import PROCESS_BACKEND
 from tests.sending.builders import make_setup
 from tests.test_cli import run_cli
+
+pytestmark = pytest.mark.parametrize("backend", [PROCESS_BACKEND])  # the CLI: one backend
 
 
 def test_send_schedule_status_and_cancel(live_db, tmp_path):

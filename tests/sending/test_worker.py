@@ -20,7 +20,7 @@ from core.infra import clock
 from core.infra.db import session_scope
 from core.models import Message
 from tests.helpers import outbox_messages
-from tests.processes import process_env, start_worker, wait_until
+from tests.processes import PROCESS_BACKEND, process_env, start_worker, wait_until
 from tests.sending.builders import make_campaign, make_setup
 from tests.services import moto_ses
 
@@ -89,6 +89,8 @@ def test_kill_the_worker_mid_campaign_everyone_exactly_once(live_db, tmp_path):
     assert recipients == Counter({f"r{i}@example.com": 1 for i in range(contacts)})
 
 
+# The SES transport, not the database, is under test here (the kill test above runs on both).
+@pytest.mark.parametrize("backend", [PROCESS_BACKEND])
 def test_ses_through_moto_server_scheduled_by_beat(live_db, tmp_path):
     with moto_ses(tmp_path) as ses:
         ses.verify("acme.io")
@@ -124,7 +126,9 @@ def test_ses_through_moto_server_scheduled_by_beat(live_db, tmp_path):
     )
 
 
+# Redis as broker and limiter is under test here; the database path is the kill test's.
 @pytest.mark.redis
+@pytest.mark.parametrize("backend", [PROCESS_BACKEND])
 def test_pipeline_on_the_redis_broker_and_rate_limiter(live_db, tmp_path):
     url = os.environ["TEST_REDIS_URL"]
     setup, cid = _create(60, rate=40.0)

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from sqlalchemy import select
 
 from core.infra.db import session_scope
 from core.models import Template
 from tests.apptest_db import seed_user
+from tests.processes import PROCESS_BACKEND
 from tests.test_cli import run_cli
+
+pytestmark = pytest.mark.parametrize("backend", [PROCESS_BACKEND])  # the CLI: one backend
 
 
 def test_create_template_validates_and_prints_the_id(live_db, tmp_path):

@@ -13,7 +13,7 @@ from core.infra.config import settings
 from core.infra.db import session_scope
 from core.ingest.tracking import open_url, unsubscribe_url
 from core.models import Contact, Event, Suppression
-from tests.processes import process_env, start_webhook, start_worker, wait_until
+from tests.processes import PROCESS_BACKEND, process_env, start_webhook, start_worker, wait_until
 from tests.webhook.conftest import make_ledger
 from tests.webhook.snsutil import CERT_PEM, CERT_URL, TOPIC, notification, ses_event
 
@@ -27,7 +27,10 @@ def request(url: str, data: bytes | None = None, headers: dict | None = None) ->
         return exc.code, exc.read()
 
 
+# The routes and the inbox drain run on both backends in-process (test_ses_events.py,
+# test_tracking.py, test_batches.py); here the process and its pinned certificates.
 @pytest.mark.slow
+@pytest.mark.parametrize("backend", [PROCESS_BACKEND])
 def test_uvicorn_process_verifies_stores_and_tracks(live_db, tmp_path):
     certs = tmp_path / "certs"
     certs.mkdir()
