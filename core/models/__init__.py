@@ -49,6 +49,7 @@ from core.models.contacts import (
     ContactList,
     CustomField,
     ListMembership,
+    SunsetPolicy,
     Suppression,
 )
 from core.models.forms import Consent, Form, FormThrottle
@@ -89,6 +90,7 @@ __all__ = [
     "RevokedSession",
     "Segment",
     "SnsMessage",
+    "SunsetPolicy",
     "Suppression",
     "Template",
     "User",
