@@ -579,6 +579,12 @@ def delete_campaign(session: Session, actor: Actor, campaign_id: int) -> None:
         execution_options={"synchronize_session": False},
     )
     session.execute(delete(Message).where(Message.campaign_id == campaign.id))
+    # Its resends stay, unlinked (parent_campaign_id has no foreign key: core.models).
+    session.execute(
+        update(Campaign)
+        .where(Campaign.parent_campaign_id == campaign.id)
+        .values(parent_campaign_id=None)
+    )
     session.delete(campaign)
     session.add(
         AuditLog(

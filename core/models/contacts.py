@@ -8,9 +8,9 @@ from typing import Any
 from sqlalchemy import (
     Boolean,
     DateTime,
-    Integer,
     ForeignKey,
     Index,
+    Integer,
     String,
     Text,
     UniqueConstraint,
