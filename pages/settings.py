@@ -20,14 +20,17 @@ from ui.actions import act, arm, ask_first
 from ui.auth import sign_out_everywhere
 from ui.format import when
 from ui.state import actor, db, read_db, shows_errors
+from ui.sunset_settings import sunset_settings
 from ui.text import md
 
 me = actor()
 st.title("Settings")
 # A key keeps the open tab across the reruns of an action (they used to jump back to the
 # first tab).
-identity_tab, users_tab, profile_tab = st.tabs(
-    ["Sending identity", "Users", "Your profile"], key="settings_tabs", on_change="rerun"
+identity_tab, users_tab, profile_tab, sunset_tab = st.tabs(
+    ["Sending identity", "Users", "Your profile", "Inactive contacts"],
+    key="settings_tabs",
+    on_change="rerun",
 )
 
 with identity_tab:
@@ -224,3 +227,6 @@ with profile_tab:
     if st.button("Sign out everywhere", key="sign_out_everywhere"):
         sign_out_everywhere()
         st.rerun()
+
+with sunset_tab:
+    sunset_settings()

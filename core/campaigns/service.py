@@ -1,7 +1,7 @@
 """Campaigns: drafts, the wizard's steps, scheduling, and the controls while sending.
 
 The pipeline itself (snapshot, batches, transports) is in core/sending/pipeline.py; this module is
-what a marketer (the UI or the CLI) does to a campaign. About 630 lines on purpose: every
+what a marketer (the UI or the CLI) does to a campaign. About 640 lines on purpose: every
 action here goes through the same two checks (`_editable`, `_require` against the one
 transition table), and splitting the list from the actions would split those.
 """
@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from core.campaigns import audience as audiences
 from core.campaigns.dispatch import dispatch_batches
+from core.contacts import sunset
 from core.content.rendering import (
     STANDARD_VARIABLES,
     SYSTEM_VARIABLES,
@@ -314,6 +315,10 @@ def update_audience(
         )
         if found != len(audience["contact_ids"]):
             raise NotFound("One of the chosen contacts does not exist in this workspace.")
+    # The built-in segment of inactive contacts (sunset policy) is for reaching them.
+    builtin = sunset.builtin_segment_id(session, ws)
+    if builtin is not None and audience["segment_id"] == builtin:
+        audience["include_inactive"] = True
     campaign.audience = audience
     return campaign
 
