@@ -453,7 +453,10 @@ def problems(session: Session, actor: Actor, campaign: Campaign) -> list[str]:
     if audiences.is_empty(campaign.audience):
         found.append("no recipients are chosen")
     elif audiences.count_recipients(session, actor, campaign.audience)["recipients"] == 0:
-        found.append("none of the chosen contacts can receive it (unsubscribed or suppressed)")
+        found.append(
+            "none of the chosen contacts can receive it (unsubscribed, suppressed, or inactive "
+            "and not included)"
+        )
     if subject.strip() and html.strip():
         try:
             first = audiences.first_recipient(session, actor, campaign.audience)

@@ -8,6 +8,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from core.campaigns import audience
+from core.campaigns import service as campaigns
 from core.contacts import sunset
 from core.infra import clock
 from core.ingest.store import NewEvent, store_events
@@ -123,6 +124,11 @@ def test_marking_reactivation_and_the_policy(session):
     assert both["recipients"] == 7
     ids = set(session.scalars(audience.recipients_query(session, w.ws.id, {"all": True})))
     assert silent.id not in ids and machine.id not in ids and few.id in ids
+    # A campaign to the built-in segment includes them without being told.
+    draft = campaigns.create_campaign(session, w.actor, "Come back")
+    campaigns.update_audience(session, w.actor, draft.id, {"segment_id": segment_id})
+    assert draft.audience["include_inactive"] is True
+    assert audience.count_recipients(session, w.actor, draft.audience)["recipients"] == 2
 
     # A second recompute changes nothing and keeps the date they became inactive.
     marked = session.scalar(select(Contact.inactive_since).where(Contact.id == machine.id))
