@@ -206,12 +206,45 @@ def inactive_contacts_query(
     )
 
 
+def flip_statement(workspace_id: int, policy: Policy, at: datetime) -> Any:
+    """The one UPDATE: contacts whose flag differs from the policy's verdict, found by a
+    left join of the workspace's contacts to the qualifying ones (hash joins, no
+    per-row subquery), get `at` (newly inactive) or NULL (active again)."""
+    flagged = inactive_contacts_query(
+        workspace_id, policy.min_campaigns, policy.min_days, at
+    ).subquery("flagged")
+    other = Contact.__table__.alias("c2")
+    flips = (
+        select(other.c.id.label("id"), flagged.c.contact_id.label("flagged"))
+        .select_from(other.outerjoin(flagged, flagged.c.contact_id == other.c.id))
+        .where(
+            other.c.workspace_id == workspace_id,
+            or_(
+                and_(other.c.inactive_since.is_(None), flagged.c.contact_id.is_not(None)),
+                and_(other.c.inactive_since.is_not(None), flagged.c.contact_id.is_(None)),
+            ),
+        )
+        .subquery("flips")
+    )
+    contact = Contact.__table__.c
+    return (
+        update(Contact.__table__)
+        .where(contact.id == flips.c.id)
+        .values(
+            inactive_since=case(
+                (flips.c.flagged.is_(None), None),
+                else_=literal(at, contact.inactive_since.type),
+            ),
+            updated_at=contact.updated_at,  # system state, not an edit of the contact
+        )
+    )
+
+
 def recompute(session: Session, workspace_id: int, at: datetime | None = None) -> dict[str, int]:
     """Mark and unmark the workspace's contacts by its policy: ONE set-based UPDATE.
 
-    Only rows whose flag changes are written. Returns {"inactive": how many now}. Flushes;
-    the caller commits. (No count of the rows changed: SQLite reports none for an UPDATE
-    that starts with WITH.)"""
+    Only rows whose flag changes are written, so a contact keeps the date they became
+    inactive. Returns {"inactive": how many now}. Flushes; the caller commits."""
     at = at or clock.now()
     ensure_segment(session, workspace_id)
     policy = _policy(session, workspace_id)
@@ -220,31 +253,10 @@ def recompute(session: Session, workspace_id: int, at: datetime | None = None) -
         session.execute(
             update(Contact.__table__)
             .where(contact.workspace_id == workspace_id, contact.inactive_since.is_not(None))
-            .values(inactive_since=None)
+            .values(inactive_since=None, updated_at=contact.updated_at)
         )
     else:
-        flagged = inactive_contacts_query(
-            workspace_id, policy.min_campaigns, policy.min_days, at
-        ).cte("flagged")
-        in_flagged = contact.id.in_(select(flagged.c.contact_id))
-        session.execute(
-            update(Contact.__table__)
-            .add_cte(flagged)
-            .where(
-                contact.workspace_id == workspace_id,
-                or_(
-                    and_(contact.inactive_since.is_(None), in_flagged),
-                    and_(contact.inactive_since.is_not(None), ~in_flagged),
-                ),
-            )
-            # Only rows whose flag flips are matched: unset ones get `at`, set ones NULL.
-            .values(
-                inactive_since=case(
-                    (contact.inactive_since.is_(None), literal(at, contact.inactive_since.type)),
-                    else_=None,
-                )
-            )
-        )
+        session.execute(flip_statement(workspace_id, policy, at))
     session.execute(
         update(SunsetPolicy).where(SunsetPolicy.workspace_id == workspace_id).values(computed_at=at)
     )
@@ -280,5 +292,5 @@ def reactivate(db: Session | Connection, contact_ids: Iterable[int]) -> None:
     db.execute(
         update(Contact.__table__)
         .where(contact.id.in_(ids), contact.inactive_since.is_not(None))
-        .values(inactive_since=None)
+        .values(inactive_since=None, updated_at=contact.updated_at)
     )

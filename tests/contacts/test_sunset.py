@@ -109,8 +109,11 @@ def test_marking_reactivation_and_the_policy(session):
     failed = w.contact("failed")  # messages that never left do not count
     w.received(failed, [40, 20, 5], status="failed")
 
+    edited = session.scalar(select(Contact.updated_at).where(Contact.id == silent.id))
     result = sunset.recompute(session, w.ws.id)
     assert w.inactive() == {"silent@example.com", "machine@example.com"}
+    # System state, not an edit: the contact's "Updated" stays.
+    assert session.get(Contact, silent.id).updated_at == edited
     assert result == {"inactive": 2}
     assert sunset.count_inactive(session, w.actor) == 2
 
