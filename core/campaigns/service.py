@@ -195,7 +195,10 @@ def list_campaigns(
                 status=c.status,
                 subject=c.variants[0].subject if c.variants else "",
                 created_at=c.created_at,
-                scheduled_at=clock.as_utc(c.scheduled_at),
+                # A draft's time is only a proposal (a resend's): not shown as scheduled.
+                scheduled_at=None
+                if c.status == CampaignStatus.DRAFT
+                else clock.as_utc(c.scheduled_at),
                 started_at=clock.as_utc(c.started_at),
                 finished_at=clock.as_utc(c.finished_at),
                 recipients=s["recipients"],

@@ -3,8 +3,9 @@
 A contact is inactive when they received at least N campaigns (default 10) over at least D
 days (default 120) without a human open or a click: counting only the campaign messages
 sent after their last human open or click (or ever, if there is none), there are at least
-N of them and the first is at least D days old. Machine opens (image proxies, scanners, see
-core.ingest.store) do not count as engagement, nor do automations' messages as campaigns.
+N of them and the first is at least D days old. A human open or click from either tracking
+source (our pixel and links, or SES) counts; machine opens and clicks (image proxies,
+scanners, see core.ingest.store) do not, nor do automations' messages as campaigns.
 
 - Marking: `recompute` sets `contact.inactive_since` for the workspace in one set-based
   UPDATE (beat runs it daily for every workspace: `recompute_all`), and clears it for
