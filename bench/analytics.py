@@ -14,6 +14,10 @@ complaints, unsubscribes). Then it measures:
   the same right after a build, no tail)
 - report_s: the biggest campaign's report data (figures, timeline,     goal 1 s
   top links, first page of recipients), median of 3 after one warm-up
+- sunset_s: the sunset policy's daily recompute (core.contacts.sunset,   goal 10 s
+  one UPDATE over every contact, message and open/click event), the first run that marks
+  (sunset_first_s) and a later one that finds nothing to change; with a policy the data
+  can meet (--sunset-campaigns 3 over --sunset-days 120: seven campaigns at most here)
 
     python bench/analytics.py                       # SQLite, scale 0.02
     python bench/analytics.py --pg postgresql+psycopg://postgres@127.0.0.1:5432/postgres \\
@@ -43,6 +47,7 @@ from sqlalchemy.engine import make_url
 
 from core.analytics import reports as analytics
 from core.analytics import rollups
+from core.contacts import sunset
 from core.infra.config import settings
 from core.infra.db import dispose_all, get_engine, session_scope
 from core.infra.migrate import migrate
@@ -343,6 +348,8 @@ def main() -> None:
     )
     parser.add_argument("--url", default="", help="reuse a database generated with --keep")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
+    parser.add_argument("--sunset-campaigns", type=int, default=3)
+    parser.add_argument("--sunset-days", type=int, default=120)
     args = parser.parse_args()
 
     scratch = ""
@@ -427,6 +434,28 @@ def main() -> None:
             f"report of {name!r} ({recipients:,} recipients): first {rep_first:.3f} s, "
             f"median {rep_s:.3f} s (figures alone {fig_s:.3f} s)"
         )
+        with session_scope(url) as s:
+            sunset.save_policy(
+                s,
+                me,
+                enabled=True,
+                min_campaigns=args.sunset_campaigns,
+                min_days=args.sunset_days,
+            )
+
+        def sunset_run() -> dict:
+            with session_scope(url) as s:
+                return sunset.recompute(s, info["workspace_id"])
+
+        t = time.perf_counter()
+        marked = sunset_run()
+        sunset_first = time.perf_counter() - t
+        _, sunset_s = timed(sunset_run, repeat=2)
+        print(
+            f"sunset recompute ({args.sunset_campaigns} campaigns over {args.sunset_days} "
+            f"days): first {sunset_first:.2f} s marking {marked['inactive']:,} inactive, "
+            f"then {sunset_s:.2f} s"
+        )
         load = [round(x, 2) for x in os.getloadavg()]
         print(f"load average {load}")
         print(
@@ -448,9 +477,13 @@ def main() -> None:
                     "report_s": round(rep_s, 3),
                     "report_first_s": round(rep_first, 3),
                     "report_figures_s": round(fig_s, 3),
+                    "sunset_first_s": round(sunset_first, 2),
+                    "sunset_s": round(sunset_s, 2),
+                    "sunset_inactive": marked["inactive"],
                     "rollup_vs_goal_60s": round(rollup_full / 60, 3),
                     "dashboard_vs_goal_1s": round(dash_s / 1, 3),
                     "report_vs_goal_1s": round(rep_s / 1, 3),
+                    "sunset_vs_goal_10s": round(max(sunset_first, sunset_s) / 10, 3),
                     "incremental_vs_full": round(rollup_inc / rollup_full, 3),
                     "loadavg": load,
                 }

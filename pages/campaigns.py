@@ -11,6 +11,7 @@ from core.models.statuses import ACTIVE, Action, CampaignStatus, allowed_actions
 from ui.actions import act, arm, ask_first
 from ui.campaign_wizard import open_wizard, wizard
 from ui.format import count_column, status_column, when, zone
+from ui.resend import resend_form
 from ui.state import actor, db, read_db, shows_errors
 
 me = actor()
@@ -138,6 +139,12 @@ def campaign_controls(row: campaigns.CampaignRow) -> None:
             lambda s: campaigns.resume(s, me, row.id, override_guard=True),
             f"Resumed “{row.name}”: you overrode the deliverability guard (recorded).",
         )
+    resend_key = f"cw_resend_{row.id}"
+    if clicked == Action.RESEND:  # a form first: subject and time
+        st.session_state[f"{resend_key}_shown"] = True
+        st.rerun()
+    if st.session_state.get(f"{resend_key}_shown"):
+        resend_form(row.id, resend_key)
     if ask_first(
         f"cw_confirm_Cancel_{row.id}",
         f"Cancel “{row.name}”? The {row.unsent:,} message{'s' if row.unsent != 1 else ''} not yet "

@@ -10,6 +10,7 @@ from ui.abtest import ab_report_section
 from ui.automation_report import automation_report_section
 from ui.deliverability import guard_report_notice
 from ui.format import when, zone_label
+from ui.resend import resend_section
 from ui.state import actor, db, read_db, shows_errors
 
 me = actor()
@@ -179,6 +180,7 @@ with report_tab:
                 st.plotly_chart(charts.top_links(report.links), key="links")
 
     figures_and_charts()
+    resend_section(campaign_id, next(c.status for c in choices if c.id == campaign_id))
 
     with db() as session:
         ab = abtest.ab_report(session, me, campaign_id)

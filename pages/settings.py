@@ -22,14 +22,15 @@ from ui.auth import sign_out_everywhere
 from ui.deliverability import guard_settings
 from ui.format import when
 from ui.state import actor, db, read_db, shows_errors
+from ui.sunset_settings import sunset_settings
 from ui.text import md
 
 me = actor()
 st.title("Settings")
 # A key keeps the open tab across the reruns of an action (they used to jump back to the
 # first tab).
-identity_tab, guard_tab, users_tab, profile_tab = st.tabs(
-    ["Sending identity", "Deliverability guard", "Users", "Your profile"],
+identity_tab, guard_tab, sunset_tab, users_tab, profile_tab = st.tabs(
+    ["Sending identity", "Deliverability guard", "Inactive contacts", "Users", "Your profile"],
     key="settings_tabs",
     on_change="rerun",
 )
@@ -240,3 +241,6 @@ with profile_tab:
     if st.button("Sign out everywhere", key="sign_out_everywhere"):
         sign_out_everywhere()
         st.rerun()
+
+with sunset_tab:
+    sunset_settings()

@@ -17,9 +17,11 @@ from core.campaigns.audience import (
     picked_contacts,
     sample_recipients,
 )
+from core.contacts import sunset
 from core.contacts.service import search_contacts
 from core.content import ai
 from core.content.rendering import Rendered
+from core.infra import clock
 from core.models import Contact
 from core.models.statuses import EDITABLE
 from core.sending import pipeline as sending
@@ -57,6 +59,8 @@ def wizard(campaign_id: int) -> None:
             "audience": dict(campaign.audience),
             "template_id": variant.template_id,
             "variants": [(v.label, v.subject) for v in campaign.variants],
+            # A resend's proposed time (core.campaigns.resend), the review's default.
+            "scheduled_at": campaign.scheduled_at,
         }
     st.title(f"Campaign: {md(state['name'])}")
     if st.button("← All campaigns"):
@@ -113,21 +117,40 @@ EVERYONE = "All subscribed contacts"
 CHOSEN = "Lists, a segment or specific contacts"
 
 
+def _resend_mode(parent_name: str) -> str:
+    return f"Non-openers of “{parent_name}”"
+
+
 def recipients_step(campaign_id: int, state: dict) -> None:
     audience = state["audience"]
+    parent_name = None
     with read_db() as session:
         lists = campaigns.list_choices(session, actor())
         segments = campaigns.segment_choices(session, actor())
+        builtin = sunset.builtin_segment_id(session, actor().workspace_id)
+        if audience.get("resend_of"):
+            parent_name = campaigns.get_campaign(session, actor(), audience["resend_of"]).name
     modes = [EVERYONE, CHOSEN]
+    index = 0 if audience.get("all") else 1
+    if parent_name is not None:
+        modes.append(_resend_mode(parent_name))
+        index = 2
     mode = st.radio(
         "Who receives it",
         modes,
-        index=0 if audience.get("all") else 1,
+        index=index,
         horizontal=True,
         help="Lists, the segment and the specific contacts add up; a contact in several of "
         "them gets one copy.",
     )
     chosen: dict = {"all": mode == EVERYONE}
+    if parent_name is not None and mode == modes[2]:
+        chosen["resend_of"] = audience["resend_of"]
+        st.caption(
+            "Who received it (sent, not bounced) and neither opened it as a person nor "
+            "clicked, minus anyone unsubscribed or suppressed since; drawn when it starts, so "
+            "whoever opens the first mail meanwhile is left out too."
+        )
     if mode == CHOSEN:
         left, right = st.columns(2)
         by_id = {i: f"{n} ({m:,} members)" for i, n, m in lists}
@@ -149,6 +172,12 @@ def recipients_step(campaign_id: int, state: dict) -> None:
                 placeholder="No segment",
             )
         chosen["contact_ids"] = contact_picker(campaign_id, audience.get("contact_ids", []))
+    # Inactive contacts (sunset policy) are left out unless included; a campaign to the
+    # built-in segment of them includes them.
+    inactive_key = f"cw_inactive_{campaign_id}"
+    to_builtin = builtin is not None and chosen.get("segment_id") == builtin
+    default = bool(audience.get("include_inactive")) or to_builtin
+    chosen["include_inactive"] = bool(st.session_state.get(inactive_key, default)) or to_builtin
     with read_db() as session:
         counts = count_recipients(session, actor(), chosen)
     st.metric("Will receive it", f"{counts['recipients']:,}")
@@ -157,6 +186,24 @@ def recipients_step(campaign_id: int, state: dict) -> None:
         "addresses are left out, and a contact in more than one list, the segment or the "
         "specific contacts gets one copy."
     )
+    if counts["inactive"] or chosen["include_inactive"]:
+        n = counts["inactive"]
+        if chosen["include_inactive"]:
+            st.caption(f"{n:,} inactive contacts (sunset policy) are included.")
+        else:
+            st.caption(
+                f"{n:,} inactive contact{'s' if n != 1 else ''} left out (sunset policy: no "
+                "human open or click for many campaigns; Settings → Inactive contacts)."
+            )
+        st.checkbox(
+            "Include inactive contacts",
+            value=default,
+            key=inactive_key,
+            disabled=to_builtin,
+            help="The built-in segment of inactive contacts always includes them."
+            if to_builtin
+            else "For a re-engagement campaign, say. Mail nobody reads costs reputation.",
+        )
     back, save = st.columns(2)
     if back.button("Back"):
         st.session_state.pop(f"cw_picks_{campaign_id}", None)
@@ -168,6 +215,7 @@ def recipients_step(campaign_id: int, state: dict) -> None:
             done = True
         if done:
             st.session_state.pop(f"cw_picks_{campaign_id}", None)
+            st.session_state.pop(inactive_key, None)
             next_step(2)
 
 
@@ -355,9 +403,13 @@ def review_step(campaign_id: int, state: dict) -> None:
     default_zone = st.session_state.get("mw_timezone") or browser_zone or "UTC"
     if default_zone not in ZONES:
         default_zone = "UTC"
+    day, at = date.today() + timedelta(days=1), time(9, 0)
+    if state.get("scheduled_at") is not None:  # a resend's proposed time
+        proposed = clock.as_utc(state["scheduled_at"]).astimezone(ZoneInfo(default_zone))
+        day, at = proposed.date(), proposed.time().replace(second=0, microsecond=0)
     cols = st.columns(3)
-    day = cols[0].date_input("Date", date.today() + timedelta(days=1))
-    at = cols[1].time_input("Time", time(9, 0))
+    day = cols[0].date_input("Date", day)
+    at = cols[1].time_input("Time", at)
     zone = cols[2].selectbox("Time zone", ZONES, index=ZONES.index(default_zone))
     if st.button("Schedule", disabled=bool(problems) or held):
         st.session_state["mw_timezone"] = zone

@@ -60,6 +60,12 @@ app.conf.beat_schedule["make-sns-events"] = {
     "schedule": settings.sns_drain_seconds,
     "options": {"expires": settings.sns_drain_seconds},
 }
+# The sunset policy (issue 19): inactive contacts, once a day, one UPDATE per workspace.
+app.conf.beat_schedule["sunset-recompute"] = {
+    "task": "worker.tasks_sunset.recompute",
+    "schedule": 86400.0,
+    "options": {"expires": 3600.0},
+}
 app.conf.beat_schedule["recover-import-jobs"] = {
     "task": "worker.tasks_contacts.recover_import_jobs",
     "schedule": 60.0,

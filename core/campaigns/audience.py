@@ -1,10 +1,17 @@
 """Who receives a campaign: the audience definition, its count, and the ledger snapshot.
 
 An audience is `{"all": bool, "list_ids": [...], "segment_id": id | None,
-"contact_ids": [...]}`; the parts are a union. Recipients are always subscribed contacts
-whose address is not suppressed, one row per contact however many lists hold them.
+"contact_ids": [...], "resend_of": campaign id | None, "include_inactive": bool}`; the
+parts are a union. Recipients are always subscribed contacts whose address is not
+suppressed, one row per contact however many lists hold them; and, unless
+`include_inactive`, not inactive by the sunset policy (core.contacts.sunset).
 The snapshot writes the ledger with one INSERT … SELECT, so a million rows never pass
 through Python.
+
+`resend_of` (a resend to non-openers, core.campaigns.resend) is evaluated like every other
+part when it is used, that is at the snapshot: the contacts who received that campaign
+(sent, not bounced) with no human open and no click by then. Someone who opens between the
+resend's creation and its start is therefore left out too.
 """
 
 from __future__ import annotations
@@ -30,29 +37,69 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from core.campaigns.split import assign_variants
+from core.contacts.sunset import is_inactive
 from core.infra.errors import ValidationFailed
 from core.infra.permissions import Actor
-from core.models import Campaign, Contact, ListMembership, Message, Suppression
-from core.models.statuses import ContactStatus
+from core.models import Campaign, Contact, Event, ListMembership, Message, Suppression, Workspace
+from core.models.statuses import LEFT, ContactStatus
 
-EMPTY: dict[str, Any] = {"all": False, "list_ids": [], "segment_id": None, "contact_ids": []}
+EMPTY: dict[str, Any] = {
+    "all": False,
+    "list_ids": [],
+    "segment_id": None,
+    "contact_ids": [],
+    "resend_of": None,
+    "include_inactive": False,
+}
+
+
+def _id(value: Any) -> int | None:
+    return int(value) if value not in (None, "") else None
 
 
 def normalize(audience: dict[str, Any] | None) -> dict[str, Any]:
     """The stored shape, with ints and no duplicates."""
     audience = audience or {}
-    segment = audience.get("segment_id")
     return {
         "all": bool(audience.get("all")),
         "list_ids": sorted({int(i) for i in audience.get("list_ids") or []}),
-        "segment_id": int(segment) if segment not in (None, "") else None,
+        "segment_id": _id(audience.get("segment_id")),
         "contact_ids": sorted({int(i) for i in audience.get("contact_ids") or []}),
+        "resend_of": _id(audience.get("resend_of")),
+        "include_inactive": bool(audience.get("include_inactive")),
     }
 
 
 def is_empty(audience: dict[str, Any]) -> bool:
     a = normalize(audience)
-    return not (a["all"] or a["list_ids"] or a["segment_id"] or a["contact_ids"])
+    return not (a["all"] or a["list_ids"] or a["segment_id"] or a["contact_ids"] or a["resend_of"])
+
+
+def non_openers(workspace_id: int, campaign_id: int) -> ColumnElement[bool]:
+    """The contact received campaign `campaign_id` (sent, not bounced) and neither opened it
+    as a person nor clicked: the report's definitions (opens and clicks from the workspace's
+    tracking source, machine ones not counted)."""
+    source = select(Workspace.tracking_source).where(Workspace.id == workspace_id).scalar_subquery()
+    return and_(
+        exists().where(
+            Message.campaign_id == campaign_id,
+            Message.contact_id == Contact.id,
+            Message.status.in_(LEFT),
+        ),
+        # ix_event_campaign_type_contact: one index probe per type and contact.
+        ~exists().where(
+            Event.campaign_id == campaign_id,
+            Event.contact_id == Contact.id,
+            or_(
+                Event.type == "bounce",
+                and_(
+                    Event.type.in_(("open", "click")),
+                    Event.is_machine.is_(False),
+                    Event.source == source,
+                ),
+            ),
+        ),
+    )
 
 
 def _chosen(session: Session, workspace_id: int, audience: dict[str, Any]) -> ColumnElement[bool]:
@@ -75,6 +122,8 @@ def _chosen(session: Session, workspace_id: int, audience: dict[str, Any]) -> Co
         parts.append(segment_condition(session, workspace_id, a["segment_id"]))
     if a["contact_ids"]:
         parts.append(Contact.id.in_(a["contact_ids"]))
+    if a["resend_of"]:
+        parts.append(non_openers(workspace_id, a["resend_of"]))
     return or_(*parts) if parts else false()
 
 
@@ -89,26 +138,45 @@ def eligible() -> ColumnElement[bool]:
     )
 
 
+def _active_unless(audience: dict[str, Any]) -> ColumnElement[bool]:
+    """Inactive contacts (sunset policy) are left out unless the audience includes them."""
+    return literal(True) if normalize(audience)["include_inactive"] else ~is_inactive()
+
+
 def recipients_query(session: Session, workspace_id: int, audience: dict[str, Any]) -> Select:
     """SELECT id, email of every recipient, one row per contact."""
     return select(Contact.id, Contact.email).where(
-        Contact.workspace_id == workspace_id, eligible(), _chosen(session, workspace_id, audience)
+        Contact.workspace_id == workspace_id,
+        eligible(),
+        _active_unless(audience),
+        _chosen(session, workspace_id, audience),
     )
 
 
 def count_recipients(session: Session, actor: Actor, audience: dict[str, Any]) -> dict[str, int]:
-    """How many are chosen, and how many of them will receive it: one query.
+    """How many are chosen, how many of them will receive it, and how many of those who
+    could are inactive (sunset policy: left out unless the audience includes them): one
+    query.
 
     "recipients" is exactly what `snapshot` writes to the ledger (the same conditions),
     so the wizard's count is the number of messages a send starts with."""
     actor.require("read")
     ws = actor.workspace_id
+    inactive = and_(eligible(), is_inactive())
     row = session.execute(
-        select(func.count(), func.count(case((eligible(), 1))))
+        select(
+            func.count(),
+            func.count(case((and_(eligible(), _active_unless(audience)), 1))),
+            func.count(case((inactive, 1))),
+        )
         .select_from(Contact)
         .where(Contact.workspace_id == ws, _chosen(session, ws, audience))
     ).one()
-    return {"chosen": int(row[0] or 0), "recipients": int(row[1] or 0)}
+    return {
+        "chosen": int(row[0] or 0),
+        "recipients": int(row[1] or 0),
+        "inactive": int(row[2] or 0),
+    }
 
 
 def first_recipient(session: Session, actor: Actor, audience: dict[str, Any]) -> Contact | None:

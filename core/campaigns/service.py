@@ -1,7 +1,7 @@
 """Campaigns: drafts, the wizard's steps, scheduling, and the controls while sending.
 
 The pipeline itself (snapshot, batches, transports) is in core/sending/pipeline.py; this module is
-what a marketer (the UI or the CLI) does to a campaign. About 645 lines on purpose: every
+what a marketer (the UI or the CLI) does to a campaign. About 680 lines on purpose: every
 action here goes through the same two checks (`_editable`, `_require` against the one
 transition table), and splitting the list from the actions would split those.
 """
@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from core.campaigns import audience as audiences
 from core.campaigns.dispatch import dispatch_batches
+from core.contacts import sunset
 from core.content.rendering import (
     STANDARD_VARIABLES,
     SYSTEM_VARIABLES,
@@ -198,7 +199,10 @@ def list_campaigns(
                 status=c.status,
                 subject=c.variants[0].subject if c.variants else "",
                 created_at=c.created_at,
-                scheduled_at=clock.as_utc(c.scheduled_at),
+                # A draft's time is only a proposal (a resend's): not shown as scheduled.
+                scheduled_at=None
+                if c.status == CampaignStatus.DRAFT
+                else clock.as_utc(c.scheduled_at),
                 started_at=clock.as_utc(c.started_at),
                 finished_at=clock.as_utc(c.finished_at),
                 recipients=s["recipients"],
@@ -318,6 +322,10 @@ def update_audience(
         )
         if found != len(audience["contact_ids"]):
             raise NotFound("One of the chosen contacts does not exist in this workspace.")
+    # The built-in segment of inactive contacts (sunset policy) is for reaching them.
+    builtin = sunset.builtin_segment_id(session, ws)
+    if builtin is not None and audience["segment_id"] == builtin:
+        audience["include_inactive"] = True
     campaign.audience = audience
     return campaign
 
@@ -452,7 +460,10 @@ def problems(session: Session, actor: Actor, campaign: Campaign) -> list[str]:
     if audiences.is_empty(campaign.audience):
         found.append("no recipients are chosen")
     elif audiences.count_recipients(session, actor, campaign.audience)["recipients"] == 0:
-        found.append("none of the chosen contacts can receive it (unsubscribed or suppressed)")
+        found.append(
+            "none of the chosen contacts can receive it (unsubscribed, suppressed, or inactive "
+            "and not included)"
+        )
     if subject.strip() and html.strip():
         try:
             first = audiences.first_recipient(session, actor, campaign.audience)
@@ -614,6 +625,12 @@ def delete_campaign(session: Session, actor: Actor, campaign_id: int) -> None:
         execution_options={"synchronize_session": False},
     )
     session.execute(delete(Message).where(Message.campaign_id == campaign.id))
+    # Its resends stay, unlinked (parent_campaign_id has no foreign key: core.models).
+    session.execute(
+        update(Campaign)
+        .where(Campaign.parent_campaign_id == campaign.id)
+        .values(parent_campaign_id=None)
+    )
     session.delete(campaign)
     session.add(
         AuditLog(

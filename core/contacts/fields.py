@@ -40,6 +40,8 @@ STANDARD_FIELDS: tuple[FieldInfo, ...] = (
     FieldInfo("source", "Source", "text"),
     FieldInfo("created_at", "Created", "date"),
     FieldInfo("updated_at", "Updated", "date"),
+    # Set by the sunset policy (core.contacts.sunset); empty while the contact is active.
+    FieldInfo("inactive_since", "Inactive since (sunset)", "date"),
 )
 FIELD_LABELS: dict[str, str] = {f.name: f.label for f in STANDARD_FIELDS}
 # The standard fields a person types or imports (email first); the rest are kept by the system.

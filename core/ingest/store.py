@@ -25,7 +25,8 @@ The contract (for analytics, segments and A/B):
 - `dedupe_key` is unique: a replayed notification or a double-loaded pixel in the same
   second is stored once. Rows are never updated after insert.
 
-Consequences, applied once per new event: a hard bounce suppresses the address
+Consequences, applied once per new event: a human open or click clears the contact's
+sunset flag (core.contacts.sunset); a hard bounce suppresses the address
 (`Suppression.reason = "bounce"`) and marks the contact `bounced`; a complaint
 suppresses (`"complaint"`) and marks it `complained`; an unsubscribe suppresses
 (`"unsubscribe"`) and marks it `unsubscribed`. A contact's status only moves towards the
@@ -68,6 +69,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from core.contacts.sunset import ENGAGING, reactivate
 from core.infra.clock import as_utc, now
 from core.models import Contact, Event, Message, Suppression, Workspace
 from core.models.statuses import MessageStatus
@@ -338,7 +340,10 @@ def _apply_consequences(conn: Connection, events: list[NewEvent]) -> None:
     suppress: dict[tuple[int, str], tuple[str, str]] = {}
     settled: dict[int, datetime] = {}
     failed: dict[int, str] = {}
+    engaged: set[int] = set()
     for e in events:
+        if e.type in ENGAGING and not e.is_machine and e.contact_id is not None:
+            engaged.add(e.contact_id)
         status: str | None = None
         reason = ""  # set together with status
         if e.type == "bounce" and e.bounce_type == "hard":
@@ -391,6 +396,8 @@ def _apply_consequences(conn: Connection, events: list[NewEvent]) -> None:
             .where(messages.id == message_id, messages.status != MessageStatus.FAILED)
             .values(status=MessageStatus.FAILED, error=error, updated_at=at)
         )
+    # The sunset policy: a human open or click makes an inactive contact active at once.
+    reactivate(conn, engaged)
     by_status: dict[str, list[int]] = {}
     for contact_id, status in targets.items():
         by_status.setdefault(status, []).append(contact_id)

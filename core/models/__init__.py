@@ -49,6 +49,7 @@ from core.models.contacts import (
     ContactList,
     CustomField,
     ListMembership,
+    SunsetPolicy,
     Suppression,
 )
 from core.models.deliverability import CampaignGuard
@@ -94,6 +95,7 @@ __all__ = [
     "RevokedSession",
     "Segment",
     "SnsMessage",
+    "SunsetPolicy",
     "Suppression",
     "Template",
     "User",

@@ -72,6 +72,7 @@ class Campaign(Base):
     __table_args__ = (
         Index("ix_campaign_workspace_status", "workspace_id", "status"),
         Index("ix_campaign_status_scheduled", "status", "scheduled_at"),
+        Index("ix_campaign_parent", "parent_campaign_id"),
         _one_of("status", CAMPAIGN_STATUSES, "status"),
     )
 
@@ -93,6 +94,9 @@ class Campaign(Base):
     created_by_id: Mapped[int | None] = mapped_column(
         ForeignKey("user_account.id", ondelete="SET NULL")
     )
+    # A resend to non-openers names the campaign it follows up (migration 0023). No foreign
+    # key: delete_campaign clears it when the parent goes.
+    parent_campaign_id: Mapped[int | None] = mapped_column(Integer)
     # A/B testing: test share in percent (100 = compare only), the rule, the wait.
     ab_test_share: Mapped[int] = mapped_column(Integer, default=100, server_default="100")
     ab_winner_metric: Mapped[str] = mapped_column(String(16), default="click")

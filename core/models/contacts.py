@@ -6,13 +6,17 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
+    Integer,
     String,
     Text,
     UniqueConstraint,
     func,
+    text,
+    true,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -39,6 +43,15 @@ class Contact(Base):
         Index("ix_contact_workspace_created", "workspace_id", "created_at"),
         # Automations' exit pass: contacts whose status changed since its watermark (0019).
         Index("ix_contact_status_updated", "status", "updated_at"),
+        # Only the inactive contacts (sunset policy): the segment, the wizard's count and the
+        # recompute's "who is flagged now" read this small index.
+        Index(
+            "ix_contact_inactive",
+            "workspace_id",
+            "inactive_since",
+            postgresql_where=text("inactive_since IS NOT NULL"),
+            sqlite_where=text("inactive_since IS NOT NULL"),
+        ),
         _one_of("status", CONTACT_STATUSES, "status"),
     )
 
@@ -60,6 +73,8 @@ class Contact(Base):
     source: Mapped[str] = mapped_column(String(64), default="manual", server_default="manual")
     # An IANA zone ("Europe/Berlin"), checked by core.contacts; automations' until_time uses it.
     timezone: Mapped[str | None] = mapped_column(String(64))
+    # Set by the sunset recompute, cleared by a human open or click (core.contacts.sunset).
+    inactive_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = _ts()
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=now, onupdate=now, server_default=func.now()
@@ -120,3 +135,23 @@ class Suppression(Base):
     reason: Mapped[str] = mapped_column(String(32))  # bounce | complaint | unsubscribe | manual
     detail: Mapped[str] = mapped_column(Text, default="", server_default="")
     created_at: Mapped[datetime] = _ts()
+
+
+class SunsetPolicy(Base):
+    """A workspace's sunset policy when it is not the default (migration 0023): contacts who
+    received at least `min_campaigns` campaigns over at least `min_days` days without a human
+    open or a click are inactive. `segment_id` is its built-in segment of them."""
+
+    __tablename__ = "sunset_policy"
+
+    workspace_id: Mapped[int] = mapped_column(
+        ForeignKey("workspace.id", ondelete="CASCADE"), primary_key=True
+    )
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    min_campaigns: Mapped[int] = mapped_column(Integer, default=10, server_default="10")
+    min_days: Mapped[int] = mapped_column(Integer, default=120, server_default="120")
+    segment_id: Mapped[int | None] = mapped_column(ForeignKey("segment.id", ondelete="SET NULL"))
+    computed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=now, onupdate=now, server_default=func.now()
+    )

@@ -96,6 +96,7 @@ class Action(StrEnum):
     CLONE = "Clone"
     DELETE = "Delete"
     REPORT = "Report"
+    RESEND = "Resend to non-openers"
 
 
 # The campaign statuses in which each action applies, and why it does not otherwise.
@@ -118,6 +119,7 @@ TRANSITIONS: dict[Action, tuple[tuple[CampaignStatus, ...], str]] = {
         "Pause and cancel the campaign before deleting it.",
     ),
     Action.REPORT: ((C.SENDING, C.PAUSED, *FINISHED), "There is no report before sending."),
+    Action.RESEND: ((C.SENT,), "Only a sent campaign can be resent to its non-openers."),
 }
 
 

@@ -23,7 +23,7 @@ def test_snapshot_excludes_unsubscribed_suppressed_and_duplicates(session):
     counts = audience.count_recipients(
         session, setup.actor, {"list_ids": [setup.list_id, setup.other_list_id]}
     )
-    assert counts == {"chosen": 10, "recipients": 6}
+    assert counts == {"chosen": 10, "recipients": 6, "inactive": 0}
 
     campaign = session.get(Campaign, cid)
     campaign.status = "scheduled"
@@ -102,7 +102,7 @@ def test_count_equals_the_snapshot_for_lists_a_segment_and_picks_together(sessio
     # picks: r1 (again), s2, and an unsubscribed contact.
     expected = {"r0", "r2", "r4", "s0", "s1", "r1", "r1-twin", "s2"}
     counts = audience.count_recipients(session, setup.actor, chosen)
-    assert counts == {"chosen": len(expected) + 2, "recipients": len(expected)}
+    assert counts == {"chosen": len(expected) + 2, "recipients": len(expected), "inactive": 0}
 
     cid = make_campaign(session, setup)
     campaigns.update_audience(session, setup.actor, cid, chosen)

@@ -186,6 +186,8 @@ def test_recipients_combine_lists_a_segment_and_picked_contacts(live_db):
         "list_ids": [setup.other_list_id],
         "segment_id": segment_id,
         "contact_ids": [solo],
+        "resend_of": None,
+        "include_inactive": False,
     }
 
     # Back on the step, the saved choice is shown again.

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from core.campaigns import resend
 from core.campaigns import service as campaigns
 from core.infra.errors import ValidationFailed
 from core.models import Campaign, Contact, Message
@@ -24,6 +25,7 @@ CALLS = {
     Action.RETRY_FAILED: campaigns.retry_failed,
     Action.CLONE: campaigns.clone_campaign,
     Action.DELETE: campaigns.delete_campaign,
+    Action.RESEND: lambda s, a, cid: resend.create_resend(s, a, cid),
 }
 
 
