@@ -44,6 +44,8 @@ TASK_QUEUES = {
     "worker.tasks_automations.advance": "sending",
     # The webhook's inbox of SNS notifications.
     "worker.tasks.make_sns_events": "events",
+    # The public service's signup inbox: people wait for their confirmation mail.
+    "worker.tasks_forms.drain_signups": "events",
     "worker.tasks_contacts.import_contacts": "imports",
     "worker.tasks_contacts.recover_import_jobs": "imports",
     # Sweeps and rebuilds nobody waits for.
@@ -52,6 +54,7 @@ TASK_QUEUES = {
     "worker.tasks_abtest.evaluate_ab_tests": "maintenance",
     "worker.tasks.sweep_files": "maintenance",
     "worker.tasks_forms.sweep_unconfirmed": "maintenance",
+    "worker.tasks_sunset.recompute": "maintenance",
 }
 
 
