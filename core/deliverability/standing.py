@@ -72,6 +72,11 @@ def update_limits(session: Session, actor: Actor, limits: GuardLimits) -> GuardL
     return limits
 
 
+# Below this many messages sent in the window the rates mean nothing (as the campaign
+# guard's GUARD_MIN_FEEDBACK): a new workspace's first test sends never need an override.
+STANDING_MIN_SENT = 200
+
+
 @dataclass(frozen=True)
 class Standing:
     """The workspace's last 30 days (as the dashboard counts its window: from the start of
@@ -91,7 +96,7 @@ class Standing:
         return self.complaints / self.sent if self.sent else 0.0
 
     def _level(self, value: float, review: float) -> str:
-        if not self.sent:
+        if self.sent < STANDING_MIN_SENT:  # 2 bounces of 10 say nothing about the account
             return "ok"
         if value >= review:
             return "over"

@@ -34,6 +34,17 @@ def add_events(session, workspace_id: int, kind: str, n: int, days_ago: float = 
     session.flush()
 
 
+def test_a_few_sends_say_nothing_about_the_account(session):
+    """2 bounces of 10 (a new workspace's first sends) need no override: below
+    STANDING_MIN_SENT the rates are shown but never judged."""
+    setup = make_setup(session, contacts=3)
+    add_events(session, setup.workspace_id, "sent", 10)
+    add_events(session, setup.workspace_id, "bounce", 2)
+    standing = deliverability.workspace_standing(session, setup.actor)
+    assert (standing.bounce_rate, standing.level) == (0.2, "ok")
+    campaigns.send_now(session, setup.actor, make_campaign(session, setup, "First"))
+
+
 def test_send_now_over_a_review_level_needs_an_owner_and_is_recorded(session):
     setup = make_setup(session, contacts=3)
     ws = session.get(Workspace, setup.workspace_id)
