@@ -24,7 +24,7 @@ from email.utils import formatdate
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import Select, and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.automations.enrollment import enroll_from_lists
@@ -135,27 +135,33 @@ def run_pass(
     return result
 
 
+def due_query(session: Session, now: datetime, batch: int) -> Select[tuple[int]]:
+    """Beat's scan: up to `batch` due, unleased enrollments of active automations, oldest
+    first (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so workers take different ones)."""
+    query = (
+        select(Enrollment.id)
+        .join(Automation, Automation.id == Enrollment.automation_id)
+        .where(
+            Enrollment.status == E.ACTIVE,
+            Enrollment.due_at <= now,
+            or_(Enrollment.leased_until.is_(None), Enrollment.leased_until < now),
+            Automation.status == A.ACTIVE,
+        )
+        .order_by(Enrollment.due_at, Enrollment.id)
+        .limit(batch)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True, of=Enrollment)
+    return query
+
+
 def claim_due(sessions: sessionmaker[Session], batch: int) -> list[tuple[int, int]]:
     """Lease up to `batch` due enrollments of active automations (committed); returns
     (id, token) pairs. The token (the claim count) fences the claim: a worker whose lease
     lapsed and was taken over finds another token and stops."""
     with sessions() as session:
         now = clock.now()
-        query = (
-            select(Enrollment.id)
-            .join(Automation, Automation.id == Enrollment.automation_id)
-            .where(
-                Enrollment.status == E.ACTIVE,
-                Enrollment.due_at <= now,
-                or_(Enrollment.leased_until.is_(None), Enrollment.leased_until < now),
-                Automation.status == A.ACTIVE,
-            )
-            .order_by(Enrollment.due_at, Enrollment.id)
-            .limit(batch)
-        )
-        if session.get_bind().dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True, of=Enrollment)
-        ids = list(session.scalars(query))
+        ids = list(session.scalars(due_query(session, now, batch)))
         if ids:
             session.execute(
                 update(Enrollment)
