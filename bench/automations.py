@@ -217,7 +217,7 @@ def due_scan(url: str, waiting: int, due: int) -> dict:
     """Beat's pass over `waiting` enrollments sitting in a 3-day wait and `due` that are
     due: the claim query (EXPLAIN ANALYZE and a real claim), the exit of unsubscribed
     contacts and the enrollment of new list members, each timed."""
-    ws_id, automation_id, list_id = seed_automation(url, waiting + due)
+    ws_id, automation_id, list_id = seed_automation(url, waiting + due, join=False)
     with session_scope(url) as s:
         now = clock.now()
         s.execute(
