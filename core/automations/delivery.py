@@ -178,11 +178,16 @@ class Steps:
         self.session = session
         self._prepared: dict[tuple[int, str], _Step] = {}
 
-    def get(self, automation: Automation, path: str, step: SendStep) -> _Step:
-        key = (automation.id, path)
-        if key not in self._prepared:
-            self._prepared[key] = _Step(self.session, automation, step)
-        return self._prepared[key]
+    def prepare(self, automation: Automation, jobs: list[Job]) -> None:
+        """Prepare the jobs' steps of `automation` (reads the database: call it inside a
+        transaction, so that sending later needs none)."""
+        for job in jobs:
+            key = (job.automation_id, job.step_path)
+            if job.automation_id == automation.id and key not in self._prepared:
+                self._prepared[key] = _Step(self.session, automation, job.step)
+
+    def get(self, job: Job) -> _Step:
+        return self._prepared[(job.automation_id, job.step_path)]
 
 
 @dataclass
@@ -236,10 +241,10 @@ def deliver(
     transport: Transport,
     jobs: list[Job],
     ledger: dict[int, _Ledger],
-    automations: dict[int, Automation],
 ) -> tuple[list[Outcome], list[dict[str, Any]]]:
-    """Build and send the claimed messages (no transaction open); the outcomes, and the
-    message rows' new values for `record`."""
+    """Build and send the claimed messages (their steps prepared: no database, and no
+    transaction open, so other workers write meanwhile); the outcomes, and the message
+    rows' new values for `record`."""
     outcomes: list[Outcome] = []
     updates: list[dict[str, Any]] = []
     date = formatdate(usegmt=True)
@@ -251,7 +256,7 @@ def deliver(
         if row.status in DONE:  # sent before a lost worker could move the enrollment on
             outcomes.append(Outcome(job, "done"))
             continue
-        prepared = steps.get(automations[job.automation_id], job.step_path, job.step)
+        prepared = steps.get(job)
         try:
             outgoing = prepared.outgoing(row.id, job.contact, date)
         except (TemplateProblem, ValidationFailed) as exc:

@@ -255,51 +255,60 @@ class _Batch:
             pending = self._round(states)
         s.commit()
 
-    # --- one round: every enrollment of the batch takes one step --------------------------
+    # --- one round: each enrollment walks on to its next send step, wait or end ------------
 
     def _round(self, states: list[_State]) -> dict[int, int]:
+        """Walk the batch in memory through the steps that need no mail (waits that are
+        over, branches, updates, exits) up to a send step each, then send them all."""
         s = self.session
         now = clock.now()
-        self._answers = {}  # branch conditions, answered afresh each round
         automations = self._automations({st.automation_id for st in states})
         contacts = self._contacts(states)
         sends: list[tuple[_State, SendStep]] = []
-        branches: list[tuple[_State, BranchStep]] = []
+        walking = []
         for st in states:
             automation = automations[st.automation_id]
+            contact = contacts.get(st.contact_id)
             if automation.status != A.ACTIVE:
                 st.moved = True  # paused: held where it is (the lease goes)
-                continue
-            contact = contacts.get(st.contact_id)
-            if contact is None or contact["status"] != ContactStatus.SUBSCRIBED:
+            elif contact is None or contact["status"] != ContactStatus.SUBSCRIBED:
                 self._leave(st, E.EXITED, str(contact["status"]) if contact else "deleted")
-                continue
-            if contact["suppressed"]:
+            elif contact["suppressed"]:
                 self._leave(st, E.EXITED, "suppressed")
-                continue
-            definition = self._definition(automation)
-            step = step_at(definition, st.step_path)
-            if step is None:  # the step was removed: those at it move to the next one
-                self._move(st, definition, next_path(definition, st.step_path), contact, now)
-            elif isinstance(step, WaitStep):
-                if st.due_at is not None and clock.as_utc(st.due_at) > now:
-                    st.moved = True  # not due yet (the lease goes)
-                    continue
-                self._move(st, definition, next_path(definition, st.step_path), contact, now)
-            elif isinstance(step, SendStep):
-                sends.append((st, step))
-            elif isinstance(step, BranchStep):
-                branches.append((st, step))
-            elif isinstance(step, UpdateStep):
-                self._update(st, step)
-                self._move(st, definition, next_path(definition, st.step_path), contact, now)
-            elif isinstance(step, ExitStep):
-                self._leave(st, E.EXITED, "exit step")
-        for st, step in branches:
-            definition = self._definition(automations[st.automation_id])
-            arm = "then" if self._holds_for(st, step, branches, contacts) else "else"
-            target = arm_start(definition, st.step_path, arm)
-            self._move(st, definition, target, contacts[st.contact_id], now)
+            else:
+                walking.append(st)
+        for _ in range(MAX_STEPS_PER_PASS):
+            branches: list[tuple[_State, BranchStep]] = []
+            for st in walking:
+                st.goes_on = False
+                definition = self._definition(automations[st.automation_id])
+                contact = contacts[st.contact_id]
+                step = step_at(definition, st.step_path)
+                if step is None:  # the step was removed: those at it move to the next one
+                    self._move(st, definition, next_path(definition, st.step_path), contact, now)
+                elif isinstance(step, WaitStep):
+                    if st.due_at is not None and clock.as_utc(st.due_at) > now:
+                        st.moved = True  # not due yet (the lease goes)
+                        continue
+                    self._move(st, definition, next_path(definition, st.step_path), contact, now)
+                elif isinstance(step, SendStep):
+                    sends.append((st, step))
+                elif isinstance(step, BranchStep):
+                    branches.append((st, step))
+                elif isinstance(step, UpdateStep):
+                    self._update(st, step)
+                    self._move(st, definition, next_path(definition, st.step_path), contact, now)
+                elif isinstance(step, ExitStep):
+                    self._leave(st, E.EXITED, "exit step")
+            self._answers = {}  # each branch step's condition, for those at it now
+            for st, step in branches:
+                definition = self._definition(automations[st.automation_id])
+                arm = "then" if self._holds_for(st, step, branches, contacts) else "else"
+                target = arm_start(definition, st.step_path, arm)
+                self._move(st, definition, target, contacts[st.contact_id], now)
+            walking = [st for st in walking if st.goes_on]
+            if not walking:
+                break
         jobs = [
             delivery.Job(
                 st.id,
@@ -566,11 +575,11 @@ class _Batch:
                 acquire(
                     self.rate_limiter or limiter(), f"workspace:{workspace_id}", len(part), rate
                 )
+                for automation_id in {job.automation_id for job in part}:
+                    self.steps.prepare(automations[automation_id], part)
                 ledger = delivery.claim(s, part, settings.send_lease_seconds)
                 s.commit()
-                outcomes, updates = delivery.deliver(
-                    self.steps, transport, part, ledger, automations
-                )
+                outcomes, updates = delivery.deliver(self.steps, transport, part, ledger)
                 # 2. The outcomes and the moves, in one transaction.
                 delivery.record(s, updates)
                 still_ours = {
