@@ -81,8 +81,9 @@ def write_ledger(session: Session, jobs: list[Job]) -> None:
     if not jobs:
         return
     now = clock.now()
-    session.execute(
-        _insert(session)(Message).on_conflict_do_nothing(),
+    # Core, not the ORM's bulk insert: a batch's rows in one executemany, cheaply.
+    session.connection().execute(
+        _insert(session)(Message.__table__).on_conflict_do_nothing(),
         [
             {
                 "workspace_id": j.workspace_id,
@@ -321,8 +322,8 @@ def record(session: Session, updates: list[dict[str, Any]]) -> None:
             ),
             [{"b_id": u["b_id"], "b_error": u["error"], "b_provider": u["provider"]} for u in sent],
         )
-        session.execute(
-            _insert(session)(Event).on_conflict_do_nothing(index_elements=["dedupe_key"]),
+        session.connection().execute(
+            _insert(session)(Event.__table__).on_conflict_do_nothing(index_elements=["dedupe_key"]),
             [
                 {
                     "workspace_id": u["workspace_id"],
