@@ -20,7 +20,7 @@ from datetime import timedelta
 from email.utils import formatdate
 from typing import Any
 
-from sqlalchemy import and_, bindparam, or_, select, tuple_, update
+from sqlalchemy import String, and_, bindparam, cast, literal, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from core.automations.model import SendStep
@@ -309,7 +309,23 @@ def record(session: Session, updates: list[dict[str, Any]]) -> None:
     sent = [u for u in updates if u["sent"]]
     other = [u for u in updates if not u["sent"]]
     table = Message.__table__
-    if sent:
+    # The outbox's id is the ledger id's: those rows in one UPDATE, as the campaign's do.
+    derived = [u["b_id"] for u in sent if not u["error"] and u["provider"] == f"outbox-{u['b_id']}"]
+    if derived:
+        session.execute(
+            update(Message)
+            .where(Message.id.in_(derived))
+            .values(
+                status=M.SENT,
+                sent_at=now,
+                updated_at=now,
+                error="",
+                provider_message_id=literal("outbox-") + cast(Message.id, String),
+            )
+            .execution_options(synchronize_session=False)
+        )
+    derived_ids = set(derived)
+    if any(u["b_id"] not in derived_ids for u in sent):
         session.connection().execute(
             table.update()
             .where(table.c.id == bindparam("b_id"))
@@ -320,8 +336,13 @@ def record(session: Session, updates: list[dict[str, Any]]) -> None:
                 error=bindparam("b_error"),
                 provider_message_id=bindparam("b_provider"),
             ),
-            [{"b_id": u["b_id"], "b_error": u["error"], "b_provider": u["provider"]} for u in sent],
+            [
+                {"b_id": u["b_id"], "b_error": u["error"], "b_provider": u["provider"]}
+                for u in sent
+                if u["b_id"] not in derived_ids
+            ],
         )
+    if sent:
         session.connection().execute(
             _insert(session)(Event.__table__).on_conflict_do_nothing(index_elements=["dedupe_key"]),
             [

@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, bindparam, func, or_, select, tuple_, update
+from sqlalchemy import Select, func, or_, select, tuple_, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.automations import delivery
@@ -221,6 +221,7 @@ class _State:
     reason: str = ""
     finished_at: datetime | None = None
     moved: bool = False  # to write
+    held: bool = False  # only its lease goes (paused, or a wait not over)
     goes_on: bool = False  # due again at once: walks on in the next round
 
 
@@ -270,7 +271,7 @@ class _Batch:
             automation = automations[st.automation_id]
             contact = contacts.get(st.contact_id)
             if automation.status != A.ACTIVE:
-                st.moved = True  # paused: held where it is (the lease goes)
+                st.moved = st.held = True  # paused: held where it is (the lease goes)
             elif contact is None or contact["status"] != ContactStatus.SUBSCRIBED:
                 self._leave(st, E.EXITED, str(contact["status"]) if contact else "deleted")
             elif contact["suppressed"]:
@@ -288,7 +289,7 @@ class _Batch:
                     self._move(st, definition, next_path(definition, st.step_path), contact, now)
                 elif isinstance(step, WaitStep):
                     if st.due_at is not None and clock.as_utc(st.due_at) > now:
-                        st.moved = True  # not due yet (the lease goes)
+                        st.moved = st.held = True  # not due yet (the lease goes)
                         continue
                     self._move(st, definition, next_path(definition, st.step_path), contact, now)
                 elif isinstance(step, SendStep):
@@ -395,36 +396,47 @@ class _Batch:
 
     def _write(self, states: list[_State]) -> None:
         """The states' new values (each has been fenced in this transaction); the lease goes
-        unless it walks on at once."""
-        if not states:
-            return
-        table = Enrollment.__table__
-        self.session.connection().execute(
-            table.update()
-            .where(table.c.id == bindparam("b_id"))
-            .values(
-                status=bindparam("b_status"),
-                reason=bindparam("b_reason"),
-                step_path=bindparam("b_path"),
-                entered_step_at=bindparam("b_entered"),
-                due_at=bindparam("b_due"),
-                finished_at=bindparam("b_finished"),
-                leased_until=bindparam("b_lease"),
-            ),
-            [
-                {
-                    "b_id": st.id,
-                    "b_status": st.status,
-                    "b_reason": st.reason,
-                    "b_path": st.step_path,
-                    "b_entered": st.entered_step_at,
-                    "b_due": st.due_at,
-                    "b_finished": st.finished_at,
-                    "b_lease": None if not st.goes_on else clock.now() + _lease(),
-                }
-                for st in states
-            ],
-        )
+        unless it walks on at once. One UPDATE per distinct set of values: a batch that
+        moved together (the usual case) is one statement."""
+        lease = clock.now() + _lease()
+        held = [st.id for st in states if st.held]
+        if held:
+            self.session.execute(
+                update(Enrollment)
+                .where(Enrollment.id.in_(held))
+                .values(leased_until=None)
+                .execution_options(synchronize_session=False)
+            )
+        groups: dict[tuple[Any, ...], list[int]] = {}
+        for st in states:
+            if st.held:
+                continue
+            values = (
+                st.status,
+                st.reason,
+                st.step_path,
+                st.entered_step_at,
+                st.due_at,
+                st.finished_at,
+                lease if st.goes_on else None,
+            )
+            groups.setdefault(values, []).append(st.id)
+        for values, ids in groups.items():
+            status, reason, path, entered, due, finished, leased = values
+            self.session.execute(
+                update(Enrollment)
+                .where(Enrollment.id.in_(ids))
+                .values(
+                    status=status,
+                    reason=reason,
+                    step_path=path,
+                    entered_step_at=entered,
+                    due_at=due,
+                    finished_at=finished,
+                    leased_until=leased,
+                )
+                .execution_options(synchronize_session=False)
+            )
 
     # --- moving ------------------------------------------------------------------------------
 
