@@ -273,9 +273,9 @@ class _Batch:
             if automation.status != A.ACTIVE:
                 st.moved = st.held = True  # paused: held where it is (the lease goes)
             elif contact is None or contact["status"] != ContactStatus.SUBSCRIBED:
-                self._leave(st, E.EXITED, str(contact["status"]) if contact else "deleted")
+                self._leave(st, E.EXITED, str(contact["status"]) if contact else "deleted", now)
             elif contact["suppressed"]:
-                self._leave(st, E.EXITED, "suppressed")
+                self._leave(st, E.EXITED, "suppressed", now)
             else:
                 walking.append(st)
         for _ in range(MAX_STEPS_PER_PASS):
@@ -300,7 +300,7 @@ class _Batch:
                     self._update(st, step)
                     self._move(st, definition, next_path(definition, st.step_path), contact, now)
                 elif isinstance(step, ExitStep):
-                    self._leave(st, E.EXITED, "exit step")
+                    self._leave(st, E.EXITED, "exit step", now)
             self._answers = {}  # each branch step's condition, for those at it now
             for st, step in branches:
                 definition = self._definition(automations[st.automation_id])
@@ -440,10 +440,12 @@ class _Batch:
 
     # --- moving ------------------------------------------------------------------------------
 
-    def _leave(self, st: _State, status: EnrollmentStatus, reason: str) -> None:
+    def _leave(self, st: _State, status: EnrollmentStatus, reason: str, now: datetime) -> None:
+        """Finished or exited (`now`: the round's, so those leaving together share one
+        UPDATE)."""
         st.status = status
         st.reason = reason
-        st.finished_at = clock.now()
+        st.finished_at = now
         st.due_at = None
         st.moved = True
         st.goes_on = False
@@ -459,7 +461,7 @@ class _Batch:
         now: datetime,
     ) -> None:
         if path is None:
-            self._leave(st, E.FINISHED, "")
+            self._leave(st, E.FINISHED, "", now)
             return
         st.step_path = path
         st.entered_step_at = now
