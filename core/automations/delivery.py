@@ -20,7 +20,7 @@ from datetime import timedelta
 from email.utils import formatdate
 from typing import Any
 
-from sqlalchemy import String, and_, bindparam, cast, literal, or_, select, tuple_, update
+from sqlalchemy import String, and_, bindparam, cast, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from core.automations.model import SendStep
@@ -202,13 +202,14 @@ def claim(session: Session, jobs: list[Job], lease_seconds: float) -> dict[int, 
     """Move the jobs' ledger rows to "sending" where no live worker holds them (the caller
     commits); by enrollment id: the rows claimed, and those already final (status kept)."""
     now = clock.now()
-    rows = session.execute(
-        select(Message.id, Message.status, Message.enrollment_id).where(
-            tuple_(Message.enrollment_id, Message.step_path).in_(
-                [(j.enrollment_id, j.step_path) for j in jobs]
-            )
+    wanted = {(j.enrollment_id, j.step_path) for j in jobs}
+    found = session.execute(
+        select(Message.id, Message.status, Message.enrollment_id, Message.step_path).where(
+            Message.enrollment_id.in_([j.enrollment_id for j in jobs]),
+            Message.step_path.in_({j.step_path for j in jobs}),
         )
     ).all()
+    rows = [r for r in found if (r.enrollment_id, r.step_path) in wanted]
     by_id = {r.id: r for r in rows}
     claimed = set(
         session.scalars(

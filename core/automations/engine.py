@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, func, or_, select, tuple_, update
+from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.automations import delivery
@@ -242,6 +242,7 @@ class _Batch:
         self.steps = delivery.Steps(session)
         self._definitions: dict[int, tuple[Any, Definition]] = {}
         self._answers: dict[tuple[int, str], set[int]] = {}
+        self._renewed = time.monotonic()  # the claim has just set the leases
 
     def run(self) -> None:
         s = self.session
@@ -331,28 +332,50 @@ class _Batch:
 
     # --- loading and writing ------------------------------------------------------------------
 
+    def _renewal_due(self) -> bool:
+        return time.monotonic() - self._renewed > settings.send_lease_seconds / 3
+
     def _fence(self, tokens: dict[int, int]) -> list[_State]:
-        """Renew the lease of those still ours (the token matches, still active): their
-        state. On PostgreSQL the UPDATE's row locks hold them until this transaction ends;
-        on SQLite the transaction holds the write lock."""
-        rows = self.session.execute(
-            update(Enrollment)
-            .where(
-                tuple_(Enrollment.id, Enrollment.attempts).in_(list(tokens.items())),
+        """Those still ours (the token matches, still active), locked for this transaction
+        (row locks on PostgreSQL; SQLite's transaction holds the write lock): their state.
+        Once a third of the lease has gone by, the lease is renewed too; otherwise they are
+        only read, which spares PostgreSQL a row version per enrollment and round."""
+        renew = self._renewal_due()
+        by_token: dict[int, list[int]] = {}
+        for enrollment_id, token in tokens.items():
+            by_token.setdefault(token, []).append(enrollment_id)
+        columns = (
+            Enrollment.id,
+            Enrollment.attempts,
+            Enrollment.automation_id,
+            Enrollment.workspace_id,
+            Enrollment.contact_id,
+            Enrollment.step_path,
+            Enrollment.entered_step_at,
+            Enrollment.due_at,
+        )
+        rows: list[Any] = []
+        for token, ids in by_token.items():
+            ours = (
+                Enrollment.id.in_(ids),
+                Enrollment.attempts == token,
                 Enrollment.status == E.ACTIVE,
             )
-            .values(leased_until=clock.now() + _lease())
-            .returning(
-                Enrollment.id,
-                Enrollment.attempts,
-                Enrollment.automation_id,
-                Enrollment.workspace_id,
-                Enrollment.contact_id,
-                Enrollment.step_path,
-                Enrollment.entered_step_at,
-                Enrollment.due_at,
-            )
-        ).all()
+            if renew:
+                rows += self.session.execute(
+                    update(Enrollment)
+                    .where(*ours)
+                    .values(leased_until=clock.now() + _lease())
+                    .returning(*columns)
+                    .execution_options(synchronize_session=False)
+                ).all()
+            else:
+                query = select(*columns).where(*ours)
+                if self.session.get_bind().dialect.name == "postgresql":
+                    query = query.with_for_update(of=Enrollment)
+                rows += self.session.execute(query).all()
+        if renew:
+            self._renewed = time.monotonic()
         return sorted((_State(*row) for row in rows), key=lambda st: st.id)
 
     def _automations(self, ids: set[int]) -> dict[int, Automation]:
@@ -599,7 +622,12 @@ class _Batch:
                 still_ours = {
                     st.id
                     for st in self._fence(
-                        {j.enrollment_id: states[j.enrollment_id].token for j in part}
+                        {
+                            j.enrollment_id: states[j.enrollment_id].token
+                            # When the lease is renewed, it is renewed for those still
+                            # waiting for their turn too.
+                            for j in (group[start:] if self._renewal_due() else part)
+                        }
                     )
                 }
                 now = clock.now()
