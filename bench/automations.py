@@ -32,6 +32,7 @@ from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+# bench/send.py first: importing it sets the environment (a temporary DATA_DIR, SQLite).
 import send as campaign_bench
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url

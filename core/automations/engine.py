@@ -18,6 +18,9 @@ Each transaction that moves enrollments first renews their lease where the claim
 still matches, so a worker whose lease lapsed and was taken over moves nothing.
 
 This module runs its own transactions, so it takes a session factory.
+
+About 680 lines on purpose: the claim, the fence and the batch's walk read as one state
+machine over enrollments (the send steps' ledger work is in core.automations.delivery).
 """
 
 from __future__ import annotations
