@@ -157,12 +157,18 @@ def compose_rate(campaign_id: int, url: str, n: int = 3000) -> float:
     return n / (time.perf_counter() - started)
 
 
-def end_to_end(recipients: int, workers: int) -> dict:
-    url = settings.database_url
+def end_to_end(
+    recipients: int, workers: int, url: str = "", env_extra: dict[str, str] | None = None
+) -> dict:
+    """The campaign through `workers` real workers (bench/automations.py runs it too, on its
+    own database and broker: `url`, `env_extra`)."""
+    url = url or settings.database_url
     migrate(url)
     actor, cid = _seed_quietly(url, recipients)
     per_core = compose_rate(cid, url)
-    env = process_env(DATA, url, SEND_TICK_SECONDS="3600", SEND_BATCH_SIZE="500")
+    env = process_env(
+        DATA, url, SEND_TICK_SECONDS="3600", SEND_BATCH_SIZE="500", **(env_extra or {})
+    )
     procs = [
         start_worker(env, DATA / f"worker{i}.log", concurrency=1, name=f"b{i}")
         for i in range(workers)

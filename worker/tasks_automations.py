@@ -13,12 +13,13 @@ from worker.celery_app import app
     soft_time_limit=settings.send_batch_seconds + 300,
     time_limit=settings.send_batch_seconds + 360,
 )
-def advance() -> dict:
-    """Enroll new list members, let unsubscribed contacts go, advance due enrollments.
+def advance(advance_only: bool = False) -> dict:
+    """Enroll new list members, let unsubscribed contacts go, advance due enrollments
+    (`advance_only`: only the last, for the helper pass a busy pass asks for).
 
     Safe to run twice or on several workers at once: enrollments are leased (SKIP LOCKED on
     PostgreSQL) and every send has its ledger row first."""
-    result = run_pass(get_sessionmaker())
+    result = run_pass(get_sessionmaker(), advance_only=advance_only)
     return {
         "enrolled": result.enrolled,
         "exited": result.exited,

@@ -62,8 +62,9 @@ class Enrollment(Base):
         UniqueConstraint(
             "automation_id", "contact_id", "generation", name="uq_enrollment_automation_contact"
         ),
-        # Beat's pass: the active enrollments that are due, oldest first.
-        Index("ix_enrollment_status_due", "status", "due_at"),
+        # Beat's pass: the active enrollments that are due, oldest first, in id order among
+        # equals, so the scan stops after its batch (migration 0020).
+        Index("ix_enrollment_status_due_id", "status", "due_at", "id"),
         Index("ix_enrollment_contact", "contact_id", "status"),
         _one_of("status", ENROLLMENT_STATUSES, "status"),
     )

@@ -2,7 +2,7 @@
 `guard_complaint_limit`) and table `campaign_guard`, the guard's record of a campaign.
 
 Revision ID: 0022_guard
-Revises: 0019_automation_triggers
+Revises: 0020_enrollment_due_index
 """
 
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0022_guard"
-down_revision: str | None = "0019_automation_triggers"
+down_revision: str | None = "0020_enrollment_due_index"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
