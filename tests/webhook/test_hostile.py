@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -17,6 +18,13 @@ from tests.webhook.test_sns import BODY
 from webhook.main import app
 
 HEADERS = {"content-type": "text/plain; charset=UTF-8", "x-amz-sns-message-type": "Notification"}
+
+
+def _run(coroutine):
+    """asyncio.run in a thread of its own: the xdist worker's shared Playwright (sync API)
+    keeps an event loop running in the main thread, where asyncio.run refuses to start."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 def fresh_url(n: int) -> str:
@@ -57,7 +65,7 @@ def test_forged_posts_with_slow_certificate_urls_do_not_stall_the_event_loop(fak
             gate.set()
             return [r.status_code for r in await asyncio.gather(*forged)]
 
-    assert asyncio.run(scenario()) == [403, 403, 403]
+    assert _run(scenario()) == [403, 403, 403]
     assert waited_out and not any(waited_out), "a fetch blocked the loop until it timed out"
 
 
@@ -72,7 +80,7 @@ def test_a_failed_certificate_url_is_not_fetched_again_and_new_urls_are_capped(f
             ]
             return first + again + many
 
-    codes = asyncio.run(scenario())
+    codes = _run(scenario())
     assert codes[:2] == [403, 403]
     assert fake_sns.visited.count(fresh_url(0)) == 1, "a failure is remembered for a while"
     assert len(set(fake_sns.visited)) == sns.NEW_URLS_PER_MINUTE
@@ -87,7 +95,7 @@ def test_a_deeply_nested_body_and_a_certificate_url_with_a_newline_are_refused(f
             newline = await _post(client, notification(BODY, cert_url=url))
             return nested.status_code, newline.status_code
 
-    nested, newline = asyncio.run(scenario())
+    nested, newline = _run(scenario())
     assert nested == 400
     assert newline == 403
     assert fake_sns.visited == []
@@ -106,7 +114,7 @@ def test_readyz_does_not_tell_the_database_details(monkeypatch: pytest.MonkeyPat
         async with _client() as client:
             return await client.get("/readyz")
 
-    response = asyncio.run(scenario())
+    response = _run(scenario())
     assert response.status_code == 503
     assert response.json()["database"] == "unavailable"
     assert "db.internal" not in response.text and "5432" not in response.text
