@@ -9,18 +9,18 @@ mail client would; the worker with beat does the rest.
 from __future__ import annotations
 
 import re
-import time
 import urllib.request
 from collections import Counter
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
 
 from core.automations import automation_status, create_automation
 from core.contacts.lists import add_members
+from core.infra.clock import as_utc
 from core.infra.db import session_scope
-from core.ingest.store import MACHINE_OPEN_SECONDS
-from core.models import ContactList, Message, Template
+from core.models import ContactList, Enrollment, Event, Message, Template
 from tests.helpers import actor_of, make_contact, make_user, make_workspace, outbox_messages
 from tests.processes import PROCESS_BACKEND, process_env, start_webhook, start_worker, wait_until
 
@@ -83,6 +83,49 @@ def _sent(step: str) -> int:
         )
 
 
+def _waiting(step: str) -> int:
+    with session_scope() as s:
+        return int(
+            s.scalar(
+                select(func.count())
+                .select_from(Enrollment)
+                .where(Enrollment.step_path == step, Enrollment.status == "active")
+            )
+            or 0
+        )
+
+
+def _two_minutes_pass() -> None:
+    """Move the welcomes' sending and the start of everyone's wait two minutes back, and
+    hold the wait's end until `_wait_ends`, so no branch is taken before the opens are in."""
+    back = timedelta(minutes=2)
+    with session_scope() as s:
+        for msg in s.scalars(select(Message).where(Message.step_path == "0")):
+            msg.sent_at = as_utc(msg.sent_at) - back
+        for enrollment in s.scalars(select(Enrollment).where(Enrollment.step_path == "1")):
+            enrollment.entered_step_at = as_utc(enrollment.entered_step_at) - back
+            enrollment.due_at = as_utc(enrollment.entered_step_at) + timedelta(hours=1)
+
+
+def _wait_ends() -> None:
+    """The one-minute wait ended a minute ago, for everyone."""
+    with session_scope() as s:
+        for enrollment in s.scalars(select(Enrollment).where(Enrollment.step_path == "1")):
+            enrollment.due_at = as_utc(enrollment.entered_step_at) + timedelta(minutes=1)
+
+
+def _human_opens() -> int:
+    with session_scope() as s:
+        return int(
+            s.scalar(
+                select(func.count())
+                .select_from(Event)
+                .where(Event.type == "open", Event.is_machine.is_(False))
+            )
+            or 0
+        )
+
+
 def _finished(actor, automation_id: int) -> int:
     with session_scope() as s:
         return automation_status(s, actor, automation_id)["finished"]
@@ -114,9 +157,14 @@ def test_welcome_series_through_a_killed_worker_sends_each_mail_once(live_db, tm
         worker = start_worker(env, tmp_path / "w2.log", concurrency=2, beat=True)
         try:
             wait_until(lambda: _sent("0") == CONTACTS, 60, "every welcome sent")
+            wait_until(lambda: _waiting("1") == CONTACTS, 60, "everyone on the wait")
+            # Two minutes pass: the welcomes were sent, and the contacts reached the one-minute
+            # wait, two minutes ago (in the database, where the worker reads time from; the wait
+            # itself is timed with a controlled clock in test_engine.py). Opens are then past the
+            # machine-open window, and the branch comes due once they are stored.
+            _two_minutes_pass()
             # Even-numbered contacts open the welcome through the real pixel, as a person
-            # would, after the machine-open window; the others do not.
-            time.sleep(MACHINE_OPEN_SECONDS + 1)
+            # would; the others do not.
             opened = set()
             for msg in outbox_messages(tmp_path / "outbox"):
                 n = int(re.match(r"r(\d+)@", msg["To"]).group(1))
@@ -133,6 +181,8 @@ def test_welcome_series_through_a_killed_worker_sends_each_mail_once(live_db, tm
                     assert reply.status == 200
                 opened.add(msg["To"])
             assert len(opened) == CONTACTS // 2
+            wait_until(lambda: _human_opens() == CONTACTS // 2, 30, "the opens stored")
+            _wait_ends()
             wait_until(lambda: _sent("2.then.0") + _sent("2.else.0") == CONTACTS, 150, "all sent")
             # An enrollment whose 3 s lease lapsed on this loaded worker is moved on by the
             # next pass after its mail was recorded: wait for that too.
