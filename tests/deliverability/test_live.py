@@ -107,7 +107,11 @@ def test_hard_bounces_pause_a_sending_campaign_until_an_override(live_db, tmp_pa
         assert reason.startswith("Paused automatically: ")
         assert " hard bounces after " in reason and reason.endswith(" delivered (limit 4%)")
         rate = float(reason.split(": ")[1].split("%")[0])
-        assert 7.5 <= rate <= 8.6, reason
+        # The drain may have made a few more events than the crossing 200 by the time the
+        # guard looked (a busy machine): the reason's figures are those it judged on.
+        judged = int(reason.split(" after ")[1].split(" ")[0].replace(",", ""))
+        assert 200 <= judged <= REPORTED, reason
+        assert rate == round(100 * len(range(0, judged, 12)) / judged, 1), reason
 
         # Nothing is sent after the pause: what was in flight then finishes, nothing more.
         time.sleep(1.5)
@@ -140,6 +144,9 @@ def test_hard_bounces_pause_a_sending_campaign_until_an_override(live_db, tmp_pa
         with session_scope() as s, pytest.raises(campaigns.guard.GuardOverrideNeeded):
             campaigns.resume(s, setup.actor, cid)
         with session_scope() as s:
+            # The rest goes at a brisker rate: the slow rate made room for the pause, and
+            # each batch reads the workspace's rate afresh.
+            s.get(Workspace, setup.workspace_id).max_send_rate = 250.0
             campaigns.resume(s, setup.actor, cid, override_guard=True)
         wait_until(lambda: campaign(cid)[0] == "sent", 120, "the rest sent after the override")
     finally:
