@@ -78,11 +78,13 @@ def test_error_statuses_give_a_clear_message(fake_openai, status, words):
 
 def test_a_timeout_is_reported(fake_openai, monkeypatch):
     monkeypatch.setattr(settings, "openai_timeout", 0.5)
-    fake_openai.behaviour.delay = 2.0
+    # The server would answer after 30 s: the assistant gives up long before (the margin
+    # is wide so a busy machine cannot fail this; the message says which limit struck).
+    fake_openai.behaviour.delay = 30.0
     started = time.monotonic()
     with pytest.raises(ai.AssistantFailed, match="did not answer within 0.5 s"):
         list(ai.stream(EDITOR, ai.Request("improve", "Some text")))
-    assert time.monotonic() - started < 1.9
+    assert time.monotonic() - started < 15
 
 
 def test_an_error_in_the_middle_of_the_stream_keeps_what_arrived(fake_openai):
