@@ -4,6 +4,7 @@ The people of a workspace (roles, invitations, registration) are core.accounts.m
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from dataclasses import dataclass
@@ -46,8 +47,11 @@ def hash_password(password: str) -> str:
 
 # A real bcrypt hash of a random secret, at the same cost as real ones: unknown and locked
 # accounts are checked against it, so they fail exactly like a wrong password, in the same
-# time (a cheaper dummy told a stranger which addresses have accounts).
-_LOCKED_HASH = hash_password(random_token())
+# time (a cheaper dummy told a stranger which addresses have accounts). Made on first use:
+# at the production cost it took half a second of every process's start (CLI, worker, web).
+@functools.cache
+def _locked_hash() -> str:
+    return hash_password(random_token())
 
 
 def verify_password(password: str, password_hash: str) -> bool:
@@ -160,7 +164,7 @@ def login_entries(session: Session) -> dict[str, LoginEntry]:
         entries[user.email] = LoginEntry(
             name=user.name or user.email,
             email=user.email,
-            password_hash=_LOCKED_HASH if is_locked(user) else user.password_hash,
+            password_hash=_locked_hash() if is_locked(user) else user.password_hash,
             failed_logins=user.failed_logins,
             role=user.role,
         )
@@ -197,7 +201,7 @@ def check_login(email: str, password: str) -> bool:
         # already does), so none reads a count another is about to raise.
         user = session.scalar(select(User).where(User.email == email).with_for_update())
         if user is None or is_locked(user):
-            verify_password(password, _LOCKED_HASH)  # the same work as a real check
+            verify_password(password, _locked_hash())  # the same work as a real check
             return False
         if user.locked_until is not None:  # an expired lock: count afresh
             user.locked_until = None
