@@ -53,7 +53,7 @@ def test_unknown_user_is_indistinguishable(session):
     # Unknown and locked accounts are checked against a dummy hash of the same bcrypt cost
     # as real ones, so sign-in takes as long as for a real account (no timing oracle).
     cost = auth.hash_password("a-real-password-1").split("$")[2]
-    assert auth._LOCKED_HASH.split("$")[2] == cost == f"{settings.bcrypt_rounds:02d}"
+    assert auth._locked_hash().split("$")[2] == cost == f"{settings.bcrypt_rounds:02d}"
 
 
 def test_reset_flow_single_use_and_sessions_end(session, outbox):
@@ -227,7 +227,7 @@ def test_parallel_sign_ins_cannot_outrun_the_lockout(live_db, backend):
     real_verify = auth.verify_password
 
     def counting_verify(password: str, password_hash: str) -> bool:
-        if password_hash != auth._LOCKED_HASH:
+        if password_hash != auth._locked_hash():
             checked.append(password)
         return real_verify(password, password_hash)
 
