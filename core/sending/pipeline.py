@@ -34,9 +34,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.accounts.auth import normalize_email
-from core.campaigns import audience
+from core.campaigns import audience, waves
 from core.campaigns import service as campaigns
-from core.campaigns.dispatch import BATCH_TASK, dispatch_batches
+from core.campaigns.dispatch import BATCH_TASK, dispatch_batches, dispatch_due_waves, is_due
 from core.content.rendering import (
     Rendered,
     TemplateProblem,
@@ -130,6 +130,8 @@ def _start_campaign(session: Session, campaign_id: int) -> bool:
     try:
         with session.begin_nested():  # a refused A/B split leaves no ledger rows behind
             count = audience.snapshot(session, campaign)
+            # A time-zone campaign: each zone's rows get their wave's time (one UPDATE each).
+            waves.date_ledger(session, campaign)
     except ValidationFailed as exc:
         return _fail(session, campaign, str(exc))
     # A re-run adds no rows to a ledger that is already there.
@@ -196,6 +198,7 @@ def _claim(session: Session, campaign_id: int, ids: list[int]) -> tuple[list[int
         .where(
             Message.id.in_(ids),
             Message.status.in_(PENDING),
+            is_due(clock.now()),  # a later time-zone wave's row waits for its moment
             exists().where(Campaign.id == campaign_id, Campaign.status == CampaignStatus.SENDING),
         )
         .values(status=MessageStatus.SENDING, attempts=Message.attempts + 1, updated_at=clock.now())
@@ -436,6 +439,7 @@ def _send_batch(
                     Message.id > cursor,
                     Message.id <= last_id,
                     Message.status.in_(PENDING),
+                    is_due(clock.now()),
                 )
                 .order_by(Message.id)
                 .limit(chunk)
@@ -608,7 +612,10 @@ def _recover(session: Session) -> dict[str, int]:
         last = session.scalar(
             select(func.max(Message.updated_at)).where(Message.campaign_id == cid)
         )
-        activity = max(t for t in (clock.as_utc(last), clock.as_utc(started), cutoff) if t)
+        # Queueing a time-zone wave is a sign of life too: its batches have a lease to start.
+        queued_wave = session.scalar(select(Campaign.waves_dispatched_at).where(Campaign.id == cid))
+        moments = (clock.as_utc(last), clock.as_utc(started), clock.as_utc(queued_wave), cutoff)
+        activity = max(t for t in moments if t)
         stats["reclaimed"] += int(
             rowcount(
                 session.execute(
@@ -629,11 +636,7 @@ def _recover(session: Session) -> dict[str, int]:
         if _finish_if_done(session, cid):
             stats["finished"] += 1
             continue
-        pending = session.scalar(
-            select(Message.id)
-            .where(Message.campaign_id == cid, Message.status.in_(PENDING))
-            .limit(1)
-        )
+        pending = _pending_due(session, cid, now)
         if pending is not None and activity <= cutoff:
             dispatch_batches(session, cid)
             # Touch the pending rows' clock, so the next tick waits a full lease again.
@@ -643,8 +646,39 @@ def _recover(session: Session) -> dict[str, int]:
     return stats
 
 
+def _pending_due(session: Session, campaign_id: int, now: Any) -> int | None:
+    """A pending row that may be sent now, if any. A time-zone campaign's query reads the
+    due rows of ix_message_campaign_status_due, not the later waves' rows that wait."""
+    query = select(Message.id).where(
+        Message.campaign_id == campaign_id, Message.status.in_(PENDING)
+    )
+    wave_campaign = session.scalar(
+        select(Campaign.local_send_time).where(Campaign.id == campaign_id)
+    )
+    query = query.where(Message.due_at <= now) if wave_campaign else query
+    return session.scalar(query.limit(1))
+
+
+def _dispatch_waves(session: Session) -> list[int]:
+    """Queue the time-zone waves that fell due since the last tick (`tick`'s session:
+    commits once per campaign); the ids of the campaigns that got a wave."""
+    campaign_ids = session.scalars(
+        select(Campaign.id).where(
+            Campaign.status == CampaignStatus.SENDING, Campaign.local_send_time.is_not(None)
+        )
+    ).all()
+    queued = []
+    for cid in campaign_ids:
+        if dispatch_due_waves(session, cid):
+            queued.append(cid)
+            log.info("campaign %s: a time-zone wave fell due", cid, extra={"campaign_id": cid})
+        session.commit()
+    return queued
+
+
 def tick(sessions: sessionmaker[Session]) -> dict[str, Any]:
     """What beat runs every SEND_TICK_SECONDS (its own transactions: a session factory)."""
     with sessions() as session:
         started = _start_due_campaigns(session)
-        return {"started": started, **_recover(session)}
+        queued = _dispatch_waves(session)
+        return {"started": started, "waves": queued, **_recover(session)}
