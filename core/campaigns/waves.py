@@ -266,6 +266,8 @@ def waves_summary(waves: list[Wave], now: datetime | None = None) -> str:
         return ""
     now = now or clock.now()
     done = sum(1 for w in waves if w.done)
+    if done == len(waves):
+        return f"sent in {done} wave{'s' if done != 1 else ''}"
     upcoming = [w for w in waves if not w.done and w.due_at > now]
     text = f"sending in waves: {done} of {len(waves)} sent"
     if upcoming:
