@@ -88,6 +88,8 @@ class CampaignRow:
     # Before the snapshot (a scheduled campaign) `recipients` is the audience's count now,
     # an estimate; from the start of sending it is the ledger's.
     estimated: bool = False
+    # A time-zone campaign's waves: "sending in waves: 3 of 7 sent, next 09:00 IST ..."
+    waves: str = ""
 
     @property
     def progress(self) -> float:
@@ -213,9 +215,24 @@ def list_campaigns(
                 error=c.error,
                 held=s["held"],
                 estimated=estimate is not None,
+                waves=_waves_text(session, actor, c),
             )
         )
     return rows
+
+
+def _waves_text(session: Session, actor: Actor, campaign: Campaign) -> str:
+    """The list's line about a time-zone campaign's waves ("" for any other, or a draft)."""
+    if not campaign.local_send_time or campaign.status == CampaignStatus.DRAFT:
+        return ""
+    try:
+        found = waves.campaign_waves(session, actor, campaign.id)
+    except ValidationFailed:  # a scheduled audience that cannot be counted any more
+        return ""
+    if campaign.status == CampaignStatus.SCHEDULED and found:
+        first = found[0]
+        return f"in {len(found)} wave{'s' if len(found) != 1 else ''}, first {first.label}"
+    return waves.waves_summary(found)
 
 
 def _estimate(session: Session, actor: Actor, campaign: Campaign) -> int | None:

@@ -23,9 +23,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import case, exists, func, select, update
+from sqlalchemy import case, exists, func, literal, select, update
 from sqlalchemy.orm import Session
 
 from core.campaigns import audience as audiences
@@ -63,7 +64,7 @@ def _zone(name: str | None) -> ZoneInfo | None:
 def workspace_zone(session: Session, workspace_id: int) -> str:
     """The workspace's zone name (UTC when it names none this machine knows)."""
     name = session.scalar(select(Workspace.timezone).where(Workspace.id == workspace_id))
-    return name if _zone(name) is not None else "UTC"
+    return name if name and _zone(name) is not None else "UTC"
 
 
 def wave_time(start: datetime, local_time: str, zone: str) -> datetime:
@@ -134,12 +135,12 @@ class WavePlan:
 
 
 def _group(
-    start: datetime, local_time: str, fallback: str, rows: list[tuple[str | None, int, int, int]]
+    start: datetime, local_time: str, fallback: str, rows: list[tuple[Any, ...]]
 ) -> list[Wave]:
     """Waves from (zone or None, count, sent, failed) rows: zones due together are one wave."""
     by_zone: dict[str, list[int]] = {}
     for name, count, sent, failed in rows:
-        zone = name if _zone(name) is not None else fallback
+        zone = name if name and _zone(name) is not None else fallback
         totals = by_zone.setdefault(zone, [0, 0, 0])
         totals[0] += int(count or 0)
         totals[1] += int(sent or 0)
@@ -174,7 +175,7 @@ def plan_waves(
     recipients = audiences.recipients_query(session, actor.workspace_id, audience)
     sub = recipients.add_columns(Contact.timezone).subquery()
     rows = session.execute(
-        select(sub.c.timezone, func.count(), 0, 0).group_by(sub.c.timezone)
+        select(sub.c.timezone, func.count(), literal(0), literal(0)).group_by(sub.c.timezone)
     ).all()
     fallback = workspace_zone(session, actor.workspace_id)
     plan.waves = _group(start, local_time, fallback, [tuple(r) for r in rows])
@@ -202,7 +203,7 @@ def date_ledger(session: Session, campaign: Campaign) -> int:
     ).all()
     dues: set[datetime] = set()
     for zone in zones:
-        if _zone(zone) is None or zone == fallback:
+        if not zone or _zone(zone) is None or zone == fallback:
             continue  # dated with the workspace's zone below
         due = wave_time(start, campaign.local_send_time, zone)
         dues.add(due)
