@@ -73,9 +73,9 @@ def _table(text: str, statuses: list[str], after: datetime | None, live: bool) -
                 "Sent": r.sent,
                 "Failed": r.failed,
                 "Progress": r.progress,
+                **({"Waves": r.waves} if any_waves else {}),
                 "Scheduled": when(r.scheduled_at),
                 "Finished": when(r.finished_at),
-                **({"Waves": r.waves} if any_waves else {}),
             }
             for r in rows
         ],

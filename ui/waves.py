@@ -11,9 +11,10 @@ from ui.state import actor, read_db
 
 WAVE_COLUMNS = {
     "Wave": st.column_config.NumberColumn("Wave", width=60),
-    "Due (UTC)": st.column_config.TextColumn("Due (UTC)", width=140),
-    "Local time": st.column_config.TextColumn("Local time", width=100),
-    "Zones": st.column_config.TextColumn("Zones", width=260),
+    "Due (UTC)": st.column_config.TextColumn("Due (UTC)", width=125),
+    "Local time": st.column_config.TextColumn("Local time there", width=105),
+    "Your time": st.column_config.TextColumn("Your time", width=140),
+    "Zones": st.column_config.TextColumn("Zones", width=180),
     "Recipients": st.column_config.NumberColumn("Recipients", format="localized"),
     "Sent": st.column_config.NumberColumn("Sent", format="localized"),
     "Pending": st.column_config.NumberColumn("Pending", format="localized"),
@@ -28,6 +29,7 @@ def wave_rows(found: list[waves.Wave]) -> list[dict]:
             "Wave": number,
             "Due (UTC)": f"{wave.due_at:%Y-%m-%d %H:%M}",
             "Local time": wave.local(wave.zones[0]) if wave.zones else "",
+            "Your time": when(wave.due_at),
             "Zones": ", ".join(wave.zones),
             "Recipients": wave.count,
             "Sent": wave.sent,
@@ -49,7 +51,7 @@ def waves_section(campaign_id: int) -> None:
     st.caption(
         "Each contact gets the campaign at the chosen time in their own zone (the "
         "workspace's zone when they have none); zones that reach it at the same moment are "
-        "one wave. Times here in your zone: " + ", ".join(when(w.due_at) for w in found[:3])
+        "one wave."
     )
 
 
