@@ -535,6 +535,13 @@ def schedule(
     if not _now and when <= clock.now():
         raise ValidationFailed("The scheduled time is in the past.")
     local = waves.parse_local_time(local_time) if local_time else None
+    if local and len(campaign.variants) > 1:
+        # The A/B decision compares the test's first hours, which waves would spread over a
+        # day of zones; not supported rather than judged on the early zones only.
+        raise ValidationFailed(
+            "An A/B test cannot be sent in time-zone waves: send it at one time, or remove "
+            "the other variants."
+        )
     found = problems(session, actor, campaign)
     if found:
         raise CampaignNotSendable(found)

@@ -205,3 +205,16 @@ def test_a_campaign_without_a_local_time_has_no_waves(live_db, enqueued):
         assert waves.campaign_waves(s, setup.actor, cid) == []
         assert s.scalar(select(Message.due_at).where(Message.campaign_id == cid).limit(1)) is None
     assert status_of(setup, cid)["status"] == "sent"
+
+
+def test_an_ab_test_is_not_sent_in_waves(session):
+    from core.models import Variant
+
+    setup = make_setup(session, contacts=2)
+    cid = make_campaign(session, setup)
+    campaign = session.get(Campaign, cid)
+    campaign.variants.append(Variant(label="B", subject="Other", template_id=setup.template_id))
+    session.flush()
+    with pytest.raises(ValidationFailed, match="A/B test cannot be sent in time-zone waves"):
+        campaigns.send_now(session, setup.actor, cid, local_time="09:00")
+    assert campaign.status == "draft" and campaign.local_send_time is None
