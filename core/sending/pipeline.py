@@ -36,7 +36,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.accounts.auth import normalize_email
 from core.campaigns import audience, waves
 from core.campaigns import service as campaigns
-from core.campaigns.dispatch import BATCH_TASK, dispatch_batches, dispatch_due_waves, is_due
+from core.campaigns.dispatch import (
+    BATCH_TASK,
+    dispatch_batches,
+    dispatch_due_waves,
+    is_due,
+    next_wave,
+)
 from core.content.rendering import (
     Rendered,
     TemplateProblem,
@@ -607,15 +613,6 @@ def _recover(session: Session) -> dict[str, int]:
         select(Campaign.id).where(Campaign.status == CampaignStatus.SENDING)
     ).all()
     for cid in campaign_ids:
-        # Last sign of life, before the reclaim below touches anything.
-        started = session.scalar(select(Campaign.started_at).where(Campaign.id == cid))
-        last = session.scalar(
-            select(func.max(Message.updated_at)).where(Message.campaign_id == cid)
-        )
-        # Queueing a time-zone wave is a sign of life too: its batches have a lease to start.
-        queued_wave = session.scalar(select(Campaign.waves_dispatched_at).where(Campaign.id == cid))
-        moments = (clock.as_utc(last), clock.as_utc(started), clock.as_utc(queued_wave), cutoff)
-        activity = max(t for t in moments if t)
         stats["reclaimed"] += int(
             rowcount(
                 session.execute(
@@ -636,27 +633,57 @@ def _recover(session: Session) -> dict[str, int]:
         if _finish_if_done(session, cid):
             stats["finished"] += 1
             continue
-        pending = _pending_due(session, cid, now)
-        if pending is not None and activity <= cutoff:
+        # Only with rows due and waiting is the last sign of life read (a time-zone campaign
+        # between two waves skips the max() over its whole ledger).
+        if _pending_due(session, cid, now) and _last_activity(session, cid, cutoff) <= cutoff:
             dispatch_batches(session, cid)
-            # Touch the pending rows' clock, so the next tick waits a full lease again.
-            session.execute(update(Message).where(Message.id == pending).values(updated_at=now))
+            # Touch a pending row's clock, so the next tick waits a full lease again (a
+            # time-zone campaign's dispatch stamps waves_dispatched_at, which counts too).
+            first_pending = (
+                select(Message.id)
+                .where(Message.campaign_id == cid, Message.status.in_(PENDING))
+                .limit(1)
+                .scalar_subquery()
+            )
+            session.execute(
+                update(Message).where(Message.id == first_pending).values(updated_at=now)
+            )
             stats["redispatched"] += 1
         session.commit()
     return stats
 
 
-def _pending_due(session: Session, campaign_id: int, now: Any) -> int | None:
-    """A pending row that may be sent now, if any. A time-zone campaign's query reads the
-    due rows of ix_message_campaign_status_due, not the later waves' rows that wait."""
-    query = select(Message.id).where(
-        Message.campaign_id == campaign_id, Message.status.in_(PENDING)
+def _last_activity(session: Session, campaign_id: int, cutoff: Any) -> Any:
+    """The campaign's last sign of life: its start, a ledger write (a reclaim writes only
+    the status, so it is not one), or a time-zone wave queued; at least `cutoff`."""
+    started, queued_wave = session.execute(
+        select(Campaign.started_at, Campaign.waves_dispatched_at).where(Campaign.id == campaign_id)
+    ).one()
+    last = session.scalar(
+        select(func.max(Message.updated_at)).where(Message.campaign_id == campaign_id)
     )
+    moments = (clock.as_utc(last), clock.as_utc(started), clock.as_utc(queued_wave), cutoff)
+    return max(t for t in moments if t)
+
+
+def _pending_due(session: Session, campaign_id: int, now: Any) -> bool:
+    """Whether a pending row may be sent now. A time-zone campaign asks the index of due
+    times (one probe per status: `next_wave`), never walking the later waves' rows."""
     wave_campaign = session.scalar(
         select(Campaign.local_send_time).where(Campaign.id == campaign_id)
     )
-    query = query.where(Message.due_at <= now) if wave_campaign else query
-    return session.scalar(query.limit(1))
+    if not wave_campaign:
+        found = session.scalar(
+            select(Message.id)
+            .where(Message.campaign_id == campaign_id, Message.status.in_(PENDING))
+            .limit(1)
+        )
+        return found is not None
+    for status in PENDING:
+        nearest = clock.as_utc(next_wave(session, campaign_id, status))
+        if nearest is not None and nearest <= now:
+            return True
+    return False
 
 
 def _dispatch_waves(session: Session) -> list[int]:
