@@ -3,13 +3,10 @@ its report. MAILWRIGHT_SHOTS=folder keeps the screenshots (docs/screens/tz-waves
 
 from __future__ import annotations
 
-import os
-import shutil
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect
 from sqlalchemy import select, update
 
 from core.campaigns import service as campaigns
@@ -19,11 +16,10 @@ from core.infra.db import get_sessionmaker, session_scope
 from core.infra.permissions import Actor
 from core.models import Campaign, ContactList, ListMembership, Message, Template, Workspace
 from core.sending import pipeline
-from tests.browser.conftest import settle, sign_in
+from tests.browser.conftest import settle, shot, sign_in
 from tests.helpers import make_contact
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-SHOTS = os.environ.get("MAILWRIGHT_SHOTS", "")
 ZONES = {
     "Asia/Kolkata": 3,
     "Asia/Tokyo": 2,
@@ -33,14 +29,6 @@ ZONES = {
     "Australia/Sydney": 1,
     None: 4,  # the workspace's zone (Europe/Berlin)
 }
-
-
-def _shot(page: Page, tmp_path: Path, name: str) -> None:
-    path = tmp_path / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    if SHOTS:
-        Path(SHOTS).mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, Path(SHOTS) / path.name)
 
 
 def _seed() -> int:
@@ -92,7 +80,7 @@ def test_the_waves_on_the_list_and_in_the_report(live_app, page, tmp_path):
     assert len(found) == 7 and summary.startswith("sending in waves: ")
     expect(page.get_by_text(summary).first).to_be_visible()
     settle(page)
-    _shot(page, tmp_path, "tz-waves-list")
+    shot(page, tmp_path, "tz-waves-list")
 
     page.goto(f"{live_app.url}/reports?campaign={cid}")
     heading = page.get_by_text("Time-zone waves", exact=False).first
@@ -104,4 +92,4 @@ def test_the_waves_on_the_list_and_in_the_report(live_app, page, tmp_path):
     # placeholder between two refreshes.
     settle(page)
     expect(page.locator("[data-testid='stDataFrame'] canvas").first).to_be_visible()
-    _shot(page, tmp_path, "tz-waves")
+    shot(page, tmp_path, "tz-waves")
