@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core.campaigns import service as campaigns
 from core.campaigns import waves
+from core.models.statuses import CampaignStatus
 from ui.format import when
 from ui.state import actor, read_db
 
@@ -44,9 +46,12 @@ def waves_section(campaign_id: int) -> None:
     """The waves of a time-zone campaign, one row each (nothing for any other campaign)."""
     with read_db() as session:
         found = waves.campaign_waves(session, actor(), campaign_id)
+        paused = (
+            campaigns.get_campaign(session, actor(), campaign_id).status == CampaignStatus.PAUSED
+        )
     if not found:
         return
-    st.markdown(f"**Time-zone waves**: {waves.waves_summary(found)}")
+    st.markdown(f"**Time-zone waves**: {waves.waves_summary(found, paused=paused)}")
     st.dataframe(wave_rows(found), column_config=WAVE_COLUMNS, hide_index=True, width="stretch")
     st.caption(
         "Each contact gets the campaign at the chosen time in their own zone (the "

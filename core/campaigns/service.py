@@ -222,8 +222,10 @@ def list_campaigns(
 
 
 def _waves_text(session: Session, actor: Actor, campaign: Campaign) -> str:
-    """The list's line about a time-zone campaign's waves ("" for any other, or a draft)."""
-    if not campaign.local_send_time or campaign.status == CampaignStatus.DRAFT:
+    """The list's line about a time-zone campaign's waves ("" for any other, and for a
+    draft, a failed or a cancelled one: its status says more)."""
+    shown = (CampaignStatus.SCHEDULED, CampaignStatus.SENDING, CampaignStatus.PAUSED)
+    if not campaign.local_send_time or campaign.status not in (*shown, CampaignStatus.SENT):
         return ""
     try:
         found = waves.campaign_waves(session, actor, campaign.id)
@@ -232,7 +234,7 @@ def _waves_text(session: Session, actor: Actor, campaign: Campaign) -> str:
     if campaign.status == CampaignStatus.SCHEDULED and found:
         first = found[0]
         return f"in {len(found)} wave{'s' if len(found) != 1 else ''}, first {first.label}"
-    return waves.waves_summary(found)
+    return waves.waves_summary(found, paused=campaign.status == CampaignStatus.PAUSED)
 
 
 def _estimate(session: Session, actor: Actor, campaign: Campaign) -> int | None:

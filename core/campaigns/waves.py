@@ -89,7 +89,7 @@ class Wave:
     zones: list[str]
     count: int = 0
     sent: int = 0
-    failed: int = 0
+    failed: int = 0  # failed or cancelled: final without having been sent
     pending: int = 0
 
     def local(self, zone: str) -> str:
@@ -261,8 +261,9 @@ def campaign_waves(session: Session, actor: Actor, campaign_id: int) -> list[Wav
     return _group(start, campaign.local_send_time, fallback, [tuple(r) for r in rows])
 
 
-def waves_summary(waves: list[Wave], now: datetime | None = None) -> str:
-    """ "sending in waves: 3 of 7 sent, next 09:00 IST Asia/Kolkata" ("" without waves)."""
+def waves_summary(waves: list[Wave], now: datetime | None = None, paused: bool = False) -> str:
+    """The waves in a line: "sending in waves: 3 of 7 sent, next 09:00 IST Asia/Kolkata"
+    ("paused in waves: ..." while paused, "sent in 7 waves" at the end, "" without waves)."""
     if not waves:
         return ""
     now = now or clock.now()
@@ -270,7 +271,7 @@ def waves_summary(waves: list[Wave], now: datetime | None = None) -> str:
     if done == len(waves):
         return f"sent in {done} wave{'s' if done != 1 else ''}"
     upcoming = [w for w in waves if not w.done and w.due_at > now]
-    text = f"sending in waves: {done} of {len(waves)} sent"
+    text = f"{'paused' if paused else 'sending'} in waves: {done} of {len(waves)} sent"
     if upcoming:
         text += f", next {upcoming[0].label}"
     return text

@@ -126,6 +126,8 @@ def test_waves_go_out_as_each_zone_reaches_the_time_once_each(live_db, enqueued,
     # Paused before Berlin's wave: it is held, and goes on resume.
     with session_scope() as s:
         campaigns.pause(s, setup.actor, cid)
+        (row,) = campaigns.list_campaigns(s, setup.actor)
+        assert row.waves == "paused in waves: 1 of 4 sent, next 09:00 CET Europe/Berlin"
     clock.freeze(BERLIN + timedelta(minutes=5))
     assert _tick_and_run(enqueued)["waves"] == []
     assert sum(_sent_to(outbox).values()) == 2
@@ -146,6 +148,8 @@ def test_waves_go_out_as_each_zone_reaches_the_time_once_each(live_db, enqueued,
     assert set(sent) == _zone_emails(set(ZONES)) and set(sent.values()) == {1}
     status = status_of(setup, cid)
     assert (status["status"], status["sent"], status["queued"]) == ("sent", 9, 0)
+    with session_scope() as s:
+        assert campaigns.list_campaigns(s, setup.actor)[0].waves == "sent in 4 waves"
     with session_scope() as s:
         rows = s.execute(
             select(Message.email, Message.sent_at, Message.due_at).where(Message.campaign_id == cid)
