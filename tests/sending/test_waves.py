@@ -152,8 +152,13 @@ def test_waves_go_out_as_each_zone_reaches_the_time_once_each(live_db, enqueued,
         assert campaigns.list_campaigns(s, setup.actor)[0].waves == "sent in 4 waves"
     with session_scope() as s:
         rows = s.execute(
-            select(Message.email, Message.sent_at, Message.due_at).where(Message.campaign_id == cid)
+            select(Message.attempts, Message.sent_at, Message.due_at).where(
+                Message.campaign_id == cid
+            )
         ).all()
+    # Each row claimed once (the outbox overwrites, so its files alone would hide a twin),
+    # and none before its wave.
+    assert [attempts for attempts, _, _ in rows] == [1] * 9
     assert all(clock.as_utc(at) >= clock.as_utc(due) for _, at, due in rows)
 
 
@@ -222,3 +227,40 @@ def test_an_ab_test_is_not_sent_in_waves(session):
     with pytest.raises(ValidationFailed, match="A/B test cannot be sent in time-zone waves"):
         campaigns.send_now(session, setup.actor, cid, local_time="09:00")
     assert campaign.status == "draft" and campaign.local_send_time is None
+
+
+def test_a_worker_lost_mid_wave_resends_that_wave_only_once(live_db, enqueued, outbox):
+    """Kolkata's wave was claimed by a worker that died: one lease later recovery gives its
+    rows back and they go once; the later waves stay where they are."""
+    from sqlalchemy import update
+
+    clock.freeze(START)
+    setup, cid = _zoned_setup()
+    with session_scope() as s:
+        campaigns.send_now(s, setup.actor, cid, local_time="09:00")
+    run_tasks(enqueued)
+    clock.freeze(KOLKATA)
+    assert waves_tick()["waves"] == [cid]
+    enqueued.clear()  # the wave's batch task died with its worker, after claiming the rows
+    with session_scope() as s:
+        s.execute(
+            update(Message)
+            .where(Message.campaign_id == cid, Message.due_at == KOLKATA)
+            .values(status="sending", updated_at=clock.now())
+        )
+    clock.advance(timedelta(seconds=settings.send_lease_seconds + 1))
+    result = _tick_and_run(enqueued)
+    assert (result["reclaimed"], result["redispatched"], result["waves"]) == (2, 1, [])
+    sent = _sent_to(outbox)
+    assert set(sent) == _zone_emails({"Asia/Kolkata"}) and set(sent.values()) == {1}
+    with session_scope() as s:
+        waiting = s.scalars(
+            select(Message.status).where(Message.campaign_id == cid, Message.due_at > KOLKATA)
+        ).all()
+    assert set(waiting) == {"queued"} and len(waiting) == 7
+    with session_scope() as s:  # sent again once after the loss (the lost claim: not counted)
+        attempts = s.scalars(
+            select(Message.attempts).where(Message.campaign_id == cid, Message.due_at == KOLKATA)
+        ).all()
+    assert attempts == [1, 1]
+    assert status_of(setup, cid)["status"] == "sending"
