@@ -1,7 +1,7 @@
 """Campaigns: drafts, the wizard's steps, scheduling, and the controls while sending.
 
 The pipeline itself (snapshot, batches, transports) is in core/sending/pipeline.py; this module is
-what a marketer (the UI or the CLI) does to a campaign. About 680 lines on purpose: every
+what a marketer (the UI or the CLI) does to a campaign. About 740 lines on purpose: every
 action here goes through the same two checks (`_editable`, `_require` against the one
 transition table), and splitting the list from the actions would split those.
 """

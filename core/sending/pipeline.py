@@ -15,7 +15,7 @@ asked whether a message went out, so there a chunk is one message: at most one p
 process is ever unrecorded, and after a crash it is sent again and marked as a possible
 duplicate ("uncertain"), so the report can count it.
 
-About 640 lines on purpose: the claim, send and record steps and the recovery that undoes
+About 710 lines on purpose: the claim, send and record steps and the recovery that undoes
 them read as one state machine over the ledger.
 """
 

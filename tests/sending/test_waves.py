@@ -67,6 +67,16 @@ def _zone_emails(zones: set[str | None]) -> set[str]:
     return emails
 
 
+def _sent_now_in_waves(enqueued):
+    """The zoned campaign sent now (at START) at 09:00 in each zone; its start has run."""
+    clock.freeze(START)
+    setup, cid = _zoned_setup()
+    with session_scope() as s:
+        campaigns.send_now(s, setup.actor, cid, local_time="09:00")
+    run_tasks(enqueued)
+    return setup, cid
+
+
 def _tick_and_run(enqueued) -> dict:
     result = waves_tick()
     run_tasks(enqueued)
@@ -165,11 +175,7 @@ def test_waves_go_out_as_each_zone_reaches_the_time_once_each(live_db, enqueued,
 def test_a_campaign_sent_now_in_waves_and_cancelled_stops_the_waves_to_come(
     live_db, enqueued, outbox
 ):
-    clock.freeze(START)
-    setup, cid = _zoned_setup()
-    with session_scope() as s:
-        campaigns.send_now(s, setup.actor, cid, local_time="09:00")
-    run_tasks(enqueued)
+    setup, cid = _sent_now_in_waves(enqueued)
     clock.freeze(KOLKATA)
     _tick_and_run(enqueued)
     with session_scope() as s:
@@ -234,11 +240,7 @@ def test_a_worker_lost_mid_wave_resends_that_wave_only_once(live_db, enqueued, o
     rows back and they go once; the later waves stay where they are."""
     from sqlalchemy import update
 
-    clock.freeze(START)
-    setup, cid = _zoned_setup()
-    with session_scope() as s:
-        campaigns.send_now(s, setup.actor, cid, local_time="09:00")
-    run_tasks(enqueued)
+    setup, cid = _sent_now_in_waves(enqueued)
     clock.freeze(KOLKATA)
     assert waves_tick()["waves"] == [cid]
     enqueued.clear()  # the wave's batch task died with its worker, after claiming the rows
