@@ -13,6 +13,7 @@ from ui.campaign_wizard import open_wizard, wizard
 from ui.format import count_column, status_column, when, zone
 from ui.resend import resend_form
 from ui.state import actor, db, read_db, shows_errors
+from ui.waves import waves_section
 
 me = actor()
 
@@ -60,6 +61,7 @@ def _table(text: str, statuses: list[str], after: datetime | None, live: bool) -
     rows = _rows(text, statuses, after)
     if live and not any(r.live for r in rows):
         st.rerun()  # the last one finished: draw the page again, without the timer
+    any_waves = any(r.waves for r in rows)  # a column only when a campaign goes in waves
     st.dataframe(
         [
             {
@@ -71,6 +73,7 @@ def _table(text: str, statuses: list[str], after: datetime | None, live: bool) -
                 "Sent": r.sent,
                 "Failed": r.failed,
                 "Progress": r.progress,
+                **({"Waves": r.waves} if any_waves else {}),
                 "Scheduled": when(r.scheduled_at),
                 "Finished": when(r.finished_at),
             }
@@ -88,6 +91,12 @@ def _table(text: str, statuses: list[str], after: datetime | None, live: bool) -
             "Sent": count_column("Sent"),
             "Failed": count_column("Failed"),
             "Progress": st.column_config.ProgressColumn(min_value=0, max_value=1, width=100),
+            "Waves": st.column_config.TextColumn(
+                "Time-zone waves",
+                width=280,
+                help="Sent at a time of day in each contact's zone: waves sent so far and the "
+                "next one.",
+            ),
         },
         hide_index=True,
         width="stretch",
@@ -108,6 +117,8 @@ def campaign_controls(row: campaigns.CampaignRow) -> None:
         st.progress(row.progress, f"{row.sent:,} sent, {row.failed:,} failed of {row.recipients:,}")
     if row.error:
         st.error(row.error)
+    if row.waves:
+        waves_section(row.id)
     # Which actions apply, and why not, come from core's one transition table.
     verdicts = allowed_actions(row.status, failed=row.failed)
     shown = [a for a in Action if a is not Action.SEND]  # sending is the wizard's last step

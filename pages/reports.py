@@ -12,6 +12,7 @@ from ui.deliverability import guard_report_notice
 from ui.format import when, zone_label
 from ui.resend import resend_section
 from ui.state import actor, db, read_db, shows_errors
+from ui.waves import waves_section
 
 me = actor()
 st.title("Reports")
@@ -180,6 +181,8 @@ with report_tab:
                 st.plotly_chart(charts.top_links(report.links), key="links")
 
     figures_and_charts()
+    # A time-zone campaign's waves, live while it sends.
+    st.fragment(run_every=5 if live else None)(waves_section)(campaign_id)
     resend_section(campaign_id, next(c.status for c in choices if c.id == campaign_id))
 
     with db() as session:

@@ -11,6 +11,7 @@ import streamlit as st
 
 from core import abtest
 from core.campaigns import service as campaigns
+from core.campaigns import waves
 from core.campaigns.audience import (
     count_recipients,
     first_recipient,
@@ -31,6 +32,7 @@ from ui.deliverability import standing_warning
 from ui.preview import show_email
 from ui.state import actor, db, read_db, shows_errors
 from ui.text import md
+from ui.waves import plan_sentence
 
 STEPS = ["1. Setup", "2. Recipients", "3. Template", "4. Review"]
 ZONES = sorted(available_timezones())
@@ -61,6 +63,7 @@ def wizard(campaign_id: int) -> None:
             "variants": [(v.label, v.subject) for v in campaign.variants],
             # A resend's proposed time (core.campaigns.resend), the review's default.
             "scheduled_at": campaign.scheduled_at,
+            "local_send_time": campaign.local_send_time,
         }
     st.title(f"Campaign: {md(state['name'])}")
     if st.button("← All campaigns"):
@@ -379,6 +382,7 @@ def review_step(campaign_id: int, state: dict) -> None:
             with shows_errors(), db() as session:
                 sending.send_test(session, actor(), campaign_id, to, who)
                 st.success(f"Test sent to {md(to)}.")
+    local_time = local_time_option(campaign_id, state)
     back, send = st.columns(2)
     if back.button("Back"):
         next_step(2)
@@ -388,15 +392,22 @@ def review_step(campaign_id: int, state: dict) -> None:
     confirmed = ask_first(
         f"cw_confirm_send_{campaign_id}",
         f"Send “{state['name']}” to {recipients:,} recipient{'s' if recipients != 1 else ''} "
-        "now? Once it starts, mail that has left cannot be called back.",
+        + (f"at {local_time} in each one's time zone, starting now? " if local_time else "now? ")
+        + "Once it starts, mail that has left cannot be called back.",
         "Yes, send now",
     )
     if confirmed and act(
-        lambda s: campaigns.send_now(s, actor(), campaign_id, override_guard=override),
+        lambda s: campaigns.send_now(
+            s, actor(), campaign_id, override_guard=override, local_time=local_time
+        ),
         rerun=False,
     ):
         open_wizard(None)
-        flash(f"“{state['name']}” is on its way.")
+        flash(
+            f"“{state['name']}” goes out at {local_time} in each contact's time zone."
+            if local_time
+            else f"“{state['name']}” is on its way."
+        )
         st.rerun()
     st.subheader("Or schedule it")
     browser_zone = getattr(st.context, "timezone", None)
@@ -407,17 +418,56 @@ def review_step(campaign_id: int, state: dict) -> None:
     if state.get("scheduled_at") is not None:  # a resend's proposed time
         proposed = clock.as_utc(state["scheduled_at"]).astimezone(ZoneInfo(default_zone))
         day, at = proposed.date(), proposed.time().replace(second=0, microsecond=0)
+    if local_time:
+        st.caption(
+            f"The waves start at this moment: each contact gets it at the first {local_time} "
+            "in their zone from then on."
+        )
     cols = st.columns(3)
     day = cols[0].date_input("Date", day)
     at = cols[1].time_input("Time", at)
     zone = cols[2].selectbox("Time zone", ZONES, index=ZONES.index(default_zone))
+    when = datetime.combine(day, at, ZoneInfo(zone))
+    if local_time and when > clock.now():
+        with read_db() as session:
+            plan = waves.plan_waves(session, actor(), state["audience"], local_time, when)
+        st.caption(f"Scheduled: {plan_sentence(plan)}")
     if st.button("Schedule", disabled=bool(problems) or held):
         st.session_state["mw_timezone"] = zone
-        when = datetime.combine(day, at, ZoneInfo(zone))
         if act(
-            lambda s: campaigns.schedule(s, actor(), campaign_id, when, override_guard=override),
+            lambda s: campaigns.schedule(
+                s, actor(), campaign_id, when, override_guard=override, local_time=local_time
+            ),
             rerun=False,
         ):
             open_wizard(None)
-            flash(f"“{state['name']}” is scheduled for {when:%Y-%m-%d %H:%M} {zone}.")
+            flash(
+                f"“{state['name']}” is scheduled for {when:%Y-%m-%d %H:%M} {zone}"
+                + (f", then at {local_time} in each contact's time zone." if local_time else ".")
+            )
             st.rerun()
+
+
+def local_time_option(campaign_id: int, state: dict) -> str | None:
+    """ "Send at this time in each contact's time zone": the time ("09:00") when chosen, and
+    how many contacts fall in how many zones, with the first and last waves from now."""
+    chosen = st.toggle(
+        "Send at this time in each contact's time zone",
+        value=bool(state.get("local_send_time")),
+        key=f"cw_local_{campaign_id}",
+        help="Time-zone waves: each contact gets it when their own clock shows this time "
+        "(contacts without a time zone: the workspace's, in Settings), all within 24 hours "
+        "of the start.",
+    )
+    if not chosen:
+        return None
+    saved = state.get("local_send_time") or "09:00"
+    hour, minute = (int(part) for part in saved.split(":"))
+    at = st.time_input(
+        "Time in each contact's zone", time(hour, minute), key=f"cw_local_at_{campaign_id}"
+    )
+    local_time = waves.parse_local_time(at)
+    with read_db() as session:
+        plan = waves.plan_waves(session, actor(), state["audience"], local_time)
+    st.info(f"Sent now: {plan_sentence(plan)}", icon=":material/schedule:")
+    return local_time

@@ -121,6 +121,17 @@ def import_tab(me: Actor, defs: list, list_ids: dict[str, int]) -> None:
                         key=f"imp_type_{column}",
                     )
                     new_fields[key] = (preview.new_fields[key][0], type_)
+            # Offered, never silent: a guess from the country column, off by default.
+            offer = importer.zone_guess_offer(preview, mapping)
+            guess_timezone = False
+            if offer is not None:
+                guess_timezone = st.checkbox(
+                    f"Guess time zone from country (column “{offer.country_column}”)",
+                    value=False,
+                    key="imp_guess_tz",
+                    help="For sending at a time of day in each contact's time zone.",
+                )
+                st.caption(offer.note)
             list_choice = st.selectbox(
                 "Add everyone to a list", ["(no list)", *list_ids, "(a new list)"]
             )
@@ -142,6 +153,7 @@ def import_tab(me: Actor, defs: list, list_ids: dict[str, int]) -> None:
                     update_existing=update_existing,
                     sheet=sheet,
                     file_name=uploaded.name,
+                    guess_timezone=guess_timezone,
                 )
                 if preview.estimated_rows > settings.import_inline_max_rows:
                     with shows_errors(), db() as session:

@@ -1,7 +1,7 @@
 """Campaigns: drafts, the wizard's steps, scheduling, and the controls while sending.
 
 The pipeline itself (snapshot, batches, transports) is in core/sending/pipeline.py; this module is
-what a marketer (the UI or the CLI) does to a campaign. About 680 lines on purpose: every
+what a marketer (the UI or the CLI) does to a campaign. About 740 lines on purpose: every
 action here goes through the same two checks (`_editable`, `_require` against the one
 transition table), and splitting the list from the actions would split those.
 """
@@ -17,6 +17,7 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from core.campaigns import audience as audiences
+from core.campaigns import waves
 from core.campaigns.dispatch import dispatch_batches
 from core.contacts import sunset
 from core.content.rendering import (
@@ -87,6 +88,8 @@ class CampaignRow:
     # Before the snapshot (a scheduled campaign) `recipients` is the audience's count now,
     # an estimate; from the start of sending it is the ledger's.
     estimated: bool = False
+    # A time-zone campaign's waves: "sending in waves: 3 of 7 sent, next 09:00 IST ..."
+    waves: str = ""
 
     @property
     def progress(self) -> float:
@@ -212,9 +215,26 @@ def list_campaigns(
                 error=c.error,
                 held=s["held"],
                 estimated=estimate is not None,
+                waves=_waves_text(session, actor, c),
             )
         )
     return rows
+
+
+def _waves_text(session: Session, actor: Actor, campaign: Campaign) -> str:
+    """The list's line about a time-zone campaign's waves ("" for any other, and for a
+    draft, a failed or a cancelled one: its status says more)."""
+    shown = (CampaignStatus.SCHEDULED, CampaignStatus.SENDING, CampaignStatus.PAUSED)
+    if not campaign.local_send_time or campaign.status not in (*shown, CampaignStatus.SENT):
+        return ""
+    try:
+        found = waves.campaign_waves(session, actor, campaign.id)
+    except ValidationFailed:  # a scheduled audience that cannot be counted any more
+        return ""
+    if campaign.status == CampaignStatus.SCHEDULED and found:
+        first = found[0]
+        return f"in {len(found)} wave{'s' if len(found) != 1 else ''}, first {first.label}"
+    return waves.waves_summary(found, paused=campaign.status == CampaignStatus.PAUSED)
 
 
 def _estimate(session: Session, actor: Actor, campaign: Campaign) -> int | None:
@@ -474,14 +494,25 @@ def problems(session: Session, actor: Actor, campaign: Campaign) -> list[str]:
 
 
 def send_now(
-    session: Session, actor: Actor, campaign_id: int, override_guard: bool = False
+    session: Session,
+    actor: Actor,
+    campaign_id: int,
+    override_guard: bool = False,
+    local_time: str | None = None,
 ) -> Campaign:
-    """Start sending as soon as a worker takes it (beat picks it up too if the task is lost).
+    """Start sending as soon as a worker takes it (beat picks it up too if the task is lost);
+    with `local_time` ("09:00"), in waves from now as each contact's zone reaches it.
 
     While the workspace's last 30 days are at or above an SES review level, only an owner
     sends, with `override_guard` (recorded: core.deliverability.standing)."""
     return schedule(
-        session, actor, campaign_id, clock.now(), _now=True, override_guard=override_guard
+        session,
+        actor,
+        campaign_id,
+        clock.now(),
+        _now=True,
+        override_guard=override_guard,
+        local_time=local_time,
     )
 
 
@@ -492,9 +523,12 @@ def schedule(
     when: datetime,
     _now: bool = False,
     override_guard: bool = False,
+    local_time: str | None = None,
 ) -> Campaign:
     """Send at `when` (an aware datetime in any zone; stored in UTC); the workspace's
-    standing is checked as for `send_now`."""
+    standing is checked as for `send_now`. With `local_time` ("09:00"), `when` is the start
+    of the time-zone waves: each contact gets it at the first `local_time` in their zone
+    from then on (core.campaigns.waves)."""
     actor.require("edit")
     campaign = get_campaign(session, actor, campaign_id)
     _require(Action.SEND, campaign)
@@ -502,12 +536,22 @@ def schedule(
         raise ValidationFailed("A schedule needs a time zone.")
     if not _now and when <= clock.now():
         raise ValidationFailed("The scheduled time is in the past.")
+    local = waves.parse_local_time(local_time) if local_time else None
+    if local and len(campaign.variants) > 1:
+        # The A/B decision compares the test's first hours, which waves would spread over a
+        # day of zones; not supported rather than judged on the early zones only.
+        raise ValidationFailed(
+            "An A/B test cannot be sent in time-zone waves: send it at one time, or remove "
+            "the other variants."
+        )
     found = problems(session, actor, campaign)
     if found:
         raise CampaignNotSendable(found)
     standing.require_send_allowed(session, actor, campaign.id, override_guard)
     campaign.status = CampaignStatus.SCHEDULED
     campaign.scheduled_at = when.astimezone(clock.now().tzinfo)
+    campaign.local_send_time = local
+    campaign.waves_dispatched_at = None
     campaign.error = ""
     session.add(
         AuditLog(
@@ -515,16 +559,18 @@ def schedule(
             user_id=actor.user_id,
             action="campaign_sent" if _now else "campaign_scheduled",
             target=str(campaign.id),
+            detail={"local_time": local} if local else {},
         )
     )
     session.flush()
     # Where a mail's trail starts in the logs (core.infra.logs): who sent which campaign.
     log.info(
-        "campaign %s %s by user %s for %s",
+        "campaign %s %s by user %s for %s%s",
         campaign.id,
         "sent now" if _now else "scheduled",
         actor.user_id,
         campaign.scheduled_at.isoformat(),
+        f", in waves at {local} in each contact's zone" if local else "",
         extra={"campaign_id": campaign.id},
     )
     if _now:
@@ -646,7 +692,15 @@ def clone_campaign(session: Session, actor: Actor, campaign_id: int) -> Campaign
     """A new draft with the same setup, audience and content."""
     source = get_campaign(session, actor, campaign_id)
     copy = create_campaign(session, actor, f"{source.name} (copy)")
-    for field in ("from_name", "from_email", "reply_to", "track_opens", "track_clicks"):
+    fields = (
+        "from_name",
+        "from_email",
+        "reply_to",
+        "track_opens",
+        "track_clicks",
+        "local_send_time",
+    )
+    for field in fields:
         setattr(copy, field, getattr(source, field))
     copy.audience = dict(source.audience)
     copy.variants.clear()

@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import select
 
 from core.campaigns import service as campaigns
+from core.campaigns import waves
 from core.cli import fail_cleanly, out
 from core.infra.db import session_scope
 from core.infra.errors import NotFound, ValidationFailed
@@ -26,6 +27,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--all", action="store_true", help="all subscribed contacts")
     p.add_argument(
         "--at", default="", help="ISO-8601 time with offset, e.g. 2026-12-01T09:00+01:00"
+    )
+    p.add_argument(
+        "--local-time",
+        default="",
+        metavar="HH:MM",
+        help="send at this time in each contact's time zone (the workspace's for contacts "
+        "without one), in waves from now or from --at",
     )
     p.add_argument(
         "--override-guard",
@@ -105,15 +113,44 @@ def cmd_send(args: argparse.Namespace) -> int:
         campaigns.update_audience(
             session, actor, campaign.id, {"all": args.all, "list_ids": list_ids}
         )
+        local_time = args.local_time or None
         if when is None:
-            campaigns.send_now(session, actor, campaign.id, args.override_guard)
+            campaigns.send_now(session, actor, campaign.id, args.override_guard, local_time)
         else:
             campaigns.schedule(
-                session, actor, campaign.id, when, override_guard=args.override_guard
+                session,
+                actor,
+                campaign.id,
+                when,
+                override_guard=args.override_guard,
+                local_time=local_time,
             )
         campaign_id = campaign.id
+        plan = None
+        if local_time:
+            plan = waves.plan_waves(
+                session, actor, campaign.audience, local_time, campaign.scheduled_at
+            )
+    if plan is not None:
+        out(json.dumps(_plan_summary(plan)))
     out(str(campaign_id))
     return 0
+
+
+def _plan_summary(plan: waves.WavePlan) -> dict:
+    """The waves a time-zone send will go in: one JSON line before the campaign's id."""
+
+    def moment(wave: waves.Wave | None) -> str | None:
+        return wave.due_at.isoformat() if wave else None
+
+    return {
+        "local_time": plan.local_time,
+        "recipients": plan.recipients,
+        "zones": plan.zones,
+        "waves": len(plan.waves),
+        "first_wave": moment(plan.first),
+        "last_wave": moment(plan.last),
+    }
 
 
 @fail_cleanly
@@ -121,8 +158,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     with session_scope() as session:
         actor = _actor_for_campaign(session, args.id)
         status = campaigns.campaign_status(session, actor, args.id)
+        summary = waves.waves_summary(waves.campaign_waves(session, actor, args.id))
     keys = ("status", "recipients", "queued", "sent", "failed", "uncertain", "error")
-    out(json.dumps({k: status[k] for k in keys}))
+    shown = {k: status[k] for k in keys}
+    if summary:  # a time-zone campaign: "sending in waves: 1 of 4 sent, next 09:00 CET ..."
+        shown["waves"] = summary
+    out(json.dumps(shown))
     return 0
 
 

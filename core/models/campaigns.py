@@ -97,6 +97,12 @@ class Campaign(Base):
     # A resend to non-openers names the campaign it follows up (migration 0023). No foreign
     # key: delete_campaign clears it when the parent goes.
     parent_campaign_id: Mapped[int | None] = mapped_column(Integer)
+    # "At this time in each contact's time zone" (migration 0024): "HH:MM", or None for one
+    # send at scheduled_at. The waves start at scheduled_at (core.campaigns.waves).
+    local_send_time: Mapped[str | None] = mapped_column(String(5))
+    # The latest moment up to which due waves were handed to batch tasks: beat's tick queues
+    # the rows that fell due after it (core.sending.pipeline).
+    waves_dispatched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # A/B testing: test share in percent (100 = compare only), the rule, the wait.
     ab_test_share: Mapped[int] = mapped_column(Integer, default=100, server_default="100")
     ab_winner_metric: Mapped[str] = mapped_column(String(16), default="click")
@@ -159,6 +165,17 @@ class Message(Base):
             sqlite_where=text("provider_message_id IS NOT NULL"),
         ),
         _one_of("status", MESSAGE_STATUSES, "status"),
+        # Time-zone waves (0024): the rows of a wave that fell due, without walking the
+        # campaign's rows that wait for later waves. Campaigns sent at once (due_at NULL)
+        # stay out of it and pay nothing per row.
+        Index(
+            "ix_message_campaign_status_due",
+            "campaign_id",
+            "status",
+            "due_at",
+            postgresql_where=text("due_at IS NOT NULL"),
+            sqlite_where=text("due_at IS NOT NULL"),
+        ),
         # An automation's send step: one row per enrollment and step (migration 0017).
         UniqueConstraint("enrollment_id", "step_path", name="uq_message_enrollment_step"),
         # The dashboard's count of a workspace's automation mail (0019); campaigns' rows
@@ -191,3 +208,5 @@ class Message(Base):
     automation_id: Mapped[int | None] = mapped_column(Integer)
     enrollment_id: Mapped[int | None] = mapped_column(BigId)
     step_path: Mapped[str | None] = mapped_column(String(64))
+    # When a time-zone wave is due (core.campaigns.waves); None: send as soon as dispatched.
+    due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

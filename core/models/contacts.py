@@ -52,6 +52,15 @@ class Contact(Base):
             postgresql_where=text("inactive_since IS NOT NULL"),
             sqlite_where=text("inactive_since IS NOT NULL"),
         ),
+        # Contacts with a time zone (0024): a time-zone campaign's snapshot dates each
+        # zone's ledger rows with one UPDATE that reads only that zone's contacts.
+        Index(
+            "ix_contact_workspace_timezone",
+            "workspace_id",
+            "timezone",
+            postgresql_where=text("timezone IS NOT NULL"),
+            sqlite_where=text("timezone IS NOT NULL"),
+        ),
         _one_of("status", CONTACT_STATUSES, "status"),
     )
 

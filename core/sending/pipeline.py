@@ -15,7 +15,7 @@ asked whether a message went out, so there a chunk is one message: at most one p
 process is ever unrecorded, and after a crash it is sent again and marked as a possible
 duplicate ("uncertain"), so the report can count it.
 
-About 640 lines on purpose: the claim, send and record steps and the recovery that undoes
+About 710 lines on purpose: the claim, send and record steps and the recovery that undoes
 them read as one state machine over the ledger.
 """
 
@@ -34,9 +34,15 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.accounts.auth import normalize_email
-from core.campaigns import audience
+from core.campaigns import audience, waves
 from core.campaigns import service as campaigns
-from core.campaigns.dispatch import BATCH_TASK, dispatch_batches
+from core.campaigns.dispatch import (
+    BATCH_TASK,
+    dispatch_batches,
+    dispatch_due_waves,
+    is_due,
+    next_wave,
+)
 from core.content.rendering import (
     Rendered,
     TemplateProblem,
@@ -130,6 +136,8 @@ def _start_campaign(session: Session, campaign_id: int) -> bool:
     try:
         with session.begin_nested():  # a refused A/B split leaves no ledger rows behind
             count = audience.snapshot(session, campaign)
+            # A time-zone campaign: each zone's rows get their wave's time (one UPDATE each).
+            waves.date_ledger(session, campaign)
     except ValidationFailed as exc:
         return _fail(session, campaign, str(exc))
     # A re-run adds no rows to a ledger that is already there.
@@ -196,6 +204,7 @@ def _claim(session: Session, campaign_id: int, ids: list[int]) -> tuple[list[int
         .where(
             Message.id.in_(ids),
             Message.status.in_(PENDING),
+            is_due(clock.now()),  # a later time-zone wave's row waits for its moment
             exists().where(Campaign.id == campaign_id, Campaign.status == CampaignStatus.SENDING),
         )
         .values(status=MessageStatus.SENDING, attempts=Message.attempts + 1, updated_at=clock.now())
@@ -436,6 +445,7 @@ def _send_batch(
                     Message.id > cursor,
                     Message.id <= last_id,
                     Message.status.in_(PENDING),
+                    is_due(clock.now()),
                 )
                 .order_by(Message.id)
                 .limit(chunk)
@@ -603,12 +613,6 @@ def _recover(session: Session) -> dict[str, int]:
         select(Campaign.id).where(Campaign.status == CampaignStatus.SENDING)
     ).all()
     for cid in campaign_ids:
-        # Last sign of life, before the reclaim below touches anything.
-        started = session.scalar(select(Campaign.started_at).where(Campaign.id == cid))
-        last = session.scalar(
-            select(func.max(Message.updated_at)).where(Message.campaign_id == cid)
-        )
-        activity = max(t for t in (clock.as_utc(last), clock.as_utc(started), cutoff) if t)
         stats["reclaimed"] += int(
             rowcount(
                 session.execute(
@@ -629,22 +633,79 @@ def _recover(session: Session) -> dict[str, int]:
         if _finish_if_done(session, cid):
             stats["finished"] += 1
             continue
-        pending = session.scalar(
-            select(Message.id)
-            .where(Message.campaign_id == cid, Message.status.in_(PENDING))
-            .limit(1)
-        )
-        if pending is not None and activity <= cutoff:
+        # Only with rows due and waiting is the last sign of life read (a time-zone campaign
+        # between two waves skips the max() over its whole ledger).
+        if _pending_due(session, cid, now) and _last_activity(session, cid, cutoff) <= cutoff:
             dispatch_batches(session, cid)
-            # Touch the pending rows' clock, so the next tick waits a full lease again.
-            session.execute(update(Message).where(Message.id == pending).values(updated_at=now))
+            # Touch a pending row's clock, so the next tick waits a full lease again (a
+            # time-zone campaign's dispatch stamps waves_dispatched_at, which counts too).
+            first_pending = (
+                select(Message.id)
+                .where(Message.campaign_id == cid, Message.status.in_(PENDING))
+                .limit(1)
+                .scalar_subquery()
+            )
+            session.execute(
+                update(Message).where(Message.id == first_pending).values(updated_at=now)
+            )
             stats["redispatched"] += 1
         session.commit()
     return stats
+
+
+def _last_activity(session: Session, campaign_id: int, cutoff: Any) -> Any:
+    """The campaign's last sign of life: its start, a ledger write (a reclaim writes only
+    the status, so it is not one), or a time-zone wave queued; at least `cutoff`."""
+    started, queued_wave = session.execute(
+        select(Campaign.started_at, Campaign.waves_dispatched_at).where(Campaign.id == campaign_id)
+    ).one()
+    last = session.scalar(
+        select(func.max(Message.updated_at)).where(Message.campaign_id == campaign_id)
+    )
+    moments = (clock.as_utc(last), clock.as_utc(started), clock.as_utc(queued_wave), cutoff)
+    return max(t for t in moments if t)
+
+
+def _pending_due(session: Session, campaign_id: int, now: Any) -> bool:
+    """Whether a pending row may be sent now. A time-zone campaign asks the index of due
+    times (one probe per status: `next_wave`), never walking the later waves' rows."""
+    wave_campaign = session.scalar(
+        select(Campaign.local_send_time).where(Campaign.id == campaign_id)
+    )
+    if not wave_campaign:
+        found = session.scalar(
+            select(Message.id)
+            .where(Message.campaign_id == campaign_id, Message.status.in_(PENDING))
+            .limit(1)
+        )
+        return found is not None
+    for status in PENDING:
+        nearest = clock.as_utc(next_wave(session, campaign_id, status))
+        if nearest is not None and nearest <= now:
+            return True
+    return False
+
+
+def _dispatch_waves(session: Session) -> list[int]:
+    """Queue the time-zone waves that fell due since the last tick (`tick`'s session:
+    commits once per campaign); the ids of the campaigns that got a wave."""
+    campaign_ids = session.scalars(
+        select(Campaign.id).where(
+            Campaign.status == CampaignStatus.SENDING, Campaign.local_send_time.is_not(None)
+        )
+    ).all()
+    queued = []
+    for cid in campaign_ids:
+        if dispatch_due_waves(session, cid):
+            queued.append(cid)
+            log.info("campaign %s: a time-zone wave fell due", cid, extra={"campaign_id": cid})
+        session.commit()
+    return queued
 
 
 def tick(sessions: sessionmaker[Session]) -> dict[str, Any]:
     """What beat runs every SEND_TICK_SECONDS (its own transactions: a session factory)."""
     with sessions() as session:
         started = _start_due_campaigns(session)
-        return {"started": started, **_recover(session)}
+        queued = _dispatch_waves(session)
+        return {"started": started, "waves": queued, **_recover(session)}

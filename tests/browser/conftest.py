@@ -235,3 +235,17 @@ def settle(page, timeout: float = 30_000) -> None:
     page.wait_for_function(
         "() => !document.querySelector('[data-stale=\"true\"]')", timeout=timeout
     )
+
+
+def shot(page, tmp_path: Path, name: str) -> Path:
+    """A full-page screenshot `name`.png in the test's folder, copied to the folder
+    MAILWRIGHT_SHOTS names when it is set (docs/screens/ keeps the README's)."""
+    import os
+
+    path = tmp_path / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    keep = os.environ.get("MAILWRIGHT_SHOTS", "")
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, Path(keep) / path.name)
+    return path

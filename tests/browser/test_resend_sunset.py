@@ -4,32 +4,20 @@ inactive contacts it leaves out. MAILWRIGHT_SHOTS=folder keeps the screenshots."
 
 from __future__ import annotations
 
-import os
-import shutil
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect
 from sqlalchemy import select
 
 from core.infra import clock
 from core.infra.db import session_scope
 from core.ingest.store import NewEvent, store_events
 from core.models import Campaign, ContactList, ListMembership, Message, Template, Variant, Workspace
-from tests.browser.conftest import settle, sign_in
+from tests.browser.conftest import settle, shot, sign_in
 from tests.helpers import make_contact
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-SHOTS = os.environ.get("MAILWRIGHT_SHOTS", "")
-
-
-def _shot(page: Page, tmp_path: Path, name: str) -> None:
-    path = tmp_path / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    if SHOTS:
-        Path(SHOTS).mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, Path(SHOTS) / path.name)
 
 
 def _seed() -> int:
@@ -85,7 +73,7 @@ def test_resend_reach_sunset_settings_and_the_wizard(live_app, page, tmp_path):
     expect(page.get_by_text("Would receive it now")).to_be_visible()
     expect(page.get_by_text("2 of them are inactive by the sunset policy")).to_be_visible()
     page.get_by_role("button", name="Create and schedule").scroll_into_view_if_needed()
-    _shot(page, tmp_path, "resend-form")
+    shot(page, tmp_path, "resend-form")
     subject = page.get_by_label("New subject")
     subject.fill("Still thinking about spring, {{ first_name }}?")
     subject.press("Tab")
@@ -102,13 +90,13 @@ def test_resend_reach_sunset_settings_and_the_wizard(live_app, page, tmp_path):
     expect(page.get_by_text("Combined reach with resends")).to_be_visible(timeout=45_000)
     settle(page)
     page.get_by_text("Combined reach with resends").scroll_into_view_if_needed()
-    _shot(page, tmp_path, "resend-reach")
+    shot(page, tmp_path, "resend-reach")
 
     page.goto(f"{live_app.url}/settings")
     page.get_by_role("tab", name="Inactive contacts").click()
     expect(page.get_by_text("Sunset policy")).to_be_visible(timeout=45_000)
     settle(page)
-    _shot(page, tmp_path, "sunset-settings")
+    shot(page, tmp_path, "sunset-settings")
 
     page.goto(f"{live_app.url}/campaigns")
     page.get_by_label("New campaign name").fill("Summer")
@@ -118,4 +106,4 @@ def test_resend_reach_sunset_settings_and_the_wizard(live_app, page, tmp_path):
     page.get_by_text("All subscribed contacts").click()
     settle(page)
     expect(page.get_by_text("2 inactive contacts left out")).to_be_visible(timeout=45_000)
-    _shot(page, tmp_path, "recipients-inactive")
+    shot(page, tmp_path, "recipients-inactive")

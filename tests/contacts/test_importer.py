@@ -22,6 +22,7 @@ from core.contacts.importing import (
     import_contacts,
     inspect_file,
     open_table,
+    zone_guess_offer,
 )
 from core.contacts.importing.read import _parse_items
 from core.contacts.importing.write import _ChunkWriter
@@ -493,3 +494,66 @@ def test_existing_contact_in_a_later_chunk(
         .where(ListMembership.list_id == find_list(session, owner, "All").id)
     )
     assert members == 300
+
+
+def test_time_zone_column_with_a_bad_zone_row(session, owner, tmp_path):
+    data = (
+        b"Email,Name,Time zone\n"
+        b"ann@example.com,Ann,Asia/Kolkata\n"
+        b"bob@example.com,Bob,Mars/Olympus\n"
+        b"cy@example.com,Cy,america/new_york\n"
+        b"dee@example.com,Dee,\n"
+    )
+    path = write(tmp_path, "zones.csv", data)
+    preview = inspect_file(session, owner, path)
+    assert preview.mapping["Time zone"] == "timezone"
+    assert zone_guess_offer(preview, preview.mapping) is None  # no country column
+    result = import_contacts(sessions_on(session), owner, path, ImportOptions())
+    found = contacts(session, owner)
+    assert {e: c.timezone for e, c in found.items()} == {
+        "ann@example.com": "Asia/Kolkata",
+        "cy@example.com": "America/New_York",  # spelled in any case
+        "dee@example.com": None,  # blank: no zone (the workspace's is used)
+    }
+    assert (result.created, result.invalid) == (3, 1)
+    (bad,) = error_rows(result)
+    assert bad["line"] == "3" and "'Mars/Olympus' is not a time zone" in bad["reason"]
+    # "tz" is a time-zone header too.
+    assert (
+        inspect_file(session, owner, write(tmp_path, "tz.csv", b"email,tz\na@b.co,UTC\n")).mapping[
+            "tz"
+        ]
+        == "timezone"
+    )
+
+
+def test_country_guess_is_offered_and_used_only_when_chosen(session, owner, tmp_path):
+    data = (
+        b"email,country\n"
+        b"in@example.com,IN\n"
+        b"us@example.com,United States\n"
+        b"de@example.com,germany\n"
+        b"xx@example.com,Atlantis\n"
+    )
+    path = write(tmp_path, "countries.csv", data)
+    preview = inspect_file(session, owner, path)
+    offer = zone_guess_offer(preview, preview.mapping)
+    assert offer is not None and offer.country_column == "country"
+    assert [c.name for c in offer.several] == ["United States"]  # India and Germany: one clock
+    assert "A guess" in offer.note and "United States (" in offer.note
+    assert "America/New_York is used" in offer.note
+    # Not chosen: no zone is set.
+    import_contacts(sessions_on(session), owner, path, ImportOptions())
+    assert {c.timezone for c in contacts(session, owner).values()} == {None}
+    # Chosen (updating the same contacts): the country's principal zone.
+    options = ImportOptions(update_existing=True, guess_timezone=True)
+    import_contacts(sessions_on(session), owner, path, options)
+    session.expire_all()
+    assert {e: c.timezone for e, c in contacts(session, owner).items()} == {
+        "in@example.com": "Asia/Kolkata",
+        "us@example.com": "America/New_York",
+        "de@example.com": "Europe/Berlin",
+        "xx@example.com": None,
+    }
+    # A time-zone column in the file: nothing to guess.
+    assert zone_guess_offer(preview, {"email": "email", "country": "timezone"}) is None

@@ -54,3 +54,53 @@ def test_send_schedule_status_and_cancel(live_db, tmp_path):
         str(setup.template_id), "--list", "Nope",
     )  # fmt: skip
     assert missing.returncode == 2 and "No list 'Nope'" in missing.stderr
+
+
+def test_send_at_a_local_time_prints_the_waves_then_the_id(live_db, tmp_path):
+    with session_scope() as s:
+        setup = make_setup(s, contacts=3)
+        ws = s.get(Workspace, setup.workspace_id)
+        ws.timezone = "Europe/Berlin"
+        for contact, zone in zip(
+            ws_contacts(s, ws.id)[:2], ("Asia/Kolkata", "America/New_York"), strict=True
+        ):
+            contact.timezone = zone
+        slug = ws.slug
+    at = (clock.now() + timedelta(hours=2)).replace(microsecond=0)
+    done = run_cli(
+        tmp_path, live_db, "send", "--workspace", slug, "--name", "Mornings", "--template",
+        str(setup.template_id), "--list", "Customers", "--at", at.isoformat(),
+        "--local-time", "9:00",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    *_, plan_line, id_line = done.stdout.strip().splitlines()
+    plan = json.loads(plan_line)
+    assert {k: plan[k] for k in ("local_time", "recipients", "zones", "waves")} == {
+        "local_time": "09:00",
+        "recipients": 3,
+        "zones": 3,
+        "waves": 3,
+    }
+    first, last = (datetime.fromisoformat(plan[k]) for k in ("first_wave", "last_wave"))
+    assert at <= first < last < at + timedelta(hours=24)
+    with session_scope() as s:
+        campaign = s.get(Campaign, int(id_line))
+        assert (campaign.status, campaign.local_send_time) == ("scheduled", "09:00")
+
+    bad = run_cli(
+        tmp_path, live_db, "send", "--workspace", slug, "--name", "X", "--template",
+        str(setup.template_id), "--all", "--local-time", "nine",
+    )  # fmt: skip
+    assert bad.returncode == 2 and "not a time of day" in bad.stderr
+
+
+def ws_contacts(session, workspace_id: int) -> list:
+    from sqlalchemy import select
+
+    from core.models import Contact
+
+    return list(
+        session.scalars(
+            select(Contact).where(Contact.workspace_id == workspace_id).order_by(Contact.id)
+        )
+    )

@@ -29,9 +29,11 @@ from core.contacts.importing.mapping import (
     STANDARD_TARGETS,
     TARGET_LABELS,
     Preview,
+    ZoneGuessOffer,
     guess_mapping,
     guess_target,
     inspect_file,
+    zone_guess_offer,
 )
 from core.contacts.importing.read import (
     MAX_COLUMNS,
@@ -60,6 +62,7 @@ __all__ = [
     "ImportResult",
     "Preview",
     "UnreadableFile",
+    "ZoneGuessOffer",
     "check_email",
     "excel_sheets",
     "guess_mapping",
@@ -68,6 +71,7 @@ __all__ = [
     "import_jobs",
     "inspect_file",
     "open_table",
+    "zone_guess_offer",
     "recover_import_jobs",
     "run_import_job",
     "save_upload",

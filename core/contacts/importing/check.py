@@ -23,7 +23,12 @@ if TYPE_CHECKING:
     pass  # what csv.writer() returns
 
 
+from core.contacts.importing.mapping import STANDARD_TARGETS
 from core.contacts.importing.read import _parse_items
+from core.contacts.timezones import check_zone_cell, guess_zone
+
+# A checked row: the line, the email, the other standard fields, the custom fields' JSON.
+ROW_WIDTH = 1 + len(STANDARD_TARGETS) + 1
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +92,10 @@ class _Plan:
     email_index: int
     standard: list[tuple[int, int, str, int]]  # (column index, staged position, name, max)
     custom: list[tuple[int, str, str]]  # (column index, key, type)
+    # "Guess time zone from country" (chosen in the mapping step): the country column's
+    # index, and where the row keeps its zone.
+    guess_zone_from: int | None = None
+    zone_position: int = 0
 
 
 @dataclass
@@ -136,7 +145,8 @@ def _check_block(block: _Block) -> _Checked:
     standard = plan.standard
     custom = [(index, key, type_, _fast_coercer(type_)) for index, key, type_ in plan.custom]
     copy = block.copy
-    blank: list[Any] = [""] * 9  # the line number, then the text columns
+    blank: list[Any] = [""] * ROW_WIDTH  # the line number, then the text columns
+    guess_from, zone_position = plan.guess_zone_from, plan.zone_position
     dumps = json.dumps
     bad = out.bad
     for line, cells in zip(
@@ -182,7 +192,11 @@ def _check_block(block: _Block) -> _Checked:
             value = cells[index].strip()
             if len(value) > limit:
                 problem = f"{name} is longer than {limit} characters"
+            elif name == "timezone":
+                value, problem = check_zone_cell(value)
             row[position] = value
+        if guess_from is not None and not problem:
+            row[zone_position] = guess_zone(cells[guess_from])
         values: dict[str, Any] = {}
         for index, key, type_, coerce in custom:
             if problem:
@@ -202,12 +216,17 @@ def _check_block(block: _Block) -> _Checked:
             out.invalid += 1
             bad.append((line, email, problem, cells))
             continue
-        row[8] = dumps(values) if values else "{}"
+        row[-1] = dumps(values) if values else "{}"
         out.lines.append(line)
         out.emails.append(email)
         if copy:
             text_ = "\t".join(row[1:])
-            if text_.count("\t") != 7 or "\\" in text_ or "\n" in text_ or "\r" in text_:
+            if (
+                text_.count("\t") != ROW_WIDTH - 2
+                or "\\" in text_
+                or "\n" in text_
+                or "\r" in text_
+            ):
                 text_ = "\t".join(value.translate(_COPY_ESCAPES) for value in row[1:])
             out.data.append(text_)
         else:

@@ -17,6 +17,7 @@ from core.contacts.fields import (
     infer_type,
     key_from_label,
 )
+from core.contacts.timezones import Country, spanning_several
 from core.infra.permissions import Actor
 
 if TYPE_CHECKING:
@@ -27,8 +28,10 @@ from core.contacts.importing.read import SAMPLE_ROWS, open_table
 
 log = logging.getLogger(__name__)
 
-STANDARD_TARGETS = CONTACT_COLUMNS
-TARGET_LABELS = {name: FIELD_LABELS[name] for name in CONTACT_COLUMNS}
+# The contact's time zone is imported too (an IANA name, checked per row), though no form
+# edits it as a field (Settings and the contact page do).
+STANDARD_TARGETS = (*CONTACT_COLUMNS, "timezone")
+TARGET_LABELS = {name: FIELD_LABELS[name] for name in CONTACT_COLUMNS} | {"timezone": "Time zone"}
 # Header spellings, compared with everything but letters and digits removed.
 ALIASES = {
     "email": {"email", "emailaddress", "mail", "emailaddr", "emails", "mailaddress", "eaddress"},
@@ -38,6 +41,7 @@ ALIASES = {
     "city": {"city", "town", "locality", "ort", "ville"},
     "country": {"country", "countrycode", "nation", "land", "pays"},
     "phone": {"phone", "phonenumber", "telephone", "tel", "mobile", "cell", "mobilephone"},
+    "timezone": {"timezone", "tz", "tzname", "zone", "ianatimezone", "timezonename", "olson"},
 }
 
 # --- mapping ---------------------------------------------------------------------------------
@@ -128,3 +132,39 @@ def inspect_file(
         sheets=source.sheets,
         sheet=source.sheet,
     )
+
+
+@dataclass
+class ZoneGuessOffer:
+    """ "Guess time zone from country", offered when a column is mapped to the country and
+    none to the time zone: the countries of the sample with several zones, each of which
+    gets its principal zone."""
+
+    country_column: str
+    several: list[Country]
+
+    @property
+    def note(self) -> str:
+        """What the mapping step says under the option."""
+        text = (
+            "A guess, not a fact: each contact gets their country's time zone (a contact "
+            "whose country is not recognised gets none, so the workspace's is used)."
+        )
+        if self.several:
+            spans = "; ".join(
+                f"{c.name} ({len(c.zones)} zones: {c.zone} is used)" for c in self.several
+            )
+            text += f" Countries in this file that span several zones: {spans}."
+        return text
+
+
+def zone_guess_offer(preview: Preview, mapping: dict[str, str]) -> ZoneGuessOffer | None:
+    """The offer for `mapping` (the mapping step's current choice), or None when there is
+    no country column or a column already gives the time zone."""
+    targets = set(mapping.values())
+    columns = [c for c, t in mapping.items() if t == "country"]
+    if "timezone" in targets or not columns or columns[0] not in preview.columns:
+        return None
+    index = preview.columns.index(columns[0])
+    values = [row[index] for row in preview.rows if index < len(row)]
+    return ZoneGuessOffer(columns[0], spanning_several(values))

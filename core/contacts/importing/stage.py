@@ -121,6 +121,12 @@ class _Stager:
                     copy.write(payload)
         except UniqueViolation:
             return False
+        # COPY wrote an empty zone as ''; no zone is NULL (ix_contact_workspace_timezone
+        # holds the zoned contacts, so this reads only those).
+        self._exec(
+            "UPDATE contact SET timezone = NULL WHERE workspace_id = :ws AND timezone = ''",
+            ws=self.ws,
+        )
         return True
 
     def prepare(self) -> None:
@@ -171,7 +177,10 @@ class _Stager:
     def insert(self, moment: datetime, source: str) -> set[str]:
         """Create the staged addresses that are not contacts yet; returns those created."""
         columns = ", ".join(STANDARD_TARGETS[1:])
-        picked = ", ".join(f"t.{c}" for c in STANDARD_TARGETS[1:])
+        # An empty zone is no zone (NULL): the workspace's is used.
+        picked = ", ".join(
+            f"NULLIF(t.{c}, '')" if c == "timezone" else f"t.{c}" for c in STANDARD_TARGETS[1:]
+        )
         cf = "t.cf::jsonb" if self.pg else "t.cf"
         # Suppressed addresses come in with the status that matches why they are suppressed.
         return set(

@@ -73,6 +73,9 @@ class ImportOptions:
     sheet: str | None = None
     source: str = "import"
     file_name: str = ""  # as uploaded, for the consent record (else the path's name)
+    # "Guess time zone from country": offered by the mapping step when a column is mapped to
+    # the country and none to the time zone; off unless the person chooses it.
+    guess_timezone: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -84,6 +87,7 @@ class ImportOptions:
             "sheet": self.sheet,
             "source": self.source,
             "file_name": self.file_name,
+            "guess_timezone": self.guess_timezone,
         }
 
     @classmethod
@@ -216,7 +220,12 @@ def _plan(
                 custom.append((index, key, types[key]))
         else:
             raise UnreadableFile(f"Unknown target field {target!r} for column {column!r}.")
-    return _Plan(header.index(emails[0]), standard, custom)
+    plan = _Plan(header.index(emails[0]), standard, custom)
+    plan.zone_position = _STAGE_COLUMNS.index("timezone")
+    countries = [c for c, t in mapping.items() if t == "country"]
+    if options.guess_timezone and countries and "timezone" not in targets:
+        plan.guess_zone_from = header.index(countries[0])
+    return plan
 
 
 def _create_new_fields(
