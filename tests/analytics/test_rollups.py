@@ -18,6 +18,7 @@ from core.infra.permissions import Actor
 from core.models import Event
 from tests.analytics.dataset import LINK_A, LINK_B, T0, build_known, event_rows, other_workspace
 from tests.helpers import make_workspace
+from tests.processes import PROCESS_BACKEND
 
 
 @pytest.fixture
@@ -255,6 +256,9 @@ def test_dashboard_trends_read_the_rollups(world, rollup_file):
     assert [c.id for c in data.recent][0] == known.smtp_campaign_id
 
 
+# A process boundary: one backend (PostgreSQL when TEST_DATABASE_URL is set); the SQL
+# behind it runs on both in this package's in-process tests.
+@pytest.mark.parametrize("backend", [PROCESS_BACKEND])
 def test_cli_and_beat_task(world, live_db, rollup_file, tmp_path):
     import json
 

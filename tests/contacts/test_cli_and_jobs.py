@@ -24,7 +24,7 @@ from core.infra.db import get_sessionmaker, session_scope
 from core.infra.permissions import Actor
 from core.models import Contact, Job, Workspace
 from tests.apptest_db import seed_user
-from tests.processes import process_env, start_worker, wait_until
+from tests.processes import PROCESS_BACKEND, process_env, start_worker, wait_until
 from tests.test_cli import run_cli
 
 
@@ -43,6 +43,9 @@ def _workspace_actor() -> Actor:
         return Actor(workspace_id=ws.id, role="owner")
 
 
+# A process boundary: one backend (PostgreSQL when TEST_DATABASE_URL is set); the SQL
+# behind it runs on both in this package's in-process tests.
+@pytest.mark.parametrize("backend", [PROCESS_BACKEND])
 def test_cli_imports_prints_summary_and_fails_cleanly(live_db, tmp_path):
     seed_user()
     path = _file(tmp_path)
@@ -102,6 +105,9 @@ def test_job_runs_once_and_records_progress(live_db, tmp_path, enqueued):
         assert session.scalar(select(Contact.id).where(Contact.email == "p39@example.com"))
 
 
+# A process boundary: one backend (PostgreSQL when TEST_DATABASE_URL is set); the SQL
+# behind it runs on both in this package's in-process tests.
+@pytest.mark.parametrize("backend", [PROCESS_BACKEND])
 @pytest.mark.slow
 @pytest.mark.parametrize("rows", [500, PARALLEL_MIN_ROWS])
 def test_job_in_a_real_worker(live_db, tmp_path, monkeypatch, rows):

@@ -19,6 +19,7 @@ from core.ingest import inbox
 from core.models import AuditLog, Campaign, CampaignGuard, Message, Workspace
 from core.sending import pipeline
 from tests.helpers import actor_of, make_user, message_text, outbox_messages
+from tests.processes import PROCESS_BACKEND
 from tests.webhook.conftest import make_ledger
 from tests.webhook.snsutil import TOPIC, ses_event
 
@@ -154,6 +155,9 @@ def test_the_limits_are_set_by_owners_and_admins_within_ses_levels(session):
     assert (ws.guard_bounce_limit, ws.guard_complaint_limit) == (0.03, 0.0005)
 
 
+# A process boundary: one backend (PostgreSQL when TEST_DATABASE_URL is set); the SQL
+# behind it runs on both in this package's in-process tests.
+@pytest.mark.parametrize("backend", [PROCESS_BACKEND])
 def test_the_cli_resumes_past_the_guard_only_when_told(live_db, tmp_path):
     from tests.test_cli import run_cli
 

@@ -16,7 +16,7 @@ from core.infra.db import session_scope
 from core.infra.jobs import QUEUES, TASK_QUEUES, celery_config, consumed_queues, queue_of
 from core.ingest import inbox
 from core.models import Event, Message
-from tests.processes import process_env, start_worker, wait_until
+from tests.processes import PROCESS_BACKEND, process_env, start_worker, wait_until
 from tests.sending.builders import make_campaign, make_setup
 from tests.webhook.snsutil import TOPIC, ses_event
 from worker.celery_app import app
@@ -86,6 +86,9 @@ def _json_lines(path: Path) -> list[dict]:
     return lines
 
 
+# A process boundary: one backend (PostgreSQL when TEST_DATABASE_URL is set); the SQL
+# behind it runs on both in this package's in-process tests.
+@pytest.mark.parametrize("backend", [PROCESS_BACKEND])
 @pytest.mark.slow
 def test_an_events_worker_drains_the_inbox_while_a_long_send_holds_the_sending_worker(
     live_db, tmp_path

@@ -20,6 +20,7 @@ from core.infra.errors import ValidationFailed
 from core.ingest.store import NewEvent, store_events
 from core.models import Campaign, Contact, ListMembership, Message, Suppression, Workspace
 from tests.helpers import make_contact, outbox_messages
+from tests.processes import PROCESS_BACKEND
 from tests.sending.builders import make_campaign, make_setup
 from tests.sending.test_pipeline import run_tasks
 from tests.test_cli import run_cli
@@ -161,6 +162,9 @@ def test_only_a_sent_campaign_is_resent_and_schedules_need_a_zone(session):
         )
 
 
+# A process boundary: one backend (PostgreSQL when TEST_DATABASE_URL is set); the SQL
+# behind it runs on both in this package's in-process tests.
+@pytest.mark.parametrize("backend", [PROCESS_BACKEND])
 def test_the_cli_schedules_a_resend_and_prints_its_id_last(live_db, enqueued, tmp_path):
     setup, parent = send_parent(live_db, enqueued)
     at = (clock.now() + timedelta(days=2)).replace(microsecond=0)
