@@ -95,6 +95,30 @@ def pytest_collection_modifyitems(config, items) -> None:
     )
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """AppTest page tests run on one backend: PostgreSQL when TEST_DATABASE_URL is set (so
+    `make test` covers the pages on it), SQLite otherwise (`make test-fast`).
+
+    A page test drives app.py and commits to a live database (`live_db`); what it checks is
+    the page, and the SQL under it runs on both backends in each package's core tests. Both
+    backends doubled the pages' share of the suite (about 200 s of test time on a loaded
+    machine, 2026-12-05) for nothing the core tests do not already cover."""
+    from tests.pages import apptest
+
+    if (
+        getattr(metafunc.module, "new_app", None) is apptest.new_app
+        and "live_db" in metafunc.fixturenames
+        and not any(
+            m.args and m.args[0] == "backend"
+            for m in metafunc.definition.iter_markers("parametrize")
+        )
+    ):
+        from tests.processes import PROCESS_BACKEND
+
+        metafunc.parametrize("backend", [PROCESS_BACKEND])
+
+
 def _name_xdist_groups(config, items) -> None:
     """Put each test's xdist_group into its node id, as --dist loadgroup expects.
 
