@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import subprocess
 import sys
@@ -9,7 +11,9 @@ import sys
 import pytest
 from sqlalchemy import func, select
 
-from core.infra.db import session_scope
+from core.__main__ import build_parser
+from core.infra.config import settings
+from core.infra.db import dispose_all, session_scope
 from core.models import Campaign, Contact, ContactList, Event, User
 from tests.processes import PROCESS_BACKEND, ROOT, process_env
 
@@ -18,17 +22,41 @@ from tests.processes import PROCESS_BACKEND, ROOT, process_env
 pytestmark = pytest.mark.parametrize("backend", [PROCESS_BACKEND])
 
 
-def run_cli(tmp_path, url: str, *args: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "core", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env=process_env(tmp_path, url, **env),
-        timeout=120,
+def run_cli(
+    tmp_path, url: str, *args: str, spawn: bool = False, **env: str
+) -> subprocess.CompletedProcess:
+    """`python -m core ARGS`, as (returncode, stdout, stderr).
+
+    In this process by default: the command's parser and function on the test's database
+    (`url` is the `live_db` that settings already point at), its output captured. A child
+    process costs a second or two of imports each, and some forty commands ran. With `spawn`
+    or environment variables, a real `python -m core` child: this module's own tests spawn,
+    so the entry point itself stays covered."""
+    if spawn or env:
+        return subprocess.run(
+            [sys.executable, "-m", "core", *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            env=process_env(tmp_path, url, **env),
+            timeout=120,
+        )
+    assert settings.database_url == url, "run_cli in-process runs on the live_db only"
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            parsed = build_parser().parse_args(list(args))
+            code = int(parsed.func(parsed) or 0)
+        except SystemExit as exit_:  # argparse's usage errors, and commands that exit
+            code = exit_.code if isinstance(exit_.code, int) else 1
+        finally:
+            dispose_all()  # the command's connections, as a child's exit would close them
+    return subprocess.CompletedProcess(
+        ["python", "-m", "core", *args], code, out.getvalue(), err.getvalue()
     )
 
 
+# A real `python -m core` child: the entry point, its exit codes and its environment.
 def test_create_user_and_seed_demo(live_db, tmp_path):
     done = run_cli(
         tmp_path,
@@ -42,6 +70,7 @@ def test_create_user_and_seed_demo(live_db, tmp_path):
         "boss-password-1",
         "--role",
         "owner",
+        spawn=True,
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.splitlines()[-1])["workspace"] == "acme"
@@ -66,7 +95,7 @@ def test_create_user_and_seed_demo(live_db, tmp_path):
     )
     assert first.returncode == 0, first.stderr
     assert "password: demo-password-42" in first.stdout
-    again = run_cli(tmp_path, live_db, "seed-demo", "--contacts", "60")
+    again = run_cli(tmp_path, live_db, "seed-demo", "--contacts", "60", spawn=True)
     assert again.returncode == 0 and "password" not in again.stdout
     with session_scope() as session:
         assert session.scalar(select(func.count()).select_from(User)) == 2

@@ -1,5 +1,5 @@
 """`python -m core create-automation | automation-status | pause-automation |
-resume-automation` as a separate process (issue 18)."""
+resume-automation` (issue 18), through the CLI's parser (tests/test_cli.run_cli)."""
 
 from __future__ import annotations
 
