@@ -1,4 +1,4 @@
-"""`python -m core send | campaign-status | pause | resume | cancel` as a separate process."""
+"""`python -m core send | campaign-status | pause | resume | cancel` through the CLI's parser (tests/test_cli.run_cli)."""
 
 from __future__ import annotations
 
