@@ -46,7 +46,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from core.automations.model import DateField, Definition, SegmentEntered
-from core.automations.service import _insert, definition_of, eligible
+from core.automations.service import _insert, definition_of, eligible, mark_checked
 from core.infra import clock
 from core.infra.config import settings
 from core.infra.errors import NotFound, ValidationFailed
@@ -105,7 +105,7 @@ def enroll_from_triggers(
             enrolled, done = 0, True
         total += enrolled
         if done:
-            automation.trigger_checked_at = now
+            mark_checked(session, automation, now)
     session.flush()
     return total
 
