@@ -129,4 +129,4 @@ def _enroll_members(
         .on_conflict_do_nothing()
         .execution_options(preserve_rowcount=True)  # INSERT … SELECT: not kept by default
     )
-    return max(0, int(inserted.rowcount))
+    return max(0, int(getattr(inserted, "rowcount", 0) or 0))
