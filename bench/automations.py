@@ -230,7 +230,7 @@ def due_scan(url: str, waiting: int, due: int) -> dict:
         )
         s.execute(
             text("UPDATE contact SET created_at = :t, updated_at = :t WHERE workspace_id = :ws"),
-            {"t": now - timedelta(hours=1), "ws": ws_id},
+            {"t": now - timedelta(hours=2), "ws": ws_id},  # contacts from before activation
         )
         s.execute(
             text(
