@@ -54,21 +54,25 @@ def _enroll_members(
     mark = clock.as_utc(automation.trigger_checked_at)
     since = activated if mark is None else max(activated, mark - ENROLL_OVERLAP)
     joined = ListMembership.created_at >= activated
-    # Who may be new: members who joined since the mark, and members of the list (since
-    # activation) whose contact changed since it, a re-subscribe among them.
-    changed = union(
-        select(ListMembership.contact_id).where(
-            ListMembership.list_id == list_id, ListMembership.created_at >= since
-        ),
-        select(Contact.id)
-        .join(ListMembership, ListMembership.contact_id == Contact.id)
-        .where(
-            Contact.status == ContactStatus.SUBSCRIBED,
-            Contact.updated_at >= since,
-            ListMembership.list_id == list_id,
-            joined,
-        ),
-    )
+    candidates = [ListMembership.list_id == list_id, joined]
+    if since > activated:
+        # Who may be new: members who joined since the mark, and members (since activation)
+        # whose contact changed since it, a re-subscribe among them. (Before the first
+        # mark, every member since activation is: no narrowing to do.)
+        changed = union(
+            select(ListMembership.contact_id).where(
+                ListMembership.list_id == list_id, ListMembership.created_at >= since
+            ),
+            select(Contact.id)
+            .join(ListMembership, ListMembership.contact_id == Contact.id)
+            .where(
+                Contact.status == ContactStatus.SUBSCRIBED,
+                Contact.updated_at >= since,
+                ListMembership.list_id == list_id,
+                joined,
+            ),
+        )
+        candidates.append(ListMembership.contact_id.in_(changed))
     earlier = select(Enrollment.id).where(
         Enrollment.automation_id == automation.id,
         Enrollment.contact_id == ListMembership.contact_id,
@@ -103,9 +107,7 @@ def _enroll_members(
         )
         .join(Contact, Contact.id == ListMembership.contact_id)
         .where(
-            ListMembership.list_id == list_id,
-            ListMembership.contact_id.in_(changed),
-            joined,
+            *candidates,
             eligible(session, automation.workspace_id),
             ~earlier.exists(),
         )
