@@ -34,11 +34,14 @@ def new_automation() -> None:
             if f.type == "date"
         }
     dates[SIGNED_UP] = "Date added (created)"
-    with st.expander("New automation", icon=":material/add:", expanded=False):
+    # Choosing the trigger reruns the page: the expander stays open from then on.
+    opened = st.session_state.get("au_new_open", False)
+    with st.expander("New automation", icon=":material/add:", expanded=opened):
         kind = st.selectbox(
             "Contacts enter when they…",
             [*(f"join the list “{n}”" for n in lists), SEGMENT, DATE, BY_HAND],
             key="au_new_trigger",
+            on_change=lambda: st.session_state.update(au_new_open=True),
         )
         with st.form("au_new", border=False):
             name = st.text_input("Name", placeholder="Welcome series")
