@@ -386,3 +386,32 @@ def test_a_date_trigger_catches_up_the_days_beat_missed(session):
         assert run(session).enrolled == 1  # Dan, on his day
     finally:
         clock.reset()
+
+
+def test_the_exit_pass_lets_a_contact_go_from_every_automation_at_once(session, clocked):
+    """One UPDATE: a contact in two automations leaves both, the contact's status as the
+    reason; the batch counts contacts, so the mark waits for a pass that saw them all."""
+    s = make_setup(session)
+    first, (ann, bob) = _waiting(session, s, ["ann", "bob"])
+    second = create_automation(
+        session,
+        s.actor,
+        {
+            "name": "Second",
+            "trigger": {"type": "manual"},
+            "steps": [{"wait": {"days": 3}}, {"send": {"template_id": s.tips}}],
+        },
+    )
+    enroll_contact(session, s.actor, second.id, ann.id)
+    exit_unsubscribed(session)
+    marked = clock.as_utc(session.get(BeatMark, EXIT_MARK).at)
+    clock.advance(timedelta(minutes=1))
+    session.execute(update(Contact).where(Contact.id == ann.id).values(status="complained"))
+    assert exit_unsubscribed(session, batch=1) == 2
+    session.expire_all()
+    assert clock.as_utc(session.get(BeatMark, EXIT_MARK).at) == marked  # a full batch
+    assert _statuses(session, first.id) == [("exited", "complained"), ("active", "")]
+    assert _statuses(session, second.id) == [("exited", "complained")]
+    assert exit_unsubscribed(session, batch=1) == 0
+    session.expire_all()
+    assert clock.as_utc(session.get(BeatMark, EXIT_MARK).at) == clock.now()
