@@ -22,6 +22,7 @@ complaints, unsubscribes). Then it measures:
     python bench/analytics.py                       # SQLite, scale 0.02
     python bench/analytics.py --pg postgresql+psycopg://postgres@127.0.0.1:5432/postgres \\
         --scale 1                                   # the issue's figures, on PostgreSQL
+    python bench/analytics.py --pg URL --scale 1 --sunset-only   # only the sunset part
 
 With --pg a scratch database is created from that admin URL and dropped at the end.
 The last line is one JSON object of the figures, their goal ratios and the load average.
@@ -338,6 +339,85 @@ def timed(fn, repeat: int = 3) -> tuple[float, float]:
     return first, statistics.median(runs)
 
 
+def speed_of_reads(url: str, info: dict, me: Actor) -> dict:
+    """The rollups, the dashboard and the biggest campaign's report, timed."""
+    t = time.perf_counter()
+    full = rollups.build_rollups(url=url, lag_seconds=0)
+    rollup_full = time.perf_counter() - t
+    print(
+        f"rollup (full): {rollup_full:.2f} s, tables {full.tables}, stages {full.stages}",
+        flush=True,
+    )
+    add_events(url, info["workspace_id"], info["big_campaign"], 10_000)
+    t = time.perf_counter()
+    inc = rollups.build_rollups(url=url, lag_seconds=0)
+    rollup_inc = time.perf_counter() - t
+    print(
+        f"rollup (incremental, {inc.events_read} new events, {inc.messages_read} messages "
+        f"re-read): {rollup_inc:.2f} s, stages {inc.stages}"
+    )
+
+    big = info["big_campaign"]
+
+    def dashboard() -> None:
+        with session_scope(url) as s:
+            analytics.dashboard(s, me)
+
+    def report() -> None:
+        with session_scope(url) as s:
+            report = analytics.campaign_report(s, me, big)
+            analytics.recipients_page(s, me, big, known_total=report.figures.recipients)
+
+    def figures() -> None:
+        with session_scope(url) as s:
+            analytics.campaign_figures(s, me, big)
+
+    _, dash_built_s = timed(dashboard)
+    with session_scope(url) as s:
+        before = analytics.dashboard(s, me)
+    add_live_tail(url, info["workspace_id"], big)
+    with session_scope(url) as s:
+        mark = rollups.rollup_status()["events_max_id"]
+        tail = s.scalar(select(func.count()).select_from(Event).where(Event.id > mark))
+    dash_first, dash_s = timed(dashboard)
+    with session_scope(url) as s:
+        after = analytics.dashboard(s, me)
+    print(
+        f"dashboard sent all time {before.sent_all_time:,} -> {after.sent_all_time:,} "
+        f"({tail:,} events beyond the high-water mark #{mark:,})"
+    )
+    rep_first, rep_s = timed(report)
+    _, fig_s = timed(figures)
+    with session_scope(url) as s:
+        f = analytics.campaign_figures(s, me, big)
+        recipients = f.recipients
+        name = s.scalar(select(Campaign.name).where(Campaign.id == big))
+    print(
+        f"dashboard with the live tail: first {dash_first:.3f} s, median {dash_s:.3f} s "
+        f"(right after a build: {dash_built_s:.3f} s)"
+    )
+    print(
+        f"report of {name!r} ({recipients:,} recipients): first {rep_first:.3f} s, "
+        f"median {rep_s:.3f} s (figures alone {fig_s:.3f} s)"
+    )
+    return {
+        "big_campaign_recipients": recipients,
+        "rollup_full_s": round(rollup_full, 2),
+        "rollup_incremental_s": round(rollup_inc, 2),
+        "dashboard_s": round(dash_s, 3),
+        "dashboard_first_s": round(dash_first, 3),
+        "dashboard_built_s": round(dash_built_s, 3),
+        "dashboard_tail_events": tail,
+        "report_s": round(rep_s, 3),
+        "report_first_s": round(rep_first, 3),
+        "report_figures_s": round(fig_s, 3),
+        "rollup_vs_goal_60s": round(rollup_full / 60, 3),
+        "dashboard_vs_goal_1s": round(dash_s / 1, 3),
+        "report_vs_goal_1s": round(rep_s / 1, 3),
+        "incremental_vs_full": round(rollup_inc / rollup_full, 3),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -350,6 +430,9 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     parser.add_argument("--sunset-campaigns", type=int, default=3)
     parser.add_argument("--sunset-days", type=int, default=120)
+    parser.add_argument(
+        "--sunset-only", action="store_true", help="generate, then only the sunset recompute"
+    )
     args = parser.parse_args()
 
     scratch = ""
@@ -374,66 +457,11 @@ def main() -> None:
         gen_s = time.perf_counter() - t
         print(f"generated {info} in {gen_s:.1f} s", flush=True)
 
-        t = time.perf_counter()
-        full = rollups.build_rollups(url=url, lag_seconds=0)
-        rollup_full = time.perf_counter() - t
-        print(
-            f"rollup (full): {rollup_full:.2f} s, tables {full.tables}, stages {full.stages}",
-            flush=True,
-        )
-        add_events(url, info["workspace_id"], info["big_campaign"], 10_000)
-        t = time.perf_counter()
-        inc = rollups.build_rollups(url=url, lag_seconds=0)
-        rollup_inc = time.perf_counter() - t
-        print(
-            f"rollup (incremental, {inc.events_read} new events, {inc.messages_read} messages "
-            f"re-read): {rollup_inc:.2f} s, stages {inc.stages}"
-        )
-
         me = Actor.system(info["workspace_id"])
-        big = info["big_campaign"]
-
-        def dashboard() -> None:
-            with session_scope(url) as s:
-                analytics.dashboard(s, me)
-
-        def report() -> None:
-            with session_scope(url) as s:
-                report = analytics.campaign_report(s, me, big)
-                analytics.recipients_page(s, me, big, known_total=report.figures.recipients)
-
-        def figures() -> None:
-            with session_scope(url) as s:
-                analytics.campaign_figures(s, me, big)
-
-        _, dash_built_s = timed(dashboard)
-        with session_scope(url) as s:
-            before = analytics.dashboard(s, me)
-        add_live_tail(url, info["workspace_id"], big)
-        with session_scope(url) as s:
-            mark = rollups.rollup_status()["events_max_id"]
-            tail = s.scalar(select(func.count()).select_from(Event).where(Event.id > mark))
-        dash_first, dash_s = timed(dashboard)
-        with session_scope(url) as s:
-            after = analytics.dashboard(s, me)
-        print(
-            f"dashboard sent all time {before.sent_all_time:,} -> {after.sent_all_time:,} "
-            f"({tail:,} events beyond the high-water mark #{mark:,})"
-        )
-        rep_first, rep_s = timed(report)
-        _, fig_s = timed(figures)
-        with session_scope(url) as s:
-            f = analytics.campaign_figures(s, me, big)
-            recipients = f.recipients
-            name = s.scalar(select(Campaign.name).where(Campaign.id == big))
-        print(
-            f"dashboard with the live tail: first {dash_first:.3f} s, median {dash_s:.3f} s "
-            f"(right after a build: {dash_built_s:.3f} s)"
-        )
-        print(
-            f"report of {name!r} ({recipients:,} recipients): first {rep_first:.3f} s, "
-            f"median {rep_s:.3f} s (figures alone {fig_s:.3f} s)"
-        )
+        if args.sunset_only:
+            figures: dict = {}
+        else:
+            figures = speed_of_reads(url, info, me)
         with session_scope(url) as s:
             sunset.save_policy(
                 s,
@@ -466,25 +494,12 @@ def main() -> None:
                     "contacts": info["contacts"],
                     "messages": info["messages"],
                     "events": info["events"],
-                    "big_campaign_recipients": recipients,
                     "generate_s": round(gen_s, 1),
-                    "rollup_full_s": round(rollup_full, 2),
-                    "rollup_incremental_s": round(rollup_inc, 2),
-                    "dashboard_s": round(dash_s, 3),
-                    "dashboard_first_s": round(dash_first, 3),
-                    "dashboard_built_s": round(dash_built_s, 3),
-                    "dashboard_tail_events": tail,
-                    "report_s": round(rep_s, 3),
-                    "report_first_s": round(rep_first, 3),
-                    "report_figures_s": round(fig_s, 3),
+                    **figures,
                     "sunset_first_s": round(sunset_first, 2),
                     "sunset_s": round(sunset_s, 2),
                     "sunset_inactive": marked["inactive"],
-                    "rollup_vs_goal_60s": round(rollup_full / 60, 3),
-                    "dashboard_vs_goal_1s": round(dash_s / 1, 3),
-                    "report_vs_goal_1s": round(rep_s / 1, 3),
                     "sunset_vs_goal_10s": round(max(sunset_first, sunset_s) / 10, 3),
-                    "incremental_vs_full": round(rollup_inc / rollup_full, 3),
                     "loadavg": load,
                 }
             )

@@ -4,8 +4,10 @@ and the editor (ui/automation_editor.py) for one."""
 import streamlit as st
 
 from core import automations as au
+from core.contacts.fields import list_custom_fields
 from core.contacts.lists import list_lists
 from core.content.templates import list_templates
+from core.segments import list_segments
 from ui.actions import act
 from ui.automation_editor import editor
 from ui.format import AUTOMATION_COLOURS, count_column, status_column, when
@@ -13,33 +15,80 @@ from ui.state import actor, read_db
 
 me = actor()
 BY_HAND = "By hand (test enrollment, the CLI)"
+SEGMENT = "enter a segment"
+DATE = "reach a date"
+SIGNED_UP = "created_at"  # the date a contact was added: the one date every contact has
 
 
 def new_automation() -> None:
-    """Name, trigger and first email: saved as a draft, then opened in the editor."""
+    """Name, trigger and first email: saved as a draft, then opened in the editor. The
+    trigger's own inputs (a list, a segment, a date field and offset) follow its kind, so
+    the kind is picked outside the form (a form does not rerun until it is submitted)."""
     with read_db() as session:
         lists = [x.name for x in list_lists(session, me)]
         templates = {t.id: t.name for t in list_templates(session, me, sort="name")}
-    with st.expander("New automation", icon=":material/add:", expanded=False):
+        segments = {x.id: x.name for x in list_segments(session, me)}
+        dates = {
+            f"custom_fields.{f.key}": f.label
+            for f in list_custom_fields(session, me)
+            if f.type == "date"
+        }
+    dates[SIGNED_UP] = "Date added (created)"
+    # Choosing the trigger reruns the page: the expander stays open from then on.
+    opened = st.session_state.get("au_new_open", False)
+    with st.expander("New automation", icon=":material/add:", expanded=opened):
+        kind = st.selectbox(
+            "Contacts enter when they…",
+            [*(f"join the list “{n}”" for n in lists), SEGMENT, DATE, BY_HAND],
+            key="au_new_trigger",
+            on_change=lambda: st.session_state.update(au_new_open=True),
+        )
         with st.form("au_new", border=False):
             name = st.text_input("Name", placeholder="Welcome series")
-            trigger = st.selectbox(
-                "Contacts enter when they…",
-                [*(f"join the list “{n}”" for n in lists), BY_HAND],
-            )
+            trigger: dict = {"type": "manual"}
+            if kind == SEGMENT:
+                segment = st.selectbox(
+                    "Segment",
+                    list(segments),
+                    format_func=lambda i: segments[i],
+                    help="Contacts who newly match it; those in it when it starts do not enter.",
+                )
+                trigger = {"type": "segment_entered", "segment_id": segment}
+            elif kind == DATE:
+                field = st.selectbox("Date field", list(dates), format_func=lambda k: dates[k])
+                offset = st.number_input(
+                    "Days from the date",
+                    min_value=-3650,
+                    max_value=3650,
+                    value=0,
+                    step=1,
+                    help="-7 = a week before, 0 = on the day, 3 = three days after.",
+                )
+                yearly = st.checkbox("Every year (birthdays, anniversaries)")
+                trigger = {
+                    "type": "date_field",
+                    "field": field,
+                    "offset_days": int(offset),
+                    "yearly": yearly,
+                }
+            else:
+                listed = next((n for n in lists if kind == f"join the list “{n}”"), None)
+                if listed is not None:
+                    trigger = {"type": "list_joined", "list": listed}
             template = st.selectbox(
                 "First email", list(templates), format_func=lambda i: templates[i]
             )
             made = st.form_submit_button("Create draft", type="primary")
+        if kind == SEGMENT and not segments:
+            st.caption("Make a segment first (Segments).")
+        if kind == DATE and len(dates) == 1:
+            st.caption("Add a custom field of type date (Contacts) for birthdays and renewals.")
         if not templates:
             st.caption("Write a template first (Templates): an automation starts with an email.")
     if made:
-        list_name = next((n for n in lists if trigger == f"join the list “{n}”"), None)
         data = {
             "name": name.strip(),
-            "trigger": {"type": "list_joined", "list": list_name}
-            if list_name
-            else {"type": "manual"},
+            "trigger": trigger,
             "steps": [{"send": {"template_id": template}}],
         }
         created = act(lambda s: au.create_automation(s, me, data, activate=False).id, rerun=False)

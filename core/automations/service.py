@@ -10,6 +10,7 @@ from sqlalchemy import and_, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from core.automations.model import (
     Definition,
@@ -144,6 +145,18 @@ def resume_automation(session: Session, actor: Actor, automation_id: int) -> Aut
 
 def _insert(session: Session):
     return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+def mark_checked(session: Session, automation: Automation, at: datetime) -> None:
+    """Beat looked at the automation's trigger at `at` (its high-water mark). Not an edit:
+    `updated_at`, the list's "Changed", stays as it was."""
+    session.execute(
+        update(Automation)
+        .where(Automation.id == automation.id)
+        .values(trigger_checked_at=at, updated_at=Automation.updated_at)
+        .execution_options(synchronize_session=False)
+    )
+    set_committed_value(automation, "trigger_checked_at", at)
 
 
 def eligible(session: Session, workspace_id: int):
@@ -292,10 +305,10 @@ GONE = (ContactStatus.UNSUBSCRIBED, ContactStatus.BOUNCED, ContactStatus.COMPLAI
 
 def exit_unsubscribed(session: Session, at: datetime | None = None, batch: int = EXIT_BATCH) -> int:
     """Everyone active whose contact unsubscribed, bounced or complained leaves, with the
-    contact's status as the reason.
+    contact's status as the reason; returns how many enrollments left.
 
-    Watermarked and scoped, so a pass costs what changed, not how many contacts or
-    workspaces there are: it reads only contacts whose status is one of those and whose
+    One UPDATE, watermarked and scoped, so a pass costs what changed, not how many contacts
+    or workspaces there are: it reads only contacts whose status is one of those and whose
     `updated_at` (stamped with every status change) is at or after the last pass's mark
     less EXIT_OVERLAP (index `ix_contact_status_updated`), in workspaces with a running
     automation, that are still in one; at most `batch` of them. The mark moves on only
@@ -309,30 +322,23 @@ def exit_unsubscribed(session: Session, at: datetime | None = None, batch: int =
         .where(Enrollment.contact_id == Contact.id, Enrollment.status == E.ACTIVE)
         .exists()
     )
-    query = select(Contact.id, Contact.status).where(
+    gone = select(Contact.id).where(
         Contact.status.in_(GONE), Contact.workspace_id.in_(running), active
     )
     if mark is not None:
-        query = query.where(Contact.updated_at >= clock.as_utc(mark.at) - EXIT_OVERLAP)
-    rows = session.execute(query.limit(batch)).all()
-    total = 0
-    for status in GONE:
-        ids = [cid for cid, st in rows if st == status]
-        for start in range(0, len(ids), 1000):
-            result = session.execute(
-                update(Enrollment)
-                .where(
-                    Enrollment.status == E.ACTIVE,
-                    Enrollment.contact_id.in_(ids[start : start + 1000]),
-                )
-                .values(status=E.EXITED, reason=str(status), finished_at=now, due_at=None)
-                .execution_options(synchronize_session=False)
-            )
-            total += int(getattr(result, "rowcount", 0) or 0)
-    if len(rows) < batch:
+        gone = gone.where(Contact.updated_at >= clock.as_utc(mark.at) - EXIT_OVERLAP)
+    reason = select(Contact.status).where(Contact.id == Enrollment.contact_id).scalar_subquery()
+    left = session.execute(
+        update(Enrollment)
+        .where(Enrollment.status == E.ACTIVE, Enrollment.contact_id.in_(gone.limit(batch)))
+        .values(status=E.EXITED, reason=reason, finished_at=now, due_at=None)
+        .returning(Enrollment.contact_id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    if len({contact_id for (contact_id,) in left}) < batch:
         session.execute(
             _insert(session)(BeatMark)
             .values(name=EXIT_MARK, at=now)
             .on_conflict_do_update(index_elements=["name"], set_={"at": now})
         )
-    return total
+    return len(left)

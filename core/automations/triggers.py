@@ -12,8 +12,10 @@ Date (`date_field`): contacts whose date plus `offset_days` is today in the work
 zone. One-off dates enroll once per date value; yearly ones once per anniversary (29
 February counts on 28 February in other years). The occurrence is the enrollment's
 `trigger_key` (the date value or this year's anniversary, ISO), so each is enrolled once
-whatever `reentry` says, and never while the contact is still in a previous one. Only
-today is looked at: a whole day without beat misses that day's dates.
+whatever `reentry` says, and never while the contact is still in a previous one. A look
+covers every day since the last one (`trigger_checked_at`, or activation), today included,
+so a beat pass missed over midnight (a worker down) skips nobody; at most CATCH_UP_DAYS
+back, so a trigger idle for weeks does not send a month of late birthday mails at once.
 
 Bounded: an automation is looked at once per AUTOMATION_TRIGGER_SECONDS, at most `batch`
 contacts per look (one that hits the limit is looked at again on the next pass), and the
@@ -46,7 +48,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from core.automations.model import DateField, Definition, SegmentEntered
-from core.automations.service import _insert, definition_of, eligible
+from core.automations.service import _insert, definition_of, eligible, mark_checked
 from core.infra import clock
 from core.infra.config import settings
 from core.infra.errors import NotFound, ValidationFailed
@@ -58,6 +60,7 @@ log = logging.getLogger(__name__)
 A, E = AutomationStatus, EnrollmentStatus
 
 TRIGGER_BATCH = 5000
+CATCH_UP_DAYS = 7  # a date trigger looks back at most this many days before today
 
 
 def zone_of(name: str | None) -> ZoneInfo:
@@ -105,7 +108,7 @@ def enroll_from_triggers(
             enrolled, done = 0, True
         total += enrolled
         if done:
-            automation.trigger_checked_at = now
+            mark_checked(session, automation, now)
     session.flush()
     return total
 
@@ -267,32 +270,46 @@ def check_date(
     now: datetime,
     batch: int,
 ) -> tuple[int, bool]:
-    """Enroll today's contacts of a date trigger; (enrolled, finished looking)."""
+    """Enroll the contacts of a date trigger for each day since its last look (or its
+    activation), today included, at most CATCH_UP_DAYS back; (enrolled, finished looking).
+    Each occurrence is its own key, so a day looked at twice enrolls nobody twice."""
     ws = automation.workspace_id
     workspace = session.get(Workspace, ws)
     zone = zone_of(workspace.timezone if workspace else None)
-    anchor = occurrence(trigger, now.astimezone(zone).date())
-    key = anchor.isoformat()
-    taken = (
-        select(Enrollment.id)
-        .where(
-            Enrollment.automation_id == automation.id,
-            Enrollment.contact_id == Contact.id,
-            or_(Enrollment.trigger_key == key, Enrollment.status == E.ACTIVE),
-        )
-        .exists()
-    )
-    ids = list(
-        session.scalars(
-            select(Contact.id)
+    today = now.astimezone(zone).date()
+    last = clock.as_utc(automation.trigger_checked_at or automation.activated_at)
+    first = today if last is None else last.astimezone(zone).date()
+    first = min(today, max(first, today - timedelta(days=CATCH_UP_DAYS)))
+    total, left = 0, batch
+    for n in range((today - first).days + 1):
+        anchor = occurrence(trigger, first + timedelta(days=n))
+        key = anchor.isoformat()
+        taken = (
+            select(Enrollment.id)
             .where(
-                eligible(session, ws), date_condition(session, ws, trigger, anchor, zone), ~taken
+                Enrollment.automation_id == automation.id,
+                Enrollment.contact_id == Contact.id,
+                or_(Enrollment.trigger_key == key, Enrollment.status == E.ACTIVE),
             )
-            .order_by(Contact.id)
-            .limit(batch)
+            .exists()
         )
-    )
-    return enroll_contacts(session, automation, definition, ids, key), len(ids) < batch
+        ids = list(
+            session.scalars(
+                select(Contact.id)
+                .where(
+                    eligible(session, ws),
+                    date_condition(session, ws, trigger, anchor, zone),
+                    ~taken,
+                )
+                .order_by(Contact.id)
+                .limit(left)
+            )
+        )
+        total += enroll_contacts(session, automation, definition, ids, key)
+        left -= len(ids)
+        if left <= 0:
+            return total, False  # the rest on the next pass, from the same first day
+    return total, True
 
 
 # --- enrolling -------------------------------------------------------------------------------

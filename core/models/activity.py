@@ -27,6 +27,10 @@ from core.infra.clock import now
 from core.models.base import JOB_STATUSES, Base, BigId, JSONType, _one_of, _ts
 from core.models.statuses import JobStatus
 
+# A person's open or click (core.contacts.sunset's `human_engagement`, as SQL): the partial
+# index's predicate, written as the query renders it so PostgreSQL can match the two.
+ENGAGED = "type IN ('open', 'click') AND is_machine IS false"
+
 # JSONB on PostgreSQL (indexable, compact), JSON text on SQLite.
 
 
@@ -53,6 +57,16 @@ class Event(Base):
             "source",
             "is_machine",
             "occurred_at",
+        ),
+        # The sunset recompute: each contact's human opens and clicks in contact order, read
+        # from the index alone (core.contacts.sunset, migration 0026).
+        Index(
+            "ix_event_engaged",
+            "workspace_id",
+            "contact_id",
+            "occurred_at",
+            postgresql_where=text(ENGAGED),
+            sqlite_where=text(ENGAGED),
         ),
     )
 

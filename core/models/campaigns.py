@@ -140,6 +140,11 @@ class Variant(Base):
     campaign: Mapped[Campaign] = relationship(back_populates="variants")
 
 
+# A campaign's message handed to the transport (statuses.LEFT, as SQL): the sunset index's
+# predicate, written as the query renders it so PostgreSQL can match the two.
+CAMPAIGN_LEFT = "campaign_id IS NOT NULL AND status IN ('sent', 'uncertain')"
+
+
 class Message(Base):
     """The ledger: one row per recipient per campaign; what makes sending exactly-once.
 
@@ -186,6 +191,16 @@ class Message(Base):
             "sent_at",
             postgresql_where=text("automation_id IS NOT NULL"),
             sqlite_where=text("automation_id IS NOT NULL"),
+        ),
+        # The sunset recompute: each contact's campaign mail that left, in contact order,
+        # read from the index alone (core.contacts.sunset, migration 0026).
+        Index(
+            "ix_message_campaign_left",
+            "workspace_id",
+            "contact_id",
+            "sent_at",
+            postgresql_where=text(CAMPAIGN_LEFT),
+            sqlite_where=text(CAMPAIGN_LEFT),
         ),
     )
 

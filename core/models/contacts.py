@@ -123,7 +123,11 @@ class ContactList(Base):
 
 class ListMembership(Base):
     __tablename__ = "list_membership"
-    __table_args__ = (Index("ix_list_membership_contact", "contact_id", "list_id"),)
+    __table_args__ = (
+        Index("ix_list_membership_contact", "contact_id", "list_id"),
+        # Beat's list enrollment: the members who joined since its mark (migration 0026).
+        Index("ix_list_membership_list_created", "list_id", "created_at"),
+    )
 
     list_id: Mapped[int] = mapped_column(
         ForeignKey("contact_list.id", ondelete="CASCADE"), primary_key=True

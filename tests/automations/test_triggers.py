@@ -340,3 +340,78 @@ def test_the_exit_pass_reads_only_changes_since_its_mark(session, clocked):
     assert (result.sent, rec.to("bob@example.com")) == (1, ["Tips"])
     session.expire_all()
     assert _statuses(session, automation.id) == [("exited", "bounced"), ("finished", "")]
+
+
+def test_a_date_trigger_catches_up_the_days_beat_missed(session):
+    """Beat idle for a month, then the worker down over a midnight: each look enrolls the
+    missed days' contacts once (their own occurrence as the key), a week back at most."""
+    s = make_setup(session)
+    create_custom_field(session, s.actor, "renewal", "Renewal", "date")
+    days = {"ann": "2026-06-02", "bob": "2026-06-03", "cy": "2026-06-04", "dan": "2026-06-05"}
+    days |= {"old": "2026-05-20", "edge": "2026-05-28"}  # 13 and 5 days before 2 June
+    for name, day in days.items():
+        make_contact(session, s.ws, email=f"{name}@example.com", custom_fields={"renewal": day})
+    clock.freeze(datetime(2026, 5, 1, 12, tzinfo=UTC))
+    try:
+        automation = create_automation(
+            session,
+            s.actor,
+            {
+                "name": "Renewal day",
+                "trigger": {"type": "date_field", "field": "custom_fields.renewal"},
+                "steps": [{"wait": {"days": 30}}, {"send": {"template_id": s.welcome}}],
+            },
+        )
+        assert run(session).enrolled == 0
+        clock.freeze(datetime(2026, 6, 2, 23, 50, tzinfo=UTC))  # a month later
+        assert run(session).enrolled == 2  # Ann today, Edge five days late; not Old
+        clock.freeze(datetime(2026, 6, 4, 0, 10, tzinfo=UTC))  # the 3rd was never looked at
+        assert run(session).enrolled == 2
+        keys = dict(
+            session.execute(
+                select(Contact.email, Enrollment.trigger_key)
+                .join(Contact, Contact.id == Enrollment.contact_id)
+                .where(Enrollment.automation_id == automation.id)
+            ).all()
+        )
+        assert keys == {
+            "edge@example.com": "2026-05-28",
+            "ann@example.com": "2026-06-02",
+            "bob@example.com": "2026-06-03",
+            "cy@example.com": "2026-06-04",
+        }
+        clock.advance(CHECK)
+        assert run(session).enrolled == 0  # each day's contacts once
+        clock.freeze(datetime(2026, 6, 5, 9, tzinfo=UTC))
+        assert run(session).enrolled == 1  # Dan, on his day
+    finally:
+        clock.reset()
+
+
+def test_the_exit_pass_lets_a_contact_go_from_every_automation_at_once(session, clocked):
+    """One UPDATE: a contact in two automations leaves both, the contact's status as the
+    reason; the batch counts contacts, so the mark waits for a pass that saw them all."""
+    s = make_setup(session)
+    first, (ann, bob) = _waiting(session, s, ["ann", "bob"])
+    second = create_automation(
+        session,
+        s.actor,
+        {
+            "name": "Second",
+            "trigger": {"type": "manual"},
+            "steps": [{"wait": {"days": 3}}, {"send": {"template_id": s.tips}}],
+        },
+    )
+    enroll_contact(session, s.actor, second.id, ann.id)
+    exit_unsubscribed(session)
+    marked = clock.as_utc(session.get(BeatMark, EXIT_MARK).at)
+    clock.advance(timedelta(minutes=1))
+    session.execute(update(Contact).where(Contact.id == ann.id).values(status="complained"))
+    assert exit_unsubscribed(session, batch=1) == 2
+    session.expire_all()
+    assert clock.as_utc(session.get(BeatMark, EXIT_MARK).at) == marked  # a full batch
+    assert _statuses(session, first.id) == [("exited", "complained"), ("active", "")]
+    assert _statuses(session, second.id) == [("exited", "complained")]
+    assert exit_unsubscribed(session, batch=1) == 0
+    session.expire_all()
+    assert clock.as_utc(session.get(BeatMark, EXIT_MARK).at) == clock.now()

@@ -20,7 +20,15 @@ from core.contacts.lists import add_members
 from core.infra import clock
 from core.infra.db import get_sessionmaker, session_scope
 from core.ingest.own import record_open
-from core.models import Automation, ContactList, Message, Template, Workspace
+from core.models import (
+    Automation,
+    ContactList,
+    CustomField,
+    Message,
+    Segment,
+    Template,
+    Workspace,
+)
 from tests.automations.test_engine import HUMAN, NoLimit, Recorder
 from tests.browser.conftest import settle, sign_in
 from tests.helpers import actor_of, make_contact, make_user
@@ -171,3 +179,46 @@ def test_open_edit_and_report_an_automation(live_app, page, tmp_path):
     settle(page)
     expect(page.get_by_role("cell", name="Send “Welcome”")).to_be_visible()
     _shot(page, tmp_path, "automation-report", height=1250)
+
+
+def test_a_new_automation_on_a_date_from_the_form(live_app, page, tmp_path):
+    """ "New automation" offers every trigger: the date's inputs appear when it is chosen,
+    with the offset's help, and the draft opens in the editor."""
+    with session_scope() as session:
+        ws = session.scalar(select(Workspace).where(Workspace.slug == "acme"))
+        assert ws is not None
+        session.add_all(
+            [
+                Template(workspace_id=ws.id, name="Renewal reminder", subject="Soon", html="<p>"),
+                ContactList(workspace_id=ws.id, name="Newsletter"),
+                CustomField(workspace_id=ws.id, key="renewal", label="Renewal", type="date"),
+                Segment(
+                    workspace_id=ws.id,
+                    name="Berliners",
+                    rules={"match": "all", "rules": [{"field": "city", "op": "eq", "value": "B"}]},
+                ),
+            ]
+        )
+    sign_in(page, live_app, "automations", "Automations")
+    page.get_by_text("New automation").click()
+    settle(page)
+    page.get_by_label("Contacts enter when they…").click()
+    page.get_by_role("option", name="reach a date").click()
+    settle(page)
+    page.get_by_label("Name").fill("A week before renewal")
+    days = page.get_by_role("spinbutton", name="Days from the date")
+    days.fill("-7")
+    days.press("Tab")
+    page.get_by_label("Date field").click()
+    expect(page.get_by_role("option", name="Renewal", exact=True)).to_be_visible()
+    page.get_by_role("option", name="Renewal", exact=True).click()
+    settle(page)
+    _shot(page, tmp_path, "automation-new", height=900)
+    page.get_by_role("button", name="Create draft").click()
+    settle(page)
+    page.get_by_role("heading", name="A week before renewal").wait_for()
+    expect(page.get_by_text("7 days before the date in custom_fields.renewal")).to_be_visible()
+    with session_scope() as session:
+        saved = session.scalar(select(Automation).where(Automation.name == "A week before renewal"))
+        assert saved is not None
+        assert saved.definition["trigger"]["offset_days"] == -7

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.sql.expression import Executable
 
 from core.campaigns import audience
 from core.campaigns import service as campaigns
@@ -17,6 +19,16 @@ from core.segments import count_segment
 from tests.helpers import actor_of, make_contact, make_user, make_workspace, sessions_on
 
 DAY = timedelta(days=1)
+
+
+def explain(session, statement: Executable) -> str:
+    """PostgreSQL's plan for a statement (EXPLAIN, not run), its parameters bound as usual."""
+    connection = session.connection()
+    compiled = statement.compile(
+        dialect=connection.dialect, compile_kwargs={"render_postcompile": True}
+    )
+    rows = connection.exec_driver_sql("EXPLAIN " + str(compiled), compiled.params)
+    return "\n".join(row[0] for row in rows)
 
 
 class World:
@@ -197,3 +209,22 @@ def test_policy_limits_and_who_may_change_it(session):
         sunset.save_policy(session, w.actor, enabled=True, min_campaigns=0, min_days=60)
     with pytest.raises(ValidationFailed, match="days"):
         sunset.save_policy(session, w.actor, enabled=True, min_campaigns=5, min_days=0)
+
+
+def test_the_recompute_reads_both_partial_indexes_alone_on_postgresql(session, backend):
+    """The flip's plan merges the two per-contact streams from `ix_event_engaged` and
+    `ix_message_campaign_left` (index-only): a predicate that no longer matches the query
+    (say, a new engaging event type) would silently send it back to scanning every event."""
+    if backend != "postgresql":
+        pytest.skip("PostgreSQL's plan")
+    w = World(session)
+    ann = w.contact("ann")
+    w.received(ann, [200, 150, 100])
+    w.event(ann, "open", 199)
+    statement = sunset.flip_statement(w.ws.id, sunset.Policy(), clock.now())
+    with sunset.merged_plan(session):
+        session.execute(text("SET LOCAL enable_seqscan = off"))  # tiny tables: scan otherwise
+        plan = explain(session, statement)
+    assert "Index Only Scan using ix_event_engaged" in plan, plan
+    assert "Index Only Scan using ix_message_campaign_left" in plan, plan
+    assert "Hash" not in plan, plan

@@ -11,7 +11,16 @@ from sqlalchemy import select
 
 from core.automations import run_pass
 from core.infra.db import get_sessionmaker, session_scope
-from core.models import Automation, Contact, ContactList, Enrollment, Template, Workspace
+from core.models import (
+    Automation,
+    Contact,
+    ContactList,
+    CustomField,
+    Enrollment,
+    Segment,
+    Template,
+    Workspace,
+)
 from tests.apptest_db import seed_user
 from tests.pages.apptest import by_label, new_app, sign_in
 from tests.pages.apptest import texts as _texts
@@ -238,3 +247,63 @@ def test_remove_a_step_only_after_pausing(live_db, outbox):
     run_pass(get_sessionmaker())
     with session_scope() as session:
         assert session.scalar(select(Enrollment.status)) == "finished"
+
+
+def test_new_automations_on_a_segment_and_on_a_date(live_db):
+    """The form offers every trigger: a segment to enter, and a date field with an offset
+    (validated by the definition's model, as the JSON view is)."""
+    email = _seed()
+    with session_scope() as session:
+        ws = session.scalar(select(Workspace.id).where(Workspace.slug == "acme"))
+        rules = {"match": "all", "rules": [{"field": "city", "op": "eq", "value": "Berlin"}]}
+        session.add_all(
+            [
+                Segment(workspace_id=ws, name="Berliners", rules=rules),
+                CustomField(workspace_id=ws, key="renewal", label="Renewal", type="date"),
+                CustomField(workspace_id=ws, key="plan", label="Plan", type="text"),
+            ]
+        )
+    at = _page(email)
+    by_label(at.selectbox, "Contacts enter when they…").select("enter a segment").run()
+    assert by_label(at.selectbox, "Segment").options == ["Berliners"]
+    by_label(at.text_input, "Name").input("Hello Berlin")
+    by_label(at.button, "Create draft").click().run()
+    _ok(at)
+    assert "When Enters segment" in texts(at)
+    with session_scope() as session:
+        segment_id = session.scalar(select(Segment.id))
+        definition = session.scalars(select(Automation.definition)).one()
+    assert definition["trigger"] == {"type": "segment_entered", "segment_id": segment_id}
+    assert definition["steps"] == [{"send": {"template_id": _id_of("Offer")}}]
+
+    by_label(at.button, "All automations").click().run()
+    by_label(at.selectbox, "Contacts enter when they…").select("reach a date").run()
+    field = by_label(at.selectbox, "Date field")
+    assert field.options == ["Renewal", "Date added (created)"]  # date fields only
+    assert "-7 = a week before" in by_label(at.number_input, "Days from the date").help
+    field.select("custom_fields.renewal")
+    by_label(at.number_input, "Days from the date").set_value(-7)
+    by_label(at.text_input, "Name").input("A week before renewal")
+    by_label(at.selectbox, "First email").select(_id_of("Tips"))
+    by_label(at.button, "Create draft").click().run()
+    _ok(at)
+    assert "When 7 days before the date in custom_fields.renewal" in texts(at)
+    with session_scope() as session:
+        saved = session.scalar(
+            select(Automation.definition).where(Automation.name == "A week before renewal")
+        )
+    assert saved is not None
+    assert saved["trigger"] == {
+        "type": "date_field",
+        "field": "custom_fields.renewal",
+        "offset_days": -7,
+        "yearly": False,
+    }
+
+    # The model's rules hold here as in the JSON view: a name is needed.
+    by_label(at.button, "All automations").click().run()
+    by_label(at.selectbox, "Contacts enter when they…").select("reach a date").run()
+    by_label(at.button, "Create draft").click().run()
+    assert at.error and "name" in at.error[0].value.lower()
+    with session_scope() as session:
+        assert len(session.scalars(select(Automation.id)).all()) == 2
