@@ -8,7 +8,7 @@
   hashing ten million events and four million messages.
 
 Revision ID: 0026_auto
-Revises: 0023_resend_sunset
+Revises: 0024_local_time
 """
 
 from collections.abc import Sequence
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0026_auto"
-down_revision: str | None = "0023_resend_sunset"
+down_revision: str | None = "0024_local_time"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
