@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.infra import metrics
 from core.infra.clock import now
 from core.infra.config import settings
 from core.infra.errors import MailwrightError, NotFound
@@ -131,7 +130,6 @@ def run_import_job(sessions: sessionmaker[Session], job_id: int) -> str:
         _finish_job(sessions, job_id, "failed", error=f"The import stopped unexpectedly: {exc}")
         raise
     _finish_job(sessions, job_id, "done", result=result.to_dict(), progress=result.rows)
-    metrics.count_imported_rows(result.created, result.updated, result.skipped, result.invalid)
     return "done"
 
 
