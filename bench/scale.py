@@ -116,7 +116,7 @@ class Driver:
     """Posts a Delivery notification for each mail it finds sent, at most `rate` per
     second, from `posters` keep-alive connections; signed at the moment it is posted."""
 
-    def __init__(self, url: str, cid: int, port: int, rate: float, sign, posters: int = 4):
+    def __init__(self, url: str, cid: int, port: int, rate: float, sign, posters: int = 16):
         self.url, self.cid, self.port, self.rate, self.sign = url, cid, port, rate, sign
         self.todo: queue.Queue[tuple[str, str] | None] = queue.Queue()
         self.stop = threading.Event()
@@ -140,38 +140,53 @@ class Driver:
             t.join(30)
 
     def _feed(self) -> None:
-        """Reads newly sent mails (a cursor on id: a worker's lower range finished later is
-        skipped; there are more than enough) and paces them into the queue."""
+        """Reads newly sent mails and paces them into the posters' queue.
+
+        Every row below the lowest id still pending is final, and was read before: each
+        read covers only the rows from there up (the ranges the workers have in hand)."""
         from sqlalchemy import select
 
         from core.infra.db import read_scope
         from core.models import Message
 
-        cursor, buffer = 0, []
-        tick = 0.1
+        low, seen, buffer = 0, set(), []
+        tick, last_read = 0.1, 0.0
         while not self.stop.is_set():
             started = time.monotonic()
-            if len(buffer) < self.rate * 2:
+            if started - last_read >= 0.5:
+                last_read = started
                 with read_scope(self.url) as s:
+                    pending = [
+                        s.scalar(
+                            select(Message.id)
+                            .where(Message.campaign_id == self.cid, Message.status == status)
+                            .order_by(Message.id)
+                            .limit(1)
+                        )
+                        for status in ("queued", "sending", "uncertain")
+                    ]
                     rows = s.execute(
                         select(Message.id, Message.provider_message_id, Message.email)
                         .where(
                             Message.campaign_id == self.cid,
                             Message.status == "sent",
-                            Message.id > cursor,
+                            Message.id >= low,
                         )
                         .order_by(Message.id)
-                        .limit(int(self.rate * 4) + 100)
+                        .limit(50_000)
                     ).all()
-                if rows:
-                    cursor = rows[-1][0]
-                    buffer.extend((pid, email) for _, pid, email in rows)
+                buffer.extend((pid, email) for mid, pid, email in rows if mid not in seen)
+                seen.update(mid for mid, _, _ in rows)
+                low = min((i for i in pending if i is not None), default=low)
+                seen = {mid for mid in seen if mid >= low}
+                # Fresh mails first; when sending outruns the driver, older ones are skipped.
+                del buffer[: max(0, len(buffer) - int(self.rate * 10))]
             # Only as many as the posters can take: a backlog would age the notifications
             # before they are even posted, and measure the driver instead of the system.
-            room = max(0, int(self.rate * 0.5) - self.todo.qsize())
-            for item in buffer[: min(room, int(self.rate * tick) or 1)]:
+            take = min(max(0, int(self.rate * 0.5) - self.todo.qsize()), int(self.rate * tick) or 1)
+            for item in buffer[:take]:
                 self.todo.put(item)
-            del buffer[: min(room, int(self.rate * tick) or 1)]
+            del buffer[:take]
             time.sleep(max(0.0, tick - (time.monotonic() - started)))
         for _ in range(self.posters):
             self.todo.put(None)
