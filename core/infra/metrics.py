@@ -51,6 +51,13 @@ MESSAGES = Counter(
     "uncertain: sent again after a lost worker, possibly a duplicate)",
     ["transport", "outcome"],
 )
+# Per workspace id (a handful of series): `increase(...[1m])` is its sends of the last
+# minute, to hold against mailwright_workspace_send_limit_per_minute.
+WORKSPACE_SENT = Counter(
+    "mailwright_workspace_sent_total",
+    "Mails a workspace's campaigns handed to the transport",
+    ["workspace_id"],
+)
 THROTTLED = Counter(
     "mailwright_send_throttled_total",
     "Throttling replies from the transport that made a sender back off",
@@ -114,8 +121,12 @@ ROLLUP_AGE = Gauge(
 )
 
 
-def count_chunk(transport: str, sent: int, uncertain: int, failed: int, requeued: int) -> None:
+def count_chunk(
+    transport: str, workspace_id: int, sent: int, uncertain: int, failed: int, requeued: int
+) -> None:
     """What one chunk of a send batch came to."""
+    if sent:
+        WORKSPACE_SENT.labels(str(workspace_id)).inc(sent)
     for outcome, n in (
         ("sent", sent - uncertain),
         ("uncertain", uncertain),
@@ -166,15 +177,13 @@ class CampaignSending:
     campaign_id: int
     pending: int  # rows queued, uncertain or being sent (an A/B test's held rest is not)
     age_seconds: float  # since the campaign started sending
-    idle_seconds: float  # since a row of it last changed (its last sign of progress)
 
 
 @dataclass(frozen=True)
 class WorkspaceRate:
-    """A workspace that is sending: its sends of the last minute against its limit."""
+    """A workspace with a campaign sending, and its configured limit."""
 
     workspace_id: int
-    sent_last_minute: int
     limit_per_second: float
 
 
@@ -201,32 +210,17 @@ class _SendingCollector(Collector):
             "Seconds since a sending campaign started",
             labels=["campaign_id"],
         )
-        idle = GaugeMetricFamily(
-            "mailwright_campaign_idle_seconds",
-            "Seconds since a row of a sending campaign last changed (a stall grows it)",
-            labels=["campaign_id"],
-        )
         for c in self.snapshot.campaigns:
-            label = [str(c.campaign_id)]
-            pending.add_metric(label, c.pending)
-            age.add_metric(label, c.age_seconds)
-            idle.add_metric(label, c.idle_seconds)
-        sent = GaugeMetricFamily(
-            "mailwright_workspace_sent_last_minute",
-            "Mails a sending workspace handed to the transport in the last 60 s "
-            "(campaigns and automations)",
-            labels=["workspace_id"],
-        )
+            pending.add_metric([str(c.campaign_id)], c.pending)
+            age.add_metric([str(c.campaign_id)], c.age_seconds)
         limit = GaugeMetricFamily(
             "mailwright_workspace_send_limit_per_minute",
-            "The workspace's configured max send rate, per minute (60 x max_send_rate)",
+            "The configured max send rate (x 60) of a workspace with a campaign sending",
             labels=["workspace_id"],
         )
         for w in self.snapshot.workspaces:
-            label = [str(w.workspace_id)]
-            sent.add_metric(label, w.sent_last_minute)
-            limit.add_metric(label, w.limit_per_second * 60)
-        return [pending, age, idle, sent, limit]
+            limit.add_metric([str(w.workspace_id)], w.limit_per_second * 60)
+        return [pending, age, limit]
 
 
 def registry() -> CollectorRegistry:
