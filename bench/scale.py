@@ -246,6 +246,38 @@ class Reader(threading.Thread):
             self.seconds.append(time.perf_counter() - started)
 
 
+# ---------------------------------------------------------------- where a mail's CPU goes
+
+
+def outbox_write_ms(directory: Path, size: int, n: int = 20_000) -> float:
+    """CPU milliseconds per message the outbox transport spends writing `size` bytes as a
+    file (write to tmp/, rename into new/), beside the campaign's files."""
+    from core.mail.transports import OutboxTransport, Outgoing
+
+    transport = OutboxTransport(directory)
+    raw = b"X" * size
+    started = time.process_time()
+    for i in range(n):
+        transport.send(Outgoing(raw=raw, sender="a", recipients=["b"], key=f"probe-{i}"))
+    return (time.process_time() - started) / n * 1000
+
+
+def breakdown(url: str, cid: int, outbox: Path, cpu_per_mail_ms: float) -> dict:
+    """A sending process's CPU per mail, split: composing (render and MIME, one core, no
+    database), writing the outbox file, and the rest (claims, ledger writes, Celery, limiter)."""
+    sizes = [p.stat().st_size for p in list((outbox / "new").iterdir())[:200]]
+    size = int(statistics.mean(sizes)) if sizes else 4000
+    compose_ms = 1000 / campaign_bench.compose_rate(cid, url)
+    write_ms = outbox_write_ms(outbox, size)
+    return {
+        "mail_bytes": size,
+        "compose_ms_per_mail": round(compose_ms, 3),
+        "outbox_write_ms_per_mail": round(write_ms, 3),
+        "rest_ms_per_mail": round(cpu_per_mail_ms - compose_ms - write_ms, 3),
+        "outbox_share_of_sending_cpu": round(write_ms / cpu_per_mail_ms, 3),
+    }
+
+
 # ---------------------------------------------------------------- processes
 
 
@@ -434,6 +466,9 @@ def run(args: argparse.Namespace, workers: int, work: Path) -> dict:
         names = os.listdir(outbox / "new")
         files = len(names)
         distinct = len({n.split(".", 1)[0] for n in names})
+        for p in procs:  # the breakdown is measured on a quiet stage
+            p.stop()
+        split = breakdown(url, cid, outbox, send_cpu / sent * 1000)
         span = (event_span[1] - event_span[0]).total_seconds() if events_made else 0.0
         figures = {
             "workers": workers,
@@ -455,6 +490,10 @@ def run(args: argparse.Namespace, workers: int, work: Path) -> dict:
             "notifications_posted": driver.posted,
             "notifications_refused": driver.failed,
             "postgres_cpu_s": round(db_cpu, 1),
+            "postgres_cpu_per_1000_mails_and_events": round(
+                db_cpu / (sent + max(0, events_made)) * 1000, 3
+            ),
+            "cpu_per_mail_breakdown": split,
             "driver_and_reader_cpu_s": round(driver_cpu, 1),
             "report_reads": len(reader.seconds),
             "report_read_p50_s": round(statistics.median(reader.seconds), 3)
