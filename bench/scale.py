@@ -505,7 +505,8 @@ def run(args: argparse.Namespace, workers: int, work: Path) -> dict:
             "sent": sent,
             "outbox_files": files,
             "claimed_twice": again,
-            "lost": ledger - sent + (args.recipients - ledger),
+            # Not in the ledger, or in it but never sent.
+            "lost": args.recipients - sent,
             "duplicates": again + (files - distinct),
             "loadavg": [round(x, 2) for x in os.getloadavg()],
         }
