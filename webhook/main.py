@@ -47,6 +47,7 @@ from core.ingest.tracking import (
     parse_unsubscribe,
 )
 from core.models import SnsMessage
+from core.sending import figures as sending_figures
 from webhook.client import client_of
 from webhook.forms import form_post, is_form_post
 from webhook.forms import router as forms_router
@@ -177,7 +178,13 @@ def _scrape() -> bytes:
     except Exception:
         log.warning("metrics: could not read the SNS inbox", exc_info=True)
         backlog = None
-    return metrics.scrape(backlog)
+    try:
+        with read_scope() as session:
+            now_sending = sending_figures.sending_snapshot(session)
+    except Exception:
+        log.warning("metrics: could not read what is sending", exc_info=True)
+        now_sending = None
+    return metrics.scrape(backlog, now_sending)
 
 
 @app.get("/metrics")

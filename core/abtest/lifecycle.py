@@ -14,7 +14,7 @@ from core.abtest.figures import _figures, _test_figures
 from core.abtest.settings import MIN_VARIANTS, _campaign
 from core.abtest.statistics import decide
 from core.campaigns.dispatch import dispatch_batches
-from core.infra import clock
+from core.infra import clock, metrics
 from core.infra.db import rowcount
 from core.infra.errors import NotFound, ValidationFailed
 from core.infra.jobs import enqueue
@@ -139,6 +139,8 @@ def evaluate_ab_test(
     campaign.ab_decided_at = now
     campaign.ab_winner_variant_id = winner.id if winner else None
     session.flush()
+    outcome = "winner" if winner else "no_difference"
+    metrics.count_on_commit(session, metrics.AB_DECISIONS.labels(outcome).inc)
     return decision
 
 
@@ -185,6 +187,7 @@ def choose_winner_manually(
             (v.label for v in campaign.variants if v.id == campaign.ab_winner_variant_id), "?"
         )
         raise ValidationFailed(f"Variant {chosen} has already been chosen as the winner.")
+    metrics.count_on_commit(session, metrics.AB_DECISIONS.labels("manual").inc)
     if campaign.status in (CampaignStatus.SENDING, CampaignStatus.SENT, CampaignStatus.PAUSED):
         enqueue(session, RELEASE_TASK, campaign.id)
     return campaign

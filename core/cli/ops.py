@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from core.infra.config import settings
+from core.infra.jobs import QUEUES, consumed_queues
 
 ROOT = Path(__file__).resolve().parents[2]
 EMBEDDED = ("sqla+", "filesystem", "memory", "db+sqlite")
@@ -41,7 +42,27 @@ def production_problems() -> list[str]:
         problems.append(
             "RESULT_BACKEND is a SQLite file: set it to Redis (RESULT_BACKEND=redis://host:6379/1)."
         )
+    try:
+        general = set(worker_queues().split(","))
+    except ValueError as exc:
+        return [*problems, f"{exc}."]
+    served = general | ({"events"} if settings.events_workers else set())
+    missing = [name for name in QUEUES if name not in served]
+    if missing:
+        problems.append(
+            f"No worker would consume {', '.join(missing)}: add them to WORKER_QUEUES "
+            "(or leave it empty)."
+        )
     return problems
+
+
+def worker_queues() -> str:
+    """The queues of Procfile.prod's `worker` line: WORKER_QUEUES, or else every queue but
+    `events` when EVENTS_WORKERS dedicated workers take that one."""
+    if settings.worker_queues.strip():
+        return ",".join(consumed_queues(settings.worker_queues))
+    dedicated = {"events"} if settings.events_workers else set()
+    return ",".join(name for name in QUEUES if name not in dedicated)
 
 
 def metrics_dir() -> Path:
@@ -64,6 +85,7 @@ def process_env() -> dict[str, str]:
             "APP_PORT": str(settings.app_port),
             "PUBLIC_PORT": str(settings.public_port),
             "WEB_CONCURRENCY": str(settings.web_concurrency),
+            "WORKER_QUEUES": worker_queues(),
             "METRICS_DIR": str(metrics_dir()),
             "PYTHONPATH": str(ROOT),
             "PYTHONUNBUFFERED": "1",
@@ -83,7 +105,8 @@ def honcho_argv() -> list[str]:
         "-d",
         str(ROOT),
         "-c",
-        f"web=1,public=1,worker={settings.worker_processes},beat=1",
+        f"web=1,public=1,worker={settings.worker_processes},"
+        f"events={settings.events_workers},beat=1",
     ]
 
 

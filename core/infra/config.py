@@ -169,6 +169,10 @@ class Settings(BaseSettings):
     worker_processes: int = Field(default=2, ge=1, le=64)
     worker_concurrency: int = Field(default=2, ge=1, le=256)
     worker_queues: str = ""
+    # run-prod's workers given only the `events` queue (the SNS inbox drain, the signup
+    # inbox), one pool process each, so a long send never delays events; 0: none, the
+    # WORKER_PROCESSES workers take `events` too.
+    events_workers: int = Field(default=1, ge=0, le=16)
     # Metrics (core.infra.metrics): a worker serves them on METRICS_PORT (0: not at all);
     # the public service's /metrics asks for `Authorization: Bearer METRICS_TOKEN` when set.
     metrics_port: int = Field(default=0, ge=0, le=65535)

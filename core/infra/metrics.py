@@ -7,7 +7,11 @@ through prometheus-client's multiprocess mode: PROMETHEUS_MULTIPROC_DIR must be 
 before this module is first imported (Procfile.prod and `python -m worker` set it).
 
 No label ever holds an email address, a workspace name or anything else a person wrote:
-labels are transports, outcomes, event types and queue names.
+labels are transports, outcomes, event types, queue names, and campaign and workspace ids.
+
+Per-campaign and per-workspace figures of what is sending now are read from the database
+when Prometheus scrapes (`SendingSnapshot`), not kept in gauges: multiprocess mode cannot
+drop a label once a process has written it, and a finished campaign's label must go.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 
 from kombu import Connection
 from kombu.exceptions import ChannelError
@@ -30,6 +35,10 @@ from prometheus_client import (
     multiprocess,
     start_http_server,
 )
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import event
+from sqlalchemy.orm import Session
 
 from core.infra.config import settings
 
@@ -41,6 +50,13 @@ MESSAGES = Counter(
     "Ledger messages a sender finished, by transport and outcome (sent, failed, requeued, "
     "uncertain: sent again after a lost worker, possibly a duplicate)",
     ["transport", "outcome"],
+)
+# Per workspace id (a handful of series): `increase(...[1m])` is its sends of the last
+# minute, to hold against mailwright_workspace_send_limit_per_minute.
+WORKSPACE_SENT = Counter(
+    "mailwright_workspace_sent_total",
+    "Mails a workspace's campaigns handed to the transport",
+    ["workspace_id"],
 )
 THROTTLED = Counter(
     "mailwright_send_throttled_total",
@@ -63,6 +79,18 @@ EVENT_LAG = Histogram(
 )
 TRACKING = Counter(
     "mailwright_tracking_hits_total", "Open pixel, click and unsubscribe hits", ["kind"]
+)
+IMPORT_ROWS = Counter(
+    "mailwright_import_rows_total",
+    "Rows of finished contact imports, by result (created, updated, skipped: outcome ok; "
+    "invalid: outcome error)",
+    ["outcome", "result"],
+)
+AB_DECISIONS = Counter(
+    "mailwright_ab_decisions_total",
+    "A/B test decisions stored, by outcome (winner: the statistics picked one; "
+    "no_difference: no significant difference, the marketer picks; manual: a marketer's pick)",
+    ["outcome"],
 )
 ROLLUP_SECONDS = Gauge(
     "mailwright_rollup_build_seconds",
@@ -93,8 +121,12 @@ ROLLUP_AGE = Gauge(
 )
 
 
-def count_chunk(transport: str, sent: int, uncertain: int, failed: int, requeued: int) -> None:
+def count_chunk(
+    transport: str, workspace_id: int, sent: int, uncertain: int, failed: int, requeued: int
+) -> None:
     """What one chunk of a send batch came to."""
+    if sent:
+        WORKSPACE_SENT.labels(str(workspace_id)).inc(sent)
     for outcome, n in (
         ("sent", sent - uncertain),
         ("uncertain", uncertain),
@@ -103,6 +135,92 @@ def count_chunk(transport: str, sent: int, uncertain: int, failed: int, requeued
     ):
         if n:
             MESSAGES.labels(transport, outcome).inc(n)
+
+
+def count_imported_rows(created: int, updated: int, skipped: int, invalid: int) -> None:
+    """The rows of one finished import, per result."""
+    for outcome, result, n in (
+        ("ok", "created", created),
+        ("ok", "updated", updated),
+        ("ok", "skipped", skipped),
+        ("error", "invalid", invalid),
+    ):
+        if n:
+            IMPORT_ROWS.labels(outcome, result).inc(n)
+
+
+# Counts that hold only if the caller's transaction commits (an A/B decision, a pick).
+_ON_COMMIT = "mailwright_pending_counts"
+
+
+def count_on_commit(session: Session, count: Callable[[], None]) -> None:
+    """Run `count` once `session` commits; a rollback drops it (as jobs.enqueue does)."""
+    session.info.setdefault(_ON_COMMIT, []).append(count)
+
+
+@event.listens_for(Session, "after_commit")
+def _count_committed(session: Session) -> None:
+    for count in session.info.pop(_ON_COMMIT, []):
+        count()
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_counts(session: Session, previous_transaction) -> None:
+    if previous_transaction.parent is None:
+        session.info.pop(_ON_COMMIT, None)
+
+
+@dataclass(frozen=True)
+class CampaignSending:
+    """A campaign in status sending, as the scrape reads it."""
+
+    campaign_id: int
+    pending: int  # rows queued, uncertain or being sent (an A/B test's held rest is not)
+    age_seconds: float  # since the campaign started sending
+
+
+@dataclass(frozen=True)
+class WorkspaceRate:
+    """A workspace with a campaign sending, and its configured limit."""
+
+    workspace_id: int
+    limit_per_second: float
+
+
+@dataclass(frozen=True)
+class SendingSnapshot:
+    campaigns: list[CampaignSending] = field(default_factory=list)
+    workspaces: list[WorkspaceRate] = field(default_factory=list)
+
+
+class _SendingCollector(Collector):
+    """One scrape's sending figures; only what is sending now has a label."""
+
+    def __init__(self, snapshot: SendingSnapshot) -> None:
+        self.snapshot = snapshot
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        pending = GaugeMetricFamily(
+            "mailwright_campaign_pending_messages",
+            "Ledger rows of a sending campaign still to send (queued, uncertain, sending)",
+            labels=["campaign_id"],
+        )
+        age = GaugeMetricFamily(
+            "mailwright_campaign_sending_age_seconds",
+            "Seconds since a sending campaign started",
+            labels=["campaign_id"],
+        )
+        for c in self.snapshot.campaigns:
+            pending.add_metric([str(c.campaign_id)], c.pending)
+            age.add_metric([str(c.campaign_id)], c.age_seconds)
+        limit = GaugeMetricFamily(
+            "mailwright_workspace_send_limit_per_minute",
+            "The configured max send rate (x 60) of a workspace with a campaign sending",
+            labels=["workspace_id"],
+        )
+        for w in self.snapshot.workspaces:
+            limit.add_metric([str(w.workspace_id)], w.limit_per_second * 60)
+        return [pending, age, limit]
 
 
 def registry() -> CollectorRegistry:
@@ -129,8 +247,11 @@ def queue_depths(queues: Iterable[str]) -> dict[str, int]:
     return depths
 
 
-def scrape(inbox: tuple[int, float | None] | None = None) -> bytes:
-    """The exposition text; `inbox` is (backlog, oldest age in s) read by the caller."""
+def scrape(
+    inbox: tuple[int, float | None] | None = None, sending: SendingSnapshot | None = None
+) -> bytes:
+    """The exposition text; `inbox` is (backlog, oldest age in s) and `sending` what is
+    sending now, both read from the database by the caller."""
     from core.infra.jobs import QUEUES
 
     try:
@@ -144,7 +265,12 @@ def scrape(inbox: tuple[int, float | None] | None = None) -> bytes:
     path = settings.rollup_path
     if path is not None and path.exists():
         ROLLUP_AGE.set(max(0.0, time.time() - path.stat().st_mtime))
-    return generate_latest(registry())
+    text = generate_latest(registry())
+    if sending is not None:
+        now = CollectorRegistry()
+        now.register(_SendingCollector(sending))
+        text += generate_latest(now)
+    return text
 
 
 def serve(port: int) -> bool:

@@ -478,6 +478,7 @@ def _send_batch(
         _log_chunk(rows, sent, failed, requeue, transport.name)
         metrics.count_chunk(
             transport.name,
+            campaign.workspace_id,
             len(sent),
             sum(1 for mid, _, _ in sent if mid in uncertain),
             len(failed),

@@ -52,6 +52,30 @@ def test_refuses_the_embedded_broker_alone(capsys, monkeypatch):
     assert _refusal(capsys, "--check") == (0, "")
 
 
+def test_the_events_worker_and_the_queues_of_the_others(monkeypatch):
+    from core.cli import ops
+    from core.infra.config import settings
+
+    monkeypatch.setattr(settings, "database_url", "postgresql+psycopg://mw@db.internal/mw")
+    monkeypatch.setattr(settings, "broker_url", "redis://redis.internal:6379/0")
+    monkeypatch.setattr(settings, "result_backend", "redis://redis.internal:6379/1")
+    assert ops.worker_queues() == "sending,imports,maintenance,celery"
+    assert "events=1," in ops.honcho_argv()[-1]
+    assert ops.production_problems() == []
+    monkeypatch.setattr(settings, "events_workers", 0)
+    assert ops.worker_queues() == "sending,events,imports,maintenance,celery"
+    assert "events=0," in ops.honcho_argv()[-1]
+    # Named queues are the operator's choice, but every queue needs a worker.
+    monkeypatch.setattr(settings, "worker_queues", "sending,imports")
+    assert ops.worker_queues() == "sending,imports"
+    assert ops.production_problems() == [
+        "No worker would consume events, maintenance, celery: add them to WORKER_QUEUES "
+        "(or leave it empty)."
+    ]
+    monkeypatch.setattr(settings, "worker_queues", "sendng")
+    assert ops.production_problems() == ["WORKER_QUEUES names unknown queues: sendng."]
+
+
 def _redis_url(db: int) -> str:
     """TEST_REDIS_URL with its own database number (the other Redis tests use theirs)."""
     return str(make_url(os.environ["TEST_REDIS_URL"]).set(database=str(db)))
@@ -133,8 +157,13 @@ def test_every_process_is_healthy_and_stops_with_its_group(tmp_path):
         def pongs() -> dict:
             return client.control.inspect(timeout=2).ping() or {}
 
-        wait_until(lambda: len(pongs()) == 2, 120, "two workers answering inspect ping")
+        wait_until(lambda: len(pongs()) == 3, 120, "three workers answering inspect ping")
         assert all(reply == {"ok": "pong"} for reply in pongs().values())
+        # Two take everything but the SNS inbox drain; one (EVENTS_WORKERS) takes only that.
+        queues = client.control.inspect(timeout=5).active_queues() or {}
+        consumed = sorted(sorted(q["name"] for q in qs) for qs in queues.values())
+        rest = sorted(["sending", "imports", "maintenance", "celery"])
+        assert consumed == sorted([["events"], rest, rest]), consumed
 
         # Beat runs: the workers have made the SNS drain it schedules every second.
         def drained() -> int:
@@ -183,4 +212,4 @@ def test_every_process_is_healthy_and_stops_with_its_group(tmp_path):
             _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     assert left == {}, left
     stopped = [line for line in log_path.read_text().splitlines() if " stopped (rc=" in line]
-    assert len(stopped) == 5, stopped  # web, public, 2 workers, beat
+    assert len(stopped) == 6, stopped  # web, public, 2 workers, the events worker, beat

@@ -32,6 +32,7 @@ from core.contacts.fields import (
     infer_type,
 )
 from core.contacts.lists import ensure_list, get_list
+from core.infra import metrics
 from core.infra.clock import now
 from core.infra.config import settings
 from core.infra.permissions import Actor
@@ -277,6 +278,7 @@ def import_contacts(
     with sessions() as session:
         result = _import_contacts(session, actor, path, options, progress, chunk_rows, workers)
         session.commit()  # the list and fields of a file without a single row to write
+    metrics.count_imported_rows(result.created, result.updated, result.skipped, result.invalid)
     return result
 
 
