@@ -204,6 +204,10 @@ def test_a_new_automation_on_a_date_from_the_form(live_app, page, tmp_path):
     settle(page)
     page.get_by_label("Contacts enter when they…").click()
     page.get_by_role("option", name="reach a date").click()
+    # The choice reruns the page: wait for what only the new run draws, then for the run to
+    # end (a settle right after the click could pass before the rerun began, and the old
+    # copy of the form stood beside the new one: two "Name" inputs).
+    page.get_by_label("Date field").wait_for()
     settle(page)
     page.get_by_label("Name").fill("A week before renewal")
     days = page.get_by_role("spinbutton", name="Days from the date")

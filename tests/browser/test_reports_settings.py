@@ -87,7 +87,7 @@ def test_report_settings_and_nothing_leaves(live_app, page):
     # Settings → Users: invite, see it pending, revoke it (asked first), gone.
     page.goto(f"{live_app.url}/settings")
     page.get_by_role("heading", name="Settings").wait_for()
-    assert page.get_by_text("nothing leaves this machine").first.is_visible()
+    expect(page.get_by_text("nothing leaves this machine").first).to_be_visible()
     page.get_by_role("tab", name="Users").click()
     page.get_by_label("Email", exact=True).fill("pending.person@example.com")
     page.get_by_role("button", name="Send invitation").click()
