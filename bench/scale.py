@@ -66,30 +66,15 @@ def make_signer(directory: Path):
     """A signing certificate the public service trusts (SNS_CERT_DIR) and a function that
     signs a notification as SNS does (SignatureVersion 2, SHA256withRSA). A 1024-bit key:
     the driver signs on the fly, and its CPU is the bench's, not the system's."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import padding, rsa
-    from cryptography.x509.oid import NameOID
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
 
     from core.ingest.sns import string_to_sign
+    from tests.webhook.snsutil import make_key_and_cert
 
-    key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.amazonaws.com")])
-    start = datetime.now(UTC).replace(microsecond=0)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start.replace(year=start.year - 1))
-        .not_valid_after(start.replace(year=start.year + 1))
-        .sign(key, hashes.SHA256())
-    )
+    key, pem = make_key_and_cert(key_size=1024)
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / CERT_URL.rsplit("/", 1)[-1]).write_bytes(
-        cert.public_bytes(serialization.Encoding.PEM)
-    )
+    (directory / CERT_URL.rsplit("/", 1)[-1]).write_bytes(pem)
 
     def sign(provider_id: str, email: str) -> bytes:
         at = _iso(datetime.now(UTC))

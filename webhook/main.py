@@ -25,11 +25,13 @@ import json
 import logging
 import os
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from typing import TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Message, Receive, Scope, Send
 
@@ -171,20 +173,25 @@ async def _check(name: str) -> str:
     return "ok"
 
 
+T = TypeVar("T")
+
+
+def _read(what: str, reader: Callable[[Session], T]) -> T | None:
+    """`reader` on a read-only session, or None (logged) when the database does not answer:
+    a scrape reports what it can."""
+    try:
+        with read_scope() as session:
+            return reader(session)
+    except Exception:
+        log.warning("metrics: could not read %s", what, exc_info=True)
+        return None
+
+
 def _scrape() -> bytes:
-    try:
-        with read_scope() as session:
-            backlog = inbox.inbox_backlog(session)
-    except Exception:
-        log.warning("metrics: could not read the SNS inbox", exc_info=True)
-        backlog = None
-    try:
-        with read_scope() as session:
-            now_sending = sending_figures.sending_snapshot(session)
-    except Exception:
-        log.warning("metrics: could not read what is sending", exc_info=True)
-        now_sending = None
-    return metrics.scrape(backlog, now_sending)
+    return metrics.scrape(
+        _read("the SNS inbox", inbox.inbox_backlog),
+        _read("what is sending", sending_figures.sending_snapshot),
+    )
 
 
 @app.get("/metrics")

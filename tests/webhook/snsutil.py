@@ -20,8 +20,8 @@ CERT_URL = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-test.p
 SUBSCRIBE_URL = "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&TopicArn=" + TOPIC
 
 
-def make_key_and_cert(days: int = 365) -> tuple[rsa.RSAPrivateKey, bytes]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+def make_key_and_cert(days: int = 365, key_size: int = 2048) -> tuple[rsa.RSAPrivateKey, bytes]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=key_size)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.amazonaws.com")])
     start = datetime.now(UTC) - timedelta(days=1)
     cert = (
