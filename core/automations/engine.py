@@ -53,7 +53,7 @@ from core.automations.model import (
 )
 from core.automations.service import _insert, definition_of, exit_unsubscribed
 from core.automations.triggers import enroll_from_triggers
-from core.infra import clock, jobs
+from core.infra import clock, jobs, metrics
 from core.infra.config import settings
 from core.infra.db import referenced
 from core.mail.ratelimit import RateLimiter, acquire
@@ -72,6 +72,7 @@ from core.models.statuses import (
     AutomationStatus,
     ContactStatus,
     EnrollmentStatus,
+    MessageStatus,
 )
 from core.segments import compile_rules, segment_condition
 from core.sending.compose import (
@@ -675,6 +676,16 @@ class _Batch:
                     moved.append(st)
                 self._write(moved)
                 s.commit()
+                # The same counters as a campaign's chunk (mailwright_messages_total and the
+                # workspace's sends against its limit), once the outcomes are committed.
+                metrics.count_chunk(
+                    transport.name,
+                    workspace_id,
+                    sum(1 for u in updates if u["sent"]),
+                    sum(1 for u in updates if u["sent"] and u["error"]),
+                    sum(1 for u in updates if u["status"] == MessageStatus.FAILED),
+                    sum(1 for u in updates if u["status"] == MessageStatus.QUEUED),
+                )
 
 
 def wait_until(step: Any, entered: datetime, timezone: str | None) -> datetime:

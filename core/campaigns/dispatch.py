@@ -52,14 +52,22 @@ def dispatch_batches(session: Session, campaign_id: int, since: datetime | None 
         )
     else:
         query = query.where(Message.status.in_(PENDING))
-    ids = session.scalars(query.order_by(Message.id)).all()
+    # Each batch is the id range of `size` consecutive rows. The database numbers the rows
+    # and hands back one (first, last) pair per batch: a million-row ledger is 2,000 pairs
+    # here, not a million ids held in the worker (which took 290 MB at a million).
     size = max(1, settings.send_batch_size)
-    batches = 0
-    for start in range(0, len(ids), size):
-        chunk = ids[start : start + size]
-        jobs.enqueue(session, BATCH_TASK, campaign_id, chunk[0], chunk[-1])
-        batches += 1
-    return batches
+    numbered = query.add_columns(
+        # Integer division on both databases ("//" would be FLOOR(), which SQLite may lack).
+        (func.row_number().over(order_by=Message.id) - 1).self_group().op("/")(size).label("batch")
+    ).subquery()
+    ranges = session.execute(
+        select(func.min(numbered.c.id), func.max(numbered.c.id))
+        .group_by(numbered.c.batch)
+        .order_by(numbered.c.batch)
+    ).all()
+    for first, last in ranges:
+        jobs.enqueue(session, BATCH_TASK, campaign_id, first, last)
+    return len(ranges)
 
 
 def dispatch_due_waves(session: Session, campaign_id: int) -> int:

@@ -72,6 +72,12 @@ SNS = Counter(
 EVENTS = Counter(
     "mailwright_events_made_total", "Events made from SES notifications, by type", ["type"]
 )
+BOUNCES = Counter(
+    "mailwright_bounces_made_total",
+    "Bounce events made from SES notifications, by bounce_type (hard: Permanent, the kind "
+    "the deliverability guard counts; soft: Transient or Undetermined)",
+    ["bounce_type"],
+)
 EVENT_LAG = Histogram(
     "mailwright_event_lag_seconds",
     "From the public service storing an SNS notification to the worker making its events",

@@ -220,6 +220,8 @@ def _make_sns_events(
     at = now()
     for event in found:
         metrics.EVENTS.labels(event.type).inc()
+        if event.type == "bounce":
+            metrics.BOUNCES.labels(event.bounce_type or "soft").inc()
     for _, _, received in notifications:
         metrics.EVENT_LAG.observe(max(0.0, (at - as_utc(received)).total_seconds()))
     for sns_id, _ in records_per_item:

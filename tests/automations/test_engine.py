@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import select, update
 
 from core.automations import (
@@ -209,9 +210,17 @@ def test_welcome_series_enrolls_once_and_branches_on_human_opens(session, at_t0)
     clock.advance(timedelta(minutes=1))
     add_members(session, s.actor, s.list_id, [ann.id, bob.id, cy.id, gone.id])
     rec = Recorder()
+    counted = (
+        ("mailwright_messages_total", {"transport": "recorder", "outcome": "sent"}),
+        ("mailwright_workspace_sent_total", {"workspace_id": str(s.ws.id)}),
+    )
+    before = [REGISTRY.get_sample_value(n, labels) or 0.0 for n, labels in counted]
 
     first = run(session, rec)
     assert (first.enrolled, first.sent) == (3, 3)
+    # Automation mails count where a campaign's do (what the send-rate alert compares).
+    after = [REGISTRY.get_sample_value(n, labels) or 0.0 for n, labels in counted]
+    assert [a - b for a, b in zip(after, before, strict=True)] == [3, 3]
     assert rec.to("ann@example.com") == ["Welcome Ann"]
     assert rec.to("before@example.com") == [] and rec.to("gone@example.com") == []
     assert run(session, rec).sent == 0  # waiting three days

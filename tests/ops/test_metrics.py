@@ -256,6 +256,7 @@ def test_no_address_in_a_full_scrape_after_a_send_an_import_and_events(
         ).all()
     assert len(sent) == 3 and all(pid for pid, _ in sent)
     bounces_before = _value("mailwright_events_made_total", type="bounce")
+    hard_before = _value("mailwright_bounces_made_total", bounce_type="hard")
     client = TestClient(app)
     for i, (provider_id, email) in enumerate(sent):
         kind = "Bounce" if i == 0 else ("Complaint" if i == 1 else "Delivery")
@@ -268,6 +269,8 @@ def test_no_address_in_a_full_scrape_after_a_send_an_import_and_events(
         assert response.status_code == 200
     drain_sns_backlog(get_sessionmaker())
     assert _value("mailwright_events_made_total", type="bounce") == bounces_before + 1
+    # ses_event's bounce is Permanent: the kind the guard (and the README's alert) counts.
+    assert _value("mailwright_bounces_made_total", bounce_type="hard") == hard_before + 1
     text = client.get("/metrics").text
     assert "mailwright_import_rows_total" in text and "mailwright_messages_total" in text
     assert "@" not in text
