@@ -19,7 +19,7 @@ still matches, so a worker whose lease lapsed and was taken over moves nothing.
 
 This module runs its own transactions, so it takes a session factory.
 
-About 680 lines on purpose: the claim, the fence and the batch's walk read as one state
+About 710 lines on purpose: the claim, the fence and the batch's walk read as one state
 machine over enrollments (the send steps' ledger work is in core.automations.delivery).
 """
 

@@ -1,6 +1,6 @@
 """Rendering templates for mail: one sandboxed path for preview, test sends and campaigns.
 
-One module on purpose (about 640 lines): the sandbox, its budget and the link and pixel
+One module on purpose (about 700 lines): the sandbox, its budget and the link and pixel
 rewriting are one security boundary, read and reviewed together.
 
 How to use it (the sending pipeline, preview and test sends all go through here)::
