@@ -266,19 +266,6 @@ def breakdown(url: str, cid: int, outbox: Path, cpu_per_mail_ms: float) -> dict:
 # ---------------------------------------------------------------- processes
 
 
-def group_sys_seconds(pgid: int) -> float:
-    """System (kernel) CPU time of the live processes in process group `pgid`."""
-    total = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid:
-            total += int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
-
-
 def process_cpu_seconds(pid: int) -> float:
     """CPU time (user + system) of one process."""
     try:
@@ -389,7 +376,7 @@ def run(args: argparse.Namespace, workers: int, work: Path) -> dict:
         cpu = webhook_bench.group_cpu_seconds
         send_cpu0 = sum(cpu(p.popen.pid) for p in senders)
         main_cpu0 = sum(process_cpu_seconds(p.popen.pid) for p in senders)
-        sys_cpu0 = sum(group_sys_seconds(p.popen.pid) for p in senders)
+        sys_cpu0 = sum(cpu(p.popen.pid, kernel_only=True) for p in senders)
         ingest_cpu0 = cpu(public.popen.pid) + cpu(events.popen.pid)
         db_cpu0 = webhook_bench.database_cpu_seconds(url) or 0.0
         self_cpu0 = time.process_time()
@@ -418,7 +405,7 @@ def run(args: argparse.Namespace, workers: int, work: Path) -> dict:
         # Celery's main processes (the broker, acks, the pool's pipes) apart from the pool
         # processes that run the tasks.
         main_cpu = sum(process_cpu_seconds(p.popen.pid) for p in senders) - main_cpu0
-        sys_cpu = sum(group_sys_seconds(p.popen.pid) for p in senders) - sys_cpu0
+        sys_cpu = sum(cpu(p.popen.pid, kernel_only=True) for p in senders) - sys_cpu0
         driver.finish()
         reader.stop.set()
 

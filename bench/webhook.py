@@ -305,8 +305,9 @@ def settle(url: str) -> None:
     engine.dispose()
 
 
-def group_cpu_seconds(pgid: int) -> float:
-    """CPU time (user + system) of the live processes in process group `pgid` (Linux)."""
+def group_cpu_seconds(pgid: int, *, kernel_only: bool = False) -> float:
+    """CPU time (user + system, or system alone) of the live processes in process group
+    `pgid` (Linux)."""
     ticks = os.sysconf("SC_CLK_TCK")
     total = 0
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -315,7 +316,7 @@ def group_cpu_seconds(pgid: int) -> float:
         except OSError:
             continue
         if int(fields[2]) == pgid:  # fields after the name: state, ppid, pgrp, ...
-            total += int(fields[11]) + int(fields[12])
+            total += (0 if kernel_only else int(fields[11])) + int(fields[12])
     return total / ticks
 
 
