@@ -174,11 +174,10 @@ def step_form(kind: str, current: dict[str, Any] | None, ctx: Ctx, key: str) -> 
 # --- cards ---------------------------------------------------------------------------------
 
 
-def trigger_card(definition: dict[str, Any], status: dict[str, int]) -> None:
+def trigger_card(definition: dict[str, Any], status: dict[str, int], names: dict[str, str]) -> None:
+    when = au.describe_trigger(definition.get("trigger") or {}, names)
     with st.container(border=True):
-        st.markdown(
-            f":material/bolt: **When** {md(au.describe_trigger(definition.get('trigger') or {}))}"
-        )
+        st.markdown(f":material/bolt: **When** {md(when)}")
         st.caption(
             f"Enrolled {status['enrolled']:,} · in it now {status['active']:,} · finished "
             f"{status['finished']:,} · left early {status['exited']:,}"
@@ -378,7 +377,7 @@ def editor(me: Actor, automation_id: int) -> None:
                 fresh = au.automation_status(session, me, automation_id)
         else:
             fresh = status
-        trigger_card(definition, fresh)
+        trigger_card(definition, fresh, options.names)
         flow(definition["steps"], "", ctx)
 
     cards()

@@ -119,12 +119,38 @@ class AutomationReport:
 # --- descriptions ----------------------------------------------------------------------------
 
 
-def describe_trigger(trigger: dict[str, Any]) -> str:
+def trigger_names(session: Session, workspace_id: int) -> dict[str, str]:
+    """What a trigger refers to, by name: "segment:<id>" to the segment's name, a date
+    field's path ("custom_fields.renewal", "created_at") to its label."""
+    names = {
+        f"segment:{sid}": name
+        for sid, name in session.execute(
+            select(Segment.id, Segment.name).where(Segment.workspace_id == workspace_id)
+        )
+    }
+    names.update(
+        (f"custom_fields.{key}", label)
+        for key, label in session.execute(
+            select(CustomField.key, CustomField.label).where(
+                CustomField.workspace_id == workspace_id
+            )
+        )
+    )
+    names["created_at"] = "Date added"
+    return names
+
+
+def describe_trigger(trigger: dict[str, Any], names: dict[str, str] | None = None) -> str:
+    """The trigger in a line; `names` (trigger_names) puts names where the definition
+    holds ids and keys."""
+    names = names or {}
     kind = trigger.get("type")
     if kind == "list_joined":
         return f"Joins the list “{trigger.get('list')}”"
     if kind == "segment_entered":
-        return f"Enters segment {trigger.get('segment_id')}"
+        sid = trigger.get("segment_id")
+        name = names.get(f"segment:{sid}")
+        return f"Enters the segment “{name}”" if name else f"Enters segment {sid}"
     if kind == "date_field":
         days = int(trigger.get("offset_days") or 0)
         when = (
@@ -133,7 +159,10 @@ def describe_trigger(trigger: dict[str, Any]) -> str:
             else f"{abs(days)} day{'s' if abs(days) != 1 else ''} "
             + ("before" if days < 0 else "after")
         )
-        return f"{when} the date in {trigger.get('field')}"
+        path = str(trigger.get("field"))
+        label = names.get(path)
+        text = f"{when} the date in “{label}”" if label else f"{when} the date in {path}"
+        return text + (", every year" if trigger.get("yearly") else "")
     return "Enrolled by hand"
 
 
@@ -196,6 +225,7 @@ class EditorOptions:
     lists: list[str]
     segments: dict[int, str]
     fields: list[str]
+    names: dict[str, str] = field(default_factory=dict)  # trigger_names
 
 
 def editor_options(session: Session, actor: Actor) -> EditorOptions:
@@ -231,6 +261,7 @@ def editor_options(session: Session, actor: Actor) -> EditorOptions:
                 .order_by(CustomField.key)
             )
         ),
+        names=trigger_names(session, ws),
     )
 
 
@@ -271,6 +302,7 @@ def list_automations(session: Session, actor: Actor) -> list[AutomationRow]:
             .group_by(Enrollment.automation_id)
         ).all()
     )
+    names = trigger_names(session, actor.workspace_id)
     rows = []
     for a in automations:
         by_status = counts.get(a.id, {})
@@ -280,7 +312,7 @@ def list_automations(session: Session, actor: Actor) -> list[AutomationRow]:
                 id=a.id,
                 name=a.name,
                 status=a.status,
-                trigger=describe_trigger(definition.get("trigger") or {}),
+                trigger=describe_trigger(definition.get("trigger") or {}, names),
                 steps=sum(1 for _ in walk(parse_definition(definition).steps)),
                 enrolled=sum(by_status.values()),
                 active=by_status.get(E.ACTIVE, 0),

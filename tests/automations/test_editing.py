@@ -353,3 +353,20 @@ def test_a_contact_moved_during_a_pause_waits_from_the_resume(session, at_t0):
     assert clock.as_utc(_enrollment(session, ann.id).due_at) <= clock.now()  # due now
     run(session, rec)
     assert rec.to("ann@example.com") == ["Welcome", "Tips"]
+
+
+def test_a_trigger_reads_with_names_not_ids():
+    from core.automations import describe_trigger
+
+    names = {"segment:7": "Berliners", "custom_fields.birthday": "Birthday"}
+    assert describe_trigger({"type": "segment_entered", "segment_id": 7}, names) == (
+        "Enters the segment “Berliners”"
+    )
+    assert describe_trigger({"type": "segment_entered", "segment_id": 8}, names) == (
+        "Enters segment 8"  # deleted since: the id is all there is
+    )
+    birthday = {"type": "date_field", "field": "custom_fields.birthday", "yearly": True}
+    assert describe_trigger(birthday, names) == "on the date in “Birthday”, every year"
+    assert describe_trigger({**birthday, "offset_days": -1, "yearly": False}, names) == (
+        "1 day before the date in “Birthday”"
+    )

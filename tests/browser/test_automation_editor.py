@@ -221,7 +221,7 @@ def test_a_new_automation_on_a_date_from_the_form(live_app, page, tmp_path):
     page.get_by_role("button", name="Create draft").click()
     settle(page)
     page.get_by_role("heading", name="A week before renewal").wait_for()
-    expect(page.get_by_text("7 days before the date in custom_fields.renewal")).to_be_visible()
+    expect(page.get_by_text("7 days before the date in “Renewal”")).to_be_visible()
     with session_scope() as session:
         saved = session.scalar(select(Automation).where(Automation.name == "A week before renewal"))
         assert saved is not None

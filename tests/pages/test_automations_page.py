@@ -269,7 +269,7 @@ def test_new_automations_on_a_segment_and_on_a_date(live_db):
     by_label(at.text_input, "Name").input("Hello Berlin")
     by_label(at.button, "Create draft").click().run()
     _ok(at)
-    assert "When Enters segment" in texts(at)
+    assert "When Enters the segment “Berliners”" in texts(at)  # its name, not its id
     with session_scope() as session:
         segment_id = session.scalar(select(Segment.id))
         definition = session.scalars(select(Automation.definition)).one()
@@ -287,7 +287,7 @@ def test_new_automations_on_a_segment_and_on_a_date(live_db):
     by_label(at.selectbox, "First email").select(_id_of("Tips"))
     by_label(at.button, "Create draft").click().run()
     _ok(at)
-    assert "When 7 days before the date in custom_fields.renewal" in texts(at)
+    assert "When 7 days before the date in “Renewal”" in texts(at)  # the label, not the key
     with session_scope() as session:
         saved = session.scalar(
             select(Automation.definition).where(Automation.name == "A week before renewal")
