@@ -300,23 +300,25 @@ def due_scan(url: str, waiting: int, due: int) -> dict:
     figures["claim_ms"] = round((time.perf_counter() - started) * 1000, 1)
     figures["claimed"] = len(claimed)
     with sessions() as s:
-        started = time.perf_counter()
-        figures["exited_now"] = exit_unsubscribed(s)
-        figures["exit_unsubscribed_ms"] = round((time.perf_counter() - started) * 1000, 1)
-        started = time.perf_counter()
-        figures["enrolled_now"] = enroll_from_lists(s)
-        figures["enroll_from_lists_ms"] = round((time.perf_counter() - started) * 1000, 1)
+        _timed_passes(s, figures, "", ("exited_now", "enrolled_now"))
         s.commit()
     _changes(url, ws_id, list_id)
     with sessions() as s:
-        started = time.perf_counter()
-        figures["next_exited"] = exit_unsubscribed(s)
-        figures["next_exit_unsubscribed_ms"] = round((time.perf_counter() - started) * 1000, 1)
-        started = time.perf_counter()
-        figures["next_enrolled"] = enroll_from_lists(s)
-        figures["next_enroll_from_lists_ms"] = round((time.perf_counter() - started) * 1000, 1)
+        _timed_passes(s, figures, "next_", ("next_exited", "next_enrolled"))
         s.rollback()
     return figures
+
+
+def _timed_passes(s, figures: dict, prefix: str, count_keys: tuple[str, str]) -> None:
+    """Beat's exit pass, then its list-enrollment pass, each counted and timed."""
+    for (name, run), key in zip(
+        (("exit_unsubscribed", exit_unsubscribed), ("enroll_from_lists", enroll_from_lists)),
+        count_keys,
+        strict=True,
+    ):
+        started = time.perf_counter()
+        figures[key] = run(s)
+        figures[f"{prefix}{name}_ms"] = round((time.perf_counter() - started) * 1000, 1)
 
 
 NEXT_JOINS, NEXT_GONE = 1000, 500

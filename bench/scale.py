@@ -530,13 +530,12 @@ def settle(pg_url: str, quiet_load: float = 1.0, limit_s: float = 180.0) -> None
     """Start each run from the same state: the last run's clean-up finished, the page cache
     written out and (where this process may) dropped, PostgreSQL checkpointed, the load down.
 
-    A run that followed another one at once paid for it in kernel CPU: deleting a million
-    outbox files and dropping a database of millions of rows leaves the kernel and
-    PostgreSQL writing, and the first run's 7 GB of mail files fill the page cache, so the
-    next run's writes reclaim it. Measured at a million on a quiet machine, 2026-12-05:
-    whichever run came second spent 0.08-0.18 ms more kernel CPU per mail in its outbox
-    writes (1 worker: 0.263 CPU-s per 1,000 mails first, 0.357 second; 4 workers: 0.309
-    first, 0.490 second)."""
+    A run that followed another one at once paid for it in kernel CPU. Measured at a
+    million on a quiet machine, 2026-12-05: whichever run came second spent 0.07-0.18 ms
+    more kernel CPU per mail (1 worker: 0.263 CPU-s per 1,000 mails first, 0.357 second;
+    4 workers: 0.309 first, 0.490 second). The likely causes, not measured apart: the first
+    run's clean-up (a million outbox files deleted, a database of millions of rows
+    dropped) still being written, and its 7 GB of mail files in the page cache."""
     from sqlalchemy import create_engine, text
     from sqlalchemy.exc import DBAPIError
 
